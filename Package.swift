@@ -1,0 +1,85 @@
+// swift-tools-version: 6.1
+// Vigil: an event-driven host watcher for Linux. See README.md and docs/.
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+        .library(name: "VigilCore", targets: ["VigilCore"]),
+        .library(name: "VigilSystem", targets: ["VigilSystem"]),
+        .library(name: "VigilRules", targets: ["VigilRules"]),
+        .library(name: "VigilDaemon", targets: ["VigilDaemon"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Kernel headers, macros as functions, layout asserts; links cap, z, hs.
+        .target(
+            name: "CVigilLinux",
+            linkerSettings: [.linkedLibrary("cap"), .linkedLibrary("z"), .linkedLibrary("hs")]
+        ),
+        // Policy-free syscall wrappers.
+        .target(
+            name: "VigilSystem",
+            dependencies: ["CVigilLinux", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strictSettings
+        ),
+        // Event records, rings, config parsing, alert records, matching tables. No I/O, no Foundation.
+        .target(name: "VigilCore", swiftSettings: strictSettings),
+        // YAML rule files -> validated rule set, with compiler-style diagnostics.
+        .target(
+            name: "VigilRules",
+            dependencies: ["VigilCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
+        // Threads, wiring, sources, matcher, action workers, sinks.
+        .target(
+            name: "VigilDaemon",
+            dependencies: [
+                "VigilCore", "VigilSystem", "VigilRules",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "VigilDaemon", "VigilRules", "VigilCore", "VigilSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "VigilTestSupport", dependencies: ["VigilCore", "VigilSystem"], swiftSettings: strictSettings),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "VigilRulesTests",
+            dependencies: ["VigilRules", "VigilCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "VigilSystemTests", dependencies: ["VigilSystem", "VigilTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "VigilDaemonTests",
+            dependencies: ["VigilDaemon", "VigilRules", "VigilCore", "VigilSystem", "VigilTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VigilIntegrationTests",
+            dependencies: ["VigilTestSupport", "VigilSystem", "VigilCore"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

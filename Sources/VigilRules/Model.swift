@@ -1,0 +1,280 @@
+public import VigilCore
+
+// The compiled form of Vigil's rule files. `RuleCompiler` produces it from YAML; the daemon turns it into
+// hot matching tables. Every element keeps its `SourceLocation` so later errors (a capability a rule
+// needs and the daemon lacks, an action that fails) can point back at the rule file.
+
+/// A position in a rule file: 1-based line and column.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    /// `file:line:col`, as compilers print it.
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// How urgent an alert is. The order is the one Alertmanager and syslog use: critical is the highest.
+public enum Severity: String, Sendable, CaseIterable, Comparable {
+    case critical, error, warning, info
+
+    private var rank: Int {
+        switch self {
+        case .critical: 3
+        case .error: 2
+        case .warning: 1
+        case .info: 0
+        }
+    }
+
+    public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// Everything the rule files say: rules, alert sinks and named lists.
+public struct RuleSet: Sendable {
+    public var rules: [Rule]
+    public var sinks: [SinkSpec]
+    /// Named lists (`- list: NAME` with `items:`), for allow lists in later rule kinds.
+    public var lists: [String: [String]]
+    /// The files the set was compiled from, in the order they were read.
+    public var files: [String]
+
+    public init(rules: [Rule] = [], sinks: [SinkSpec] = [], lists: [String: [String]] = [:], files: [String] = []) {
+        self.rules = rules
+        self.sinks = sinks
+        self.lists = lists
+        self.files = files
+    }
+}
+
+/// One rule: what to watch, when it fires, what to say, what to do.
+public struct Rule: Sendable {
+    /// Unique id across the whole rule set (`rule:`).
+    public var id: String
+    public var location: SourceLocation
+    public var severity: Severity
+    public var description: String?
+    /// The alert text, with `{field}` references resolved when the rule fires.
+    public var message: MessageTemplate
+    /// What the rule watches and when it fires.
+    public var subject: Subject
+    /// Actions in the order written (`then:`). Never empty: a rule with no `then:` alerts.
+    public var actions: [ActionSpec]
+    /// `enabled: false` keeps a rule in the file but out of the running set.
+    public var enabled: Bool
+    public var tags: [String]
+
+    public init(
+        id: String, location: SourceLocation, severity: Severity, description: String?, message: MessageTemplate,
+        subject: Subject, actions: [ActionSpec], enabled: Bool, tags: [String]
+    ) {
+        self.id = id
+        self.location = location
+        self.severity = severity
+        self.description = description
+        self.message = message
+        self.subject = subject
+        self.actions = actions
+        self.enabled = enabled
+        self.tags = tags
+    }
+
+    /// State rules fire when their condition becomes true for an instance and resolve when it becomes
+    /// false; event rules fire once per event and never resolve.
+    public var isStateRule: Bool {
+        switch subject {
+        case .config(let config): config.trigger.isState
+        case .file: false
+        }
+    }
+}
+
+/// What a rule watches. One case per rule kind; later kinds (log, process, system, socket) add cases.
+public enum Subject: Sendable {
+    /// `config: PATH` — a `key = value` file, parsed into a snapshot each time it is completely written.
+    case config(ConfigSubject)
+    /// `file: PATH` — changes to a file itself (created, written, deleted, mode/owner).
+    case file(FileSubject)
+}
+
+/// A path as written in a rule: an absolute directory plus an exact name or a glob on the name.
+public struct PathPattern: Sendable, Hashable {
+    /// As written in the rule file.
+    public var raw: String
+    /// The absolute directory, normalised (no trailing slash except for `/`).
+    public var directory: String
+    /// The last component.
+    public var name: NamePattern
+
+    public init(raw: String, directory: String, name: NamePattern) {
+        self.raw = raw
+        self.directory = directory
+        self.name = name
+    }
+}
+
+/// The last component of a watched path.
+public enum NamePattern: Sendable, Hashable {
+    /// A literal file name.
+    case exact(String)
+    /// An `fnmatch(3)` pattern (`*`, `?`, `[...]`) matched against names in the directory.
+    case glob(String)
+}
+
+/// `config:` rules.
+public struct ConfigSubject: Sendable {
+    public var path: PathPattern
+    /// `format:`; only `ini` (key = value with optional [sections]) today.
+    public var format: ConfigFormat
+    public var trigger: ConfigTrigger
+
+    public init(path: PathPattern, format: ConfigFormat, trigger: ConfigTrigger) {
+        self.path = path
+        self.format = format
+        self.trigger = trigger
+    }
+}
+
+public enum ConfigFormat: String, Sendable {
+    case ini
+}
+
+/// When a config rule fires.
+public enum ConfigTrigger: Sendable {
+    /// `when:` — a state rule: fires when the condition becomes true for a file, resolves when false.
+    case when(Condition)
+    /// `changes:` — an event rule: fires each time one of these keys (globs allowed; `*` for any) changes.
+    case changes([String])
+
+    public var isState: Bool {
+        if case .when = self { return true }
+        return false
+    }
+}
+
+/// A condition over the keys of a config snapshot.
+public indirect enum Condition: Sendable {
+    case all([Condition])
+    case any([Condition])
+    case not(Condition)
+    case key(KeyCondition, SourceLocation)
+}
+
+/// One test on one key (`{ key: verify_ssl, is: false }`).
+public struct KeyCondition: Sendable {
+    /// Lookup key: lowercased; `section.key` for a key under `[section]`.
+    public var key: String
+    public var test: KeyTest
+
+    public init(key: String, test: KeyTest) {
+        self.key = key
+        self.test = test
+    }
+}
+
+/// A comparison. A key that is absent makes every test false except `.missing`.
+public enum KeyTest: Sendable {
+    case equals(ConfigLiteral)
+    case notEquals(ConfigLiteral)
+    case oneOf([ConfigLiteral])
+    case greaterThan(Double)
+    case greaterOrEqual(Double)
+    case lessThan(Double)
+    case lessOrEqual(Double)
+    case present
+    case missing
+}
+
+/// A value written in a rule. Its YAML type decides how a config value is compared with it.
+public enum ConfigLiteral: Sendable, Equatable {
+    /// `true`/`false`: config values `false, no, off, 0` (any case) are false; `true, yes, on, 1` true.
+    case bool(Bool)
+    /// A number: the config value is parsed as a number; equal when numerically equal.
+    case number(Double)
+    /// Anything else: exact string comparison.
+    case string(String)
+}
+
+/// `file:` rules fire on changes to the file itself.
+public struct FileSubject: Sendable {
+    public var path: PathPattern
+    public var on: Set<FileChangeKind>
+
+    public init(path: PathPattern, on: Set<FileChangeKind>) {
+        self.path = path
+        self.on = on
+    }
+}
+
+/// A change to a file, derived from comparing what Vigil knew with what is there now.
+public enum FileChangeKind: String, Sendable, CaseIterable, Hashable {
+    /// The file appeared.
+    case created
+    /// Its content was completely rewritten (closed after writing, or another file renamed over it).
+    case written
+    /// It is gone (and stayed gone; an editor's rename-and-recreate is not a deletion).
+    case deleted
+    /// Its mode, owner or group changed.
+    case attributes
+}
+
+/// An action in `then:`.
+public enum ActionSpec: Sendable {
+    /// `alert` (to every sink) or `alert: [sink, ...]`.
+    case alert(sinks: [String]?, location: SourceLocation)
+}
+
+/// A message with `{field}` references (`{{` and `}}` stand for literal braces).
+public struct MessageTemplate: Sendable, Equatable {
+    public enum Segment: Sendable, Equatable {
+        case literal(String)
+        case field(String)
+    }
+
+    public var segments: [Segment]
+    /// As written in the rule file.
+    public var source: String
+
+    public init(segments: [Segment], source: String) {
+        self.segments = segments
+        self.source = source
+    }
+
+    /// Renders the template; `lookup` returns a field's value, or nil to leave `{field}` as written.
+    public func render(_ lookup: (String) -> String?) -> String {
+        var out = ""
+        for segment in segments {
+            switch segment {
+            case .literal(let text): out += text
+            case .field(let name): out += lookup(name) ?? "{\(name)}"
+            }
+        }
+        return out
+    }
+}
+
+/// Where alerts go (`- sink: NAME` entries).
+public struct SinkSpec: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var kind: SinkKind
+
+    public init(name: String, location: SourceLocation, kind: SinkKind) {
+        self.name = name
+        self.location = location
+        self.kind = kind
+    }
+}
+
+public enum SinkKind: Sendable, Equatable {
+    /// Standard output, one JSON object per line.
+    case stdout
+    /// A JSON Lines file (absolute path, resolved inside `--root` like every rule path).
+    case jsonl(path: String)
+}

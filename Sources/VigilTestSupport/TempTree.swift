@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A temporary directory tree for tests, removed when `remove()` is called.
+public struct TempTree: Sendable {
+    /// Absolute path of the tree's root (no trailing slash).
+    public let root: String
+
+    /// Creates a fresh directory under `$TMPDIR` (or /tmp) named `vigil-<label>-XXXXXX`.
+    public init(_ label: String = "test") {
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(base)/vigil-\(label)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed: errno \(errno)")
+        root = String(cString: made!)
+    }
+
+    /// `root` joined with a relative path.
+    public func path(_ relative: String) -> String {
+        relative.isEmpty ? root : root + "/" + relative
+    }
+
+    /// Creates directories (like `mkdir -p`) below the root.
+    public func makeDirectory(_ relative: String, mode: UInt32 = 0o755) {
+        var current = root
+        for component in relative.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode_t(mode)) != 0 && errno != EEXIST {
+                preconditionFailure("mkdir \(current) failed: errno \(errno)")
+            }
+        }
+    }
+
+    /// Writes `content` to `relative` in place (open with O_TRUNC, one write, close).
+    public func write(_ relative: String, _ content: String, mode: UInt32 = 0o644) {
+        let fd = open(path(relative), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        precondition(fd >= 0, "open \(path(relative)) failed: errno \(errno)")
+        let bytes = Array(content.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        precondition(written == bytes.count, "short write to \(path(relative))")
+        close(fd)
+    }
+
+    /// Saves `content` the way many editors and `sed -i` do: write a temporary file, rename it over.
+    public func writeReplacing(_ relative: String, _ content: String, mode: UInt32 = 0o644) {
+        let temporary = relative + ".vigil-tmp"
+        write(temporary, content, mode: mode)
+        precondition(rename(path(temporary), path(relative)) == 0, "rename failed: errno \(errno)")
+    }
+
+    /// Reads a file below the root, or nil when it cannot be opened.
+    public func read(_ relative: String) -> String? {
+        let fd = open(path(relative), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Removes the whole tree (`rm -rf`).
+    public func remove() {
+        Self.removeRecursively(root)
+    }
+
+    private static func removeRecursively(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            if let dir = opendir(path) {
+                while let entry = readdir(dir) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                    }
+                    if name == "." || name == ".." { continue }
+                    removeRecursively(path + "/" + name)
+                }
+                closedir(dir)
+            }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+}
