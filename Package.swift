@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "VigilSystem", targets: ["VigilSystem"]),
         .library(name: "VigilRules", targets: ["VigilRules"]),
         .library(name: "VigilDaemon", targets: ["VigilDaemon"]),
+        .library(name: "VigilHarness", targets: ["VigilHarness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,12 +57,15 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilDaemon", "VigilRules", "VigilCore", "VigilSystem",
+                "VigilDaemon", "VigilRules", "VigilCore", "VigilSystem", "VigilHarness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
+        // Drives Vigil from outside, as a user would: spawn `vigil run`, wait for READY=1, follow the alert
+        // file, build the seed's sandbox. Shared by `vigil demo`, the end-to-end tests and the benchmarks.
+        .target(name: "VigilHarness", dependencies: ["VigilSystem"], swiftSettings: strictSettings),
         .target(name: "VigilTestSupport", dependencies: ["VigilCore", "VigilSystem"], swiftSettings: strictSettings),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: strictSettings),
         .testTarget(
@@ -78,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilIntegrationTests",
-            dependencies: ["VigilTestSupport", "VigilSystem", "VigilCore"],
+            dependencies: ["VigilTestSupport", "VigilSystem", "VigilCore", "VigilHarness"],
             swiftSettings: strictSettings
         ),
     ]

@@ -2,6 +2,7 @@
 #include "CVigilLinux.h"
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/syscall.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -37,4 +38,13 @@ int CVigilLinux_block_signals(const int *signals, int count, sigset_t *out_set) 
     for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
     if (out_set) *out_set = set;
     return pthread_sigmask(SIG_BLOCK, &set, (sigset_t *)0);
+}
+
+int CVigilLinux_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
 }

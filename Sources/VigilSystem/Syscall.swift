@@ -57,3 +57,11 @@ public enum Syscall {
         }
     }
 }
+
+extension Syscall {
+    /// `pidfd_open(2)`: a descriptor that polls readable when process `pid` exits; nil where unsupported.
+    public static func pidfdOpen(_ pid: Int32) -> CInt? {
+        let fd = CVigilLinux_pidfd_open(pid)
+        return fd >= 0 ? fd : nil
+    }
+}

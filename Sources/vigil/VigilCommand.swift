@@ -6,7 +6,9 @@ import VigilDaemon
 struct VigilCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
-        abstract: "An event-driven host watcher: config drift, processes, logs, permissions, alerts.",
-        version: VigilVersion.string
+        abstract: "An event-driven host watcher: config drift, file changes and alerts, the moment they happen.",
+        discussion: "Rules are YAML files; see docs/rules.md. Start with 'vigil demo'.",
+        version: VigilVersion.string,
+        subcommands: [Run.self, Check.self, Demo.self]
     )
 }

@@ -65,4 +65,7 @@ int CVigilLinux_openat(int dirfd, const char *path, int flags, unsigned int mode
 /// the main thread alone receives SIGTERM/SIGINT/SIGHUP through a signalfd.
 int CVigilLinux_block_signals(const int *signals, int count, sigset_t *out_set);
 
+/// `pidfd_open(2)`: a descriptor that becomes readable when the process exits (-1 with errno before 5.3).
+int CVigilLinux_pidfd_open(int pid);
+
 #endif

@@ -1,0 +1,116 @@
+import Logging
+import SystemPackage
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where alert lines go. Each write is one `write(2)` of one whole line, so lines from concurrent writers
+/// to the same file never interleave (`O_APPEND` makes each write land at the end atomically).
+final class AlertSink {
+    enum Target {
+        case standardOutput
+        case file(path: String)
+    }
+
+    let name: String
+    let target: Target
+    private var descriptor: CInt = -1
+    /// Lines that could not be written yet, oldest first (a full disk, a closed pipe). Retried before
+    /// every new line; never dropped silently.
+    private var backlog: [[UInt8]] = []
+    private var lastErrorReported: String?
+    private let logger: Logger
+
+    init(name: String, target: Target, logger: Logger) {
+        self.name = name
+        self.target = target
+        self.logger = logger
+    }
+
+    /// A description for logs: `stdout` or the file path.
+    var label: String {
+        switch target {
+        case .standardOutput: "stdout"
+        case .file(let path): path
+        }
+    }
+
+    /// Opens the file (creating it 0640 and its directory 0750 when missing). Throws a one-line error.
+    func open() throws(SinkError) {
+        switch target {
+        case .standardOutput:
+            descriptor = STDOUT_FILENO
+        case .file(let path):
+            Self.makeParentDirectories(of: path)
+            let fd = path.withCString { Glibc.open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640) }
+            if fd < 0 {
+                throw SinkError(
+                    message: "Failed to open alert sink '\(name)' at '\(path)': \(Errno(rawValue: errno)); "
+                        + "fix the path or its permissions")
+            }
+            descriptor = fd
+        }
+    }
+
+    func close() {
+        if case .file = target, descriptor >= 0 { Syscall.close(descriptor) }
+        descriptor = -1
+    }
+
+    /// Writes one line (already ending in a newline). On failure keeps it for the next attempt.
+    func write(_ line: UnsafeRawBufferPointer, counters: PipelineCounters) {
+        if !backlog.isEmpty { flushBacklog(counters: counters) }
+        if backlog.isEmpty, tryWrite(line) { return }
+        backlog.append(Array(line))
+        counters.sinkFailures.add(1, ordering: .relaxed)
+    }
+
+    /// Retries what is held back. Returns true when nothing is left.
+    @discardableResult
+    func flushBacklog(counters: PipelineCounters) -> Bool {
+        while let first = backlog.first {
+            let ok = first.withUnsafeBytes { tryWrite($0) }
+            if !ok { return false }
+            backlog.removeFirst()
+        }
+        if lastErrorReported != nil {
+            logger.notice("Alert sink '\(name)' is writable again; delivered every alert held back")
+            lastErrorReported = nil
+        }
+        return true
+    }
+
+    var hasBacklog: Bool { !backlog.isEmpty }
+
+    private func tryWrite(_ line: UnsafeRawBufferPointer) -> Bool {
+        do {
+            try Syscall.writeAll(descriptor, line)
+            return true
+        } catch {
+            let message = "Failed to write an alert to sink '\(name)' ('\(label)'): \(error); "
+                + "holding it and retrying (\(backlog.count + 1) held)"
+            if lastErrorReported == nil {
+                logger.error("\(message)")
+                lastErrorReported = message
+            }
+            return false
+        }
+    }
+
+    private static func makeParentDirectories(of path: String) {
+        var prefix = ""
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).dropLast()
+        for part in parts {
+            prefix += "/" + part
+            _ = mkdir(prefix, 0o750)
+        }
+    }
+}
+
+/// A sink that cannot be set up.
+struct SinkError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

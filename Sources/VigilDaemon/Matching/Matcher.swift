@@ -1,0 +1,739 @@
+import Logging
+import VigilCore
+import VigilRules
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The matcher: the one thread that owns the compiled rules, the watch table and every file's last known
+/// state (C5). It takes inotify records from the file source's ring, routes each to the files it concerns
+/// (a hash lookup on the watch descriptor and name: no allocation), coalesces what one batch says about a
+/// file, then judges each touched file once: reads and parses a config, compares with the last snapshot,
+/// moves state rules between firing and resolved, and hands alert lines to the action worker.
+final class Matcher: @unchecked Sendable {
+    // @unchecked Sendable: all mutable state is confined to the matcher thread after `run()` starts.
+
+    struct Settings {
+        var root: RootedPath
+        var host: String
+        /// Largest config file read, in bytes.
+        var configSizeLimit: Int = 1 << 20
+        /// How long a vanished file must stay gone before it counts as deleted (editors rename it away and
+        /// write a new one within microseconds).
+        var deletionSettleNanoseconds: UInt64 = 100_000_000
+    }
+
+    let settings: Settings
+    let rules: [Rule]
+    let inotify: Inotify
+    let input: SPSCRing<FileEventRecord>
+    let inputDoorbell: EventFD
+    let sourceSpaceDoorbell: EventFD
+    let output: SPSCRing<ActionFrame>
+    let workerDoorbell: EventFD
+    let workerSpaceDoorbell: EventFD
+    let shutdown: EventFD
+    let ready: EventFD
+    let counters: PipelineCounters
+    let logger: Logger
+    /// Sink index by name, and the mask of all sinks.
+    let sinkIndex: [String: Int]
+    let allSinks: UInt64
+
+    private let timer: TimerFD
+    private var plans: [DirectoryPlan] = []
+    private var instances: [Instance] = []
+    private var instanceByPath: [String: Int] = [:]
+    private var roles: [Int32: [WatchRole]] = [:]
+    private var nameIndex: [NameKey: [Int32]] = [:]
+    private var globWatches: [Int32: [Int]] = [:]
+    private var ancestorWatches: Set<Int32> = []
+    private var dirty: [Int32] = []
+    private var needsRebuild = false
+    private var timers: [(deadline: UInt64, instance: Int)] = []
+    private var armedDeadline: UInt64 = 0
+    private var scratch: [UInt8] = []
+    private var batchEventTime: UInt64 = 0
+    private var reportedWatchLimit = false
+
+    init(
+        settings: Settings, rules: [Rule], sinkNames: [String], inotify: Inotify,
+        input: SPSCRing<FileEventRecord>, inputDoorbell: EventFD, sourceSpaceDoorbell: EventFD,
+        output: SPSCRing<ActionFrame>, workerDoorbell: EventFD, workerSpaceDoorbell: EventFD,
+        counters: PipelineCounters, logger: Logger
+    ) throws {
+        self.settings = settings
+        self.rules = rules
+        self.inotify = inotify
+        self.input = input
+        self.inputDoorbell = inputDoorbell
+        self.sourceSpaceDoorbell = sourceSpaceDoorbell
+        self.output = output
+        self.workerDoorbell = workerDoorbell
+        self.workerSpaceDoorbell = workerSpaceDoorbell
+        self.counters = counters
+        self.logger = logger
+        var index: [String: Int] = [:]
+        for (i, name) in sinkNames.enumerated() { index[name] = i }
+        sinkIndex = index
+        allSinks = sinkNames.isEmpty ? 0 : (sinkNames.count >= 64 ? .max : (1 << UInt64(sinkNames.count)) - 1)
+        shutdown = try EventFD()
+        ready = try EventFD()
+        timer = try TimerFD()
+        scratch.reserveCapacity(4096)
+    }
+
+    // MARK: Thread body
+
+    private static let inputTag: UInt64 = 1
+    private static let shutdownTag: UInt64 = 2
+    private static let timerTag: UInt64 = 3
+
+    /// The thread body: sets up watches, scans every file once, rings `ready`, then matches until shutdown.
+    func run() {
+        let epoll: Epoll
+        do {
+            epoll = try Epoll()
+            try epoll.add(inputDoorbell.descriptor, tag: Self.inputTag)
+            try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
+            try epoll.add(timer.descriptor, tag: Self.timerTag)
+        } catch {
+            preconditionFailure("Matcher: epoll setup failed: \(error)")
+        }
+        buildPlans()
+        rebuildWatches()
+        for i in instances.indices { markDirty(i, mask: 0) }
+        evaluateDirty()
+        ready.ring()
+
+        var stopping = false
+        while true {
+            inputDoorbell.drain()
+            processInput()
+            if !input.isEmptyForConsumer() { continue }
+            if stopping { break }
+            var timerFired = false
+            do {
+                try epoll.wait { tag in
+                    switch tag {
+                    case Self.shutdownTag: stopping = true
+                    case Self.timerTag: timerFired = true
+                    default: break
+                    }
+                }
+            } catch {
+                preconditionFailure("Matcher: epoll_wait failed: \(error)")
+            }
+            if timerFired {
+                timer.acknowledge()
+                armedDeadline = 0
+                runDueTimers()
+            }
+        }
+    }
+
+    /// Consumes every waiting record, in batches; judges touched files after each batch.
+    private func processInput() {
+        while true {
+            let n = input.consume(limit: 1024) { record, _ in
+                handle(record)
+            }
+            if input.consumerShouldWakeProducer() { sourceSpaceDoorbell.ring() }
+            if n == 0 { return }
+            afterBatch()
+        }
+    }
+
+    // MARK: Hot path: route one record
+
+    /// Routes one inotify record. No allocation unless the record changes the watch set or names a glob match.
+    @inline(__always)
+    private func handle(_ record: FileEventRecord) {
+        batchEventTime = record.readTime
+        let mask = record.mask
+        if mask & InotifyMask.queueOverflow != 0 {
+            overflow()
+            return
+        }
+        if mask & InotifyMask.watchEnded != 0 {
+            if roles[record.watch] != nil { needsRebuild = true }
+            return
+        }
+        guard record.nameLength > 0 else { return }
+        let hash = record.withName { bytes, _ in StableHash.fnv1a64(bytes) }
+        if let targets = nameIndex[NameKey(watch: record.watch, hash: hash)] {
+            counters.routedEvents.add(1, ordering: .relaxed)
+            for target in targets { markDirty(Int(target), mask: mask) }
+        }
+        if globWatches[record.watch] != nil { routeGlob(record) }
+        if mask & InotifyMask.isDirectory != 0 && mask & (InotifyMask.created | InotifyMask.movedTo) != 0
+            && ancestorWatches.contains(record.watch)
+        {
+            needsRebuild = true
+        }
+    }
+
+    @inline(__always)
+    private func markDirty(_ index: Int, mask: UInt32) {
+        let instance = instances[index]
+        instance.pendingMask = mask == 0 ? 0 : (instance.isDirty ? instance.pendingMask | mask : mask)
+        if !instance.isDirty {
+            instance.isDirty = true
+            dirty.append(Int32(index))
+        }
+    }
+
+    private func afterBatch() {
+        if needsRebuild {
+            needsRebuild = false
+            rebuildWatches()
+        }
+        evaluateDirty()
+    }
+
+    private func evaluateDirty() {
+        while !dirty.isEmpty {
+            let batch = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for index in batch {
+                let instance = instances[Int(index)]
+                instance.isDirty = false
+                evaluate(instance, index: Int(index), mask: instance.pendingMask)
+            }
+            if needsRebuild {
+                needsRebuild = false
+                rebuildWatches()
+            }
+        }
+    }
+
+    // MARK: Globs
+
+    private func routeGlob(_ record: FileEventRecord) {
+        guard let planIndices = globWatches[record.watch] else { return }
+        for planIndex in planIndices {
+            var matched: [Int] = []
+            record.withName { _, cName in
+                for glob in plans[planIndex].globs {
+                    let hit = glob.pattern.withUnsafeBufferPointer { fnmatch($0.baseAddress!, cName, FNM_PERIOD) == 0 }
+                    if hit { matched.append(contentsOf: glob.rules) }
+                }
+            }
+            if matched.isEmpty { continue }
+            let index = instanceFor(plan: planIndex, name: record.nameString, rules: matched)
+            if let watch = Optional(record.watch) {
+                let hash = record.withName { bytes, _ in StableHash.fnv1a64(bytes) }
+                let key = NameKey(watch: watch, hash: hash)
+                if !(nameIndex[key]?.contains(Int32(index)) ?? false) {
+                    nameIndex[key, default: []].append(Int32(index))
+                    counters.routedEvents.add(1, ordering: .relaxed)
+                    markDirty(index, mask: record.mask)
+                }
+            }
+        }
+    }
+
+    /// The instance for `name` in a plan's directory, created on first sight (glob matches).
+    private func instanceFor(plan: Int, name: String, rules ruleIndices: [Int]) -> Int {
+        let dir = plans[plan].serverPath
+        let path = dir == "/" ? "/" + name : dir + "/" + name
+        if let existing = instanceByPath[path] {
+            let instance = instances[existing]
+            for r in ruleIndices where !instance.rules.contains(r) {
+                instance.rules.append(r)
+                if case .config = rules[r].subject { instance.needsContent = true }
+            }
+            return existing
+        }
+        let needsContent = ruleIndices.contains { if case .config = rules[$0].subject { true } else { false } }
+        let instance = Instance(
+            serverPath: path, directoryPlan: plan, name: name, rules: ruleIndices, needsContent: needsContent)
+        instances.append(instance)
+        instanceByPath[path] = instances.count - 1
+        return instances.count - 1
+    }
+
+    // MARK: Plans and watches (cold path)
+
+    /// Groups the rules' paths by directory and creates an instance per exact path.
+    private func buildPlans() {
+        var planIndex: [String: Int] = [:]
+        for (ruleIndex, rule) in rules.enumerated() where rule.enabled {
+            let pattern: PathPattern
+            switch rule.subject {
+            case .config(let config): pattern = config.path
+            case .file(let file): pattern = file.path
+            }
+            let planNumber: Int
+            if let existing = planIndex[pattern.directory] {
+                planNumber = existing
+            } else {
+                plans.append(DirectoryPlan(serverPath: pattern.directory))
+                planNumber = plans.count - 1
+                planIndex[pattern.directory] = planNumber
+            }
+            switch pattern.name {
+            case .exact(let name):
+                let index = instanceFor(plan: planNumber, name: name, rules: [ruleIndex])
+                plans[planNumber].exact[name] = index
+            case .glob(let glob):
+                if let existing = plans[planNumber].globs.firstIndex(where: { String(cString: $0.pattern) == glob }) {
+                    plans[planNumber].globs[existing].rules.append(ruleIndex)
+                } else {
+                    plans[planNumber].globs.append((Array(glob.utf8CString), [ruleIndex]))
+                }
+            }
+        }
+    }
+
+    /// Makes the kernel's watches match the plans: each plan's directory where it exists, else its nearest
+    /// existing ancestor; plus the real directory of every symlinked file. Files whose directory became
+    /// watchable are scanned at once, so nothing created before the watch existed is missed.
+    private func rebuildWatches() {
+        var newRoles: [Int32: [WatchRole]] = [:]
+        var newlyWatched: [Int] = []
+        for planNumber in plans.indices {
+            let plan = plans[planNumber]
+            do {
+                let resolution = try settings.root.resolve(plan.serverPath)
+                if resolution.missing.isEmpty {
+                    if let wd = addWatch(resolution.existing, for: plan.serverPath) {
+                        newRoles[wd, default: []].append(.files(plan: planNumber))
+                        if plan.watchedAs != resolution.existing { newlyWatched.append(planNumber) }
+                        plans[planNumber].watchedAs = resolution.existing
+                        plans[planNumber].lastProblem = nil
+                    }
+                } else {
+                    if plan.watchedAs != nil || plan.lastProblem == nil {
+                        logger.notice(
+                            "Directory '\(plan.serverPath)' does not exist yet; watching '\(resolution.existing)' until it appears")
+                        plans[planNumber].lastProblem = "missing"
+                    }
+                    if plans[planNumber].watchedAs != nil {
+                        plans[planNumber].watchedAs = nil
+                        // The directory went away: its files are re-judged (and found missing).
+                        for index in plans[planNumber].exact.values { markDirty(index, mask: 0) }
+                    }
+                    if let wd = addWatch(resolution.existing, for: plan.serverPath) {
+                        newRoles[wd, default: []].append(.ancestor(plan: planNumber))
+                    }
+                }
+            } catch {
+                let message = "\(error); rules on files in '\(plan.serverPath)/' stay inactive until it is fixed"
+                if plan.lastProblem != message {
+                    logger.error("\(message)")
+                    plans[planNumber].lastProblem = message
+                }
+                plans[planNumber].watchedAs = nil
+            }
+        }
+        // Symlinked files: also watch the directory the link points into.
+        for (index, instance) in instances.enumerated() {
+            guard let resolved = instance.resolvedPath, resolved != instance.serverPath,
+                let slash = resolved.lastIndex(of: "/")
+            else { continue }
+            let directory = slash == resolved.startIndex ? "/" : String(resolved[..<slash])
+            let name = String(resolved[resolved.index(after: slash)...])
+            if directory == plans[instance.directoryPlan].watchedAs && name == instance.name { continue }
+            if let wd = addWatch(directory, for: instance.serverPath) {
+                newRoles[wd, default: []].append(.alias(instance: index, name: name))
+            }
+        }
+        for wd in roles.keys where newRoles[wd] == nil { inotify.removeWatch(wd) }
+        roles = newRoles
+        nameIndex.removeAll(keepingCapacity: true)
+        globWatches.removeAll(keepingCapacity: true)
+        ancestorWatches.removeAll(keepingCapacity: true)
+        for (wd, list) in newRoles {
+            for role in list {
+                switch role {
+                case .files(let planNumber):
+                    for (name, index) in plans[planNumber].exact {
+                        nameIndex[NameKey(watch: wd, hash: StableHash.fnv1a64(name.utf8)), default: []].append(Int32(index))
+                    }
+                    for (index, instance) in instances.enumerated()
+                    where instance.directoryPlan == planNumber && plans[planNumber].exact[instance.name] == nil {
+                        nameIndex[NameKey(watch: wd, hash: StableHash.fnv1a64(instance.name.utf8)), default: []]
+                            .append(Int32(index))
+                    }
+                    if !plans[planNumber].globs.isEmpty { globWatches[wd, default: []].append(planNumber) }
+                case .ancestor:
+                    ancestorWatches.insert(wd)
+                case .alias(let index, let name):
+                    nameIndex[NameKey(watch: wd, hash: StableHash.fnv1a64(name.utf8)), default: []].append(Int32(index))
+                }
+            }
+        }
+        for planNumber in newlyWatched { scan(plan: planNumber) }
+    }
+
+    /// Marks every file of a newly watched directory for evaluation, discovering glob matches with readdir.
+    private func scan(plan planNumber: Int) {
+        for index in plans[planNumber].exact.values { markDirty(index, mask: 0) }
+        guard !plans[planNumber].globs.isEmpty, let watched = plans[planNumber].watchedAs else { return }
+        guard let dir = opendir(settings.root.hostPath(watched)) else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            var matched: [Int] = []
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let cName = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                if cName[0] == 0x2E && (cName[1] == 0 || (cName[1] == 0x2E && cName[2] == 0)) { return }
+                for glob in plans[planNumber].globs {
+                    if glob.pattern.withUnsafeBufferPointer({ fnmatch($0.baseAddress!, cName, FNM_PERIOD) }) == 0 {
+                        matched.append(contentsOf: glob.rules)
+                    }
+                }
+            }
+            if matched.isEmpty { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            let index = instanceFor(plan: planNumber, name: name, rules: matched)
+            if let wd = roles.first(where: { $0.value.contains { if case .files(planNumber) = $0 { true } else { false } } })?.key {
+                let key = NameKey(watch: wd, hash: StableHash.fnv1a64(name.utf8))
+                if !(nameIndex[key]?.contains(Int32(index)) ?? false) { nameIndex[key, default: []].append(Int32(index)) }
+            }
+            markDirty(index, mask: 0)
+        }
+    }
+
+    private func addWatch(_ serverDirectory: String, for subject: String) -> Int32? {
+        do {
+            return try inotify.addWatch(settings.root.hostPath(serverDirectory), mask: InotifyMask.directoryWatch)
+        } catch {
+            if error.code == .watchLimitReached {
+                if !reportedWatchLimit {
+                    logger.error("\(error); '\(subject)' is not watched until the limit is raised and vigil restarted")
+                    reportedWatchLimit = true
+                }
+            } else if error.code != .notFound {
+                logger.error("\(error); '\(subject)' is not watched")
+            } else {
+                needsRebuild = true  // vanished between resolve and watch: try again after this batch
+            }
+            return nil
+        }
+    }
+
+    // MARK: Overflow
+
+    private func overflow() {
+        counters.overflows.add(1, ordering: .relaxed)
+        needsRebuild = true
+        for i in instances.indices { markDirty(i, mask: 0) }
+        let time = Clock.realtime()
+        let count = counters.overflows.load(ordering: .relaxed)
+        emitInternal(
+            rule: "vigil.events-lost", severity: .warning, kind: "vigil.events_lost",
+            message: "The kernel's inotify queue overflowed and events were lost; every watched file was rescanned "
+                + "and changes found are reported. Raise fs.inotify.max_queued_events if this repeats.",
+            version: "\(time.seconds).\(time.nanoseconds).\(count)")
+        logger.warning("inotify queue overflowed (\(count) so far); rescanning every watched file")
+    }
+
+    // MARK: Timers
+
+    private func schedule(_ index: Int, after nanoseconds: UInt64) {
+        let deadline = Clock.monotonicNanoseconds() + nanoseconds
+        timers.append((deadline, index))
+        if armedDeadline == 0 || deadline < armedDeadline {
+            armedDeadline = deadline
+            timer.arm(deadline: deadline)
+        }
+    }
+
+    private func runDueTimers() {
+        let now = Clock.monotonicNanoseconds()
+        let due = timers.filter { $0.deadline <= now }
+        timers.removeAll { $0.deadline <= now }
+        for entry in due { markDirty(entry.instance, mask: 0) }
+        if let next = timers.map(\.deadline).min() {
+            armedDeadline = next
+            timer.arm(deadline: next)
+        }
+        evaluateDirty()
+    }
+
+    // MARK: Judging one file
+
+    private func evaluate(_ instance: Instance, index: Int, mask: UInt32) {
+        let resolution: RootedPath.Resolution
+        do {
+            resolution = try settings.root.resolve(instance.serverPath)
+        } catch {
+            problem(instance, "\(error)")
+            return
+        }
+        guard resolution.missing.isEmpty else {
+            vanished(instance, index: index)
+            return
+        }
+        let resolved = resolution.existing
+        if resolved != (instance.resolvedPath ?? instance.serverPath) { needsRebuild = true }
+        instance.resolvedPath = resolved
+        let hostPath = settings.root.hostPath(resolved)
+        if instance.needsContent {
+            counters.evaluations.add(1, ordering: .relaxed)
+            switch WholeFileReader.read(hostPath, limit: settings.configSizeLimit) {
+            case .missing:
+                vanished(instance, index: index)
+            case .busy:
+                // A writer still has it open; its close (IN_CLOSE_WRITE) will bring us back. The retry covers
+                // the instant between the kernel queueing that event and releasing the writer's access.
+                instance.busyRetries += 1
+                if instance.busyRetries < 12 {
+                    schedule(index, after: UInt64(1_000_000) << UInt64(min(instance.busyRetries, 9)))
+                } else {
+                    problem(instance, "'\(instance.serverPath)' has been open for writing for a long time; "
+                        + "it is judged when its writer closes it")
+                }
+            case .failed(let error):
+                problem(instance, serverMessage(error.description, hostPath: hostPath, serverPath: resolved))
+            case .content(let bytes, let identity):
+                instance.busyRetries = 0
+                let previous = instance.presence
+                present(instance, index: index, identity: identity, mask: mask)
+                contentRead(instance, index: index, bytes: bytes, identity: identity, previous: previous)
+            }
+        } else {
+            if let identity = WholeFileReader.identity(of: hostPath) {
+                present(instance, index: index, identity: identity, mask: mask)
+            } else {
+                vanished(instance, index: index)
+            }
+        }
+    }
+
+    /// Error messages name the path the user wrote, not the sandbox path on the host.
+    private func serverMessage(_ message: String, hostPath: String, serverPath: String) -> String {
+        hostPath == serverPath ? message : message.replacingAll(hostPath, with: serverPath)
+    }
+
+    private func problem(_ instance: Instance, _ message: String) {
+        if instance.lastProblem != message {
+            logger.error("\(message), skipping; the last known state is kept")
+            instance.lastProblem = message
+        }
+    }
+
+    /// The file is there (in version `identity`): file rules learn created/written/attributes.
+    private func present(_ instance: Instance, index: Int, identity: FileIdentity, mask: UInt32) {
+        if instance.lastProblem != nil {
+            logger.notice("'\(instance.serverPath)' is readable again")
+            instance.lastProblem = nil
+        }
+        let previous = instance.presence
+        instance.presence = .present(identity)
+        instance.deletionPending = false
+        var changes: [FileChangeKind] = []
+        switch previous {
+        case .unknown:
+            break
+        case .absent:
+            changes.append(.created)
+        case .present(let old):
+            if identity.contentMayDiffer(from: old) { changes.append(.written) }
+            if identity.attributesDiffer(from: old) { changes.append(.attributes) }
+        }
+        guard !changes.isEmpty else { return }
+        for ruleIndex in instance.rules {
+            guard case .file(let subject) = rules[ruleIndex].subject else { continue }
+            for change in changes where subject.on.contains(change) {
+                emitFileEvent(ruleIndex, instance, change: change, identity: identity)
+            }
+        }
+    }
+
+    /// The file is not there. A deletion counts only once it has stayed gone for the settle time.
+    private func vanished(_ instance: Instance, index: Int) {
+        switch instance.presence {
+        case .unknown:
+            instance.presence = .absent
+        case .absent:
+            break
+        case .present(let identity):
+            if instance.deletionPending {
+                instance.deletionPending = false
+                instance.presence = .absent
+                for ruleIndex in instance.rules {
+                    guard case .file(let subject) = rules[ruleIndex].subject, subject.on.contains(.deleted) else { continue }
+                    emitFileEvent(ruleIndex, instance, change: .deleted, identity: identity)
+                }
+            } else {
+                instance.deletionPending = true
+                schedule(index, after: settings.deletionSettleNanoseconds)
+            }
+        }
+    }
+
+    /// A complete version of a config file was read: parse it, diff it, move state rules, fire change rules.
+    private func contentRead(
+        _ instance: Instance, index: Int, bytes: [UInt8], identity: FileIdentity, previous: Instance.Presence
+    ) {
+        let hash = StableHash.fnv1a64(bytes)
+        if instance.snapshot != nil && hash == instance.contentHash { return }
+        let snapshot: ConfigSnapshot
+        switch bytes.withUnsafeBytes({ ConfigParser.parse($0) }) {
+        case .rejected(let reason):
+            problem(instance, "Failed to parse config '\(instance.serverPath)': \(reason)")
+            return
+        case .snapshot(let parsed):
+            snapshot = parsed
+        }
+        let old = instance.snapshot
+        let changes = old.map { snapshot.changes(from: $0) } ?? []
+        let version = identity.versionString + ":" + StableHash.hex(hash)
+        instance.snapshot = snapshot
+        instance.contentHash = hash
+        for ruleIndex in instance.rules {
+            guard case .config(let subject) = rules[ruleIndex].subject else { continue }
+            switch subject.trigger {
+            case .when(let condition):
+                let now = condition.evaluate(snapshot)
+                let before = instance.firing[ruleIndex]
+                instance.firing[ruleIndex] = now
+                if now && before != true {
+                    emitConfig(ruleIndex, instance, state: .firing, condition: condition, snapshot: snapshot,
+                               old: old, changes: changes, version: version)
+                } else if !now && before == true {
+                    emitConfig(ruleIndex, instance, state: .resolved, condition: condition, snapshot: snapshot,
+                               old: old, changes: changes, version: version)
+                }
+            case .changes:
+                guard old != nil else { continue }
+                let relevant = changes.filter { subject.trigger.matchesChangedKey($0.key) }
+                if relevant.isEmpty { continue }
+                emitConfig(ruleIndex, instance, state: .event, condition: nil, snapshot: snapshot,
+                           old: old, changes: relevant, version: version)
+            }
+        }
+    }
+
+    // MARK: Alerts
+
+    private func emitConfig(
+        _ ruleIndex: Int, _ instance: Instance, state: AlertState, condition: Condition?, snapshot: ConfigSnapshot,
+        old: ConfigSnapshot?, changes: [ConfigChange], version: String
+    ) {
+        let rule = rules[ruleIndex]
+        let masked = changes.map { $0.masked() }
+        let key = condition?.keysMentioned().first ?? changes.first?.key
+        func shown(_ value: String?, _ key: String) -> String? {
+            guard let value else { return nil }
+            return SecretKeys.isSecret(key) ? SecretKeys.mask(value) : value
+        }
+        let fields: (String) -> String? = { name in
+            switch name {
+            case "key": return key
+            case "value": return key.flatMap { k in shown(snapshot.value(forKey: k), k) } ?? "(absent)"
+            case "old": return key.flatMap { k in shown(old?.value(forKey: k), k) } ?? "(absent)"
+            case "new": return key.flatMap { k in shown(snapshot.value(forKey: k), k) } ?? "(absent)"
+            case "changes":
+                return masked.isEmpty ? "no changes"
+                    : masked.map { "\($0.key): \($0.old ?? "(absent)") → \($0.new ?? "(absent)")" }.joined(separator: ", ")
+            default: return self.commonField(name, rule: rule, instance: instance)
+            }
+        }
+        emit(rule: rule, instance: instance, state: state, kind: "config.changed",
+             message: rule.message.render(fields), changes: masked, version: version)
+    }
+
+    private func emitFileEvent(_ ruleIndex: Int, _ instance: Instance, change: FileChangeKind, identity: FileIdentity) {
+        let rule = rules[ruleIndex]
+        let fields: (String) -> String? = { name in
+            name == "change" ? change.rawValue : self.commonField(name, rule: rule, instance: instance)
+        }
+        let time = Clock.realtime()
+        emit(rule: rule, instance: instance, state: .event, kind: "file.\(change.rawValue)",
+             message: rule.message.render(fields), changes: [],
+             version: "\(change.rawValue):\(identity.versionString):\(identity.changeNanoseconds):\(time.seconds)")
+    }
+
+    private func commonField(_ name: String, rule: Rule, instance: Instance) -> String? {
+        switch name {
+        case "rule": rule.id
+        case "severity": rule.severity.rawValue
+        case "host": settings.host
+        case "path": instance.serverPath
+        case "file": instance.name
+        default: nil
+        }
+    }
+
+    private func emit(
+        rule: Rule, instance: Instance, state: AlertState, kind: String, message: String, changes: [ConfigChange],
+        version: String
+    ) {
+        let fingerprint = AlertIdentity.fingerprint(rule: rule.id, instance: instance.serverPath)
+        let time = Clock.realtime()
+        let record = AlertRecord(
+            id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
+            timeSeconds: time.seconds, timeNanoseconds: time.nanoseconds, host: settings.host, rule: rule.id,
+            severity: rule.severity.rawValue, state: state, kind: kind, path: instance.serverPath, message: message,
+            changes: changes, fingerprint: fingerprint, labels: [:])
+        var mask: UInt64 = 0
+        for action in rule.actions {
+            switch action {
+            case .alert(let sinks, _):
+                if let sinks {
+                    for sink in sinks { if let i = sinkIndex[sink] { mask |= 1 << UInt64(i) } }
+                } else {
+                    mask |= allSinks
+                }
+            }
+        }
+        send(record, sinkMask: mask)
+    }
+
+    private func emitInternal(rule: String, severity: Severity, kind: String, message: String, version: String) {
+        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: settings.host)
+        let time = Clock.realtime()
+        let record = AlertRecord(
+            id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
+            timeSeconds: time.seconds, timeNanoseconds: time.nanoseconds, host: settings.host, rule: rule,
+            severity: severity.rawValue, state: .event, kind: kind, path: nil, message: message, changes: [],
+            fingerprint: fingerprint, labels: [:])
+        send(record, sinkMask: allSinks)
+    }
+
+    /// Encodes the record once and hands the line to the worker, waiting for room rather than dropping it.
+    private func send(_ record: AlertRecord, sinkMask: UInt64) {
+        guard sinkMask != 0 else { return }
+        scratch.removeAll(keepingCapacity: true)
+        record.encodeJSONLine(into: &scratch)
+        let frame = ActionFrame(kind: .alert, sinkMask: sinkMask, eventTime: batchEventTime)
+        while true {
+            let result = scratch.withUnsafeBytes { line in
+                output.push(frame, payloadCount: line.count) { slot in slot.copyMemory(from: line) }
+            }
+            switch result {
+            case .pushed(let wasEmpty):
+                if wasEmpty { workerDoorbell.ring() }
+                return
+            case .full:
+                if output.producerWillWait() {
+                    workerDoorbell.ring()
+                    workerSpaceDoorbell.wait()
+                }
+            }
+        }
+    }
+}
+
+extension String {
+    /// Replaces every occurrence of `target` (no Foundation).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        result += rest
+        return result
+    }
+}

@@ -1,0 +1,24 @@
+import Synchronization
+
+/// Counters the data plane bumps instead of logging (hot-path rule 5). Read by `vigil run` at shutdown
+/// and, later, by the metrics endpoint.
+public final class PipelineCounters: Sendable {
+    /// inotify records read from the kernel.
+    public let fileEvents = Atomic<UInt64>(0)
+    /// Records that named a watched file (or a glob match) and reached a rule.
+    public let routedEvents = Atomic<UInt64>(0)
+    /// Config versions read and parsed.
+    public let evaluations = Atomic<UInt64>(0)
+    /// `IN_Q_OVERFLOW` seen: the kernel dropped events and a rescan ran.
+    public let overflows = Atomic<UInt64>(0)
+    /// Times the source found the matcher's ring full and waited.
+    public let ringFullWaits = Atomic<UInt64>(0)
+    /// Buffers the inotify decoder could not parse.
+    public let decodeErrors = Atomic<UInt64>(0)
+    /// Alerts handed to the sinks.
+    public let alerts = Atomic<UInt64>(0)
+    /// Sink writes that failed (and were kept for retry).
+    public let sinkFailures = Atomic<UInt64>(0)
+
+    public init() {}
+}

@@ -1,0 +1,100 @@
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started with `posix_spawn` (never `fork` in a threaded process), for the demo, the
+/// end-to-end tests and the benchmarks.
+public final class ChildProcess: @unchecked Sendable {
+    // @unchecked Sendable: the pid is immutable; wait/kill are process-wide syscalls.
+
+    public let pid: Int32
+    private var exitStatus: Int32?
+
+    /// Starts `executable` with `arguments` (argv[1...]), the current environment plus `environment`,
+    /// stdout and stderr appended to the given files (nil: inherited).
+    public init(
+        executable: String, arguments: [String], environment: [String: String] = [:],
+        standardOutput: String? = nil, standardError: String? = nil
+    ) throws(HarnessError) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let standardOutput {
+            posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
+        if let standardError {
+            posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
+        var env: [String: String] = [:]
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { env[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            index += 1
+        }
+        for (key, value) in environment { env[key] = value }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var child = pid_t()
+        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
+        guard rc == 0 else {
+            throw HarnessError("Failed to start '\(executable)': \(String(cString: strerror(rc)))")
+        }
+        pid = child
+    }
+
+    /// Sends `signal`.
+    public func signal(_ signal: Int32) {
+        _ = kill(pid, signal)
+    }
+
+    /// Waits for the child to exit, up to `timeoutMilliseconds`; returns its wait status, or nil on timeout.
+    public func wait(timeoutMilliseconds: Int) -> Int32? {
+        if let exitStatus { return exitStatus }
+        let deadline = Clock.monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        let pidfd = Syscall.pidfdOpen(pid) ?? -1
+        defer { if pidfd >= 0 { close(pidfd) } }
+        while true {
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid {
+                exitStatus = status
+                return status
+            }
+            let now = Clock.monotonicNanoseconds()
+            if now >= deadline { return nil }
+            if pidfd >= 0 {
+                var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&pfd, 1, Int32((deadline - now) / 1_000_000) + 1)
+            } else {
+                var pfd = pollfd(fd: -1, events: 0, revents: 0)
+                _ = poll(&pfd, 0, 5)
+            }
+        }
+    }
+
+    /// Exit code when the child exited normally, or 128 + signal when a signal ended it.
+    public static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// The path of the running executable (`/proc/self/exe`).
+    public static func currentExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = readlink("/proc/self/exe", &buffer, 4096)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "vigil"
+    }
+}
+
+/// A harness failure, one line.
+public struct HarnessError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,50 @@
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vigil run` as a child process, the way a user (or systemd) runs it: started with `$NOTIFY_SOCKET`
+/// pointing at a socket we own, so `start` returns exactly when the daemon reports `READY=1`, with no
+/// sleeping and no guessing.
+public final class DaemonProcess: @unchecked Sendable {
+    // @unchecked Sendable: used by one thread at a time.
+
+    public let process: ChildProcess
+    /// Where the daemon's stderr (its log) goes.
+    public let logPath: String
+
+    /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1.
+    public init(
+        executable: String, arguments: [String], workDirectory: String, readyTimeoutMilliseconds: Int = 20_000
+    ) throws(HarnessError) {
+        let socketPath = workDirectory + "/notify.sock"
+        guard let listener = NotifyListener(path: socketPath) else {
+            throw HarnessError("Failed to bind a notify socket at '\(socketPath)'")
+        }
+        logPath = workDirectory + "/vigil.log"
+        process = try ChildProcess(
+            executable: executable, arguments: ["run"] + arguments, environment: ["NOTIFY_SOCKET": socketPath],
+            standardError: logPath)
+        guard listener.waitFor("READY=1", timeoutMilliseconds: readyTimeoutMilliseconds) else {
+            process.signal(SIGKILL)
+            _ = process.wait(timeoutMilliseconds: 5000)
+            throw HarnessError("vigil did not report READY=1 within \(readyTimeoutMilliseconds) ms; its log:\n\(log())")
+        }
+    }
+
+    /// The daemon's log so far.
+    public func log() -> String {
+        ProcFile.readText(logPath, limit: 1 << 20) ?? ""
+    }
+
+    /// SIGTERM, then waits; returns the exit code (or nil when it did not exit in time, after SIGKILL).
+    @discardableResult
+    public func stop(timeoutMilliseconds: Int = 5000) -> Int32? {
+        process.signal(SIGTERM)
+        if let status = process.wait(timeoutMilliseconds: timeoutMilliseconds) { return ChildProcess.exitCode(status) }
+        process.signal(SIGKILL)
+        _ = process.wait(timeoutMilliseconds: 5000)
+        return nil
+    }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Resolves server paths (as rules write them, e.g. `/etc/analytics/upload-service.conf`) inside a root
+/// directory, the way `vigil run --root DIR` treats DIR as `/`: symlinks are followed component by
+/// component, an absolute link target starts again at the root, and `..` never climbs above it, so no
+/// path in the rules can reach outside the sandbox. With root `/` this is ordinary path resolution.
+public struct RootedPath: Sendable, Equatable {
+    /// The host directory that stands for `/` (no trailing slash; empty for the real root).
+    public let root: String
+
+    /// `root` is a host path; "/" (or "") means the real root.
+    public init(root: String) {
+        var trimmed = root
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.root = trimmed == "/" ? "" : trimmed
+    }
+
+    /// The host path for a server path, without resolving anything.
+    public func hostPath(_ serverPath: String) -> String {
+        root.isEmpty ? serverPath : (serverPath == "/" ? root : root + serverPath)
+    }
+
+    /// The server path for a host path inside the root (the inverse of `hostPath`).
+    public func serverPath(_ hostPath: String) -> String {
+        guard !root.isEmpty, hostPath.hasPrefix(root) else { return hostPath }
+        let rest = String(hostPath.dropFirst(root.count))
+        return rest.isEmpty ? "/" : rest
+    }
+
+    /// The result of resolving a path.
+    public struct Resolution: Sendable, Equatable {
+        /// Canonical server path of the longest prefix that exists (symlinks resolved), e.g. `/etc/analytics`.
+        public var existing: String
+        /// Components after `existing` that do not exist (the first one is missing); empty when all exist.
+        public var missing: [String]
+        /// Whether any symlink was followed on the way.
+        public var followedSymlink: Bool
+
+        /// The full canonical server path (existing part plus the missing components).
+        public var fullPath: String {
+            missing.isEmpty ? existing : (existing == "/" ? "" : existing) + "/" + missing.joined(separator: "/")
+        }
+    }
+
+    /// Why a path cannot be resolved.
+    public enum ResolveError: Error, Sendable, Equatable, CustomStringConvertible {
+        case symlinkLoop(String)
+        case notADirectory(String)
+        case permissionDenied(String)
+
+        public var description: String {
+            switch self {
+            case .symlinkLoop(let path):
+                "Failed to resolve '\(path)': too many levels of symbolic links (a symlink loop); fix the link"
+            case .notADirectory(let path):
+                "Failed to resolve '\(path)': a path component is not a directory"
+            case .permissionDenied(let path):
+                "Failed to resolve '\(path)': permission denied on a directory in the path"
+            }
+        }
+    }
+
+    /// Resolves `serverPath` (absolute). `followFinal: false` leaves a symlink in the last component as is.
+    public func resolve(_ serverPath: String, followFinal: Bool = true) throws(ResolveError) -> Resolution {
+        var pending = Array(serverPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed())
+        var current: [String] = []
+        var links = 0
+        var followed = false
+        while let component = pending.popLast() {
+            if component == "." { continue }
+            if component == ".." {
+                if !current.isEmpty { current.removeLast() }
+                continue
+            }
+            let candidate = current + [component]
+            let host = hostPath("/" + candidate.joined(separator: "/"))
+            var info = stat()
+            if lstat(host, &info) != 0 {
+                let code = errno
+                if code == ENOENT {
+                    return Resolution(
+                        existing: "/" + current.joined(separator: "/"),
+                        missing: [component] + pending.reversed().filter { $0 != "." },
+                        followedSymlink: followed)
+                }
+                if code == EACCES { throw .permissionDenied(serverPath) }
+                if code == ENOTDIR { throw .notADirectory(serverPath) }
+                throw .notADirectory(serverPath)
+            }
+            let type = info.st_mode & S_IFMT
+            let isLast = pending.isEmpty
+            if type == S_IFLNK && (!isLast || followFinal) {
+                links += 1
+                if links > 40 { throw .symlinkLoop(serverPath) }
+                followed = true
+                var buffer = [CChar](repeating: 0, count: 4097)
+                let n = readlink(host, &buffer, 4096)
+                if n < 0 { throw .notADirectory(serverPath) }
+                let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if target.hasPrefix("/") { current = [] }
+                let parts = target.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+                pending.append(contentsOf: parts.reversed())
+                continue
+            }
+            if !isLast && type != S_IFDIR { throw .notADirectory(serverPath) }
+            current = candidate
+        }
+        return Resolution(existing: "/" + current.joined(separator: "/"), missing: [], followedSymlink: followed)
+    }
+}

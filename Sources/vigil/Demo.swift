@@ -1,0 +1,172 @@
+import ArgumentParser
+import VigilHarness
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vigil demo`: replays the seed's incident against a sandbox copy of its server and shows each reaction
+/// with its measured latency.
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay the seed's incident in a sandbox and show Vigil's reactions with their latency.",
+        discussion: """
+            Builds a copy of CloudCrest's analytics server in a temporary directory, runs 'vigil run' on it
+            with the shipped rules under --root, edits the upload service's config the ways people and tools
+            do, prints every alert with the time from the write to the alert line, and removes the sandbox.
+            """
+    )
+
+    @Option(name: .long, help: "The rules directory (default: ./rules, or the one next to the build).")
+    var rules: String?
+
+    @Flag(name: .long, help: "Keep the sandbox directory instead of removing it.")
+    var keep = false
+
+    /// One step of the story: what a person does and what Vigil must answer.
+    struct Step {
+        var title: String
+        var act: (SeedSandbox) throws(HarnessError) -> Void
+        var expectRule: String
+        var expectState: String
+    }
+
+    func run() throws {
+        let executable = ChildProcess.currentExecutable()
+        guard let rulesDirectory = locateRules(executable: executable) else {
+            printLine("vigil demo: Failed to find the rules directory 'rules/'; run it from the repository root or pass --rules DIR")
+            throw ExitCode(1)
+        }
+        let sandbox: SeedSandbox
+        do { sandbox = try SeedSandbox(label: "demo") } catch {
+            printLine("vigil demo: \(error)")
+            throw ExitCode(1)
+        }
+        defer { if !keep { sandbox.remove() } }
+        let alertsPath = sandbox.hostPath("/var/log/vigil/demo-alerts.jsonl")
+        printLine("Vigil demo: CloudCrest's analytics-prod-03 in a sandbox at \(sandbox.root)")
+        printLine("  rules: \(rulesDirectory)   alerts: \(alertsPath)\n")
+
+        let follower: LineFollower
+        let daemon: DaemonProcess
+        do {
+            follower = try LineFollower(path: alertsPath)
+            let started = Clock.monotonicNanoseconds()
+            daemon = try DaemonProcess(
+                executable: executable,
+                arguments: ["--rules", rulesDirectory, "--root", sandbox.root, "--alerts", alertsPath],
+                workDirectory: sandbox.hostPath("/run/vigil"))
+            printLine("vigil run is ready (READY=1 after \(milliseconds(Clock.monotonicNanoseconds() - started)) ms)")
+        } catch {
+            printLine("vigil demo: \(error)")
+            throw ExitCode(1)
+        }
+        for line in follower.drain() { printLine("  start-up alert: \(summary(of: line))") }
+
+        let config = SeedSandbox.configPath
+        let steps: [Step] = [
+            Step(title: "Someone saves upload-service.conf with 'verify_ssl = false  # TODO: Enable for production' (temporary file renamed over it)",
+                 act: { sandbox throws(HarnessError) in try sandbox.writeReplacing(config, SeedSandbox.insecureConfig) },
+                 expectRule: "upload-ssl-verification-disabled", expectState: "firing"),
+            Step(title: "Fatima fixes it in place: 'verify_ssl = true  # FIXED' (open, truncate, write)",
+                 act: { sandbox throws(HarnessError) in try sandbox.write(config, SeedSandbox.fixedConfig) },
+                 expectRule: "upload-ssl-verification-disabled", expectState: "resolved"),
+            Step(title: "vim saves it insecure again (original renamed to upload-service.conf~, new file written)",
+                 act: { sandbox throws(HarnessError) in try sandbox.writeLikeVim(config, SeedSandbox.insecureConfig) },
+                 expectRule: "upload-ssl-verification-disabled", expectState: "firing"),
+            Step(title: "A config-management run restores the fixed file (sed -i style rename)",
+                 act: { sandbox throws(HarnessError) in try sandbox.writeReplacing(config, SeedSandbox.fixedConfig) },
+                 expectRule: "upload-ssl-verification-disabled", expectState: "resolved"),
+        ]
+        var latencies: [UInt64] = []
+        var failed = false
+        for (number, step) in steps.enumerated() {
+            printLine("\n\(number + 1). \(step.title)")
+            let before = Clock.monotonicNanoseconds()
+            do { try step.act(sandbox) } catch {
+                printLine("   vigil demo: \(error)")
+                failed = true
+                break
+            }
+            var seen = false
+            while let (line, seenAt) = follower.next(timeoutMilliseconds: 5000) {
+                let rule = JSONField.string(line, "rule") ?? "?"
+                let state = JSONField.string(line, "state") ?? "?"
+                let latency = seenAt - before
+                printLine("   → \(summary(of: line))   [\(milliseconds(latency)) ms after the write]")
+                if rule == step.expectRule && state == step.expectState {
+                    latencies.append(latency)
+                    seen = true
+                    break
+                }
+            }
+            if !seen {
+                printLine("   ✗ no '\(step.expectState)' alert from rule '\(step.expectRule)' within 5 s")
+                failed = true
+                break
+            }
+        }
+        let exit = daemon.stop()
+        if failed || exit != 0 {
+            printLine("\nvigil demo failed (daemon exit code \(exit.map(String.init) ?? "none")); the daemon's log:\n\(daemon.log())")
+            throw ExitCode(1)
+        }
+        let sorted = latencies.sorted()
+        printLine("\n\(latencies.count) reactions, write → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms")
+        printLine("The daemon stopped cleanly on SIGTERM. \(keep ? "Sandbox kept at \(sandbox.root)" : "Sandbox removed.")")
+    }
+
+    private func locateRules(executable: String) -> String? {
+        var candidates: [String] = []
+        if let rules { candidates.append(rules) } else {
+            candidates.append("rules")
+            // .build/<config>/vigil → repository root
+            var parts = executable.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if parts.count > 3 {
+                parts.removeLast(3)
+                candidates.append(parts.joined(separator: "/") + "/rules")
+            }
+            candidates.append("/etc/vigil/rules.d")
+        }
+        for candidate in candidates {
+            var info = stat()
+            if stat(candidate, &info) == 0 {
+                if candidate.hasPrefix("/") { return candidate }
+                var buffer = [CChar](repeating: 0, count: 4097)
+                if realpath(candidate, &buffer) != nil {
+                    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                }
+                return candidate
+            }
+        }
+        return nil
+    }
+
+    private func summary(of line: String) -> String {
+        let severity = JSONField.string(line, "severity") ?? "?"
+        let state = JSONField.string(line, "state") ?? "?"
+        let rule = JSONField.string(line, "rule") ?? "?"
+        let message = JSONField.string(line, "message") ?? ""
+        return "\(severity) · \(state) · \(rule): \(message)"
+    }
+
+    private func milliseconds(_ nanoseconds: UInt64) -> String {
+        String(format3: Double(nanoseconds) / 1e6)
+    }
+
+    private func printLine(_ text: String) {
+        print(text)
+        fflush(stdout)
+    }
+}
+
+extension String {
+    /// A number with three decimals, without Foundation.
+    init(format3 value: Double) {
+        let thousandths = Int((value * 1000).rounded())
+        let fraction = thousandths % 1000
+        let pad = fraction < 10 ? "00" : (fraction < 100 ? "0" : "")
+        self = "\(thousandths / 1000).\(pad)\(fraction)"
+    }
+}

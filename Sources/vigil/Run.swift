@@ -1,0 +1,107 @@
+import ArgumentParser
+import Logging
+import VigilDaemon
+import VigilRules
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vigil run`: the daemon, in the foreground.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch what the rules name and act the moment it changes (runs in the foreground).",
+        discussion: """
+            Logs to stderr. SIGTERM or SIGINT stops it after draining the pipeline. With $NOTIFY_SOCKET set
+            (systemd Type=notify) it reports READY=1 once every watch is in place.
+            """
+    )
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Rule files or directories (host paths).")
+    var rules: [String] = ["/etc/vigil/rules.d"]
+
+    @Option(name: .long, help: "Treat DIR as '/' for every path in the rules (a sandbox copy of a server).")
+    var root: String = "/"
+
+    @Option(name: .long, help: "Also write alerts as JSON Lines to FILE ('-' for stdout). Repeatable.")
+    var alerts: [String] = []
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level '\(logLevel)' is not a level; expected one of: trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "vigil")
+        guard let ruleSet = RuleLoading.load(rules) else { throw ExitCode(1) }
+        if root != "/" {
+            var info = stat()
+            guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                RuleLoading.printError("vigil: Failed to use --root '\(root)': it is not a directory; create it or fix the path")
+                throw ExitCode(1)
+            }
+        }
+        // Block the signals before any thread exists, so only this thread receives them.
+        let signals: SignalFD
+        do {
+            signals = try SignalFD(signals: [SIGTERM, SIGINT, SIGHUP])
+        } catch {
+            RuleLoading.printError("vigil: Failed to set up signal handling: \(error)")
+            throw ExitCode(1)
+        }
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(
+                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: alerts), logger: logger)
+        } catch {
+            RuleLoading.printError("vigil: \(error)")
+            throw ExitCode(1)
+        }
+        let started = Clock.monotonicNanoseconds()
+        daemon.start()
+        let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
+        let rootNote = root == "/" ? "" : " under root '\(root)'"
+        logger.info(
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote); alerts to \(daemon.sinkDescriptions.joined(separator: ", "))")
+        ServiceNotify.send("READY=1\nSTATUS=watching")
+
+        var pfd = pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)
+        waiting: while true {
+            _ = poll(&pfd, 1, -1)
+            while let signal = signals.next() {
+                if signal == SIGHUP {
+                    logger.notice("SIGHUP received: reloading rules in place is not available in this version; restart vigil to load changed rules")
+                    continue
+                }
+                logger.info("Signal \(signal) received; draining the pipeline and stopping")
+                break waiting
+            }
+        }
+        ServiceNotify.send("STOPPING=1")
+        daemon.stop()
+        let c = daemon.counters
+        logger.info(
+            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations, \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows")
+    }
+}
+
+extension String {
+    /// A number with two decimals, without Foundation's String(format:).
+    init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        let whole = hundredths / 100
+        let fraction = hundredths % 100
+        self = "\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
