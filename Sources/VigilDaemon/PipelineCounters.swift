@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 /// Counters the data plane bumps instead of logging (hot-path rule 5). Read by `vigil run` at shutdown
 /// and, later, by the metrics endpoint.

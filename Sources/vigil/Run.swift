@@ -1,3 +1,4 @@
+import Synchronization
 import ArgumentParser
 import Logging
 import VigilDaemon
