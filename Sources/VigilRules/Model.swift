@@ -1,4 +1,4 @@
-public import VigilCore
+import VigilCore
 
 // The compiled form of Vigil's rule files. `RuleCompiler` produces it from YAML; the daemon turns it into
 // hot matching tables. Every element keeps its `SourceLocation` so later errors (a capability a rule

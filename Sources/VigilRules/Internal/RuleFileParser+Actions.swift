@@ -1,0 +1,177 @@
+internal import Yams
+
+extension RuleFileParser {
+    /// Every action of the language, in the order the docs list them.
+    static let actionNames = ["alert", "chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
+    /// Actions designed but not implemented in this version.
+    static let plannedActions = ["chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
+
+    /// Parses `then:`; records `alert: [sink]` references for the cross-file check.
+    mutating func parseActions(
+        _ node: Node, references: inout [(name: String, location: SourceLocation)]
+    ) -> [ActionSpec]? {
+        let items: [Node]
+        switch node {
+        case .sequence(let sequence): items = Array(sequence)
+        case .scalar(let scalar) where scalar.value != .null: items = [node]
+        case .mapping: items = [node]
+        default:
+            error("'then' is \(node.kindDescription); expected a list of actions such as [alert]", at: node)
+            return nil
+        }
+        guard !items.isEmpty else {
+            error("'then' is an empty list; remove it to alert to every sink, or list the actions", at: node)
+            return nil
+        }
+        var actions: [ActionSpec] = []
+        var failed = false
+        for item in items {
+            if let action = parseAction(item, references: &references) { actions.append(action) } else { failed = true }
+        }
+        return failed ? nil : actions
+    }
+
+    /// Parses one action: `alert`, or a one-key map such as `alert: [sink]`.
+    private mutating func parseAction(
+        _ node: Node, references: inout [(name: String, location: SourceLocation)]
+    ) -> ActionSpec? {
+        let location = node.location(in: file)
+        switch node {
+        case .scalar(let scalar) where scalar.value != .null:
+            guard checkActionName(scalar.string, at: node) else { return nil }
+            return .alert(sinks: nil, location: location)
+        case .mapping(let mapping) where mapping.count == 1:
+            let (keyNode, value) = mapping.first!
+            guard let name = keyNode.scalar?.string else {
+                error("action key is \(keyNode.kindDescription); expected an action name such as alert", at: keyNode)
+                return nil
+            }
+            guard checkActionName(name, at: keyNode) else { return nil }
+            guard let sinks = parseStringList(value, key: "alert") else { return nil }
+            for (sink, element) in sinks { references.append((sink, element.location(in: file))) }
+            return .alert(sinks: sinks.map(\.0), location: location)
+        case .mapping(let mapping) where mapping.count > 1:
+            let names = mapping.map { "'\($0.key.scalar?.string ?? "?")'" }.joined(separator: " and ")
+            error("action has several keys (\(names)); write each action as its own list item", at: mapping[1].key)
+            return nil
+        default:
+            error("action is \(node.kindDescription); expected an action such as alert or { alert: [sink] }", at: node)
+            return nil
+        }
+    }
+
+    /// Reports unknown and planned actions; true for `alert`.
+    private mutating func checkActionName(_ name: String, at node: Node) -> Bool {
+        if name == "alert" { return true }
+        if Self.plannedActions.contains(name) {
+            error("action '\(name)' is not available in this version of vigil; it is planned — see docs/rules.md", at: node)
+        } else {
+            error("unknown action '\(name)'; expected one of: \(Self.actionNames.joined(separator: ", "))", at: node)
+        }
+        return false
+    }
+
+    /// Parses `message:` and checks its fields against those of the rule kind.
+    mutating func parseTemplate(_ node: Node, allowedFields: [String]) -> MessageTemplate? {
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'message' is \(node.kindDescription); expected a string such as \"{rule}: {path}\"", at: node)
+            return nil
+        }
+        let source = scalar.string
+        let parsed = TemplateParser.parse(source)
+        var failed = false
+        for located in parsed.segments {
+            guard case .field(let name) = located.segment, !allowedFields.contains(name) else { continue }
+            error(
+                "unknown field '{\(name)}' in message" + Spelling.hint(for: name, among: allowedFields),
+                at: templateLocation(scalar, node: node, offset: located.offset))
+            failed = true
+        }
+        if let problem = parsed.error {
+            error(problem.message, at: templateLocation(scalar, node: node, offset: problem.offset))
+            failed = true
+        }
+        return failed ? nil : MessageTemplate(segments: parsed.segments.map(\.segment), source: source)
+    }
+
+    /// The column of scalar offset `offset` inside a message, when the scalar sits on one line as written.
+    ///
+    /// Quoted scalars start one column after their quote; multi-line and block scalars point at the start.
+    /// Escapes in double-quoted strings (`\"`) are counted as one column, which may shift the column by a little.
+    private func templateLocation(_ scalar: Node.Scalar, node: Node, offset: Int) -> SourceLocation {
+        var location = node.location(in: file)
+        guard !scalar.string.contains("\n") else { return location }
+        switch scalar.style {
+        case .plain, .any: location.column += offset
+        case .singleQuoted, .doubleQuoted: location.column += offset + 1
+        case .literal, .folded: break
+        }
+        return location
+    }
+
+    // MARK: Sinks and lists
+
+    /// Parses a `- sink:` item.
+    mutating func parseSink(_ mapping: Node.Mapping, at item: Node) {
+        let errorsBefore = errorCount
+        let location = item.location(in: file)
+        let nameNode = mapping.first!.value
+        let name = parseName(nameNode, label: "sink name")
+        let context = Self.describe("sink", name)
+        let (keys, _) = checkKeys(mapping, allowed: Self.sinkKeys, context: context)
+        var kind: SinkKind?
+        let plannedTypes = ["syslog", "email", "webhook", "alertmanager"]
+        if let (_, typeNode) = keys["type"], let type = parseString(typeNode, key: "type") {
+            switch type {
+            case "stdout":
+                if let (pathKey, _) = keys["path"] {
+                    error("'path' does not apply to stdout sinks; remove it, or use type: jsonl", at: pathKey)
+                } else {
+                    kind = .stdout
+                }
+            case "jsonl":
+                if let (_, pathNode) = keys["path"] {
+                    if let path = parsePath(pathNode, key: "sink path", allowGlob: false) {
+                        kind = .jsonl(path: path.normalised)
+                    }
+                } else {
+                    error("\(context) of type jsonl has no path:; add path: /var/log/vigil/alerts.jsonl", at: location)
+                }
+            default:
+                if plannedTypes.contains(type) {
+                    error("sink type '\(type)' is not available in this version of vigil; it is planned — see docs/rules.md", at: typeNode)
+                } else {
+                    error("sink type '\(type)' is not known" + Spelling.hint(for: type, among: ["jsonl", "stdout"]), at: typeNode)
+                }
+            }
+        } else if keys["type"] == nil {
+            error("\(context) has no type:; expected one of: jsonl, stdout", at: location)
+        }
+        guard let name else { return }
+        var draft = SinkDraft(name: name, nameLocation: nameNode.location(in: file), location: location, spec: nil)
+        if errorCount == errorsBefore, let kind {
+            draft.spec = SinkSpec(name: name, location: location, kind: kind)
+        }
+        sinks.append(draft)
+    }
+
+    /// Parses a `- list:` item.
+    mutating func parseList(_ mapping: Node.Mapping, at item: Node) {
+        let errorsBefore = errorCount
+        let location = item.location(in: file)
+        let nameNode = mapping.first!.value
+        let name = parseName(nameNode, label: "list name")
+        let context = Self.describe("list", name)
+        let (keys, _) = checkKeys(mapping, allowed: Self.listKeys, context: context)
+        var items: [String]?
+        if let (_, node) = keys["items"] {
+            items = parseStringList(node, key: "items", allowEmpty: true)?.map(\.0)
+        } else {
+            error("\(context) has no items:; add items: [...]", at: location)
+        }
+        guard let name else { return }
+        lists.append(ListDraft(
+            name: name, nameLocation: nameNode.location(in: file), location: location,
+            items: errorCount == errorsBefore ? items : nil))
+    }
+}

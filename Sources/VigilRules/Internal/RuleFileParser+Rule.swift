@@ -1,0 +1,168 @@
+internal import Yams
+
+extension RuleFileParser {
+    /// The subject kind of a rule, once known.
+    enum RuleKind {
+        case config
+        case file
+    }
+
+    /// Parses a `- rule:` item.
+    mutating func parseRule(_ mapping: Node.Mapping, at item: Node) {
+        let errorsBefore = errorCount
+        let location = item.location(in: file)
+        let idNode = mapping.first!.value
+        let id = parseName(idNode, label: "rule id")
+        let context = Self.describe("rule", id)
+        let (keys, suggestions) = checkKeys(
+            mapping, allowed: Self.ruleKeys, planned: Self.plannedKinds, context: context)
+
+        var severity = Severity.warning
+        if let (_, node) = keys["severity"], let text = parseString(node, key: "severity") {
+            if let parsed = Severity(rawValue: text) {
+                severity = parsed
+            } else {
+                let expected = Severity.allCases.map(\.rawValue).joined(separator: ", ")
+                error("severity '\(text)' is not known; expected one of: \(expected)", at: node)
+            }
+        }
+        let description = keys["description"].flatMap { parseString($0.value, key: "description") }
+        let enabled = keys["enabled"].flatMap { parseBool($0.value, key: "enabled") } ?? true
+        let tags = keys["tags"].flatMap { parseStringList($0.value, key: "tags", allowEmpty: true) }?.map(\.0) ?? []
+
+        // The subject: exactly one of config:/file:; planned kinds were reported by checkKeys.
+        let subjects = mapping.compactMap { pair -> (String, Node)? in
+            guard let name = pair.key.scalar?.string, Self.subjectKeys.contains(name) else { return nil }
+            return (name, pair.key)
+        }
+        let hasPlannedKind = Self.plannedKinds.contains { keys[$0] != nil }
+        var kind: RuleKind?
+        if subjects.count > 1 {
+            error(
+                "\(context) has both config: and file:; a rule watches one subject, so split it into two rules",
+                at: subjects[1].1)
+        } else if let (name, _) = subjects.first {
+            kind = name == "config" ? .config : .file
+        } else if !hasPlannedKind && !suggestions.contains(where: Self.subjectKeys.contains) {
+            error("\(context) has no subject; expected one of: config, file", at: location)
+        }
+
+        // Parse every part that is present, whatever the kind, so all errors show at once.
+        let path = subjects.count == 1 ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
+        let condition = keys["when"].flatMap { parseCondition($0.value) }
+        let changes = keys["changes"].flatMap { parseChanges($0.value) }
+        let changeKinds = keys["on"].flatMap { parseChangeKinds($0.value) }
+        var format = ConfigFormat.ini
+        if let (_, node) = keys["format"], let text = parseString(node, key: "format") {
+            if let parsed = ConfigFormat(rawValue: text) {
+                format = parsed
+            } else {
+                error("format '\(text)' is not known; expected one of: ini", at: node)
+            }
+        }
+
+        switch kind {
+        case .config:
+            if let (key, _) = keys["on"] {
+                error("'on' does not apply to config rules; use changes: to fire when keys change, or a file: rule", at: key)
+            }
+            if let (_, changesKey) = keys["changes"].map({ ($0.value, $0.key) }), keys["when"] != nil {
+                error(
+                    "\(context) has both when: and changes:; use when: for a state rule or changes: for an event rule, not both",
+                    at: changesKey)
+            } else if keys["when"] == nil && keys["changes"] == nil {
+                error("config \(context) has neither when: nor changes:; add when: (a state rule) or changes: (an event rule)", at: location)
+            }
+        case .file:
+            for name in ["when", "changes", "format"] {
+                if let (key, _) = keys[name] {
+                    error("'\(name)' does not apply to file rules; use a config: rule to look at keys and values", at: key)
+                }
+            }
+        case nil:
+            break
+        }
+
+        let allowedFields: [String]
+        switch kind {
+        case .config: allowedFields = MessageTemplate.configFields
+        case .file: allowedFields = MessageTemplate.fileFields
+        case nil:
+            var union = MessageTemplate.configFields
+            union.append(contentsOf: MessageTemplate.fileFields.filter { !union.contains($0) })
+            allowedFields = union
+        }
+        let message: MessageTemplate?
+        if let (_, node) = keys["message"] {
+            message = parseTemplate(node, allowedFields: allowedFields)
+        } else {
+            message = try? MessageTemplate(parsing: MessageTemplate.defaultSource)
+        }
+
+        var references: [(name: String, location: SourceLocation)] = []
+        let actions: [ActionSpec]?
+        if let (_, node) = keys["then"] {
+            actions = parseActions(node, references: &references)
+        } else {
+            actions = [.alert(sinks: nil, location: location)]
+        }
+
+        var draft = RuleDraft(
+            id: id ?? "", idLocation: idNode.location(in: file), location: location, rule: nil,
+            sinkReferences: references)
+        defer { if id != nil { rules.append(draft) } }
+        guard errorCount == errorsBefore, let id, let kind, let path, let message, let actions else { return }
+
+        let subject: Subject
+        switch kind {
+        case .config:
+            let trigger: ConfigTrigger
+            if let condition {
+                trigger = .when(condition)
+            } else if let changes {
+                trigger = .changes(changes)
+            } else {
+                return
+            }
+            subject = .config(ConfigSubject(path: path, format: format, trigger: trigger))
+        case .file:
+            subject = .file(FileSubject(path: path, on: changeKinds ?? Set(FileChangeKind.allCases)))
+        }
+        draft.rule = Rule(
+            id: id, location: location, severity: severity, description: description, message: message,
+            subject: subject, actions: actions, enabled: enabled, tags: tags)
+    }
+
+    /// Parses `changes:`: key names or globs, lowercased.
+    mutating func parseChanges(_ node: Node) -> [String]? {
+        guard let entries = parseStringList(node, key: "changes") else { return nil }
+        var patterns: [String] = []
+        var failed = false
+        for (text, element) in entries {
+            let pattern = text.lowercased()
+            if case .failure(let reason) = GlobPattern.parse(pattern) {
+                error("key pattern '\(text)' in changes: is malformed: \(reason.reason)", at: element)
+                failed = true
+            }
+            patterns.append(pattern)
+        }
+        return failed ? nil : patterns
+    }
+
+    /// Parses `on:`: a list of file change kinds.
+    mutating func parseChangeKinds(_ node: Node) -> Set<FileChangeKind>? {
+        guard let entries = parseStringList(node, key: "on") else { return nil }
+        var kinds: Set<FileChangeKind> = []
+        var failed = false
+        let names = FileChangeKind.allCases.map(\.rawValue)
+        for (text, element) in entries {
+            if let kind = FileChangeKind(rawValue: text) {
+                kinds.insert(kind)
+            } else {
+                error("unknown file change '\(text)'" + Spelling.hint(for: text, among: names), at: element)
+                failed = true
+            }
+        }
+        return failed ? nil : kinds
+    }
+}

@@ -1,0 +1,97 @@
+internal import Yams
+
+extension RuleFileParser {
+    /// A scalar's text for `key`; reports lists, maps and empty values.
+    mutating func parseString(_ node: Node, key: String, expected: String = "a string") -> String? {
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'\(key)' is \(node.kindDescription); expected \(expected)", at: node)
+            return nil
+        }
+        return scalar.string
+    }
+
+    /// `true` or `false` for `key`; reports anything else (including `yes`/`no`).
+    mutating func parseBool(_ node: Node, key: String) -> Bool? {
+        if case .scalar(let scalar) = node, case .bool(let value) = scalar.value {
+            return value
+        }
+        if case .scalar(let scalar) = node {
+            error("'\(key)' is '\(scalar.string)'; expected true or false", at: node)
+        } else {
+            error("'\(key)' is \(node.kindDescription); expected true or false", at: node)
+        }
+        return nil
+    }
+
+    /// A list of scalars for `key` (a single scalar counts as a list of one), with each element's node.
+    ///
+    /// Reports maps, nested lists, empty elements and, unless `allowEmpty`, an empty list.
+    mutating func parseStringList(_ node: Node, key: String, allowEmpty: Bool = false) -> [(String, Node)]? {
+        let elements: [Node]
+        switch node {
+        case .sequence(let sequence): elements = Array(sequence)
+        case .scalar(let scalar) where scalar.value != .null: elements = [node]
+        default:
+            error("'\(key)' is \(node.kindDescription); expected a list of strings", at: node)
+            return nil
+        }
+        if elements.isEmpty && !allowEmpty {
+            error("'\(key)' is an empty list; expected at least one entry", at: node)
+            return nil
+        }
+        var values: [(String, Node)] = []
+        var failed = false
+        for element in elements {
+            guard case .scalar(let scalar) = element, scalar.value != .null else {
+                error("an entry of '\(key)' is \(element.kindDescription); expected a string", at: element)
+                failed = true
+                continue
+            }
+            values.append((scalar.string, element))
+        }
+        return failed ? nil : values
+    }
+
+    /// An absolute, normalised path whose last component may be a glob (when `allowGlob`).
+    ///
+    /// `//` collapses, `.` components and a trailing `/` are dropped; `..` is refused rather than
+    /// resolved, since rule paths are resolved again inside `--root`.
+    mutating func parsePath(_ node: Node, key: String, allowGlob: Bool) -> PathPattern? {
+        guard let raw = parseString(node, key: key, expected: "an absolute path such as /etc/app.conf") else {
+            return nil
+        }
+        guard raw.hasPrefix("/") else {
+            error("path '\(raw)' is not absolute; write it from the root, such as '/\(raw)'", at: node)
+            return nil
+        }
+        let components = raw.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        if components.contains("..") {
+            error("path '\(raw)' contains '..'; write the path without it", at: node)
+            return nil
+        }
+        guard let last = components.last else {
+            error("path '\(raw)' names no file; expected a file path such as /etc/app.conf", at: node)
+            return nil
+        }
+        if let globbed = components.dropLast().first(where: { GlobPattern.hasMetacharacters(String($0)) }) {
+            error(
+                "path '\(raw)' has a glob in the directory '\(globbed)'; globs are allowed only in the last path component",
+                at: node)
+            return nil
+        }
+        let directory = "/" + components.dropLast().joined(separator: "/")
+        let name = String(last)
+        guard GlobPattern.hasMetacharacters(name) else {
+            return PathPattern(raw: raw, directory: directory, name: .exact(name))
+        }
+        guard allowGlob else {
+            error("path '\(raw)' contains a glob; a \(key) must name one file", at: node)
+            return nil
+        }
+        if case .failure(let reason) = GlobPattern.parse(name) {
+            error("path '\(raw)': \(reason.reason)", at: node)
+            return nil
+        }
+        return PathPattern(raw: raw, directory: directory, name: .glob(name))
+    }
+}

@@ -1,0 +1,117 @@
+/// Compiles YAML rule files into a `RuleSet`, reporting every problem at once like a compiler.
+///
+/// See `docs/rules.md` for the language. Compilation never throws and never stops at the first
+/// error: the result carries all diagnostics, and a rule set only when none of them is an error.
+public enum RuleCompiler {
+    /// Compiles files and directories (directories: every `*.yaml` / `*.yml` inside, sorted by name,
+    /// not recursive, hidden files skipped).
+    ///
+    /// Paths that do not exist or cannot be read, directories without rule files, files larger than
+    /// 4 MiB, files with NUL bytes or invalid UTF-8, and files writable by other users are errors
+    /// reported as `PATH: error: …`.
+    public static func compile(paths: [String]) -> RuleCompilation {
+        var sources: [(file: String, text: String)] = []
+        var failures: [RuleDiagnostic] = []
+        var order: [String] = []
+        for entry in RuleSourceReader.read(paths: paths) {
+            switch entry {
+            case .source(let file, let text):
+                sources.append((file, text))
+                order.append(file)
+            case .failure(let diagnostic):
+                failures.append(diagnostic)
+                order.append(diagnostic.location.file)
+            }
+        }
+        return compile(sources: sources, extraDiagnostics: failures, fileOrder: order)
+    }
+
+    /// Compiles YAML text; `file` is the name used in diagnostics.
+    public static func compile(sources: [(file: String, text: String)]) -> RuleCompilation {
+        compile(sources: sources, extraDiagnostics: [], fileOrder: sources.map(\.file))
+    }
+
+    /// Parses each source, runs the checks that span files, and orders the diagnostics.
+    private static func compile(
+        sources: [(file: String, text: String)], extraDiagnostics: [RuleDiagnostic], fileOrder: [String]
+    ) -> RuleCompilation {
+        var diagnostics = extraDiagnostics
+        var rules: [RuleFileParser.RuleDraft] = []
+        var sinks: [RuleFileParser.SinkDraft] = []
+        var lists: [RuleFileParser.ListDraft] = []
+        for source in sources {
+            var parser = RuleFileParser(file: source.file)
+            if source.text.utf8.contains(0) {
+                let offset = source.text.utf8.firstIndex(of: 0).map { source.text.utf8.distance(from: source.text.utf8.startIndex, to: $0) } ?? 0
+                parser.error(
+                    "refusing rule file '\(source.file)': it contains a NUL byte at offset \(offset), so it is not a text file; check that the right file was named",
+                    at: SourceLocation(file: source.file, line: 0, column: 0))
+            } else {
+                parser.parse(text: source.text)
+            }
+            diagnostics += parser.diagnostics
+            rules += parser.rules
+            sinks += parser.sinks
+            lists += parser.lists
+        }
+
+        var firstRule: [String: SourceLocation] = [:]
+        for rule in rules {
+            if let first = firstRule[rule.id] {
+                diagnostics.append(.error("duplicate rule id '\(rule.id)'; first defined at \(first)", at: rule.idLocation))
+            } else {
+                firstRule[rule.id] = rule.location
+            }
+        }
+        var firstSink: [String: SourceLocation] = [:]
+        var sinkNames: [String] = []
+        for sink in sinks {
+            if let first = firstSink[sink.name] {
+                diagnostics.append(.error("duplicate sink name '\(sink.name)'; first defined at \(first)", at: sink.nameLocation))
+            } else {
+                firstSink[sink.name] = sink.location
+                sinkNames.append(sink.name)
+            }
+        }
+        var firstList: [String: SourceLocation] = [:]
+        for list in lists {
+            if let first = firstList[list.name] {
+                diagnostics.append(.error("duplicate list name '\(list.name)'; first defined at \(first)", at: list.nameLocation))
+            } else {
+                firstList[list.name] = list.location
+            }
+        }
+        for rule in rules {
+            for reference in rule.sinkReferences where firstSink[reference.name] == nil {
+                let message: String
+                if sinkNames.isEmpty {
+                    message = "unknown sink '\(reference.name)'; no sinks are defined, so add an item '- sink: \(reference.name)' with a type:"
+                } else {
+                    message = "unknown sink '\(reference.name)'" + Spelling.hint(for: reference.name, among: sinkNames)
+                }
+                diagnostics.append(.error(message, at: reference.location))
+            }
+        }
+
+        diagnostics = ordered(diagnostics, fileOrder: fileOrder)
+        let compilation = RuleCompilation(ruleSet: nil, diagnostics: diagnostics)
+        guard compilation.errorCount == 0 else { return compilation }
+        var listItems: [String: [String]] = [:]
+        for list in lists { listItems[list.name] = list.items ?? [] }
+        let ruleSet = RuleSet(
+            rules: rules.compactMap(\.rule), sinks: sinks.compactMap(\.spec), lists: listItems,
+            files: sources.map(\.file))
+        return RuleCompilation(ruleSet: ruleSet, diagnostics: diagnostics)
+    }
+
+    /// Diagnostics by file (in the order files were given or found), then line, then column; stable.
+    private static func ordered(_ diagnostics: [RuleDiagnostic], fileOrder: [String]) -> [RuleDiagnostic] {
+        var rank: [String: Int] = [:]
+        for (index, file) in fileOrder.enumerated() where rank[file] == nil { rank[file] = index }
+        return diagnostics.enumerated().sorted { lhs, rhs in
+            let left = (rank[lhs.element.location.file] ?? Int.max, lhs.element.location.line, lhs.element.location.column, lhs.offset)
+            let right = (rank[rhs.element.location.file] ?? Int.max, rhs.element.location.line, rhs.element.location.column, rhs.offset)
+            return left < right
+        }.map(\.element)
+    }
+}
