@@ -156,8 +156,8 @@ struct Demo: ParsableCommand {
     }
 
     private func printLine(_ text: String) {
-        print(text)
-        fflush(stdout)
+        let bytes = Array((text + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
     }
 }
 

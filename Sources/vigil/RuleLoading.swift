@@ -19,7 +19,7 @@ enum RuleLoading {
 
     /// Writes one line to stderr.
     static func printError(_ line: String) {
-        let text = line + "\n"
-        _ = text.withCString { fputs($0, stderr) }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }

@@ -280,7 +280,7 @@ final class Matcher: @unchecked Sendable {
                 let index = instanceFor(plan: planNumber, name: name, rules: [ruleIndex])
                 plans[planNumber].exact[name] = index
             case .glob(let glob):
-                if let existing = plans[planNumber].globs.firstIndex(where: { String(cString: $0.pattern) == glob }) {
+                if let existing = plans[planNumber].globs.firstIndex(where: { $0.pattern == Array(glob.utf8CString) }) {
                     plans[planNumber].globs[existing].rules.append(ruleIndex)
                 } else {
                     plans[planNumber].globs.append((Array(glob.utf8CString), [ruleIndex]))
@@ -637,8 +637,10 @@ final class Matcher: @unchecked Sendable {
             default: return self.commonField(name, rule: rule, instance: instance)
             }
         }
+        // A resolution carries the same fingerprint and the same template, said to be over.
+        let rendered = rule.message.render(fields)
         emit(rule: rule, instance: instance, state: state, kind: "config.changed",
-             message: rule.message.render(fields), changes: masked, version: version)
+             message: state == .resolved ? "Resolved: " + rendered : rendered, changes: masked, version: version)
     }
 
     private func emitFileEvent(_ ruleIndex: Int, _ instance: Instance, change: FileChangeKind, identity: FileIdentity) {
