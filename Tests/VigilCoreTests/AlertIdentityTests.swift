@@ -27,15 +27,24 @@ import VigilCore
     /// Pinned values (computed independently in Python): a change here changes every alert id in the field,
     /// which breaks dedup across an upgrade, so it must be deliberate.
     @Test func pinnedValues() {
-        let fingerprint = AlertIdentity.fingerprint(rule: "upload-config-ssl", instance: "/etc/analytics/upload-service.conf")
+        let fingerprint = AlertIdentity.fingerprint(
+            rule: "upload-config-ssl",
+            instance: "/etc/analytics/upload-service.conf"
+        )
         #expect(fingerprint == "8428c98e5665e55a")
-        let id = AlertIdentity.id(fingerprint: fingerprint, state: .firing, version: "2049:131077:1795755215123456789:160")
+        let id = AlertIdentity.id(
+            fingerprint: fingerprint,
+            state: .firing,
+            version: "2049:131077:1795755215123456789:160"
+        )
         #expect(id == "8b776ac329c39680183742315bf1d458")
     }
 
     /// The NUL separator keeps differently split inputs apart.
     @Test func separatorMatters() {
-        #expect(AlertIdentity.fingerprint(rule: "ab", instance: "c") != AlertIdentity.fingerprint(rule: "a", instance: "bc"))
+        #expect(
+            AlertIdentity.fingerprint(rule: "ab", instance: "c") != AlertIdentity.fingerprint(rule: "a", instance: "bc")
+        )
     }
 
     /// Same event → same id; another state or version → another id; firing and resolved share a fingerprint.

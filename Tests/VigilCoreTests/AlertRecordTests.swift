@@ -6,9 +6,16 @@ import VigilCore
 enum SampleAlerts {
     /// `verify_ssl = false` appears in the upload service's config.
     static var configChanged: AlertRecord {
-        let fingerprint = AlertIdentity.fingerprint(rule: "upload-config-ssl", instance: "/etc/analytics/upload-service.conf")
+        let fingerprint = AlertIdentity.fingerprint(
+            rule: "upload-config-ssl",
+            instance: "/etc/analytics/upload-service.conf"
+        )
         return AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: .firing, version: "2049:131077:1795755215123456789:160"),
+            id: AlertIdentity.id(
+                fingerprint: fingerprint,
+                state: .firing,
+                version: "2049:131077:1795755215123456789:160"
+            ),
             timeSeconds: 1_795_755_215,
             timeNanoseconds: 123_456_789,
             host: "web-01",
@@ -88,14 +95,16 @@ enum SampleAlerts {
 @Suite struct AlertRecordTests {
     /// The seed scenario, byte for byte.
     @Test func goldenConfigChangedLine() {
-        let expected = #"{"id":"8b776ac329c39680183742315bf1d458","time":"2026-11-27T04:53:35.123456Z","host":"web-01","rule":"upload-config-ssl","severity":"critical","state":"firing","kind":"config.changed","path":"/etc/analytics/upload-service.conf","message":"verify_ssl is false in '/etc/analytics/upload-service.conf'","changes":[{"key":"db_password","old":"****","new":"****"},{"key":"debug","old":null,"new":"true"},{"key":"verify_ssl","old":"true","new":"false"}],"fingerprint":"8428c98e5665e55a"}"#
+        let expected =
+            #"{"id":"8b776ac329c39680183742315bf1d458","time":"2026-11-27T04:53:35.123456Z","host":"web-01","rule":"upload-config-ssl","severity":"critical","state":"firing","kind":"config.changed","path":"/etc/analytics/upload-service.conf","message":"verify_ssl is false in '/etc/analytics/upload-service.conf'","changes":[{"key":"db_password","old":"****","new":"****"},{"key":"debug","old":null,"new":"true"},{"key":"verify_ssl","old":"true","new":"false"}],"fingerprint":"8428c98e5665e55a"}"#
             + "\n"
         #expect(SampleAlerts.configChanged.jsonLine() == expected)
     }
 
     /// No path, no labels, empty changes.
     @Test func goldenMinimalLine() {
-        let expected = #"{"id":"0123456789abcdef0123456789abcdef","time":"2100-03-01T00:00:00.000001Z","host":"h","rule":"vigil","severity":"error","state":"event","kind":"vigil.events_lost","message":"inotify queue overflowed; rescanning","changes":[],"fingerprint":"fedcba9876543210"}"#
+        let expected =
+            #"{"id":"0123456789abcdef0123456789abcdef","time":"2100-03-01T00:00:00.000001Z","host":"h","rule":"vigil","severity":"error","state":"event","kind":"vigil.events_lost","message":"inotify queue overflowed; rescanning","changes":[],"fingerprint":"fedcba9876543210"}"#
             + "\n"
         #expect(SampleAlerts.eventsLost.jsonLine() == expected)
     }
@@ -121,7 +130,10 @@ enum SampleAlerts {
         #expect(value["host"]?.stringValue == record.host)
         #expect(value["message"]?.stringValue == record.message)
         #expect(value["path"]?.stringValue == record.path)
-        #expect(value["time"]?.stringValue == RFC3339.string(seconds: record.timeSeconds, nanoseconds: record.timeNanoseconds))
+        #expect(
+            value["time"]?.stringValue
+                == RFC3339.string(seconds: record.timeSeconds, nanoseconds: record.timeNanoseconds)
+        )
         let changes = try #require(value["changes"]?.arrayValue)
         #expect(changes.count == record.changes.count)
         for (json, change) in zip(changes, record.changes) {

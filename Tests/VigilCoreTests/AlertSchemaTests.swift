@@ -1,8 +1,9 @@
+import Testing
+import VigilCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Testing
-import VigilCore
 
 /// Checks `docs/alert.schema.json` against the encoder: the schema lists exactly the members the encoder
 /// writes, in the same order, and every sample record validates against it.
@@ -91,7 +92,9 @@ private enum MiniSchema {
         if let pattern = schema["pattern"]?.stringValue, let string = instance.stringValue {
             do {
                 let regex = try Regex(pattern)
-                if string.firstMatch(of: regex) == nil { problems.append("\(path): '\(string)' does not match \(pattern)") }
+                if string.firstMatch(of: regex) == nil {
+                    problems.append("\(path): '\(string)' does not match \(pattern)")
+                }
             } catch {
                 problems.append("\(path): bad pattern \(pattern)")
             }

@@ -43,16 +43,18 @@ private func encoded(bytes: [UInt8]) -> [UInt8] {
     }
 
     /// Ill-formed UTF-8 becomes U+FFFD, exactly as `String(decoding:as:)` repairs it, and the output is valid.
-    @Test(arguments: [
-        [0xFF],
-        [0x61, 0xC3],
-        [0xC0, 0xAF],
-        [0xED, 0xA0, 0x80, 0x62],
-        [0xE2, 0x82, 0x41],
-        [0xF4, 0x90, 0x80, 0x80],
-        [0x80, 0x80, 0x22, 0x0A],
-        [0xF0, 0x9F, 0x9A, 0x80, 0xF0, 0x9F, 0x9A],
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xFF],
+            [0x61, 0xC3],
+            [0xC0, 0xAF],
+            [0xED, 0xA0, 0x80, 0x62],
+            [0xE2, 0x82, 0x41],
+            [0xF4, 0x90, 0x80, 0x80],
+            [0x80, 0x80, 0x22, 0x0A],
+            [0xF0, 0x9F, 0x9A, 0x80, 0xF0, 0x9F, 0x9A],
+        ] as [[UInt8]]
+    )
     func invalidUTF8IsReplaced(bytes: [UInt8]) throws {
         let json = encoded(bytes: bytes)
         #expect(String(validating: json, as: UTF8.self) != nil)
@@ -85,7 +87,8 @@ private func encoded(bytes: [UInt8]) -> [UInt8] {
         writer.endObject()
         let text = String(decoding: writer.bytes, as: UTF8.self)
         #expect(
-            text == #"{"a":-42,"b":[true,null,{},[],null,"x"],"c":-9223372036854775808,"d":"1970-01-01T00:00:00.000000Z"}"#
+            text
+                == #"{"a":-42,"b":[true,null,{},[],null,"x"],"c":-9223372036854775808,"d":"1970-01-01T00:00:00.000000Z"}"#
         )
         #expect(try TestJSON.parse(text).memberNames == ["a", "b", "c", "d"])
     }

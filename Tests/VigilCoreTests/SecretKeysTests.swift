@@ -41,7 +41,8 @@ import VigilCore
                 == ConfigChange(key: "api.token", old: nil, new: "****")
         )
         #expect(
-            ConfigChange(key: "API_KEY", old: "k", new: nil).masked() == ConfigChange(key: "API_KEY", old: "****", new: nil)
+            ConfigChange(key: "API_KEY", old: "k", new: nil).masked()
+                == ConfigChange(key: "API_KEY", old: "****", new: nil)
         )
     }
 

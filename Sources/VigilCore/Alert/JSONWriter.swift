@@ -153,7 +153,9 @@ public struct JSONWriter: Sendable {
     /// Appends `value` in double quotes, escaped.
     private static func appendQuoted(_ value: String, to buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\""))
-        let done: Void? = value.utf8.withContiguousStorageIfAvailable { appendEscaped(UnsafeRawBufferPointer($0), to: &buffer) }
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable {
+            appendEscaped(UnsafeRawBufferPointer($0), to: &buffer)
+        }
         if done == nil {
             // Only a non-native (bridged) string lands here; a `String` is always valid UTF-8, so escaping
             // byte by byte is enough.
