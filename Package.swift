@@ -66,7 +66,11 @@ let package = Package(
         // Drives Vigil from outside, as a user would: spawn `vigil run`, wait for READY=1, follow the alert
         // file, build the seed's sandbox. Shared by `vigil demo`, the end-to-end tests and the benchmarks.
         .target(name: "VigilHarness", dependencies: ["VigilSystem"], swiftSettings: strictSettings),
-        .target(name: "VigilTestSupport", dependencies: ["VigilCore", "VigilSystem"], swiftSettings: strictSettings),
+        .target(
+            name: "VigilTestSupport",
+            dependencies: ["VigilCore", "VigilSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "VigilRulesTests",
@@ -77,12 +81,15 @@ let package = Package(
         .testTarget(name: "VigilSystemTests", dependencies: ["VigilSystem", "VigilTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "VigilDaemonTests",
-            dependencies: ["VigilDaemon", "VigilRules", "VigilCore", "VigilSystem", "VigilTestSupport"],
+            dependencies: [
+                "VigilDaemon", "VigilRules", "VigilCore", "VigilSystem", "VigilTestSupport", "VigilHarness",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "VigilIntegrationTests",
-            dependencies: ["VigilTestSupport", "VigilSystem", "VigilCore", "VigilHarness"],
+            dependencies: ["VigilTestSupport", "VigilSystem", "VigilCore", "VigilHarness", "VigilRules"],
             swiftSettings: strictSettings
         ),
     ]

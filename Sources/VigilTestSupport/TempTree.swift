@@ -49,6 +49,28 @@ public struct TempTree: Sendable {
         precondition(rename(path(temporary), path(relative)) == 0, "rename failed: errno \(errno)")
     }
 
+    /// Saves `content` the way vim does by default: rename the original to `name~`, write a new file, delete the backup.
+    public func writeLikeVim(_ relative: String, _ content: String, mode: UInt32 = 0o644) {
+        precondition(rename(path(relative), path(relative + "~")) == 0, "rename failed: errno \(errno)")
+        write(relative, content, mode: mode)
+        unlink(path(relative + "~"))
+    }
+
+    /// Creates a symlink at `relative` pointing to `target` (written as given).
+    public func symlink(_ relative: String, to target: String) {
+        precondition(Glibc.symlink(target, path(relative)) == 0, "symlink failed: errno \(errno)")
+    }
+
+    /// Deletes a file below the root.
+    public func unlinkFile(_ relative: String) {
+        precondition(unlink(path(relative)) == 0, "unlink \(path(relative)) failed: errno \(errno)")
+    }
+
+    /// Changes a file's mode.
+    public func chmodFile(_ relative: String, _ mode: UInt32) {
+        precondition(chmod(path(relative), mode_t(mode)) == 0, "chmod failed: errno \(errno)")
+    }
+
     /// Reads a file below the root, or nil when it cannot be opened.
     public func read(_ relative: String) -> String? {
         let fd = open(path(relative), O_RDONLY | O_CLOEXEC)

@@ -38,8 +38,12 @@ final class Instance {
     var lastProblem: String?
     /// A deletion waiting to be confirmed (editors delete and recreate within microseconds).
     var deletionPending = false
+    /// When the pending deletion was first noticed (monotonic nanoseconds).
+    var deletionNoticed: UInt64 = 0
     /// How many times in a row a writer held the file open when Vigil wanted to read it.
     var busyRetries = 0
+    /// Monotonic deadline of this file's pending timer (deletion settle or busy retry), 0 when none.
+    var timerDeadline: UInt64 = 0
     /// Union of the inotify bits seen since the last evaluation; 0 means a rescan.
     var pendingMask: UInt32 = 0
     /// Queued for evaluation at the end of the current batch.

@@ -223,7 +223,12 @@ final class Matcher: @unchecked Sendable {
                 }
             }
             if matched.isEmpty { continue }
+            let known = instanceByPath.count
             let index = instanceFor(plan: planIndex, name: record.nameString, rules: matched)
+            // Seen first through an event, after start-up: it did not exist before, so its appearance is a creation.
+            if instanceByPath.count > known && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0 {
+                instances[index].presence = .absent
+            }
             if let watch = Optional(record.watch) {
                 let hash = record.withName { bytes, _ in StableHash.fnv1a64(bytes) }
                 let key = NameKey(watch: watch, hash: hash)
@@ -438,6 +443,10 @@ final class Matcher: @unchecked Sendable {
 
     private func schedule(_ index: Int, after nanoseconds: UInt64) {
         let deadline = Clock.monotonicNanoseconds() + nanoseconds
+        let instance = instances[index]
+        // One pending timer per file is enough: an earlier one re-judges the file anyway.
+        if instance.timerDeadline != 0 && instance.timerDeadline <= deadline { return }
+        instance.timerDeadline = deadline
         timers.append((deadline, index))
         if armedDeadline == 0 || deadline < armedDeadline {
             armedDeadline = deadline
@@ -449,7 +458,10 @@ final class Matcher: @unchecked Sendable {
         let now = Clock.monotonicNanoseconds()
         let due = timers.filter { $0.deadline <= now }
         timers.removeAll { $0.deadline <= now }
-        for entry in due { markDirty(entry.instance, mask: 0) }
+        for entry in due where instances[entry.instance].timerDeadline == entry.deadline {
+            instances[entry.instance].timerDeadline = 0
+            markDirty(entry.instance, mask: 0)
+        }
         if let next = timers.map(\.deadline).min() {
             armedDeadline = next
             timer.arm(deadline: next)
@@ -482,13 +494,14 @@ final class Matcher: @unchecked Sendable {
                 vanished(instance, index: index)
             case .busy:
                 // A writer still has it open; its close (IN_CLOSE_WRITE) will bring us back. The retry covers
-                // the instant between the kernel queueing that event and releasing the writer's access.
-                instance.busyRetries += 1
+                // the instant between the kernel queueing that event and releasing the writer's access
+                // (`__fput` reports the close before it drops the write count). A fresh kernel event restarts
+                // the backoff; only a writer silent for ~1.5 s stops it (its close still brings us back).
+                instance.busyRetries = mask != 0 ? 1 : instance.busyRetries + 1
                 if instance.busyRetries < 12 {
                     schedule(index, after: UInt64(1_000_000) << UInt64(min(instance.busyRetries, 9)))
-                } else {
-                    problem(instance, "'\(instance.serverPath)' has been open for writing for a long time; "
-                        + "it is judged when its writer closes it")
+                } else if instance.lastProblem == nil {
+                    logger.warning("'\(instance.serverPath)' has been open for writing for over a second; it is judged when its writer closes it")
                 }
             case .failed(let error):
                 problem(instance, serverMessage(error.description, hostPath: hostPath, serverPath: resolved))
@@ -555,16 +568,21 @@ final class Matcher: @unchecked Sendable {
         case .absent:
             break
         case .present(let identity):
-            if instance.deletionPending {
-                instance.deletionPending = false
-                instance.presence = .absent
-                for ruleIndex in instance.rules {
-                    guard case .file(let subject) = rules[ruleIndex].subject, subject.on.contains(.deleted) else { continue }
-                    emitFileEvent(ruleIndex, instance, change: .deleted, identity: identity)
-                }
-            } else {
+            let now = Clock.monotonicNanoseconds()
+            if !instance.deletionPending {
                 instance.deletionPending = true
-                schedule(index, after: settings.deletionSettleNanoseconds)
+                instance.deletionNoticed = now
+            }
+            let gone = now - instance.deletionNoticed
+            guard gone >= settings.deletionSettleNanoseconds else {
+                schedule(index, after: settings.deletionSettleNanoseconds - gone)
+                return
+            }
+            instance.deletionPending = false
+            instance.presence = .absent
+            for ruleIndex in instance.rules {
+                guard case .file(let subject) = rules[ruleIndex].subject, subject.on.contains(.deleted) else { continue }
+                emitFileEvent(ruleIndex, instance, change: .deleted, identity: identity)
             }
         }
     }
