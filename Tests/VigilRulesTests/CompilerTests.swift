@@ -294,3 +294,45 @@ func makeTemporaryDirectory() throws -> URL {
         #expect(compilation.ruleSet?.rules.count == 4)
     }
 }
+
+@Suite struct YAMLEdgeCaseTests {
+    @Test func secondDocumentIsOneClearError() {
+        let compilation = compileText("- rule: a\n  file: /etc/a\n---\n- rule: b\n  file: /etc/b\n")
+        #expect(compilation.diagnostics.map(\.description) == [
+            "test.yaml:3:1: error: a rule file holds one YAML document, but another one starts here; remove the '---' line or split the file",
+        ])
+    }
+
+    @Test func anchorsAndAliasesAreExpanded() throws {
+        let text = """
+            - rule: a
+              config: &upload /etc/analytics/upload-service.conf
+              changes: &keys [api_url]
+            - rule: b
+              file: *upload
+            """
+        let compilation = compileText(text)
+        #expect(compilation.diagnostics.isEmpty, "\(compilation.diagnostics)")
+        #expect(compilation.ruleSet?.rules.count == 2)
+    }
+
+    @Test func singleActionMapAndScalarListsAreAccepted() throws {
+        let compilation = compileText("- sink: s\n  type: stdout\n- rule: a\n  file: /etc/a\n  on: deleted\n  then: { alert: s }\n")
+        #expect(compilation.diagnostics.isEmpty, "\(compilation.diagnostics)")
+        let rule = try #require(compilation.ruleSet?.rules.first)
+        guard case .alert(let sinks, _) = rule.actions.first, case .file(let file) = rule.subject else { return }
+        #expect(sinks == ["s"])
+        #expect(file.on == [.deleted])
+    }
+
+    @Test func topLevelScalarAndEmptyListItems() {
+        #expect(compileText("hello\n").diagnostics.map(\.message) == [
+            "the top level of a rule file is a string; expected a list of items, each starting with '- rule:', '- sink:' or '- list:'",
+        ])
+        #expect(compileText("-\n").diagnostics.map(\.message) == [
+            "item is empty; expected a map starting with rule:, sink: or list:",
+        ])
+        #expect(compileText("---\n").diagnostics.isEmpty)
+        #expect(compileText("[]\n").diagnostics.isEmpty)
+    }
+}
