@@ -146,9 +146,13 @@ struct GlobPattern: Sendable, Hashable {
 
 /// Why a glob could not be parsed.
 enum GlobError: Error, Equatable {
+    /// A `[` without its `]`.
     case unbalancedBracket
+    /// A `\` with nothing after it.
     case trailingBackslash
+    /// A POSIX class such as `[[:digit:]]`, which this matcher does not implement.
     case characterClass
+    /// A range such as `[z-a]`.
     case reversedRange(Unicode.Scalar, Unicode.Scalar)
 
     /// A message fragment naming the problem and the fix.

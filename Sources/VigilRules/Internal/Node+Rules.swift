@@ -1,18 +1,5 @@
 internal import Yams
 
-/// What a YAML scalar means in a rule file. Only `true`/`false` (in three capitalisations) are booleans,
-/// never `yes`/`no`/`on`/`off`; quoted, literal and folded scalars are always strings.
-enum ScalarValue: Equatable {
-    /// Empty, `~` or `null`, unquoted.
-    case null
-    /// `true`, `True`, `TRUE`, `false`, `False`, `FALSE`, unquoted.
-    case bool(Bool)
-    /// An unquoted decimal number (see `DecimalNumber`).
-    case number(Double)
-    /// Anything else.
-    case string(String)
-}
-
 extension Node {
     /// How a node is named in a type error: "a list", "a map", "a string", "a number", "a boolean", "empty".
     var kindDescription: String {

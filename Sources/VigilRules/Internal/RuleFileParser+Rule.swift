@@ -3,7 +3,9 @@ internal import Yams
 extension RuleFileParser {
     /// The subject kind of a rule, once known.
     enum RuleKind {
+        /// `config:`
         case config
+        /// `file:`
         case file
     }
 

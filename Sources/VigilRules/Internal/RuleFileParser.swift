@@ -8,26 +8,39 @@ internal import Yams
 struct RuleFileParser {
     /// A rule as parsed: the compiled rule when it had no errors, plus what cross-file checks need.
     struct RuleDraft {
+        /// The id as written (possibly malformed, which was reported).
         var id: String
+        /// Where the id value is: duplicates are reported there.
         var idLocation: SourceLocation
+        /// Where the item starts (its `rule:` key): "first defined at" points there.
         var location: SourceLocation
+        /// The compiled rule; nil when the rule had errors.
         var rule: Rule?
+        /// Sinks named in `alert: [...]`, checked once every file is read.
         var sinkReferences: [(name: String, location: SourceLocation)]
     }
 
     /// A sink as parsed; `spec` is nil when it had errors.
     struct SinkDraft {
+        /// The name as written.
         var name: String
+        /// Where the name value is: duplicates are reported there.
         var nameLocation: SourceLocation
+        /// Where the item starts.
         var location: SourceLocation
+        /// The compiled sink; nil when it had errors.
         var spec: SinkSpec?
     }
 
     /// A named list as parsed; `items` is nil when it had errors.
     struct ListDraft {
+        /// The name as written.
         var name: String
+        /// Where the name value is: duplicates are reported there.
         var nameLocation: SourceLocation
+        /// Where the item starts.
         var location: SourceLocation
+        /// The entries; nil when the list had errors.
         var items: [String]?
     }
 

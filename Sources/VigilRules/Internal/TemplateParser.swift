@@ -2,7 +2,9 @@
 enum TemplateParser {
     /// A segment and the scalar offset where it starts (for a field: the offset of its `{`).
     struct Located {
+        /// The literal text or field.
         var segment: MessageTemplate.Segment
+        /// Offset in Unicode scalars from the start of the template.
         var offset: Int
     }
 

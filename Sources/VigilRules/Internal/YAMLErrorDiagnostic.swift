@@ -8,6 +8,11 @@ enum YAMLErrorDiagnostic {
         case .scanner(let context, let problem, let mark, _),
             .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
+            if problem == "but found another document" {
+                return .error(
+                    "a rule file holds one YAML document, but another one starts here; remove the '---' line or split the file",
+                    at: SourceLocation(file: file, line: mark.line, column: mark.column))
+            }
             var message = "invalid YAML: \(problem)"
             if let context {
                 message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
