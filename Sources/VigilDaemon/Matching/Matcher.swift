@@ -527,17 +527,22 @@ final class Matcher: @unchecked Sendable {
 
     private func problem(_ instance: Instance, _ message: String) {
         if instance.lastProblem != message {
-            logger.error("\(message), skipping; the last known state is kept")
+            logger.error("\(message); skipping it (the last known state is kept)")
             instance.lastProblem = message
+        }
+    }
+
+    /// The file could be judged again after a logged problem.
+    private func recovered(_ instance: Instance) {
+        if instance.lastProblem != nil {
+            logger.notice("'\(instance.serverPath)' can be read and parsed again")
+            instance.lastProblem = nil
         }
     }
 
     /// The file is there (in version `identity`): file rules learn created/written/attributes.
     private func present(_ instance: Instance, index: Int, identity: FileIdentity, mask: UInt32) {
-        if instance.lastProblem != nil {
-            logger.notice("'\(instance.serverPath)' is readable again")
-            instance.lastProblem = nil
-        }
+        if !instance.needsContent { recovered(instance) }
         let previous = instance.presence
         instance.presence = .present(identity)
         instance.deletionPending = false
@@ -592,7 +597,10 @@ final class Matcher: @unchecked Sendable {
         _ instance: Instance, index: Int, bytes: [UInt8], identity: FileIdentity, previous: Instance.Presence
     ) {
         let hash = StableHash.fnv1a64(bytes)
-        if instance.snapshot != nil && hash == instance.contentHash { return }
+        if instance.snapshot != nil && hash == instance.contentHash {
+            recovered(instance)
+            return
+        }
         let snapshot: ConfigSnapshot
         switch bytes.withUnsafeBytes({ ConfigParser.parse($0) }) {
         case .rejected(let reason):
@@ -601,6 +609,7 @@ final class Matcher: @unchecked Sendable {
         case .snapshot(let parsed):
             snapshot = parsed
         }
+        recovered(instance)
         let old = instance.snapshot
         let changes = old.map { snapshot.changes(from: $0) } ?? []
         let version = identity.versionString + ":" + StableHash.hex(hash)
