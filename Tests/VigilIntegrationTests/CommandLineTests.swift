@@ -1,0 +1,114 @@
+import Testing
+import VigilHarness
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// End to end: the built binary, as a user runs it.
+@Suite(.enabled(if: VigilBinary.exists, "build the vigil binary first (swift build), or set VIGIL_BINARY"),
+       .timeLimit(.minutes(2)))
+struct CommandLineTests {
+    /// Three distinct mistakes: an unknown action, a bad severity, an unknown template field.
+    static let threeErrors = """
+        - rule: upload-ssl
+          severity: urgent
+          config: /etc/analytics/upload-service.conf
+          when: { key: verify_ssl, is: false }
+          message: "SSL off on {hots}"
+          then: [chmood]
+
+        """
+
+    @Test func checkReportsEveryErrorWithItsPositionAndExitsOne() throws {
+        let dir = TempDirectory("check")
+        defer { dir.remove() }
+        dir.write("bad.yaml", Self.threeErrors)
+        let file = dir.path + "/bad.yaml"
+        for arguments in [["check", file], ["run", "--rules", file, "--root", dir.path]] {
+            let result = try VigilBinary.run(arguments)
+            #expect(result.code == 1, "\(arguments): \(result)")
+            let lines = result.err.split(separator: "\n").map(String.init)
+            #expect(lines.contains { $0.hasPrefix("\(file):2:13: error: severity 'urgent'") }, "\(lines)")
+            #expect(lines.contains { $0.hasPrefix("\(file):5:24: error: unknown field '{hots}'") }, "\(lines)")
+            #expect(lines.contains { $0.hasPrefix("\(file):6:10: error: unknown action 'chmood'") }, "\(lines)")
+            #expect(lines.contains { $0.contains("3 errors in '\(file)'") }, "\(lines)")
+            #expect(!result.err.contains("USAGE"), "never the usage text")
+            #expect(!result.err.contains("Fatal error"), "never a stack trace")
+        }
+    }
+
+    @Test func checkAcceptsTheShippedRules() throws {
+        let result = try VigilBinary.run(["check", VigilBinary.repositoryRoot + "/rules"])
+        #expect(result.code == 0, "\(result)")
+        #expect(result.out.contains("no errors"))
+    }
+
+    @Test func runRejectsAMissingRoot() throws {
+        let result = try VigilBinary.run(["run", "--rules", VigilBinary.repositoryRoot + "/rules", "--root", "/nonexistent/vigil-root"])
+        #expect(result.code == 1)
+        #expect(result.err.contains("'/nonexistent/vigil-root'"), "\(result.err)")
+    }
+
+    /// The daemon against a sandbox of the seed's server: an editor's save fires, SIGTERM stops it within a second.
+    @Test func runAlertsOnTheSeedsIncidentAndStopsOnSIGTERM() throws {
+        let sandbox = try SeedSandbox(label: "e2e")
+        defer { sandbox.remove() }
+        let alerts = sandbox.hostPath("/var/log/vigil/test-alerts.jsonl")
+        let follower = try LineFollower(path: alerts)
+        let daemon = try DaemonProcess(
+            executable: VigilBinary.path,
+            arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
+            workDirectory: sandbox.hostPath("/run/vigil"))
+        try sandbox.writeReplacing(SeedSandbox.configPath, SeedSandbox.insecureConfig)
+        let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
+        #expect(JSONField.string(line, "rule") == "upload-ssl-verification-disabled", "\(line)\n\(daemon.log())")
+        #expect(JSONField.string(line, "state") == "firing")
+        #expect(JSONField.string(line, "severity") == "critical")
+        #expect(JSONField.string(line, "path") == "/etc/analytics/upload-service.conf")
+        // The rules' own sink, inside the root, got the same alert.
+        let ruleSink = ProcFile.readText(sandbox.hostPath("/var/log/vigil/alerts.jsonl")) ?? ""
+        #expect(ruleSink.contains(JSONField.string(line, "id") ?? "no id"))
+
+        let before = Clock.monotonicNanoseconds()
+        let code = daemon.stop(timeoutMilliseconds: 1000)
+        let elapsed = Clock.monotonicNanoseconds() - before
+        #expect(code == 0, "exit code \(String(describing: code)); log: \(daemon.log())")
+        #expect(elapsed < 1_000_000_000)
+        #expect(daemon.log().contains("ready"), "\(daemon.log())")
+    }
+
+    /// A restart sees the same file version: the start-up alert carries the same id, so receivers drop the duplicate.
+    @Test func sameEventAfterRestartHasTheSameId() throws {
+        let sandbox = try SeedSandbox(label: "ids")
+        defer { sandbox.remove() }
+        try sandbox.write(SeedSandbox.configPath, SeedSandbox.insecureConfig)
+        var ids: [String] = []
+        for round in 0..<2 {
+            let alerts = sandbox.hostPath("/var/log/vigil/round\(round).jsonl")
+            let follower = try LineFollower(path: alerts)
+            let daemon = try DaemonProcess(
+                executable: VigilBinary.path,
+                arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
+                workDirectory: sandbox.hostPath("/run/vigil"))
+            let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
+            ids.append(JSONField.string(line, "id") ?? "")
+            #expect(daemon.stop() == 0)
+        }
+        #expect(ids.count == 2 && !ids[0].isEmpty && ids[0] == ids[1], "\(ids)")
+    }
+
+    @Test func demoRunsTheSeedsIncidentAndExitsZero() throws {
+        let result = try VigilBinary.run(["demo", "--rules", VigilBinary.repositoryRoot + "/rules"])
+        #expect(result.code == 0, "\(result)")
+        #expect(result.out.contains("4 reactions"), "\(result.out)")
+        #expect(result.out.components(separatedBy: "firing").count - 1 >= 2)
+    }
+}
+
+extension String {
+    fileprivate func components(separatedBy separator: String) -> [Substring] {
+        split(separator: separator, omittingEmptySubsequences: false)
+    }
+}

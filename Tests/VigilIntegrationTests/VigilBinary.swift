@@ -1,0 +1,62 @@
+import Testing
+import VigilHarness
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `vigil` executable, run as a user would. `$VIGIL_BINARY` overrides the default
+/// `.build/debug/vigil` of this checkout (the README's test command builds it first).
+enum VigilBinary {
+    /// The repository root, from this file's path.
+    static let repositoryRoot: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        parts.removeLast(3)  // Tests/VigilIntegrationTests/VigilBinary.swift
+        return parts.joined(separator: "/")
+    }()
+
+    static let path: String = {
+        if let override = getenv("VIGIL_BINARY") { return String(cString: override) }
+        return repositoryRoot + "/.build/debug/vigil"
+    }()
+
+    static var exists: Bool { access(path, X_OK) == 0 }
+
+    /// Runs `vigil ARGUMENTS` to completion; returns exit code, stdout and stderr.
+    static func run(_ arguments: [String], timeoutMilliseconds: Int = 30_000) throws -> (code: Int32, out: String, err: String) {
+        let work = TempDirectory("cli")
+        defer { work.remove() }
+        let child = try ChildProcess(
+            executable: path, arguments: arguments, standardOutput: work.path + "/out", standardError: work.path + "/err")
+        guard let status = child.wait(timeoutMilliseconds: timeoutMilliseconds) else {
+            child.signal(SIGKILL)
+            _ = child.wait(timeoutMilliseconds: 5000)
+            throw HarnessError("vigil \(arguments) did not finish in \(timeoutMilliseconds) ms")
+        }
+        return (ChildProcess.exitCode(status), ProcFile.readText(work.path + "/out", limit: 1 << 20) ?? "",
+                ProcFile.readText(work.path + "/err", limit: 1 << 20) ?? "")
+    }
+}
+
+/// A scratch directory removed by `remove()`.
+struct TempDirectory {
+    let path: String
+
+    init(_ label: String) {
+        var template = Array("/tmp/vigil-\(label)-XXXXXX".utf8CString)
+        path = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+    }
+
+    func write(_ name: String, _ content: String) {
+        let fd = open(path + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let bytes = Array(content.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    func remove() {
+        let sandbox = path
+        _ = try? ChildProcess(executable: "/bin/rm", arguments: ["-rf", sandbox]).wait(timeoutMilliseconds: 10_000)
+    }
+}
