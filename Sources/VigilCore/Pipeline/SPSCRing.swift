@@ -131,7 +131,7 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
         checkConsumer()
         let h = head.load(ordering: .relaxed)
         var available = cachedTail - h
-        if available <= 0 {
+        if available < limit {
             cachedTail = tail.load(ordering: .acquiring)
             available = cachedTail - h
             if available <= 0 { return 0 }
