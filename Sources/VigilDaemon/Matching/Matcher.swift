@@ -702,7 +702,7 @@ final class Matcher: @unchecked Sendable {
             id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
             timeSeconds: time.seconds, timeNanoseconds: time.nanoseconds, host: settings.host, rule: rule.id,
             severity: rule.severity.rawValue, state: state, kind: kind, path: instance.serverPath, message: message,
-            changes: changes, fingerprint: fingerprint, labels: [:])
+            changes: changes, fingerprint: fingerprint, labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")])
         var mask: UInt64 = 0
         for action in rule.actions {
             switch action {
