@@ -1,0 +1,279 @@
+// Malloc-counting benchmarks of Vigil's hot path: read → decode → route → enqueue (STYLE.md T7, hot-path
+// rule 1). One iteration is 1,000 events (`scalingFactor: .kilo`), so a raw `mallocCountTotal` reading, and
+// every threshold in Thresholds/6.3/, is mallocs per 1,000 events. The interposer counts every thread of
+// the process, so the daemon benchmarks count the source, matcher and action threads too.
+import Benchmark
+import Logging
+import Synchronization
+import VigilCore
+import VigilDaemon
+import VigilRules
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Events per benchmark iteration.
+let eventsPerIteration = 1_000
+
+/// Sibling files whose attribute changes make the inotify events; they are cycled so that consecutive
+/// events never name the same file (the kernel merges an event identical to the one queued just before it).
+let siblingCount = 16
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration.timeUnits = .nanoseconds
+
+    let zeroMallocs = BenchmarkThresholds(absolute: [.p90: 0])
+
+    // 1. Pure: decode a kernel-shaped buffer of 1,000 inotify records and pass each through the SPSC ring.
+    Benchmark(
+        "decode-and-ring",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock, .throughput], scalingFactor: .kilo,
+            maxDuration: .seconds(2), thresholds: [.mallocCountTotal: zeroMallocs],
+            setup: { DecodeFixture.shared = DecodeFixture() },
+            teardown: { DecodeFixture.shared = nil }
+        )
+    ) { benchmark in
+        guard let fixture = DecodeFixture.shared else { fatalError("decode-and-ring: setup did not run") }
+        fixture.runOnce()
+    }
+
+    // 2. The real pipeline in-process: inotify events for files next to a watched config, which the source
+    // reads and decodes, and the matcher routes (and drops: no rule names them). Must not allocate.
+    Benchmark(
+        "daemon-unrelated-file-events",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock, .throughput], warmupIterations: 20, scalingFactor: .kilo,
+            maxDuration: .seconds(3), maxIterations: 2_000, thresholds: [.mallocCountTotal: zeroMallocs],
+            setup: { PipelineFixture.shared = try PipelineFixture() },
+            teardown: {
+                PipelineFixture.shared?.close()
+                PipelineFixture.shared = nil
+            }
+        )
+    ) { benchmark in
+        guard let fixture = PipelineFixture.shared else { fatalError("daemon-unrelated-file-events: setup did not run") }
+        fixture.generateSiblingEvents(eventsPerIteration)
+    }
+
+    // 3. Rare work, reported and not pinned: one in-place rewrite of the watched config that flips a state
+    // rule, so the matcher reads and parses the file, diffs it and the worker writes one alert line.
+    Benchmark(
+        "daemon-config-reevaluation",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock], warmupIterations: 10, scalingFactor: .one,
+            maxDuration: .seconds(3), maxIterations: 1_000,
+            setup: { PipelineFixture.shared = try PipelineFixture() },
+            teardown: {
+                PipelineFixture.shared?.close()
+                PipelineFixture.shared = nil
+            }
+        )
+    ) { benchmark in
+        guard let fixture = PipelineFixture.shared else { fatalError("daemon-config-reevaluation: setup did not run") }
+        fixture.rewriteConfigAndAwaitAlert()
+    }
+}
+
+// MARK: Fixtures
+
+/// A prebuilt buffer of inotify records, laid out as `read(2)` returns them, and a ring to push them through.
+final class DecodeFixture: @unchecked Sendable {
+    // @unchecked Sendable: used by the benchmark thread only, between setup and teardown.
+    nonisolated(unsafe) static var shared: DecodeFixture?
+    // nonisolated(unsafe): set in setup, read by the benchmark body, cleared in teardown; never concurrently.
+
+    let buffer: UnsafeMutableRawBufferPointer
+    let ring = SPSCRing<FileEventRecord>(capacity: 1024)
+
+    init() {
+        // The kernel pads each name with NULs to a multiple of sizeof(struct inotify_event) (16 bytes).
+        let names = (0..<siblingCount).map { Array("other-\($0)".utf8) }
+        let recordSize = InotifyDecoder.headerSize + 16
+        buffer = .allocate(byteCount: recordSize * eventsPerIteration, alignment: 16)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        for i in 0..<eventsPerIteration {
+            let offset = i * recordSize
+            buffer.storeBytes(of: Int32(1), toByteOffset: offset, as: Int32.self)
+            buffer.storeBytes(of: UInt32(0x4), toByteOffset: offset + 4, as: UInt32.self)  // IN_ATTRIB
+            buffer.storeBytes(of: UInt32(0), toByteOffset: offset + 8, as: UInt32.self)
+            buffer.storeBytes(of: UInt32(16), toByteOffset: offset + 12, as: UInt32.self)
+            for (j, byte) in names[i % siblingCount].enumerated() {
+                buffer[offset + InotifyDecoder.headerSize + j] = byte
+            }
+        }
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Decodes the 1,000 records, pushes each into the ring, then consumes them all.
+    @inline(never)
+    func runOnce() {
+        var pushed = 0
+        let decoded: Int
+        do {
+            decoded = try InotifyDecoder.decode(UnsafeRawBufferPointer(buffer), readTime: 1) { record in
+                if case .pushed = ring.push(record) { pushed += 1 }
+            }
+        } catch {
+            fatalError("decode-and-ring: the prebuilt buffer did not decode: \(error)")
+        }
+        var checksum: UInt32 = 0
+        let consumed = ring.consume { record, _ in checksum &+= record.mask &+ UInt32(record.nameLength) }
+        precondition(decoded == eventsPerIteration && pushed == decoded && consumed == decoded)
+        blackHole(checksum)
+    }
+}
+
+/// A running `Daemon` on a temporary root whose one rule watches `/etc/app/app.conf`, plus open descriptors
+/// on sibling files whose mode changes make inotify events the daemon reads and routes but no rule names.
+final class PipelineFixture: @unchecked Sendable {
+    // @unchecked Sendable: used by the benchmark thread only, between setup and teardown.
+    nonisolated(unsafe) static var shared: PipelineFixture?
+    // nonisolated(unsafe): set in setup, read by the benchmark body, cleared in teardown; never concurrently.
+
+    static let rules = """
+        - rule: bench-app-ssl-verification-disabled
+          description: Benchmark rule, the seed's rule on another path.
+          severity: critical
+          config: /etc/app/app.conf
+          when: { key: verify_ssl, is: false }
+          message: "SSL verification disabled in {path} ({key} = {value})"
+          then: [alert]
+
+        """
+
+    let root: String
+    let daemon: Daemon
+    /// Read-only descriptors on `other-0` … `other-15`, in a buffer so the loop touches no Swift array.
+    let siblings: UnsafeMutableBufferPointer<CInt>
+    /// `DIR/etc/app/app.conf` as a C string, and the two versions of the config, built once.
+    let configPath: UnsafeMutablePointer<CChar>
+    let secureConfig: UnsafeMutableRawBufferPointer
+    let insecureConfig: UnsafeMutableRawBufferPointer
+    private var nextMode: Int = 0
+    private var insecureNext = true
+
+    init() throws {
+        var template = Array("/tmp/vigil-hotpath-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw BenchError("Failed to create a temporary root under '/tmp': errno \(errno)")
+        }
+        root = String(cString: made)
+        for dir in ["/etc", "/etc/app"] where mkdir(root + dir, 0o755) != 0 {
+            throw BenchError("Failed to create '\(root + dir)': errno \(errno)")
+        }
+        configPath = strdup(root + "/etc/app/app.conf")!
+        secureConfig = Self.bytes("# benchmark\nverify_ssl = true\n")
+        insecureConfig = Self.bytes("# benchmark\nverify_ssl = false\n")
+        siblings = .allocate(capacity: siblingCount)
+        for i in 0..<siblingCount {
+            let fd = open(root + "/etc/app/other-\(i)", O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw BenchError("Failed to create '\(root)/etc/app/other-\(i)': errno \(errno)") }
+            siblings[i] = fd
+        }
+        Self.writeFile(configPath, secureConfig)
+
+        let compilation = RuleCompiler.compile(sources: [(file: "hotpath.yaml", text: Self.rules)])
+        guard let ruleSet = compilation.ruleSet else {
+            throw BenchError("Failed to compile the benchmark rules:\n\(compilation.diagnostics.map(\.description).joined(separator: "\n"))")
+        }
+        let logger = Logger(label: "vigil-hotpath", factory: { _ in SwiftLogNoOpLogHandler() })
+        do {
+            daemon = try Daemon(
+                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: [root + "/alerts.jsonl"]), logger: logger)
+        } catch {
+            throw BenchError("Failed to start the daemon: \(error)")
+        }
+        daemon.start()
+    }
+
+    /// Makes `count` IN_ATTRIB events (fchmod on the siblings, in turn) and spins until the source has read
+    /// them all. Allocates nothing itself: descriptors and modes are plain integers.
+    @inline(never)
+    func generateSiblingEvents(_ count: Int) {
+        let target = daemon.counters.fileEvents.load(ordering: .acquiring) + UInt64(count)
+        for _ in 0..<count {
+            let mode: mode_t = (nextMode / siblingCount) & 1 == 0 ? 0o640 : 0o644
+            if fchmod(siblings[nextMode % siblingCount], mode) != 0 { fatalError("fchmod failed: errno \(errno)") }
+            nextMode &+= 1
+        }
+        awaitCounter(daemon.counters.fileEvents, reaching: target, what: "inotify events")
+    }
+
+    /// Rewrites the config in place, flipping `verify_ssl`, and spins until the worker handed the alert
+    /// (firing or resolved) to the sink.
+    @inline(never)
+    func rewriteConfigAndAwaitAlert() {
+        let target = daemon.counters.alerts.load(ordering: .acquiring) + 1
+        Self.writeFile(configPath, insecureNext ? insecureConfig : secureConfig)
+        insecureNext.toggle()
+        awaitCounter(daemon.counters.alerts, reaching: target, what: "alerts")
+    }
+
+    /// Yield-spins until `counter` reaches `target`; traps after 10 s (an event was lost: a bug to see).
+    @inline(__always)
+    private func awaitCounter(_ counter: borrowing Atomic<UInt64>, reaching target: UInt64, what: StaticString) {
+        var spins = 0
+        var deadline: UInt64 = 0
+        while counter.load(ordering: .acquiring) < target {
+            sched_yield()
+            spins += 1
+            if spins & 4095 == 0 {
+                let now = Self.monotonicNanoseconds()
+                if deadline == 0 {
+                    deadline = now + 10_000_000_000
+                } else if now > deadline {
+                    fatalError("PipelineFixture: waited 10 s for \(what): \(counter.load(ordering: .relaxed)) of \(target)")
+                }
+            }
+        }
+    }
+
+    func close() {
+        daemon.stop()
+        for i in 0..<siblingCount {
+            Glibc.close(siblings[i])
+            unlink(root + "/etc/app/other-\(i)")
+        }
+        siblings.deallocate()
+        unlink(configPath)
+        free(configPath)
+        secureConfig.deallocate()
+        insecureConfig.deallocate()
+        unlink(root + "/alerts.jsonl")
+        rmdir(root + "/etc/app")
+        rmdir(root + "/etc")
+        rmdir(root)
+    }
+
+    private static func bytes(_ text: String) -> UnsafeMutableRawBufferPointer {
+        let utf8 = Array(text.utf8)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: utf8.count, alignment: 1)
+        buffer.copyBytes(from: utf8)
+        return buffer
+    }
+
+    /// open(O_TRUNC), one write, close: an in-place save, as `echo … >` does.
+    private static func writeFile(_ path: UnsafePointer<CChar>, _ content: UnsafeMutableRawBufferPointer) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { fatalError("Failed to write the config: errno \(errno)") }
+        guard write(fd, content.baseAddress, content.count) == content.count else {
+            fatalError("Failed to write the config: errno \(errno)")
+        }
+        Glibc.close(fd)
+    }
+
+    private static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// A benchmark setup failure, one line.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,114 @@
+// vigil-bench: the end-to-end harness. Config drift latency (write → alert line) of the release `vigil run`
+// against two shell peers, and the daemon's idle cost; writes RESULTS.md.
+//
+//     swift run -c release --package-path benchmarks vigil-bench [--quick] [--vigil PATH] [--results FILE]
+//
+// Exits non-zero only when a scenario fails to detect what it should (a missed or doubled alert, no READY),
+// never because of absolute times.
+import VigilHarness
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `benchmarks/`, from this file's path at build time (…/benchmarks/Sources/vigil-bench/main.swift).
+let benchmarksDirectory: String = {
+    var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+func usage() -> Never {
+    print("usage: vigil-bench [--quick] [--vigil PATH] [--results FILE]")
+    exit(2)
+}
+
+func absolute(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    var buffer = [UInt8](repeating: 0, count: 4097)
+    guard buffer.withUnsafeMutableBufferPointer({ getcwd($0.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) }, 4096) }) != nil else { return path }
+    return String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self) + "/" + path
+}
+
+var quick = false
+var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
+var resultsPath: String?
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--quick": quick = true
+    case "--vigil":
+        guard let value = arguments.next() else { usage() }
+        vigilPath = absolute(value)
+    case "--results":
+        guard let value = arguments.next() else { usage() }
+        resultsPath = absolute(value)
+    case "-h", "--help": usage()
+    default:
+        print("vigil-bench: unknown argument '\(argument)'")
+        usage()
+    }
+}
+let results = resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-quick.md" : benchmarksDirectory + "/RESULTS.md")
+let rulesDirectory = benchmarksDirectory + "/../rules"
+guard access(vigilPath, X_OK) == 0 else {
+    print("vigil-bench: Failed to find the vigil binary at '\(vigilPath)'; build it with 'swift build -c release --product vigil' at the repository root, or pass --vigil PATH")
+    exit(1)
+}
+// How this run was started, for the report (benchmarks/run passes its own command line).
+let command = getenv("VIGIL_BENCH_COMMAND").map { String(cString: $0) }
+    ?? (["swift run -c release --package-path benchmarks vigil-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+
+let flipCount = quick ? 100 : 1_000
+let idleSeconds = quick ? 3 : 30
+let flips = Flip.plan(count: flipCount)
+
+func summaryLine(_ result: DriftResult) -> String {
+    let s = LatencySummary(result.samples())
+    let figures = s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms" } ?? "no samples"
+    return "\(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) doubled; \(figures)"
+        + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
+}
+
+print("vigil-bench: \(flipCount) flips, \(idleSeconds) s idle; vigil at '\(vigilPath)'")
+let vigil = runVigilDrift(vigil: vigilPath, rules: rulesDirectory, flips: flips)
+print(summaryLine(vigil))
+var peers: [DriftResult] = []
+for peer in Peer.allCases {
+    let result = runPeerDrift(peer, flips: flips)
+    print(summaryLine(result))
+    peers.append(result)
+}
+print("idle: measuring \(idleSeconds) s…")
+let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
+if idle.failures.isEmpty {
+    print("idle: \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(idle.cpuMillisecondsFromTicks) ms (ticks), \(idle.wakeups) context switches, VmRSS \(idle.after.rssKiB) KiB, VmHWM \(idle.after.hwmKiB) KiB")
+} else {
+    print("idle: \(idle.failures.joined(separator: "; "))")
+}
+
+let scratch = "/tmp"
+let report = Report(
+    command: command, quick: quick, flips: flipCount, vigilPath: vigilPath, vigil: vigil, peers: peers, idle: idle,
+    scratch: scratch)
+let text = report.markdown()
+let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
+if !directory.isEmpty { mkdir(directory, 0o755) }
+let fd = open(results, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+if fd >= 0 {
+    let bytes = Array(text.utf8)
+    do {
+        try bytes.withUnsafeBytes { raw in try Syscall.writeAll(fd, raw) }
+    } catch {
+        print("vigil-bench: Failed to write '\(results)': \(error)")
+    }
+    close(fd)
+    print("vigil-bench: wrote \(results)")
+} else {
+    print("vigil-bench: Failed to write '\(results)': errno \(errno)")
+}
+
+let detectionFailed = !([vigil] + peers).allSatisfy(\.detectedEverything) || !idle.failures.isEmpty
+if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
+exit(detectionFailed ? 1 : 0)
