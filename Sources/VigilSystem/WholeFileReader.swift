@@ -36,6 +36,19 @@ public enum WholeFileReader {
             return code == ENOENT ? .missing : .failed(FileReadError(path: path, errno: code))
         }
         defer { Syscall.close(fd) }
+        var leased = false
+        for attempt in 0..<4 {
+            if CVigilLinux_set_lease(fd, CInt(F_RDLCK)) == 0 {
+                leased = true
+                break
+            }
+            let code = errno
+            if code != EAGAIN { break }  // not a regular file, or leases unsupported here: read unguarded
+            if attempt == 3 { return .busy }
+            sched_yield()
+        }
+        defer { if leased { _ = CVigilLinux_set_lease(fd, CInt(F_UNLCK)) } }
+        // Under the lease no one can write or truncate the file, so this stat describes the bytes we read.
         var info = stat()
         guard fstat(fd, &info) == 0 else { return .failed(FileReadError(path: path, errno: errno)) }
         let type = info.st_mode & S_IFMT
@@ -45,23 +58,11 @@ public enum WholeFileReader {
         guard info.st_size <= limit else {
             return .failed(FileReadError(path: path, kind: .tooLarge(size: Int(info.st_size), limit: limit)))
         }
-        var leased = false
-        for attempt in 0..<4 {
-            if CVigilLinux_set_lease(fd, CInt(F_RDLCK)) == 0 {
-                leased = true
-                break
-            }
-            let code = errno
-            if code != EAGAIN { break }  // leases unsupported here: read unguarded
-            if attempt == 3 { return .busy }
-            sched_yield()
-        }
-        defer { if leased { _ = CVigilLinux_set_lease(fd, CInt(F_UNLCK)) } }
-        // Stat again under the lease: the version we read is the one we describe.
-        guard fstat(fd, &info) == 0 else { return .failed(FileReadError(path: path, errno: errno)) }
-        var bytes = [UInt8](repeating: 0, count: max(Int(info.st_size), 0) + 1)
+        // Leased: exactly st_size bytes. Unguarded: until end of file, since a writer may still be adding.
+        let expected = Int(info.st_size)
+        var bytes = [UInt8](repeating: 0, count: leased ? expected : expected + 4096)
         var total = 0
-        while true {
+        while total < bytes.count || !leased {
             if total == bytes.count {
                 if total > limit { break }
                 bytes.append(contentsOf: repeatElement(0, count: max(4096, total)))
@@ -78,7 +79,7 @@ public enum WholeFileReader {
         guard total <= limit else {
             return .failed(FileReadError(path: path, kind: .tooLarge(size: total, limit: limit)))
         }
-        bytes.removeSubrange(total...)
+        if total < bytes.count { bytes.removeSubrange(total...) }
         return .content(bytes, FileIdentity(info))
     }
 

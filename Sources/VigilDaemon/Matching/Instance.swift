@@ -27,6 +27,8 @@ final class Instance {
     var needsContent: Bool
     /// Canonical server path after following symlinks, when known.
     var resolvedPath: String?
+    /// `resolvedPath` on the host (inside `--root`), reused while no event says the name changed.
+    var resolvedHostPath: String?
     var presence: Presence = .unknown
     /// Last parsed content, for config rules. Kept while the file is missing or unreadable.
     var snapshot: ConfigSnapshot?

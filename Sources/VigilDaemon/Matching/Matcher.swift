@@ -471,22 +471,37 @@ final class Matcher: @unchecked Sendable {
 
     // MARK: Judging one file
 
-    private func evaluate(_ instance: Instance, index: Int, mask: UInt32) {
+    /// Resolves the instance's path inside the root. Returns false when it is missing or cannot be resolved
+    /// (after recording that).
+    private func resolve(_ instance: Instance, index: Int) -> Bool {
         let resolution: RootedPath.Resolution
         do {
             resolution = try settings.root.resolve(instance.serverPath)
         } catch {
+            instance.resolvedHostPath = nil
             problem(instance, "\(error)")
-            return
+            return false
         }
         guard resolution.missing.isEmpty else {
+            instance.resolvedHostPath = nil
             vanished(instance, index: index)
-            return
+            return false
         }
-        let resolved = resolution.existing
-        if resolved != (instance.resolvedPath ?? instance.serverPath) { needsRebuild = true }
-        instance.resolvedPath = resolved
-        let hostPath = settings.root.hostPath(resolved)
+        if resolution.existing != (instance.resolvedPath ?? instance.serverPath) { needsRebuild = true }
+        instance.resolvedPath = resolution.existing
+        instance.resolvedHostPath = settings.root.hostPath(resolution.existing)
+        return true
+    }
+
+    private func evaluate(_ instance: Instance, index: Int, mask: UInt32) {
+        // Names change only with a rescan or an event about the name itself (created, moved, deleted): only
+        // then is the path resolved again, symlink by symlink. A content event reuses the last resolution.
+        let nameEvents = InotifyMask.created | InotifyMask.movedTo | InotifyMask.nameGone
+        let nameMayHaveChanged = mask == 0 || mask & nameEvents != 0
+        if nameMayHaveChanged || instance.resolvedHostPath == nil {
+            guard resolve(instance, index: index) else { return }
+        }
+        guard let hostPath = instance.resolvedHostPath, let resolved = instance.resolvedPath else { return }
         if instance.needsContent {
             counters.evaluations.add(1, ordering: .relaxed)
             switch WholeFileReader.read(hostPath, limit: settings.configSizeLimit) {
@@ -507,9 +522,8 @@ final class Matcher: @unchecked Sendable {
                 problem(instance, serverMessage(error.description, hostPath: hostPath, serverPath: resolved))
             case .content(let bytes, let identity):
                 instance.busyRetries = 0
-                let previous = instance.presence
                 present(instance, index: index, identity: identity, mask: mask)
-                contentRead(instance, index: index, bytes: bytes, identity: identity, previous: previous)
+                contentRead(instance, bytes: bytes, identity: identity)
             }
         } else {
             if let identity = WholeFileReader.identity(of: hostPath) {
@@ -593,9 +607,7 @@ final class Matcher: @unchecked Sendable {
     }
 
     /// A complete version of a config file was read: parse it, diff it, move state rules, fire change rules.
-    private func contentRead(
-        _ instance: Instance, index: Int, bytes: [UInt8], identity: FileIdentity, previous: Instance.Presence
-    ) {
+    private func contentRead(_ instance: Instance, bytes: [UInt8], identity: FileIdentity) {
         let hash = StableHash.fnv1a64(bytes)
         if instance.snapshot != nil && hash == instance.contentHash {
             recovered(instance)
