@@ -9,6 +9,8 @@ public final class PipelineCounters: Sendable {
     public let routedEvents = Atomic<UInt64>(0)
     /// Config versions read and parsed.
     public let evaluations = Atomic<UInt64>(0)
+    /// Config reads put off because a writer still had the file open (retried within microseconds).
+    public let busyReads = Atomic<UInt64>(0)
     /// `IN_Q_OVERFLOW` seen: the kernel dropped events and a rescan ran.
     public let overflows = Atomic<UInt64>(0)
     /// Times the source found the matcher's ring full and waited.

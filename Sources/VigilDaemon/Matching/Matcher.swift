@@ -512,9 +512,12 @@ final class Matcher: @unchecked Sendable {
                 // the instant between the kernel queueing that event and releasing the writer's access
                 // (`__fput` reports the close before it drops the write count). A fresh kernel event restarts
                 // the backoff; only a writer silent for ~1.5 s stops it (its close still brings us back).
+                // The first retries come within tens of microseconds: that instant is usually all it is
+                // (ext4's release after a truncating write flushes the data first, which takes that long).
+                counters.busyReads.add(1, ordering: .relaxed)
                 instance.busyRetries = mask != 0 ? 1 : instance.busyRetries + 1
-                if instance.busyRetries < 12 {
-                    schedule(index, after: UInt64(1_000_000) << UInt64(min(instance.busyRetries, 9)))
+                if instance.busyRetries < 16 {
+                    schedule(index, after: UInt64(25_000) << UInt64(instance.busyRetries))
                 } else if instance.lastProblem == nil {
                     logger.warning("'\(instance.serverPath)' has been open for writing for over a second; it is judged when its writer closes it")
                 }
