@@ -7,11 +7,11 @@ import VigilSystem
 import Glibc
 #endif
 
-/// Vigil's data plane, wired: the file source thread, the matcher thread and the action worker, joined by
-/// SPSC rings with eventfd doorbells.
+/// Vigil's data plane, wired: the matcher thread (which reads inotify itself, see `FileSource`) and the
+/// action worker, joined by an SPSC ring with an eventfd doorbell.
 ///
 /// ```
-/// inotify ─► vigil-inotify ──ring──► vigil-match ──ring──► vigil-action ─► sinks (JSON Lines, stdout)
+/// inotify ─► vigil-match (read · decode · route · judge) ──ring──► vigil-action ─► sinks (JSON Lines, stdout)
 /// ```
 /// `start()` returns once every watch is in place and every file has been judged once (state rules already
 /// true have fired). `stop()` drains the pipeline: nothing read from the kernel is dropped.
@@ -46,7 +46,6 @@ public final class Daemon: @unchecked Sendable {
     /// Counters of the running pipeline.
     public let counters = PipelineCounters()
     private let logger: Logger
-    private let source: FileSource
     private let matcher: Matcher
     private let worker: ActionWorker
     private let sinks: [AlertSink]
@@ -83,18 +82,14 @@ public final class Daemon: @unchecked Sendable {
         self.sinks = sinks
         do {
             let inotify = try Inotify()
-            let fileRing = SPSCRing<FileEventRecord>(capacity: 4096)
             let actionRing = SPSCRing<ActionFrame>(capacity: 1024)
-            let matcherDoorbell = try EventFD()
-            source = try FileSource(inotify: inotify, ring: fileRing, matcherDoorbell: matcherDoorbell, counters: counters)
             worker = try ActionWorker(ring: actionRing, sinks: sinks, counters: counters, logger: logger)
             let settings = Matcher.Settings(
                 root: root, host: HostName.current(), configSizeLimit: options.configSizeLimit,
                 deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000)
             matcher = try Matcher(
                 settings: settings, rules: options.ruleSet.rules.filter(\.enabled), sinkNames: sinks.map(\.name),
-                inotify: inotify, input: fileRing, inputDoorbell: matcherDoorbell,
-                sourceSpaceDoorbell: source.spaceDoorbell, output: actionRing, workerDoorbell: worker.doorbell,
+                inotify: inotify, output: actionRing, workerDoorbell: worker.doorbell,
                 workerSpaceDoorbell: worker.spaceDoorbell, counters: counters, logger: logger)
         } catch let error as InotifyError {
             throw DaemonError(error.description)
@@ -109,21 +104,18 @@ public final class Daemon: @unchecked Sendable {
     /// Starts the threads; returns when every watch is placed and every file was judged once.
     public func start() {
         let worker = self.worker
-        let source = self.source
         let matcher = self.matcher
         threads.append(Threads.spawn(name: "vigil-action") { worker.run() })
-        threads.append(Threads.spawn(name: "vigil-inotify") { source.run() })
         threads.append(Threads.spawn(name: "vigil-match") { matcher.run() })
         matcher.ready.wait()
     }
 
-    /// Stops reading new events, lets the matcher and the worker finish what is queued, and joins the threads.
+    /// Lets the matcher judge what the kernel already reported, then the worker deliver what is queued, and
+    /// joins the threads.
     public func stop() {
-        guard threads.count == 3 else { return }
-        source.shutdown.ring()
-        Threads.join(threads[1])
+        guard threads.count == 2 else { return }
         matcher.shutdown.ring()
-        Threads.join(threads[2])
+        Threads.join(threads[1])
         worker.shutdown.ring()
         Threads.join(threads[0])
         threads.removeAll()

@@ -9,7 +9,8 @@ import Glibc
 #endif
 
 /// The matcher: the one thread that owns the compiled rules, the watch table and every file's last known
-/// state (C5). It takes inotify records from the file source's ring, routes each to the files it concerns
+/// state (C5). It sleeps in `epoll_wait` on the inotify descriptor (see `FileSource` for why the source runs
+/// on this thread), routes each record to the files it concerns
 /// (a hash lookup on the watch descriptor and name: no allocation), coalesces what one batch says about a
 /// file, then judges each touched file once: reads and parses a config, compares with the last snapshot,
 /// moves state rules between firing and resolved, and hands alert lines to the action worker.
@@ -29,9 +30,7 @@ final class Matcher: @unchecked Sendable {
     let settings: Settings
     let rules: [Rule]
     let inotify: Inotify
-    let input: SPSCRing<FileEventRecord>
-    let inputDoorbell: EventFD
-    let sourceSpaceDoorbell: EventFD
+    let source: FileSource
     let output: SPSCRing<ActionFrame>
     let workerDoorbell: EventFD
     let workerSpaceDoorbell: EventFD
@@ -61,16 +60,13 @@ final class Matcher: @unchecked Sendable {
 
     init(
         settings: Settings, rules: [Rule], sinkNames: [String], inotify: Inotify,
-        input: SPSCRing<FileEventRecord>, inputDoorbell: EventFD, sourceSpaceDoorbell: EventFD,
         output: SPSCRing<ActionFrame>, workerDoorbell: EventFD, workerSpaceDoorbell: EventFD,
         counters: PipelineCounters, logger: Logger
     ) throws {
         self.settings = settings
         self.rules = rules
         self.inotify = inotify
-        self.input = input
-        self.inputDoorbell = inputDoorbell
-        self.sourceSpaceDoorbell = sourceSpaceDoorbell
+        source = FileSource(inotify: inotify, counters: counters)
         self.output = output
         self.workerDoorbell = workerDoorbell
         self.workerSpaceDoorbell = workerSpaceDoorbell
@@ -88,7 +84,7 @@ final class Matcher: @unchecked Sendable {
 
     // MARK: Thread body
 
-    private static let inputTag: UInt64 = 1
+    private static let inotifyTag: UInt64 = 1
     private static let shutdownTag: UInt64 = 2
     private static let timerTag: UInt64 = 3
 
@@ -97,7 +93,7 @@ final class Matcher: @unchecked Sendable {
         let epoll: Epoll
         do {
             epoll = try Epoll()
-            try epoll.add(inputDoorbell.descriptor, tag: Self.inputTag)
+            try epoll.add(inotify.descriptor, tag: Self.inotifyTag)
             try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
             try epoll.add(timer.descriptor, tag: Self.timerTag)
         } catch {
@@ -110,11 +106,7 @@ final class Matcher: @unchecked Sendable {
         ready.ring()
 
         var stopping = false
-        while true {
-            inputDoorbell.drain()
-            processInput()
-            if !input.isEmptyForConsumer() { continue }
-            if stopping { break }
+        while !stopping {
             var timerFired = false
             do {
                 try epoll.wait { tag in
@@ -127,6 +119,9 @@ final class Matcher: @unchecked Sendable {
             } catch {
                 preconditionFailure("Matcher: epoll_wait failed: \(error)")
             }
+            // Level-triggered: reading until the queue is empty is always safe, so read on every wake-up;
+            // on shutdown this is the final drain of what the kernel already reported.
+            processInput()
             if timerFired {
                 timer.acknowledge()
                 armedDeadline = 0
@@ -135,14 +130,9 @@ final class Matcher: @unchecked Sendable {
         }
     }
 
-    /// Consumes every waiting record, in batches; judges touched files after each batch.
+    /// Reads and routes every event waiting in the kernel queue, judging touched files after each buffer.
     private func processInput() {
-        while true {
-            let n = input.consume(limit: 1024) { record, _ in
-                handle(record)
-            }
-            if input.consumerShouldWakeProducer() { sourceSpaceDoorbell.ring() }
-            if n == 0 { return }
+        while source.readBatch({ record in handle(record) }) {
             afterBatch()
         }
     }

@@ -175,12 +175,20 @@ struct RuleFileParser {
             } else if planned.contains(name) {
                 keys[name] = (keyNode, valueNode)
                 error("rule kind '\(name)' is not available in this version of vigil; see docs/rules.md", at: keyNode)
+                if name == "mode", let text = valueNode.scalar?.string, !Self.isOctalMode(text) {
+                    error("mode '\(text)' is not octal; write e.g. mode: \"0640\"", at: valueNode)
+                }
             } else if !usesPlannedKind {
                 if let suggestion = Spelling.suggestion(for: name, among: allowed) { suggestions.append(suggestion) }
                 error("unknown key '\(name)' in \(context)" + Spelling.hint(for: name, among: allowed), at: keyNode)
             }
         }
         return (keys, suggestions)
+    }
+
+    /// Whether `text` is a file mode in octal: three or four digits 0–7, e.g. `0640` or `750`.
+    static func isOctalMode(_ text: String) -> Bool {
+        (3...4).contains(text.utf8.count) && text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "7") }
     }
 
     /// `rule 'x'`, or `this rule` when the id is not a string.
