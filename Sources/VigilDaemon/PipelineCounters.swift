@@ -13,7 +13,7 @@ public final class PipelineCounters: Sendable {
     public let busyReads = Atomic<UInt64>(0)
     /// `IN_Q_OVERFLOW` seen: the kernel dropped events and a rescan ran.
     public let overflows = Atomic<UInt64>(0)
-    /// Times the source found the matcher's ring full and waited.
+    /// Times the matcher found the action ring full and waited for the worker.
     public let ringFullWaits = Atomic<UInt64>(0)
     /// Buffers the inotify decoder could not parse.
     public let decodeErrors = Atomic<UInt64>(0)

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import Testing
 import VigilDaemon
 import VigilHarness
@@ -43,8 +44,19 @@ final class DaemonFixture {
 
         """
 
+    /// Every in-process daemon starts under this lock, so a test that changes a global kernel setting read at
+    /// start-up (the inotify queue length) affects only its own daemon.
+    static let startLock = Mutex<Void>(())
+
     /// Writes `rules` (YAML, the cookie rule is added), lets `prepare` populate the tree, starts the daemon.
-    init(rules: String, label: String = "daemon", settleMilliseconds: Int = 100, prepare: (TempTree) -> Void = { _ in })
+    convenience init(rules: String, label: String = "daemon", settleMilliseconds: Int = 100, prepare: (TempTree) -> Void = { _ in })
+        throws
+    {
+        try self.init(rules: rules, label: label, settleMilliseconds: settleMilliseconds, lock: true, prepare: prepare)
+    }
+
+    /// As above; `lock: false` when the caller already holds `startLock`.
+    init(rules: String, label: String, settleMilliseconds: Int = 100, lock: Bool, prepare: (TempTree) -> Void = { _ in })
         throws
     {
         tree = TempTree(label)
@@ -58,11 +70,14 @@ final class DaemonFixture {
         follower = try LineFollower(path: alerts)
         let (logger, store) = InMemoryLogHandler.logger()
         logs = store
-        daemon = try Daemon(
-            options: .init(ruleSet: ruleSet, root: tree.root, extraAlertFiles: [alerts],
-                           deletionSettleMilliseconds: settleMilliseconds),
-            logger: logger)
-        daemon.start()
+        let options = Daemon.Options(
+            ruleSet: ruleSet, root: tree.root, extraAlertFiles: [alerts], deletionSettleMilliseconds: settleMilliseconds)
+        let make = { () throws -> Daemon in
+            let daemon = try Daemon(options: options, logger: logger)
+            daemon.start()
+            return daemon
+        }
+        daemon = lock ? try Self.startLock.withLock { _ in try make() } : try make()
     }
 
     deinit {

@@ -748,6 +748,7 @@ final class Matcher: @unchecked Sendable {
                 if wasEmpty { workerDoorbell.ring() }
                 return
             case .full:
+                counters.ringFullWaits.add(1, ordering: .relaxed)
                 if output.producerWillWait() {
                     workerDoorbell.ring()
                     workerSpaceDoorbell.wait()
