@@ -14,17 +14,20 @@ public final class DaemonProcess: @unchecked Sendable {
     /// Where the daemon's stderr (its log) goes.
     public let logPath: String
 
-    /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1.
+    /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1. A `launcher`
+    /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line.
     public init(
-        executable: String, arguments: [String], workDirectory: String, readyTimeoutMilliseconds: Int = 20_000
+        executable: String, arguments: [String], workDirectory: String, readyTimeoutMilliseconds: Int = 20_000,
+        launcher: [String] = []
     ) throws(HarnessError) {
         let socketPath = workDirectory + "/notify.sock"
         guard let listener = NotifyListener(path: socketPath) else {
             throw HarnessError("Failed to bind a notify socket at '\(socketPath)'")
         }
         logPath = workDirectory + "/vigil.log"
+        let command = launcher + [executable, "run"] + arguments
         process = try ChildProcess(
-            executable: executable, arguments: ["run"] + arguments, environment: ["NOTIFY_SOCKET": socketPath],
+            executable: command[0], arguments: Array(command.dropFirst()), environment: ["NOTIFY_SOCKET": socketPath],
             standardError: logPath)
         guard listener.waitFor("READY=1", timeoutMilliseconds: readyTimeoutMilliseconds) else {
             process.signal(SIGKILL)

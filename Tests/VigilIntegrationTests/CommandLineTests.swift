@@ -112,3 +112,32 @@ extension String {
         split(separator: separator, omittingEmptySubsequences: false)
     }
 }
+
+/// The daemon without the capabilities that let root read any file (run through `capsh`, as a unit with a
+/// reduced `CapabilityBoundingSet` would): an unreadable config is one clear error, and fixing its mode is enough.
+@Suite(.enabled(if: VigilBinary.exists && access("/usr/sbin/capsh", X_OK) == 0 && getuid() == 0,
+                "needs root, capsh (Debian libcap2-bin) and the built binary"),
+       .timeLimit(.minutes(1)))
+struct WithoutReadCapabilitiesTests {
+    @Test func unreadableConfigIsReportedAndPickedUpOnceReadable() throws {
+        let sandbox = try SeedSandbox(label: "nocaps")
+        defer { sandbox.remove() }
+        try sandbox.write(SeedSandbox.configPath, SeedSandbox.insecureConfig)
+        #expect(chmod(sandbox.hostPath(SeedSandbox.configPath), 0) == 0)
+        let alerts = sandbox.hostPath("/var/log/vigil/test-alerts.jsonl")
+        let follower = try LineFollower(path: alerts)
+        let daemon = try DaemonProcess(
+            executable: VigilBinary.path,
+            arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
+            workDirectory: sandbox.hostPath("/run/vigil"),
+            launcher: ["/usr/sbin/capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", "exec \"$@\"", "vigil"])
+        defer { daemon.stop() }
+        let log = daemon.log()
+        #expect(log.contains("Failed to read '/etc/analytics/upload-service.conf': permission denied"), "\(log)")
+        #expect(!log.contains(sandbox.root + "/etc"), "messages name the server's path, not the sandbox's: \(log)")
+        // The mode change is an event: the file is read at once and the insecure value fires.
+        #expect(chmod(sandbox.hostPath(SeedSandbox.configPath), 0o644) == 0)
+        let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
+        #expect(JSONField.string(line, "state") == "firing", "\(line)\n\(daemon.log())")
+    }
+}
