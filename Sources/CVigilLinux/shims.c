@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -47,4 +48,11 @@ int CVigilLinux_pidfd_open(int pid) {
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+int CVigilLinux_filesystem_magic(const char *path, unsigned long *magic) {
+    struct statfs info;
+    if (statfs(path, &info) != 0) return -1;
+    *magic = (unsigned long)info.f_type;
+    return 0;
 }

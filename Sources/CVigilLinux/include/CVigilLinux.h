@@ -68,4 +68,7 @@ int CVigilLinux_block_signals(const int *signals, int count, sigset_t *out_set);
 /// `pidfd_open(2)`: a descriptor that becomes readable when the process exits (-1 with errno before 5.3).
 int CVigilLinux_pidfd_open(int pid);
 
+/// `statfs(path)->f_type` (the filesystem's magic number, see `man 2 statfs`); -1 with errno on failure.
+int CVigilLinux_filesystem_magic(const char *path, unsigned long *magic);
+
 #endif

@@ -157,8 +157,10 @@ final class Matcher: @unchecked Sendable {
         if let targets = nameIndex[NameKey(watch: record.watch, hash: hash)] {
             counters.routedEvents.add(1, ordering: .relaxed)
             for target in targets { markDirty(Int(target), mask: mask) }
+        } else if globWatches[record.watch] != nil {
+            // A name not seen before in a directory with globs: match it once; a hit is indexed from then on.
+            routeGlob(record, hash: hash)
         }
-        if globWatches[record.watch] != nil { routeGlob(record) }
         if mask & InotifyMask.isDirectory != 0 && mask & (InotifyMask.created | InotifyMask.movedTo) != 0
             && ancestorWatches.contains(record.watch)
         {
@@ -202,7 +204,7 @@ final class Matcher: @unchecked Sendable {
 
     // MARK: Globs
 
-    private func routeGlob(_ record: FileEventRecord) {
+    private func routeGlob(_ record: FileEventRecord, hash: UInt64) {
         guard let planIndices = globWatches[record.watch] else { return }
         for planIndex in planIndices {
             var matched: [Int] = []
@@ -219,15 +221,9 @@ final class Matcher: @unchecked Sendable {
             if instanceByPath.count > known && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0 {
                 instances[index].presence = .absent
             }
-            if let watch = Optional(record.watch) {
-                let hash = record.withName { bytes, _ in StableHash.fnv1a64(bytes) }
-                let key = NameKey(watch: watch, hash: hash)
-                if !(nameIndex[key]?.contains(Int32(index)) ?? false) {
-                    nameIndex[key, default: []].append(Int32(index))
-                    counters.routedEvents.add(1, ordering: .relaxed)
-                    markDirty(index, mask: record.mask)
-                }
-            }
+            nameIndex[NameKey(watch: record.watch, hash: hash), default: []].append(Int32(index))
+            counters.routedEvents.add(1, ordering: .relaxed)
+            markDirty(index, mask: record.mask)
         }
     }
 
