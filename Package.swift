@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "VigilHarness", dependencies: ["VigilSystem"], swiftSettings: strictSettings),
         .target(
             name: "VigilTestSupport",
-            dependencies: ["VigilCore", "VigilSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["VigilCore", "VigilSystem", "VigilHarness", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: strictSettings),

@@ -55,72 +55,28 @@ public struct SeedSandbox: Sendable {
 
     /// Writes a file in place: open with O_TRUNC, one write, close (as `echo … >` does).
     public func write(_ serverPath: String, _ content: String) throws(HarnessError) {
-        let path = hostPath(serverPath)
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HarnessError("Failed to write '\(path)': errno \(errno)") }
-        defer { close(fd) }
-        let bytes = Array(content.utf8)
-        do {
-            try bytes.withUnsafeBytes { raw in try Syscall.writeAll(fd, raw) }
-        } catch {
-            throw HarnessError("Failed to write '\(path)': \(error)")
-        }
+        try FileSaves.inPlace(hostPath(serverPath), content)
     }
 
     /// Saves a file the way `sed -i`, `install` and many editors do: a temporary file renamed over it.
     public func writeReplacing(_ serverPath: String, _ content: String) throws(HarnessError) {
-        let temporary = serverPath + ".vigil-save"
-        try write(temporary, content)
-        guard rename(hostPath(temporary), hostPath(serverPath)) == 0 else {
-            throw HarnessError("Failed to rename over '\(hostPath(serverPath))': errno \(errno)")
-        }
+        try FileSaves.replacing(hostPath(serverPath), content)
     }
 
-    /// Saves a file the way vim does by default: rename the original to `file~`, write a new file under
-    /// the name, then delete the backup.
+    /// Saves a file the way vim does by default (rename away, write anew, delete the backup).
     public func writeLikeVim(_ serverPath: String, _ content: String) throws(HarnessError) {
-        let backup = hostPath(serverPath) + "~"
-        guard rename(hostPath(serverPath), backup) == 0 else {
-            throw HarnessError("Failed to rename '\(hostPath(serverPath))' away: errno \(errno)")
-        }
-        try write(serverPath, content)
-        unlink(backup)
+        try FileSaves.likeVim(hostPath(serverPath), content)
     }
 
-    /// `mkdir -p` inside the sandbox.
+    /// `mkdir -p` inside the sandbox; the last directory gets `mode`.
     public func makeDirectories(_ serverPath: String, mode: UInt32 = 0o755) throws(HarnessError) {
-        var current = root
-        for component in serverPath.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode_t(mode)) != 0 && errno != EEXIST {
-                throw HarnessError("Failed to create '\(current)': errno \(errno)")
-            }
+        guard FileTree.makeDirectories(hostPath(serverPath), mode: mode), chmod(hostPath(serverPath), mode_t(mode)) == 0 else {
+            throw HarnessError("Failed to create '\(hostPath(serverPath))': \(String(cString: strerror(errno)))")
         }
-        _ = chmod(current, mode_t(mode))
     }
 
     /// Removes the sandbox (`rm -rf`, never following symlinks).
     public func remove() {
-        Self.removeTree(root)
-    }
-
-    static func removeTree(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            if let dir = opendir(path) {
-                while let entry = readdir(dir) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                    }
-                    if name == "." || name == ".." { continue }
-                    removeTree(path + "/" + name)
-                }
-                closedir(dir)
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
+        FileTree.remove(root)
     }
 }

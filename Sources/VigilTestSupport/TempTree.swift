@@ -1,3 +1,6 @@
+import VigilHarness
+import VigilSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,37 +26,22 @@ public struct TempTree: Sendable {
 
     /// Creates directories (like `mkdir -p`) below the root.
     public func makeDirectory(_ relative: String, mode: UInt32 = 0o755) {
-        var current = root
-        for component in relative.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode_t(mode)) != 0 && errno != EEXIST {
-                preconditionFailure("mkdir \(current) failed: errno \(errno)")
-            }
-        }
+        precondition(FileTree.makeDirectories(path(relative), mode: mode), "mkdir -p \(path(relative)) failed: errno \(errno)")
     }
 
     /// Writes `content` to `relative` in place (open with O_TRUNC, one write, close).
     public func write(_ relative: String, _ content: String, mode: UInt32 = 0o644) {
-        let fd = open(path(relative), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
-        precondition(fd >= 0, "open \(path(relative)) failed: errno \(errno)")
-        let bytes = Array(content.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        precondition(written == bytes.count, "short write to \(path(relative))")
-        close(fd)
+        do { try FileSaves.inPlace(path(relative), content, mode: mode) } catch { preconditionFailure("\(error)") }
     }
 
     /// Saves `content` the way many editors and `sed -i` do: write a temporary file, rename it over.
     public func writeReplacing(_ relative: String, _ content: String, mode: UInt32 = 0o644) {
-        let temporary = relative + ".vigil-tmp"
-        write(temporary, content, mode: mode)
-        precondition(rename(path(temporary), path(relative)) == 0, "rename failed: errno \(errno)")
+        do { try FileSaves.replacing(path(relative), content, mode: mode) } catch { preconditionFailure("\(error)") }
     }
 
     /// Saves `content` the way vim does by default: rename the original to `name~`, write a new file, delete the backup.
     public func writeLikeVim(_ relative: String, _ content: String, mode: UInt32 = 0o644) {
-        precondition(rename(path(relative), path(relative + "~")) == 0, "rename failed: errno \(errno)")
-        write(relative, content, mode: mode)
-        unlink(path(relative + "~"))
+        do { try FileSaves.likeVim(path(relative), content, mode: mode) } catch { preconditionFailure("\(error)") }
     }
 
     /// Creates a symlink at `relative` pointing to `target` (written as given).
@@ -86,28 +74,8 @@ public struct TempTree: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Removes the whole tree (`rm -rf`).
+    /// Removes the whole tree (`rm -rf`, never following symlinks).
     public func remove() {
-        Self.removeRecursively(root)
-    }
-
-    private static func removeRecursively(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            if let dir = opendir(path) {
-                while let entry = readdir(dir) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                        String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                    }
-                    if name == "." || name == ".." { continue }
-                    removeRecursively(path + "/" + name)
-                }
-                closedir(dir)
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
+        FileTree.remove(root)
     }
 }

@@ -101,12 +101,8 @@ final class AlertSink {
     }
 
     private static func makeParentDirectories(of path: String) {
-        var prefix = ""
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).dropLast()
-        for part in parts {
-            prefix += "/" + part
-            _ = mkdir(prefix, 0o750)
-        }
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        FileTree.makeDirectories(String(path[..<slash]), mode: 0o750)
     }
 }
 
