@@ -141,3 +141,89 @@ struct WithoutReadCapabilitiesTests {
         #expect(JSONField.string(line, "state") == "firing", "\(line)\n\(daemon.log())")
     }
 }
+
+/// Every kind of alert the daemon writes validates against docs/alert.schema.json, checked by an
+/// independent validator (Python's `jsonschema`, draft 2020-12).
+@Suite(.enabled(if: VigilBinary.exists && SchemaValidator.available, "needs the built binary and python3 with jsonschema"),
+       .timeLimit(.minutes(1)))
+struct AlertSchemaTests {
+    @Test func realAlertLinesValidateAgainstTheSchema() throws {
+        let sandbox = try SeedSandbox(label: "schema")
+        defer { sandbox.remove() }
+        let alerts = sandbox.hostPath("/var/log/vigil/schema-alerts.jsonl")
+        let follower = try LineFollower(path: alerts)
+        let daemon = try DaemonProcess(
+            executable: VigilBinary.path,
+            arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
+            workDirectory: sandbox.hostPath("/run/vigil"))
+        // Each step waits for its alerts: unwaited, the daemon would rightly judge only the final content.
+        var lines: [String] = []
+        func collect(_ count: Int) {
+            for _ in 0..<count { if let line = follower.next(timeoutMilliseconds: 5000) { lines.append(line.line) } }
+        }
+        try sandbox.writeReplacing(SeedSandbox.configPath, SeedSandbox.insecureConfig)  // firing
+        collect(1)
+        let moved = SeedSandbox.insecureConfig.replacingAll("api.analytics-partner.com", with: "api2.analytics-partner.com")
+        try sandbox.write(SeedSandbox.configPath, moved)  // event: endpoints changed
+        collect(1)
+        #expect(chmod(sandbox.hostPath(SeedSandbox.configPath), 0o600) == 0)  // event: attributes
+        collect(1)
+        try sandbox.write(SeedSandbox.configPath, SeedSandbox.fixedConfig)  // resolved, and the endpoints back
+        collect(2)
+        #expect(daemon.stop() == 0)
+        let states = Set(lines.compactMap { JSONField.string($0, "state") })
+        #expect(states == ["firing", "event", "resolved"], "\(lines)")
+        let kinds = Set(lines.compactMap { JSONField.string($0, "kind") })
+        #expect(kinds.contains("config.changed") && kinds.contains("file.attributes"), "\(kinds)")
+        let verdict = try SchemaValidator.validate(alerts)
+        #expect(verdict.code == 0, "\(verdict.output)")
+        #expect(verdict.output.contains("\(lines.count) valid"), "\(verdict.output)")
+    }
+}
+
+/// Runs python3's jsonschema over a JSON Lines file.
+enum SchemaValidator {
+    static let script = """
+        import json, sys, jsonschema
+        schema = json.load(open(sys.argv[1]))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validator = jsonschema.Draft202012Validator(schema)
+        n = 0
+        for line in open(sys.argv[2]):
+            for error in validator.iter_errors(json.loads(line)):
+                print("invalid:", error.message, "in", line.strip()); sys.exit(1)
+            n += 1
+        print(n, "valid")
+        """
+
+    static var available: Bool {
+        (try? VigilBinaryRunner.run("/usr/bin/env", ["python3", "-c", "import jsonschema"]).code) == 0
+    }
+
+    static func validate(_ file: String) throws -> (code: Int32, output: String) {
+        try VigilBinaryRunner.run(
+            "/usr/bin/env", ["python3", "-c", script, VigilBinary.repositoryRoot + "/docs/alert.schema.json", file])
+    }
+}
+
+/// Runs any command to completion (for helpers that are not the vigil binary).
+enum VigilBinaryRunner {
+    static func run(_ executable: String, _ arguments: [String]) throws -> (code: Int32, output: String) {
+        let work = TempDirectory("run")
+        defer { work.remove() }
+        let child = try ChildProcess(
+            executable: executable, arguments: arguments, standardOutput: work.path + "/out",
+            standardError: work.path + "/out")
+        guard let status = child.wait(timeoutMilliseconds: 30_000) else {
+            child.signal(SIGKILL)
+            throw HarnessError("\(executable) \(arguments.prefix(1)) did not finish in 30 s")
+        }
+        return (ChildProcess.exitCode(status), ProcFile.readText(work.path + "/out") ?? "")
+    }
+}
+
+extension String {
+    fileprivate func replacingAll(_ target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
