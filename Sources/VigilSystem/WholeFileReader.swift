@@ -83,6 +83,44 @@ public enum WholeFileReader {
         return .content(bytes, FileIdentity(info))
     }
 
+    /// What `settledIdentity` found.
+    public enum Settled: Sendable {
+        /// The file, no writer holding it open (for a regular file), in this version.
+        case identity(FileIdentity)
+        case missing
+        /// A process has the regular file open for writing.
+        case busy
+        case failed(FileReadError)
+    }
+
+    /// The identity of `path` once no one is writing it: the same read-lease test as `read`, without
+    /// reading. For `file:` rules, so that a file being written is reported once, when complete.
+    @inline(never)
+    public static func settledIdentity(of path: String) -> Settled {
+        let fd = path.withCString { CVigilLinux_open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0) }
+        if fd < 0 {
+            let code = errno
+            if code == ENOENT { return .missing }
+            // Not openable for reading (a socket, no permission): its metadata still says what changed.
+            return identity(of: path).map { .identity($0) } ?? .failed(FileReadError(path: path, errno: code))
+        }
+        defer { Syscall.close(fd) }
+        var leased = false
+        for attempt in 0..<4 {
+            if CVigilLinux_set_lease(fd, CInt(F_RDLCK)) == 0 {
+                leased = true
+                break
+            }
+            if errno != EAGAIN { break }
+            if attempt == 3 { return .busy }
+            sched_yield()
+        }
+        defer { if leased { _ = CVigilLinux_set_lease(fd, CInt(F_UNLCK)) } }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return .failed(FileReadError(path: path, errno: errno)) }
+        return .identity(FileIdentity(info))
+    }
+
     /// `lstat(2)` of `path`: nil when it does not exist or cannot be examined.
     public static func identity(of path: String, followSymlinks: Bool = true) -> FileIdentity? {
         var info = stat()

@@ -494,19 +494,7 @@ final class Matcher: @unchecked Sendable {
             case .missing:
                 vanished(instance, index: index)
             case .busy:
-                // A writer still has it open; its close (IN_CLOSE_WRITE) will bring us back. The retry covers
-                // the instant between the kernel queueing that event and releasing the writer's access
-                // (`__fput` reports the close before it drops the write count). A fresh kernel event restarts
-                // the backoff; only a writer silent for ~1.5 s stops it (its close still brings us back).
-                // The first retries come within tens of microseconds: that instant is usually all it is
-                // (ext4's release after a truncating write flushes the data first, which takes that long).
-                counters.busyReads.add(1, ordering: .relaxed)
-                instance.busyRetries = mask != 0 ? 1 : instance.busyRetries + 1
-                if instance.busyRetries < 16 {
-                    schedule(index, after: UInt64(25_000) << UInt64(instance.busyRetries))
-                } else if instance.lastProblem == nil {
-                    logger.warning("'\(instance.serverPath)' has been open for writing for over a second; it is judged when its writer closes it")
-                }
+                retryWhenTheWriterCloses(instance, index: index, mask: mask)
             case .failed(let error):
                 problem(instance, serverMessage(error.description, hostPath: hostPath, serverPath: resolved))
             case .content(let bytes, let identity):
@@ -515,11 +503,32 @@ final class Matcher: @unchecked Sendable {
                 contentRead(instance, bytes: bytes, identity: identity)
             }
         } else {
-            if let identity = WholeFileReader.identity(of: hostPath) {
+            switch WholeFileReader.settledIdentity(of: hostPath) {
+            case .identity(let identity):
+                instance.busyRetries = 0
                 present(instance, index: index, identity: identity, mask: mask)
-            } else {
+            case .missing:
                 vanished(instance, index: index)
+            case .busy:
+                retryWhenTheWriterCloses(instance, index: index, mask: mask)
+            case .failed(let error):
+                problem(instance, serverMessage(error.description, hostPath: hostPath, serverPath: resolved))
             }
+        }
+    }
+
+    /// A writer still has the file open; its close (IN_CLOSE_WRITE) will bring us back. The retries cover the
+    /// instant between the kernel queueing that event and releasing the writer's access (`__fput` reports the
+    /// close before it drops the write count, and ext4's release flushes the data of a truncated file first,
+    /// which takes tens of microseconds): the first comes after 50 µs, doubling. A fresh kernel event
+    /// restarts the backoff; only a writer silent for over a second stops it (its close still brings us back).
+    private func retryWhenTheWriterCloses(_ instance: Instance, index: Int, mask: UInt32) {
+        counters.busyReads.add(1, ordering: .relaxed)
+        instance.busyRetries = mask != 0 ? 1 : instance.busyRetries + 1
+        if instance.busyRetries < 16 {
+            schedule(index, after: UInt64(25_000) << UInt64(instance.busyRetries))
+        } else if instance.lastProblem == nil {
+            logger.warning("'\(instance.serverPath)' has been open for writing for over a second; it is judged when its writer closes it")
         }
     }
 
