@@ -74,11 +74,11 @@ final class AlertSink {
         while let first = backlog.first {
             let ok = first.withUnsafeBytes { tryWrite($0) }
             if !ok { return false }
+            if lastErrorReported != nil {
+                logger.notice("Alert sink '\(name)' is writable again; delivering the \(backlog.count) alerts held back, in order")
+                lastErrorReported = nil
+            }
             backlog.removeFirst()
-        }
-        if lastErrorReported != nil {
-            logger.notice("Alert sink '\(name)' is writable again; delivered every alert held back")
-            lastErrorReported = nil
         }
         return true
     }
