@@ -1,7 +1,7 @@
 // vigil-bench: the end-to-end harness. Config drift latency (write → alert line) of the release `vigil run`
 // against two shell peers, and the daemon's idle cost; writes RESULTS.md.
 //
-//     swift run -c release --package-path benchmarks vigil-bench [--quick] [--vigil PATH] [--results FILE]
+//     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--vigil PATH] [--results FILE]
 //
 // Exits non-zero only when a scenario fails to detect what it should (a missed or doubled alert, no READY),
 // never because of absolute times.
@@ -20,7 +20,7 @@ let benchmarksDirectory: String = {
 }()
 
 func usage() -> Never {
-    print("usage: vigil-bench [--quick] [--vigil PATH] [--results FILE]")
+    print("usage: vigil-bench [--quick] [--flips N] [--vigil PATH] [--results FILE]")
     exit(2)
 }
 
@@ -32,12 +32,16 @@ func absolute(_ path: String) -> String {
 }
 
 var quick = false
+var flipOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--quick": quick = true
+    case "--flips":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        flipOverride = value
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -60,7 +64,7 @@ guard access(vigilPath, X_OK) == 0 else {
 let command = getenv("VIGIL_BENCH_COMMAND").map { String(cString: $0) }
     ?? (["swift run -c release --package-path benchmarks vigil-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
 
-let flipCount = quick ? 100 : 1_000
+let flipCount = flipOverride ?? (quick ? 100 : 1_000)
 let idleSeconds = quick ? 3 : 30
 let flips = Flip.plan(count: flipCount)
 
