@@ -62,6 +62,8 @@ public struct Rule: Sendable {
     public var description: String?
     /// The alert text, with `{field}` references resolved when the rule fires.
     public var message: MessageTemplate
+    /// `resolved_message:`, the text of a state rule's resolution; nil: "Resolved: " + `message`.
+    public var resolvedMessage: MessageTemplate?
     /// What the rule watches and when it fires.
     public var subject: Subject
     /// Actions in the order written (`then:`). Never empty: a rule with no `then:` alerts.
@@ -72,8 +74,9 @@ public struct Rule: Sendable {
 
     public init(
         id: String, location: SourceLocation, severity: Severity, description: String?, message: MessageTemplate,
-        subject: Subject, actions: [ActionSpec], enabled: Bool, tags: [String]
+        subject: Subject, actions: [ActionSpec], enabled: Bool, tags: [String], resolvedMessage: MessageTemplate? = nil
     ) {
+        self.resolvedMessage = resolvedMessage
         self.id = id
         self.location = location
         self.severity = severity

@@ -41,6 +41,24 @@ struct ConfigDriftTests {
         #expect(f.sync().isEmpty)
     }
 
+    @Test func resolutionUsesTheResolvedMessage() throws {
+        let rules = """
+            - rule: ssl-off
+              config: /etc/analytics/upload-service.conf
+              when: { key: verify_ssl, is: false }
+              message: "off: {key} = {value}"
+              resolved_message: "on again: {key} = {value} (was {old})"
+
+            """
+        let f = try DaemonFixture(rules: rules, label: "resolvedmsg") { tree in
+            tree.makeDirectory("etc/analytics")
+            tree.write("etc/analytics/upload-service.conf", uploadConfig("false"))
+        }
+        #expect(f.expect(rule: "ssl-off", state: "firing")?.message == "off: verify_ssl = false")
+        f.tree.write("etc/analytics/upload-service.conf", uploadConfig("yes"))
+        #expect(f.expect(rule: "ssl-off", state: "resolved")?.message == "on again: verify_ssl = yes (was false)")
+    }
+
     @Test func renameOverFiresThenResolves() throws {
         let f = try fixture()
         f.tree.writeReplacing("etc/analytics/upload-service.conf", uploadConfig("false"))

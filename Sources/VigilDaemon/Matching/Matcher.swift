@@ -674,10 +674,15 @@ final class Matcher: @unchecked Sendable {
             default: return self.commonField(name, rule: rule, instance: instance)
             }
         }
-        // A resolution carries the same fingerprint and the same template, said to be over.
-        let rendered = rule.message.render(fields)
-        emit(rule: rule, instance: instance, state: state, kind: "config.changed",
-             message: state == .resolved ? "Resolved: " + rendered : rendered, changes: masked, version: version)
+        // A resolution carries the same fingerprint; its text is `resolved_message:`, or the message said to be over.
+        let message: String
+        if state == .resolved {
+            message = rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
+        } else {
+            message = rule.message.render(fields)
+        }
+        emit(rule: rule, instance: instance, state: state, kind: "config.changed", message: message, changes: masked,
+             version: version)
     }
 
     private func emitFileEvent(_ ruleIndex: Int, _ instance: Instance, change: FileChangeKind, identity: FileIdentity) {

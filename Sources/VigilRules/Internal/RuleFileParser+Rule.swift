@@ -101,6 +101,16 @@ extension RuleFileParser {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultSource)
         }
 
+        // `resolved_message:` belongs to state rules, whose alerts can be resolved.
+        var resolvedMessage: MessageTemplate?
+        if let (keyNode, node) = keys["resolved_message"] {
+            if kind == .config && condition != nil {
+                resolvedMessage = parseTemplate(node, allowedFields: allowedFields)
+            } else if kind != nil {
+                error("'resolved_message' applies only to state rules (config: with when:); event rules never resolve", at: keyNode)
+            }
+        }
+
         var references: [(name: String, location: SourceLocation)] = []
         let actions: [ActionSpec]?
         if let (_, node) = keys["then"] {
@@ -132,7 +142,7 @@ extension RuleFileParser {
         }
         draft.rule = Rule(
             id: id, location: location, severity: severity, description: description, message: message,
-            subject: subject, actions: actions, enabled: enabled, tags: tags)
+            subject: subject, actions: actions, enabled: enabled, tags: tags, resolvedMessage: resolvedMessage)
     }
 
     /// Parses `changes:`: key names or globs, lowercased.

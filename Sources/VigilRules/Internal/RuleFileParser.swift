@@ -48,8 +48,8 @@ struct RuleFileParser {
     static let itemKinds = ["rule", "sink", "list"]
     /// Keys a rule may have.
     static let ruleKeys = [
-        "rule", "description", "severity", "config", "file", "format", "when", "changes", "on", "message", "then",
-        "enabled", "tags",
+        "rule", "description", "severity", "config", "file", "format", "when", "changes", "on", "message",
+        "resolved_message", "then", "enabled", "tags",
     ]
     /// Rule subjects available in this version.
     static let subjectKeys = ["config", "file"]
