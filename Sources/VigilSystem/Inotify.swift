@@ -91,7 +91,8 @@ public struct InotifyError: Error, Sendable, CustomStringConvertible {
         case .watchLimitReached:
             let limit = Inotify.maximumUserWatches().map { " (\($0))" } ?? ""
             return "Failed to watch \(subject): the user limit on inotify watches\(limit) was reached; "
-                + "raise fs.inotify.max_user_watches (sysctl -w fs.inotify.max_user_watches=524288)"
+                + "raise fs.inotify.max_user_watches (sysctl -w fs.inotify.max_user_watches=524288). "
+                + "See docs/troubleshooting.md#inotify-watch-limit"
         case .instanceLimitReached:
             return "Failed to create an inotify instance: the user limit on inotify instances was reached; "
                 + "raise fs.inotify.max_user_instances"

@@ -173,7 +173,8 @@ public struct FileReadError: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String {
         switch kind {
         case .permissionDenied:
-            "Failed to read '\(path)': permission denied; give vigil read access (run as root or with CAP_DAC_READ_SEARCH)"
+            "Failed to read '\(path)': permission denied; give vigil read access (run as root or with CAP_DAC_READ_SEARCH, "
+                + "see docs/troubleshooting.md#config-unreadable)"
         case .notRegular(let what):
             "Failed to read '\(path)': it is \(what), not a regular file; point the rule at a file"
         case .tooLarge(let size, let limit):

@@ -14,18 +14,18 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch what the rules name and act the moment it changes (runs in the foreground).",
         discussion: """
-            Logs to stderr. SIGTERM or SIGINT stops it after draining the pipeline. With $NOTIFY_SOCKET set
+            Logs to stderr. SIGTERM or SIGINT stops it after draining the pipeline. With $NOTIFY_SOCKET set \
             (systemd Type=notify) it reports READY=1 once every watch is in place.
             """
     )
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Rule files or directories (host paths).")
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Rule files or directories (host paths).", valueName: "path"))
     var rules: [String] = ["/etc/vigil/rules.d"]
 
-    @Option(name: .long, help: "Treat DIR as '/' for every path in the rules (a sandbox copy of a server).")
+    @Option(name: .long, help: ArgumentHelp("Treat DIR as '/' for every path in the rules (a sandbox copy of a server).", valueName: "dir"))
     var root: String = "/"
 
-    @Option(name: .long, help: "Also write alerts as JSON Lines to FILE ('-' for stdout). Repeatable.")
+    @Option(name: .long, help: ArgumentHelp("Also write alerts as JSON Lines to FILE ('-' for stdout). Repeatable.", valueName: "file"))
     var alerts: [String] = []
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")

@@ -420,7 +420,8 @@ final class Matcher: @unchecked Sendable {
         emitInternal(
             rule: "vigil.events-lost", severity: .warning, kind: "vigil.events_lost",
             message: "The kernel's inotify queue overflowed and events were lost; every watched file was rescanned "
-                + "and changes found are reported. Raise fs.inotify.max_queued_events if this repeats.",
+                + "and changes found are reported. Raise fs.inotify.max_queued_events if this repeats "
+                + "(docs/troubleshooting.md#events-lost).",
             version: "\(time.seconds).\(time.nanoseconds).\(count)")
         logger.warning("inotify queue overflowed (\(count) so far); rescanning every watched file")
     }
