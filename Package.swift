@@ -68,17 +68,27 @@ let package = Package(
         .target(name: "VigilHarness", dependencies: ["VigilSystem"], swiftSettings: strictSettings),
         .target(
             name: "VigilTestSupport",
-            dependencies: ["VigilCore", "VigilSystem", "VigilHarness", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "VigilCore", "VigilSystem", "VigilHarness", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "VigilCoreTests",
+            dependencies: ["VigilCore", "VigilTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "VigilRulesTests",
             dependencies: ["VigilRules", "VigilCore"],
             resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "VigilSystemTests", dependencies: ["VigilSystem", "VigilTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "VigilSystemTests",
+            dependencies: ["VigilSystem", "VigilTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "VigilDaemonTests",
             dependencies: [

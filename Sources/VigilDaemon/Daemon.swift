@@ -1,6 +1,6 @@
 public import Logging
-public import VigilRules
 import VigilCore
+public import VigilRules
 import VigilSystem
 
 #if canImport(Glibc)
@@ -32,7 +32,10 @@ public final class Daemon: @unchecked Sendable {
         public var deletionSettleMilliseconds: Int
 
         public init(
-            ruleSet: RuleSet, root: String = "/", extraAlertFiles: [String] = [], configSizeLimit: Int = 1 << 20,
+            ruleSet: RuleSet,
+            root: String = "/",
+            extraAlertFiles: [String] = [],
+            configSizeLimit: Int = 1 << 20,
             deletionSettleMilliseconds: Int = 100
         ) {
             self.ruleSet = ruleSet
@@ -69,13 +72,17 @@ public final class Daemon: @unchecked Sendable {
         }
         for (i, file) in options.extraAlertFiles.enumerated() {
             let name = "--alerts" + (i == 0 ? "" : "#\(i + 1)")
-            sinks.append(AlertSink(name: name, target: file == "-" ? .standardOutput : .file(path: file), logger: logger))
+            sinks.append(
+                AlertSink(name: name, target: file == "-" ? .standardOutput : .file(path: file), logger: logger)
+            )
         }
         if sinks.isEmpty {
             logger.notice("No alert sink is configured in the rules or with --alerts; alerts go to stdout")
             sinks.append(AlertSink(name: "stdout", target: .standardOutput, logger: logger))
         }
-        if sinks.count > 64 { throw DaemonError("Failed to start: \(sinks.count) alert sinks configured; at most 64 are supported") }
+        if sinks.count > 64 {
+            throw DaemonError("Failed to start: \(sinks.count) alert sinks configured; at most 64 are supported")
+        }
         for sink in sinks {
             do { try sink.open() } catch { throw DaemonError(error.description) }
         }
@@ -85,12 +92,22 @@ public final class Daemon: @unchecked Sendable {
             let actionRing = SPSCRing<ActionFrame>(capacity: 1024)
             worker = try ActionWorker(ring: actionRing, sinks: sinks, counters: counters, logger: logger)
             let settings = Matcher.Settings(
-                root: root, host: HostName.current(), configSizeLimit: options.configSizeLimit,
-                deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000)
+                root: root,
+                host: HostName.current(),
+                configSizeLimit: options.configSizeLimit,
+                deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000
+            )
             matcher = try Matcher(
-                settings: settings, rules: options.ruleSet.rules.filter(\.enabled), sinkNames: sinks.map(\.name),
-                inotify: inotify, output: actionRing, workerDoorbell: worker.doorbell,
-                workerSpaceDoorbell: worker.spaceDoorbell, counters: counters, logger: logger)
+                settings: settings,
+                rules: options.ruleSet.rules.filter(\.enabled),
+                sinkNames: sinks.map(\.name),
+                inotify: inotify,
+                output: actionRing,
+                workerDoorbell: worker.doorbell,
+                workerSpaceDoorbell: worker.spaceDoorbell,
+                counters: counters,
+                logger: logger
+            )
         } catch let error as InotifyError {
             throw DaemonError(error.description)
         } catch {

@@ -15,8 +15,11 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `executable` with `arguments` (argv[1...]), the current environment plus `environment`,
     /// stdout and stderr appended to the given files (nil: inherited).
     public init(
-        executable: String, arguments: [String], environment: [String: String] = [:],
-        standardOutput: String? = nil, standardError: String? = nil
+        executable: String,
+        arguments: [String],
+        environment: [String: String] = [:],
+        standardOutput: String? = nil,
+        standardError: String? = nil
     ) throws(HarnessError) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

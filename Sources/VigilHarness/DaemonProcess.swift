@@ -17,7 +17,10 @@ public final class DaemonProcess: @unchecked Sendable {
     /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1. A `launcher`
     /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line.
     public init(
-        executable: String, arguments: [String], workDirectory: String, readyTimeoutMilliseconds: Int = 20_000,
+        executable: String,
+        arguments: [String],
+        workDirectory: String,
+        readyTimeoutMilliseconds: Int = 20_000,
         launcher: [String] = []
     ) throws(HarnessError) {
         let socketPath = workDirectory + "/notify.sock"
@@ -27,8 +30,11 @@ public final class DaemonProcess: @unchecked Sendable {
         logPath = workDirectory + "/vigil.log"
         let command = launcher + [executable, "run"] + arguments
         process = try ChildProcess(
-            executable: command[0], arguments: Array(command.dropFirst()), environment: ["NOTIFY_SOCKET": socketPath],
-            standardError: logPath)
+            executable: command[0],
+            arguments: Array(command.dropFirst()),
+            environment: ["NOTIFY_SOCKET": socketPath],
+            standardError: logPath
+        )
         guard listener.waitFor("READY=1", timeoutMilliseconds: readyTimeoutMilliseconds) else {
             process.signal(SIGKILL)
             _ = process.wait(timeoutMilliseconds: 5000)

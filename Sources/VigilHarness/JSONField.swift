@@ -12,7 +12,10 @@ public enum JSONField {
         while i < bytes.count {
             let b = bytes[i]
             if inString {
-                if b == UInt8(ascii: "\\") { i += 2; continue }
+                if b == UInt8(ascii: "\\") {
+                    i += 2
+                    continue
+                }
                 if b == UInt8(ascii: "\"") { inString = false }
                 i += 1
                 continue
@@ -43,7 +46,8 @@ public enum JSONField {
                 case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "r"): out.append(0x0D)
                 case UInt8(ascii: "u"):
-                    if i + 5 < bytes.count, let v = UInt32(String(decoding: bytes[i + 2...i + 5], as: UTF8.self), radix: 16),
+                    if i + 5 < bytes.count,
+                        let v = UInt32(String(decoding: bytes[i + 2...i + 5], as: UTF8.self), radix: 16),
                         let scalar = Unicode.Scalar(v)
                     {
                         out.append(contentsOf: Array(String(Character(scalar)).utf8))

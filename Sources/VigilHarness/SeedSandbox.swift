@@ -70,7 +70,8 @@ public struct SeedSandbox: Sendable {
 
     /// `mkdir -p` inside the sandbox; the last directory gets `mode`.
     public func makeDirectories(_ serverPath: String, mode: UInt32 = 0o755) throws(HarnessError) {
-        guard FileTree.makeDirectories(hostPath(serverPath), mode: mode), chmod(hostPath(serverPath), mode_t(mode)) == 0 else {
+        guard FileTree.makeDirectories(hostPath(serverPath), mode: mode), chmod(hostPath(serverPath), mode_t(mode)) == 0
+        else {
             throw HarnessError("Failed to create '\(hostPath(serverPath))': \(String(cString: strerror(errno)))")
         }
     }

@@ -17,7 +17,9 @@ extension MessageTemplate {
     }
 
     /// The fields a `config:` rule's message may use.
-    public static let configFields = ["rule", "severity", "host", "path", "file", "key", "value", "old", "new", "changes"]
+    public static let configFields = [
+        "rule", "severity", "host", "path", "file", "key", "value", "old", "new", "changes",
+    ]
 
     /// The fields a `file:` rule's message may use.
     public static let fileFields = ["rule", "severity", "host", "path", "file", "change"]

@@ -73,8 +73,16 @@ public struct Rule: Sendable {
     public var tags: [String]
 
     public init(
-        id: String, location: SourceLocation, severity: Severity, description: String?, message: MessageTemplate,
-        subject: Subject, actions: [ActionSpec], enabled: Bool, tags: [String], resolvedMessage: MessageTemplate? = nil
+        id: String,
+        location: SourceLocation,
+        severity: Severity,
+        description: String?,
+        message: MessageTemplate,
+        subject: Subject,
+        actions: [ActionSpec],
+        enabled: Bool,
+        tags: [String],
+        resolvedMessage: MessageTemplate? = nil
     ) {
         self.resolvedMessage = resolvedMessage
         self.id = id

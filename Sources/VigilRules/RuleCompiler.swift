@@ -33,7 +33,9 @@ public enum RuleCompiler {
 
     /// Parses each source, runs the checks that span files, and orders the diagnostics.
     private static func compile(
-        sources: [(file: String, text: String)], extraDiagnostics: [RuleDiagnostic], fileOrder: [String]
+        sources: [(file: String, text: String)],
+        extraDiagnostics: [RuleDiagnostic],
+        fileOrder: [String]
     ) -> RuleCompilation {
         var diagnostics = extraDiagnostics
         var rules: [RuleFileParser.RuleDraft] = []
@@ -42,10 +44,14 @@ public enum RuleCompiler {
         for source in sources {
             var parser = RuleFileParser(file: source.file)
             if source.text.utf8.contains(0) {
-                let offset = source.text.utf8.firstIndex(of: 0).map { source.text.utf8.distance(from: source.text.utf8.startIndex, to: $0) } ?? 0
+                let offset =
+                    source.text.utf8.firstIndex(of: 0).map {
+                        source.text.utf8.distance(from: source.text.utf8.startIndex, to: $0)
+                    } ?? 0
                 parser.error(
                     "refusing rule file '\(source.file)': it contains a NUL byte at offset \(offset), so it is not a text file; check that the right file was named",
-                    at: SourceLocation(file: source.file, line: 0, column: 0))
+                    at: SourceLocation(file: source.file, line: 0, column: 0)
+                )
             } else {
                 parser.parse(text: source.text)
             }
@@ -58,7 +64,9 @@ public enum RuleCompiler {
         var firstRule: [String: SourceLocation] = [:]
         for rule in rules {
             if let first = firstRule[rule.id] {
-                diagnostics.append(.error("duplicate rule id '\(rule.id)'; first defined at \(first)", at: rule.idLocation))
+                diagnostics.append(
+                    .error("duplicate rule id '\(rule.id)'; first defined at \(first)", at: rule.idLocation)
+                )
             } else {
                 firstRule[rule.id] = rule.location
             }
@@ -67,7 +75,9 @@ public enum RuleCompiler {
         var sinkNames: [String] = []
         for sink in sinks {
             if let first = firstSink[sink.name] {
-                diagnostics.append(.error("duplicate sink name '\(sink.name)'; first defined at \(first)", at: sink.nameLocation))
+                diagnostics.append(
+                    .error("duplicate sink name '\(sink.name)'; first defined at \(first)", at: sink.nameLocation)
+                )
             } else {
                 firstSink[sink.name] = sink.location
                 sinkNames.append(sink.name)
@@ -76,7 +86,9 @@ public enum RuleCompiler {
         var firstList: [String: SourceLocation] = [:]
         for list in lists {
             if let first = firstList[list.name] {
-                diagnostics.append(.error("duplicate list name '\(list.name)'; first defined at \(first)", at: list.nameLocation))
+                diagnostics.append(
+                    .error("duplicate list name '\(list.name)'; first defined at \(first)", at: list.nameLocation)
+                )
             } else {
                 firstList[list.name] = list.location
             }
@@ -85,7 +97,8 @@ public enum RuleCompiler {
             for reference in rule.sinkReferences where firstSink[reference.name] == nil {
                 let message: String
                 if sinkNames.isEmpty {
-                    message = "unknown sink '\(reference.name)'; no sinks are defined, so add an item '- sink: \(reference.name)' with a type:"
+                    message =
+                        "unknown sink '\(reference.name)'; no sinks are defined, so add an item '- sink: \(reference.name)' with a type:"
                 } else {
                     message = "unknown sink '\(reference.name)'" + Spelling.hint(for: reference.name, among: sinkNames)
                 }
@@ -99,8 +112,11 @@ public enum RuleCompiler {
         var listItems: [String: [String]] = [:]
         for list in lists { listItems[list.name] = list.items ?? [] }
         let ruleSet = RuleSet(
-            rules: rules.compactMap(\.rule), sinks: sinks.compactMap(\.spec), lists: listItems,
-            files: sources.map(\.file))
+            rules: rules.compactMap(\.rule),
+            sinks: sinks.compactMap(\.spec),
+            lists: listItems,
+            files: sources.map(\.file)
+        )
         return RuleCompilation(ruleSet: ruleSet, diagnostics: diagnostics)
     }
 
@@ -109,8 +125,14 @@ public enum RuleCompiler {
         var rank: [String: Int] = [:]
         for (index, file) in fileOrder.enumerated() where rank[file] == nil { rank[file] = index }
         return diagnostics.enumerated().sorted { lhs, rhs in
-            let left = (rank[lhs.element.location.file] ?? Int.max, lhs.element.location.line, lhs.element.location.column, lhs.offset)
-            let right = (rank[rhs.element.location.file] ?? Int.max, rhs.element.location.line, rhs.element.location.column, rhs.offset)
+            let left = (
+                rank[lhs.element.location.file] ?? Int.max, lhs.element.location.line, lhs.element.location.column,
+                lhs.offset
+            )
+            let right = (
+                rank[rhs.element.location.file] ?? Int.max, rhs.element.location.line, rhs.element.location.column,
+                rhs.offset
+            )
             return left < right
         }.map(\.element)
     }

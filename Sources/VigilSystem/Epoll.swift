@@ -36,8 +36,10 @@ public struct Epoll: ~Copyable, @unchecked Sendable {
     /// Calls `body` with the tag of each ready descriptor. `EINTR` returns with no tags.
     @inline(never)
     public func wait(timeoutMilliseconds: CInt = -1, _ body: (UInt64) -> Void) throws(Errno) {
-        var events = (epoll_event(), epoll_event(), epoll_event(), epoll_event(),
-                      epoll_event(), epoll_event(), epoll_event(), epoll_event())
+        var events = (
+            epoll_event(), epoll_event(), epoll_event(), epoll_event(),
+            epoll_event(), epoll_event(), epoll_event(), epoll_event()
+        )
         let n = withUnsafeMutableBytes(of: &events) { raw in
             epoll_wait(descriptor, raw.baseAddress!.assumingMemoryBound(to: epoll_event.self), 8, timeoutMilliseconds)
         }

@@ -57,7 +57,8 @@ public struct InotifyError: Error, Sendable, CustomStringConvertible {
     /// What the user experiences.
     public enum Code: Sendable, Equatable {
         case watchLimitReached, instanceLimitReached, permissionDenied, notFound, notADirectory
-        case symlinkLoop, outOfMemory, other(CInt)
+        case symlinkLoop, outOfMemory
+        case other(CInt)
     }
 
     /// The call that failed.

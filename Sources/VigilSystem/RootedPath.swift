@@ -64,7 +64,9 @@ public struct RootedPath: Sendable, Equatable {
 
     /// Resolves `serverPath` (absolute). `followFinal: false` leaves a symlink in the last component as is.
     public func resolve(_ serverPath: String, followFinal: Bool = true) throws(ResolveError) -> Resolution {
-        var pending = Array(serverPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed())
+        var pending = Array(
+            serverPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed()
+        )
         var current: [String] = []
         var links = 0
         var followed = false
@@ -83,7 +85,8 @@ public struct RootedPath: Sendable, Equatable {
                     return Resolution(
                         existing: "/" + current.joined(separator: "/"),
                         missing: [component] + pending.reversed().filter { $0 != "." },
-                        followedSymlink: followed)
+                        followedSymlink: followed
+                    )
                 }
                 if code == EACCES { throw .permissionDenied(serverPath) }
                 if code == ENOTDIR { throw .notADirectory(serverPath) }

@@ -11,7 +11,8 @@ public enum Syscall {
     /// Runs `body`, retrying while it fails with `EINTR`; any other failure throws the errno read right after.
     @inline(__always)
     static func valueOrErrno<T: FixedWidthInteger>(
-        retryOnInterrupt: Bool = true, _ body: () -> T
+        retryOnInterrupt: Bool = true,
+        _ body: () -> T
     ) throws(Errno) -> T {
         while true {
             let result = body()

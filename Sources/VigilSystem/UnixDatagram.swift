@@ -19,7 +19,9 @@ public enum ServiceNotify {
         defer { Syscall.close(fd) }
         return UnixAddress.withAddress(path) { address, length in
             let bytes = Array(state.utf8)
-            let sent = bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), address, length) }
+            let sent = bytes.withUnsafeBytes {
+                sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), address, length)
+            }
             return sent == bytes.count
         } ?? false
     }

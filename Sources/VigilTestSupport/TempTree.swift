@@ -26,7 +26,10 @@ public struct TempTree: Sendable {
 
     /// Creates directories (like `mkdir -p`) below the root.
     public func makeDirectory(_ relative: String, mode: UInt32 = 0o755) {
-        precondition(FileTree.makeDirectories(path(relative), mode: mode), "mkdir -p \(path(relative)) failed: errno \(errno)")
+        precondition(
+            FileTree.makeDirectories(path(relative), mode: mode),
+            "mkdir -p \(path(relative)) failed: errno \(errno)"
+        )
     }
 
     /// Writes `content` to `relative` in place (open with O_TRUNC, one write, close).

@@ -17,6 +17,8 @@ struct Check: ParsableCommand {
     func run() throws {
         guard let ruleSet = RuleLoading.load(paths) else { throw ExitCode(1) }
         let files = ruleSet.files.count
-        print("vigil: \(ruleSet.rules.count) rule\(ruleSet.rules.count == 1 ? "" : "s") and \(ruleSet.sinks.count) sink\(ruleSet.sinks.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"): no errors")
+        print(
+            "vigil: \(ruleSet.rules.count) rule\(ruleSet.rules.count == 1 ? "" : "s") and \(ruleSet.sinks.count) sink\(ruleSet.sinks.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"): no errors"
+        )
     }
 }

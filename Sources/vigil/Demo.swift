@@ -35,7 +35,9 @@ struct Demo: ParsableCommand {
     func run() throws {
         let executable = ChildProcess.currentExecutable()
         guard let rulesDirectory = locateRules(executable: executable) else {
-            printLine("vigil demo: Failed to find the rules directory 'rules/'; run it from the repository root or pass --rules DIR")
+            printLine(
+                "vigil demo: Failed to find the rules directory 'rules/'; run it from the repository root or pass --rules DIR"
+            )
             throw ExitCode(1)
         }
         let sandbox: SeedSandbox
@@ -56,7 +58,8 @@ struct Demo: ParsableCommand {
             daemon = try DaemonProcess(
                 executable: executable,
                 arguments: ["--rules", rulesDirectory, "--root", sandbox.root, "--alerts", alertsPath],
-                workDirectory: sandbox.hostPath("/run/vigil"))
+                workDirectory: sandbox.hostPath("/run/vigil")
+            )
             printLine("vigil run is ready (READY=1 after \(milliseconds(Clock.monotonicNanoseconds() - started)) ms)")
         } catch {
             printLine("vigil demo: \(error)")
@@ -66,18 +69,31 @@ struct Demo: ParsableCommand {
 
         let config = SeedSandbox.configPath
         let steps: [Step] = [
-            Step(title: "Someone saves upload-service.conf with 'verify_ssl = false  # TODO: Enable for production' (temporary file renamed over it)",
-                 act: { sandbox throws(HarnessError) in try sandbox.writeReplacing(config, SeedSandbox.insecureConfig) },
-                 expectRule: "upload-ssl-verification-disabled", expectState: "firing"),
-            Step(title: "Fatima fixes it in place: 'verify_ssl = true  # FIXED' (open, truncate, write)",
-                 act: { sandbox throws(HarnessError) in try sandbox.write(config, SeedSandbox.fixedConfig) },
-                 expectRule: "upload-ssl-verification-disabled", expectState: "resolved"),
-            Step(title: "vim saves it insecure again (original renamed to upload-service.conf~, new file written)",
-                 act: { sandbox throws(HarnessError) in try sandbox.writeLikeVim(config, SeedSandbox.insecureConfig) },
-                 expectRule: "upload-ssl-verification-disabled", expectState: "firing"),
-            Step(title: "A config-management run restores the fixed file (sed -i style rename)",
-                 act: { sandbox throws(HarnessError) in try sandbox.writeReplacing(config, SeedSandbox.fixedConfig) },
-                 expectRule: "upload-ssl-verification-disabled", expectState: "resolved"),
+            Step(
+                title:
+                    "Someone saves upload-service.conf with 'verify_ssl = false  # TODO: Enable for production' (temporary file renamed over it)",
+                act: { sandbox throws(HarnessError) in try sandbox.writeReplacing(config, SeedSandbox.insecureConfig) },
+                expectRule: "upload-ssl-verification-disabled",
+                expectState: "firing"
+            ),
+            Step(
+                title: "Fatima fixes it in place: 'verify_ssl = true  # FIXED' (open, truncate, write)",
+                act: { sandbox throws(HarnessError) in try sandbox.write(config, SeedSandbox.fixedConfig) },
+                expectRule: "upload-ssl-verification-disabled",
+                expectState: "resolved"
+            ),
+            Step(
+                title: "vim saves it insecure again (original renamed to upload-service.conf~, new file written)",
+                act: { sandbox throws(HarnessError) in try sandbox.writeLikeVim(config, SeedSandbox.insecureConfig) },
+                expectRule: "upload-ssl-verification-disabled",
+                expectState: "firing"
+            ),
+            Step(
+                title: "A config-management run restores the fixed file (sed -i style rename)",
+                act: { sandbox throws(HarnessError) in try sandbox.writeReplacing(config, SeedSandbox.fixedConfig) },
+                expectRule: "upload-ssl-verification-disabled",
+                expectState: "resolved"
+            ),
         ]
         var latencies: [UInt64] = []
         var failed = false
@@ -109,17 +125,25 @@ struct Demo: ParsableCommand {
         }
         let exit = daemon.stop()
         if failed || exit != 0 {
-            printLine("\nvigil demo failed (daemon exit code \(exit.map(String.init) ?? "none")); the daemon's log:\n\(daemon.log())")
+            printLine(
+                "\nvigil demo failed (daemon exit code \(exit.map(String.init) ?? "none")); the daemon's log:\n\(daemon.log())"
+            )
             throw ExitCode(1)
         }
         let sorted = latencies.sorted()
-        printLine("\n\(latencies.count) reactions, write → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms")
-        printLine("The daemon stopped cleanly on SIGTERM. \(keep ? "Sandbox kept at \(sandbox.root)" : "Sandbox removed.")")
+        printLine(
+            "\n\(latencies.count) reactions, write → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
+        )
+        printLine(
+            "The daemon stopped cleanly on SIGTERM. \(keep ? "Sandbox kept at \(sandbox.root)" : "Sandbox removed.")"
+        )
     }
 
     private func locateRules(executable: String) -> String? {
         var candidates: [String] = []
-        if let rules { candidates.append(rules) } else {
+        if let rules {
+            candidates.append(rules)
+        } else {
             candidates.append("rules")
             // .build/<config>/vigil → repository root
             var parts = executable.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
@@ -135,7 +159,10 @@ struct Demo: ParsableCommand {
                 if candidate.hasPrefix("/") { return candidate }
                 var buffer = [CChar](repeating: 0, count: 4097)
                 if realpath(candidate, &buffer) != nil {
-                    return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    return String(
+                        decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) },
+                        as: UTF8.self
+                    )
                 }
                 return candidate
             }

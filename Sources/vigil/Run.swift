@@ -1,6 +1,6 @@
-import Synchronization
 import ArgumentParser
 import Logging
+import Synchronization
 import VigilDaemon
 import VigilRules
 import VigilSystem
@@ -19,13 +19,26 @@ struct Run: ParsableCommand {
             """
     )
 
-    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Rule files or directories (host paths).", valueName: "path"))
+    @Option(
+        name: .long,
+        parsing: .upToNextOption,
+        help: ArgumentHelp("Rule files or directories (host paths).", valueName: "path")
+    )
     var rules: [String] = ["/etc/vigil/rules.d"]
 
-    @Option(name: .long, help: ArgumentHelp("Treat DIR as '/' for every path in the rules (a sandbox copy of a server).", valueName: "dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Treat DIR as '/' for every path in the rules (a sandbox copy of a server).",
+            valueName: "dir"
+        )
+    )
     var root: String = "/"
 
-    @Option(name: .long, help: ArgumentHelp("Also write alerts as JSON Lines to FILE ('-' for stdout). Repeatable.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Also write alerts as JSON Lines to FILE ('-' for stdout). Repeatable.", valueName: "file")
+    )
     var alerts: [String] = []
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -33,7 +46,9 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level '\(logLevel)' is not a level; expected one of: trace, debug, info, notice, warning, error, critical")
+            throw ValidationError(
+                "--log-level '\(logLevel)' is not a level; expected one of: trace, debug, info, notice, warning, error, critical"
+            )
         }
     }
 
@@ -49,7 +64,9 @@ struct Run: ParsableCommand {
         if root != "/" {
             var info = stat()
             guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-                RuleLoading.printError("vigil: Failed to use --root '\(root)': it is not a directory; create it or fix the path")
+                RuleLoading.printError(
+                    "vigil: Failed to use --root '\(root)': it is not a directory; create it or fix the path"
+                )
                 throw ExitCode(1)
             }
         }
@@ -64,7 +81,9 @@ struct Run: ParsableCommand {
         let daemon: Daemon
         do {
             daemon = try Daemon(
-                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: alerts), logger: logger)
+                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: alerts),
+                logger: logger
+            )
         } catch {
             RuleLoading.printError("vigil: \(error)")
             throw ExitCode(1)
@@ -74,7 +93,8 @@ struct Run: ParsableCommand {
         let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
         let rootNote = root == "/" ? "" : " under root '\(root)'"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote); alerts to \(daemon.sinkDescriptions.joined(separator: ", "))")
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote); alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+        )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 
         var pfd = pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)
@@ -82,7 +102,9 @@ struct Run: ParsableCommand {
             _ = poll(&pfd, 1, -1)
             while let signal = signals.next() {
                 if signal == SIGHUP {
-                    logger.notice("SIGHUP received: reloading rules in place is not available in this version; restart vigil to load changed rules")
+                    logger.notice(
+                        "SIGHUP received: reloading rules in place is not available in this version; restart vigil to load changed rules"
+                    )
                     continue
                 }
                 logger.info("Signal \(signal) received; draining the pipeline and stopping")
@@ -93,7 +115,8 @@ struct Run: ParsableCommand {
         daemon.stop()
         let c = daemon.counters
         logger.info(
-            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows")
+            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows"
+        )
     }
 }
 

@@ -9,7 +9,8 @@ import VigilTestSupport
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
         defer { buffer.deallocate() }
         buffer.copyBytes(from: bytes)
-        _ = try InotifyDecoder.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count]), readTime: 7) { record in
+        _ = try InotifyDecoder.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count]), readTime: 7) {
+            record in
             out.append((record.watch, record.mask, record.cookie, record.nameString))
         }
         return out
@@ -24,7 +25,9 @@ import VigilTestSupport
         k.inotify(wd: 3, mask: InotifyMask.created, name: "x", pad: false)
         let events = try decode(k.bytes)
         #expect(events.count == 5)
-        #expect(events[0].0 == 1 && events[0].1 == InotifyMask.closedAfterWriting && events[0].3 == "upload-service.conf")
+        #expect(
+            events[0].0 == 1 && events[0].1 == InotifyMask.closedAfterWriting && events[0].3 == "upload-service.conf"
+        )
         #expect(events[1].2 == 42 && events[2].3 == "upload-service.conf~")
         #expect(events[3].0 == 2 && events[3].3 == "")
         #expect(events[4].3 == "x")

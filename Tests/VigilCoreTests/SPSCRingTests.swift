@@ -50,17 +50,22 @@ struct SPSCRingTests {
         let total: UInt64 = 5_000_000
         let box = Unmanaged.passRetained(ProducerContext(ring: ring, total: total))
         var thread = pthread_t()
-        _ = pthread_create(&thread, nil, { raw in
-            let context = Unmanaged<ProducerContext>.fromOpaque(raw!).takeRetainedValue()
-            var i: UInt64 = 0
-            while i < context.total {
-                switch context.ring.push(Record(sequence: i, check: i &* 2_654_435_761)) {
-                case .pushed: i += 1
-                case .full: sched_yield()
+        _ = pthread_create(
+            &thread,
+            nil,
+            { raw in
+                let context = Unmanaged<ProducerContext>.fromOpaque(raw!).takeRetainedValue()
+                var i: UInt64 = 0
+                while i < context.total {
+                    switch context.ring.push(Record(sequence: i, check: i &* 2_654_435_761)) {
+                    case .pushed: i += 1
+                    case .full: sched_yield()
+                    }
                 }
-            }
-            return nil
-        }, box.toOpaque())
+                return nil
+            },
+            box.toOpaque()
+        )
         var expected: UInt64 = 0
         var corrupt = 0
         while expected < total {

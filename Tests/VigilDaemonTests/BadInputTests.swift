@@ -10,24 +10,25 @@ import Glibc
 @Suite(.timeLimit(.minutes(1)))
 struct BadInputTests {
     /// Rules on five broken configs plus the healthy seed config.
-    static let rules = sslRule + """
-        - rule: dir-config
-          config: /etc/bad/is-a-directory.conf
-          when: { key: a, present: true }
-        - rule: fifo-config
-          config: /etc/bad/fifo.conf
-          when: { key: a, present: true }
-        - rule: binary-config
-          config: /etc/bad/binary.conf
-          when: { key: a, present: true }
-        - rule: huge-config
-          config: /etc/bad/huge.conf
-          when: { key: a, present: true }
-        - rule: loop-config
-          config: /etc/bad/loop.conf
-          when: { key: a, present: true }
+    static let rules =
+        sslRule + """
+            - rule: dir-config
+              config: /etc/bad/is-a-directory.conf
+              when: { key: a, present: true }
+            - rule: fifo-config
+              config: /etc/bad/fifo.conf
+              when: { key: a, present: true }
+            - rule: binary-config
+              config: /etc/bad/binary.conf
+              when: { key: a, present: true }
+            - rule: huge-config
+              config: /etc/bad/huge.conf
+              when: { key: a, present: true }
+            - rule: loop-config
+              config: /etc/bad/loop.conf
+              when: { key: a, present: true }
 
-        """
+            """
 
     @Test func eachBrokenConfigIsReportedOnceAndTheRestKeepsWorking() throws {
         let f = try DaemonFixture(rules: Self.rules, label: "bad") { tree in

@@ -49,14 +49,25 @@ final class DaemonFixture {
     static let startLock = Mutex<Void>(())
 
     /// Writes `rules` (YAML, the cookie rule is added), lets `prepare` populate the tree, starts the daemon.
-    convenience init(rules: String, label: String = "daemon", settleMilliseconds: Int = 100, prepare: (TempTree) -> Void = { _ in })
+    convenience init(
+        rules: String,
+        label: String = "daemon",
+        settleMilliseconds: Int = 100,
+        prepare: (TempTree) -> Void = { _ in }
+    )
         throws
     {
         try self.init(rules: rules, label: label, settleMilliseconds: settleMilliseconds, lock: true, prepare: prepare)
     }
 
     /// As above; `lock: false` when the caller already holds `startLock`.
-    init(rules: String, label: String, settleMilliseconds: Int = 100, lock: Bool, prepare: (TempTree) -> Void = { _ in })
+    init(
+        rules: String,
+        label: String,
+        settleMilliseconds: Int = 100,
+        lock: Bool,
+        prepare: (TempTree) -> Void = { _ in }
+    )
         throws
     {
         tree = TempTree(label)
@@ -71,7 +82,11 @@ final class DaemonFixture {
         let (logger, store) = InMemoryLogHandler.logger()
         logs = store
         let options = Daemon.Options(
-            ruleSet: ruleSet, root: tree.root, extraAlertFiles: [alerts], deletionSettleMilliseconds: settleMilliseconds)
+            ruleSet: ruleSet,
+            root: tree.root,
+            extraAlertFiles: [alerts],
+            deletionSettleMilliseconds: settleMilliseconds
+        )
         let make = { () throws -> Daemon in
             let daemon = try Daemon(options: options, logger: logger)
             daemon.start()
@@ -100,7 +115,10 @@ final class DaemonFixture {
             if alert.rule == "cookie" && alert.message == "cookie \(name)" { return others }
             if alert.rule != "cookie" { others.append(alert) }
         }
-        Issue.record("cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)", sourceLocation: sourceLocation)
+        Issue.record(
+            "cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)",
+            sourceLocation: sourceLocation
+        )
         return others
     }
 
@@ -109,8 +127,11 @@ final class DaemonFixture {
     func expect(rule: String, state: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> SeenAlert? {
         while let alert = next() {
             if alert.rule == "cookie" { continue }
-            #expect(alert.rule == rule && alert.state == state, "expected \(rule)/\(state), got \(alert)",
-                    sourceLocation: sourceLocation)
+            #expect(
+                alert.rule == rule && alert.state == state,
+                "expected \(rule)/\(state), got \(alert)",
+                sourceLocation: sourceLocation
+            )
             return alert
         }
         Issue.record("no \(rule)/\(state) alert within 5 s; log: \(logs.messages)", sourceLocation: sourceLocation)

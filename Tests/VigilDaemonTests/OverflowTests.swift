@@ -21,7 +21,9 @@ struct OverflowTests {
 
     static var canLowerQueue: Bool { access(limitPath, W_OK) == 0 }
 
-    @Test(.enabled(if: OverflowTests.canLowerQueue, "needs write access to /proc/sys/fs/inotify/max_queued_events (root)"))
+    @Test(
+        .enabled(if: OverflowTests.canLowerQueue, "needs write access to /proc/sys/fs/inotify/max_queued_events (root)")
+    )
     func overflowIsAlertedAndTheRescanFindsTheFinalState() throws {
         let f: DaemonFixture = try DaemonFixture.startLock.withLock { _ in
             let original = ProcFile.readText(Self.limitPath)?.filter { $0.isNumber } ?? "16384"

@@ -40,7 +40,8 @@ struct SinkFailureTests {
         let follower = try LineFollower(path: tree.path("copy.jsonl"))
         let daemon = try Daemon(
             options: .init(ruleSet: ruleSet, root: tree.root, extraAlertFiles: [alerts, tree.path("copy.jsonl")]),
-            logger: logger)
+            logger: logger
+        )
         daemon.start()
         defer { daemon.stop() }
 

@@ -7,8 +7,10 @@ import Glibc
 #endif
 
 /// End to end: the built binary, as a user runs it.
-@Suite(.enabled(if: VigilBinary.exists, "build the vigil binary first (swift build), or set VIGIL_BINARY"),
-       .timeLimit(.minutes(2)))
+@Suite(
+    .enabled(if: VigilBinary.exists, "build the vigil binary first (swift build), or set VIGIL_BINARY"),
+    .timeLimit(.minutes(2))
+)
 struct CommandLineTests {
     /// Three distinct mistakes: an unknown action, a bad severity, an unknown template field.
     static let threeErrors = """
@@ -46,7 +48,9 @@ struct CommandLineTests {
     }
 
     @Test func runRejectsAMissingRoot() throws {
-        let result = try VigilBinary.run(["run", "--rules", VigilBinary.repositoryRoot + "/rules", "--root", "/nonexistent/vigil-root"])
+        let result = try VigilBinary.run([
+            "run", "--rules", VigilBinary.repositoryRoot + "/rules", "--root", "/nonexistent/vigil-root",
+        ])
         #expect(result.code == 1)
         #expect(result.err.contains("'/nonexistent/vigil-root'"), "\(result.err)")
     }
@@ -60,7 +64,8 @@ struct CommandLineTests {
         let daemon = try DaemonProcess(
             executable: VigilBinary.path,
             arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
-            workDirectory: sandbox.hostPath("/run/vigil"))
+            workDirectory: sandbox.hostPath("/run/vigil")
+        )
         try sandbox.writeReplacing(SeedSandbox.configPath, SeedSandbox.insecureConfig)
         let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
         #expect(JSONField.string(line, "rule") == "upload-ssl-verification-disabled", "\(line)\n\(daemon.log())")
@@ -90,8 +95,11 @@ struct CommandLineTests {
             let follower = try LineFollower(path: alerts)
             let daemon = try DaemonProcess(
                 executable: VigilBinary.path,
-                arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
-                workDirectory: sandbox.hostPath("/run/vigil"))
+                arguments: [
+                    "--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts,
+                ],
+                workDirectory: sandbox.hostPath("/run/vigil")
+            )
             let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
             ids.append(JSONField.string(line, "id") ?? "")
             #expect(daemon.stop() == 0)
@@ -115,9 +123,13 @@ extension String {
 
 /// The daemon without the capabilities that let root read any file (run through `capsh`, as a unit with a
 /// reduced `CapabilityBoundingSet` would): an unreadable config is one clear error, and fixing its mode is enough.
-@Suite(.enabled(if: VigilBinary.exists && access("/usr/sbin/capsh", X_OK) == 0 && getuid() == 0,
-                "needs root, capsh (Debian libcap2-bin) and the built binary"),
-       .timeLimit(.minutes(1)))
+@Suite(
+    .enabled(
+        if: VigilBinary.exists && access("/usr/sbin/capsh", X_OK) == 0 && getuid() == 0,
+        "needs root, capsh (Debian libcap2-bin) and the built binary"
+    ),
+    .timeLimit(.minutes(1))
+)
 struct WithoutReadCapabilitiesTests {
     @Test func unreadableConfigIsReportedAndPickedUpOnceReadable() throws {
         let sandbox = try SeedSandbox(label: "nocaps")
@@ -130,7 +142,10 @@ struct WithoutReadCapabilitiesTests {
             executable: VigilBinary.path,
             arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
             workDirectory: sandbox.hostPath("/run/vigil"),
-            launcher: ["/usr/sbin/capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", "exec \"$@\"", "vigil"])
+            launcher: [
+                "/usr/sbin/capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", "exec \"$@\"", "vigil",
+            ]
+        )
         defer { daemon.stop() }
         let log = daemon.log()
         #expect(log.contains("Failed to read '/etc/analytics/upload-service.conf': permission denied"), "\(log)")
@@ -144,8 +159,10 @@ struct WithoutReadCapabilitiesTests {
 
 /// Every kind of alert the daemon writes validates against docs/alert.schema.json, checked by an
 /// independent validator (Python's `jsonschema`, draft 2020-12).
-@Suite(.enabled(if: VigilBinary.exists && SchemaValidator.available, "needs the built binary and python3 with jsonschema"),
-       .timeLimit(.minutes(1)))
+@Suite(
+    .enabled(if: VigilBinary.exists && SchemaValidator.available, "needs the built binary and python3 with jsonschema"),
+    .timeLimit(.minutes(1))
+)
 struct AlertSchemaTests {
     @Test func realAlertLinesValidateAgainstTheSchema() throws {
         let sandbox = try SeedSandbox(label: "schema")
@@ -155,7 +172,8 @@ struct AlertSchemaTests {
         let daemon = try DaemonProcess(
             executable: VigilBinary.path,
             arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
-            workDirectory: sandbox.hostPath("/run/vigil"))
+            workDirectory: sandbox.hostPath("/run/vigil")
+        )
         // Each step waits for its alerts: unwaited, the daemon would rightly judge only the final content.
         var lines: [String] = []
         func collect(_ count: Int) {
@@ -163,7 +181,10 @@ struct AlertSchemaTests {
         }
         try sandbox.writeReplacing(SeedSandbox.configPath, SeedSandbox.insecureConfig)  // firing
         collect(1)
-        let moved = SeedSandbox.insecureConfig.replacingAll("api.analytics-partner.com", with: "api2.analytics-partner.com")
+        let moved = SeedSandbox.insecureConfig.replacingAll(
+            "api.analytics-partner.com",
+            with: "api2.analytics-partner.com"
+        )
         try sandbox.write(SeedSandbox.configPath, moved)  // event: endpoints changed
         collect(1)
         #expect(chmod(sandbox.hostPath(SeedSandbox.configPath), 0o600) == 0)  // event: attributes
@@ -202,7 +223,9 @@ enum SchemaValidator {
 
     static func validate(_ file: String) throws -> (code: Int32, output: String) {
         try VigilBinaryRunner.run(
-            "/usr/bin/env", ["python3", "-c", script, VigilBinary.repositoryRoot + "/docs/alert.schema.json", file])
+            "/usr/bin/env",
+            ["python3", "-c", script, VigilBinary.repositoryRoot + "/docs/alert.schema.json", file]
+        )
     }
 }
 
@@ -212,8 +235,11 @@ enum VigilBinaryRunner {
         let work = TempDirectory("run")
         defer { work.remove() }
         let child = try ChildProcess(
-            executable: executable, arguments: arguments, standardOutput: work.path + "/out",
-            standardError: work.path + "/out")
+            executable: executable,
+            arguments: arguments,
+            standardOutput: work.path + "/out",
+            standardError: work.path + "/out"
+        )
         guard let status = child.wait(timeoutMilliseconds: 30_000) else {
             child.signal(SIGKILL)
             throw HarnessError("\(executable) \(arguments.prefix(1)) did not finish in 30 s")

@@ -24,18 +24,27 @@ enum VigilBinary {
     static var exists: Bool { access(path, X_OK) == 0 }
 
     /// Runs `vigil ARGUMENTS` to completion; returns exit code, stdout and stderr.
-    static func run(_ arguments: [String], timeoutMilliseconds: Int = 30_000) throws -> (code: Int32, out: String, err: String) {
+    static func run(
+        _ arguments: [String],
+        timeoutMilliseconds: Int = 30_000
+    ) throws -> (code: Int32, out: String, err: String) {
         let work = TempDirectory("cli")
         defer { work.remove() }
         let child = try ChildProcess(
-            executable: path, arguments: arguments, standardOutput: work.path + "/out", standardError: work.path + "/err")
+            executable: path,
+            arguments: arguments,
+            standardOutput: work.path + "/out",
+            standardError: work.path + "/err"
+        )
         guard let status = child.wait(timeoutMilliseconds: timeoutMilliseconds) else {
             child.signal(SIGKILL)
             _ = child.wait(timeoutMilliseconds: 5000)
             throw HarnessError("vigil \(arguments) did not finish in \(timeoutMilliseconds) ms")
         }
-        return (ChildProcess.exitCode(status), ProcFile.readText(work.path + "/out", limit: 1 << 20) ?? "",
-                ProcFile.readText(work.path + "/err", limit: 1 << 20) ?? "")
+        return (
+            ChildProcess.exitCode(status), ProcFile.readText(work.path + "/out", limit: 1 << 20) ?? "",
+            ProcFile.readText(work.path + "/err", limit: 1 << 20) ?? ""
+        )
     }
 }
 

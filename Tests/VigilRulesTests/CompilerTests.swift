@@ -13,9 +13,12 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
         let compilation = try compileFixture("valid/seed.yaml")
         #expect(compilation.diagnostics.isEmpty, "\(compilation.diagnostics)")
         let set = try #require(compilation.ruleSet)
-        #expect(set.rules.map(\.id) == [
-            "upload-ssl-verification-disabled", "upload-config-changed", "upload-config-removed", "analytics-limits",
-        ])
+        #expect(
+            set.rules.map(\.id) == [
+                "upload-ssl-verification-disabled", "upload-config-changed", "upload-config-removed",
+                "analytics-limits",
+            ]
+        )
         #expect(set.sinks.map(\.name) == ["alerts-file", "console"])
         #expect(set.sinks[0].kind == .jsonl(path: "/var/log/vigil/alerts.jsonl"))
         #expect(set.sinks[1].kind == .stdout)
@@ -33,14 +36,22 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
             Issue.record("unexpected subject \(ssl.subject)")
             return
         }
-        #expect(config.path == PathPattern(
-            raw: "/etc/analytics/upload-service.conf", directory: "/etc/analytics", name: .exact("upload-service.conf")))
+        #expect(
+            config.path
+                == PathPattern(
+                    raw: "/etc/analytics/upload-service.conf",
+                    directory: "/etc/analytics",
+                    name: .exact("upload-service.conf")
+                )
+        )
         #expect(test.key == "verify_ssl")
         #expect(literal == .bool(false))
-        #expect(ssl.message.segments == [
-            .literal("SSL verification disabled in "), .field("path"), .literal(" ("), .field("key"),
-            .literal(" = "), .field("value"), .literal(")"),
-        ])
+        #expect(
+            ssl.message.segments == [
+                .literal("SSL verification disabled in "), .field("path"), .literal(" ("), .field("key"),
+                .literal(" = "), .field("value"), .literal(")"),
+            ]
+        )
 
         let changed = set.rules[1]
         #expect(!changed.isStateRule)
@@ -63,7 +74,8 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
         #expect(removed.actions.count == 1)
 
         let limits = set.rules[3]
-        guard case .config(let limitsConfig) = limits.subject, case .when(let limitsCondition) = limitsConfig.trigger else {
+        guard case .config(let limitsConfig) = limits.subject, case .when(let limitsCondition) = limitsConfig.trigger
+        else {
             Issue.record("unexpected subject \(limits.subject)")
             return
         }
@@ -95,11 +107,15 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
             (file: "rules/a.yaml", text: "# one\n\n- rule: x\n  file: /etc/b\n- sink: s\n  type: stdout\n"),
             (file: "rules/c.yaml", text: "- sink: s\n  type: stdout\n"),
         ])
-        #expect(compilation.diagnostics.map(\.description) == [
-            "rules/a.yaml:3:9: error: duplicate rule id 'x'; first defined at rules/b.yaml:1:3",
-            "rules/c.yaml:1:9: error: duplicate sink name 's'; first defined at rules/a.yaml:5:3",
-        ])
-        #expect(compilation.summary == "vigil: 2 errors (1 in 'rules/a.yaml', 1 in 'rules/c.yaml'); no rules were loaded")
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "rules/a.yaml:3:9: error: duplicate rule id 'x'; first defined at rules/b.yaml:1:3",
+                "rules/c.yaml:1:9: error: duplicate sink name 's'; first defined at rules/a.yaml:5:3",
+            ]
+        )
+        #expect(
+            compilation.summary == "vigil: 2 errors (1 in 'rules/a.yaml', 1 in 'rules/c.yaml'); no rules were loaded"
+        )
     }
 
     @Test func sinksMayBeDefinedInALaterFile() {
@@ -113,9 +129,11 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
 
     @Test func unknownSinkWithNoSinksDefinedSaysSo() {
         let compilation = compileText("- rule: x\n  file: /etc/a\n  then:\n    - alert: pager\n")
-        #expect(compilation.diagnostics.map(\.description) == [
-            "test.yaml:4:14: error: unknown sink 'pager'; no sinks are defined, so add an item '- sink: pager' with a type:",
-        ])
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "test.yaml:4:14: error: unknown sink 'pager'; no sinks are defined, so add an item '- sink: pager' with a type:"
+            ]
+        )
     }
 
     @Test func pathsAreNormalised() throws {
@@ -154,9 +172,11 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
             """
         let compilation = compileText(text)
         #expect(compilation.errorCount == 0)
-        #expect(compilation.diagnostics.map(\.description) == [
-            "test.yaml:10:27: warning: 'off' is compared as text, not as a boolean; write true or false to match every spelling (yes/no/on/off/1/0), or quote it",
-        ])
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "test.yaml:10:27: warning: 'off' is compared as text, not as a boolean; write true or false to match every spelling (yes/no/on/off/1/0), or quote it"
+            ]
+        )
         #expect(compilation.summary == "vigil: 1 rule and 0 sinks loaded from 1 file with 1 warning")
         let rule = try #require(compilation.ruleSet?.rules.first)
         guard case .config(let config) = rule.subject, case .when(.all(let conditions)) = config.trigger else {
@@ -204,9 +224,11 @@ func compileText(_ text: String, file: String = "test.yaml") -> RuleCompilation 
 
     @Test func nulBytesInSourcesAreRefused() {
         let compilation = compileText("- rule: x\u{0}\n")
-        #expect(compilation.diagnostics.map(\.description) == [
-            "test.yaml: error: refusing rule file 'test.yaml': it contains a NUL byte at offset 9, so it is not a text file; check that the right file was named",
-        ])
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "test.yaml: error: refusing rule file 'test.yaml': it contains a NUL byte at offset 9, so it is not a text file; check that the right file was named"
+            ]
+        )
     }
 
     @Test func controlCharactersAreAPositionedYAMLError() throws {
@@ -235,8 +257,16 @@ func makeTemporaryDirectory() throws -> URL {
     @Test func directoriesAreReadInNameOrderSkippingOtherFiles() throws {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "- rule: second\n  file: /etc/b\n".write(to: directory.appendingPathComponent("20-b.yml"), atomically: true, encoding: .utf8)
-        try "- rule: first\n  file: /etc/a\n".write(to: directory.appendingPathComponent("10-a.yaml"), atomically: true, encoding: .utf8)
+        try "- rule: second\n  file: /etc/b\n".write(
+            to: directory.appendingPathComponent("20-b.yml"),
+            atomically: true,
+            encoding: .utf8
+        )
+        try "- rule: first\n  file: /etc/a\n".write(
+            to: directory.appendingPathComponent("10-a.yaml"),
+            atomically: true,
+            encoding: .utf8
+        )
         try "not rules".write(to: directory.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         try "- bad".write(to: directory.appendingPathComponent(".hidden.yaml"), atomically: true, encoding: .utf8)
         let compilation = RuleCompiler.compile(paths: [directory.path])
@@ -250,10 +280,12 @@ func makeTemporaryDirectory() throws -> URL {
         defer { try? FileManager.default.removeItem(at: directory) }
         let missing = directory.path + "/nope.yaml"
         let compilation = RuleCompiler.compile(paths: [missing, directory.path])
-        #expect(compilation.diagnostics.map(\.description) == [
-            "\(missing): error: failed to open '\(missing)': no such file or directory; check the path",
-            "\(directory.path): error: directory '\(directory.path)' contains no rule files; add a file ending in .yaml or .yml",
-        ])
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "\(missing): error: failed to open '\(missing)': no such file or directory; check the path",
+                "\(directory.path): error: directory '\(directory.path)' contains no rule files; add a file ending in .yaml or .yml",
+            ]
+        )
         #expect(compilation.ruleSet == nil)
     }
 
@@ -270,7 +302,10 @@ func makeTemporaryDirectory() throws -> URL {
         let compilation = RuleCompiler.compile(paths: [big.path, binary.path, open.path])
         let messages = compilation.diagnostics.map(\.message)
         #expect(messages.count == 3)
-        #expect(messages[0] == "refusing rule file '\(big.path)': it is 4194305 bytes, larger than the 4 MiB limit; split it into several files")
+        #expect(
+            messages[0]
+                == "refusing rule file '\(big.path)': it is 4194305 bytes, larger than the 4 MiB limit; split it into several files"
+        )
         #expect(messages[1].contains("NUL byte at offset 2"))
         #expect(messages[2].contains("writable by other users"))
     }
@@ -283,9 +318,11 @@ func makeTemporaryDirectory() throws -> URL {
         try "- rule: x\n  file: /etc/a\n".write(to: file, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: file.path)
         let compilation = RuleCompiler.compile(paths: [file.path])
-        #expect(compilation.diagnostics.map(\.message) == [
-            "failed to open '\(file.path)': permission denied; make it readable by the user vigil runs as",
-        ])
+        #expect(
+            compilation.diagnostics.map(\.message) == [
+                "failed to open '\(file.path)': permission denied; make it readable by the user vigil runs as"
+            ]
+        )
     }
 
     @Test func fixtureDirectoryCompilesAsAWhole() {
@@ -298,9 +335,11 @@ func makeTemporaryDirectory() throws -> URL {
 @Suite struct YAMLEdgeCaseTests {
     @Test func secondDocumentIsOneClearError() {
         let compilation = compileText("- rule: a\n  file: /etc/a\n---\n- rule: b\n  file: /etc/b\n")
-        #expect(compilation.diagnostics.map(\.description) == [
-            "test.yaml:3:1: error: a rule file holds one YAML document, but another one starts here; remove the '---' line or split the file",
-        ])
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "test.yaml:3:1: error: a rule file holds one YAML document, but another one starts here; remove the '---' line or split the file"
+            ]
+        )
     }
 
     @Test func anchorsAndAliasesAreExpanded() throws {
@@ -317,7 +356,9 @@ func makeTemporaryDirectory() throws -> URL {
     }
 
     @Test func singleActionMapAndScalarListsAreAccepted() throws {
-        let compilation = compileText("- sink: s\n  type: stdout\n- rule: a\n  file: /etc/a\n  on: deleted\n  then: { alert: s }\n")
+        let compilation = compileText(
+            "- sink: s\n  type: stdout\n- rule: a\n  file: /etc/a\n  on: deleted\n  then: { alert: s }\n"
+        )
         #expect(compilation.diagnostics.isEmpty, "\(compilation.diagnostics)")
         let rule = try #require(compilation.ruleSet?.rules.first)
         guard case .alert(let sinks, _) = rule.actions.first, case .file(let file) = rule.subject else { return }
@@ -326,12 +367,16 @@ func makeTemporaryDirectory() throws -> URL {
     }
 
     @Test func topLevelScalarAndEmptyListItems() {
-        #expect(compileText("hello\n").diagnostics.map(\.message) == [
-            "the top level of a rule file is a string; expected a list of items, each starting with '- rule:', '- sink:' or '- list:'",
-        ])
-        #expect(compileText("-\n").diagnostics.map(\.message) == [
-            "item is empty; expected a map starting with rule:, sink: or list:",
-        ])
+        #expect(
+            compileText("hello\n").diagnostics.map(\.message) == [
+                "the top level of a rule file is a string; expected a list of items, each starting with '- rule:', '- sink:' or '- list:'"
+            ]
+        )
+        #expect(
+            compileText("-\n").diagnostics.map(\.message) == [
+                "item is empty; expected a map starting with rule:, sink: or list:"
+            ]
+        )
         #expect(compileText("---\n").diagnostics.isEmpty)
         #expect(compileText("[]\n").diagnostics.isEmpty)
     }

@@ -114,17 +114,20 @@ func keyTest(_ key: String, _ test: KeyTest) -> Condition {
 
     @Test func keysMentionedAreDeduplicatedInOrder() {
         let condition = Condition.all([
-            keyTest("b", .present), .any([keyTest("a", .present), .not(keyTest("b", .missing))]), keyTest("c", .present),
+            keyTest("b", .present), .any([keyTest("a", .present), .not(keyTest("b", .missing))]),
+            keyTest("c", .present),
         ])
         #expect(condition.keysMentioned() == ["b", "a", "c"])
     }
 
     @Test func compiledConditionsEvaluateLikeWritten() throws {
-        let compilation = compileText("""
+        let compilation = compileText(
+            """
             - rule: x
               config: /etc/a
               when: { all: [{ key: Verify_SSL, is: false }, { not: { key: Limits.Max, gt: 20 } }] }
-            """)
+            """
+        )
         let rule = try #require(compilation.ruleSet?.rules.first)
         guard case .config(let subject) = rule.subject, case .when(let condition) = subject.trigger else {
             Issue.record("unexpected subject")

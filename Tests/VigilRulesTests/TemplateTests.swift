@@ -4,10 +4,13 @@ import VigilRules
 @Suite struct TemplateParsingTests {
     @Test func fieldsAndLiterals() throws {
         let template = try MessageTemplate(parsing: "SSL off in {path} ({key} = {value})")
-        #expect(template.segments == [
-            .literal("SSL off in "), .field("path"), .literal(" ("), .field("key"), .literal(" = "), .field("value"),
-            .literal(")"),
-        ])
+        #expect(
+            template.segments == [
+                .literal("SSL off in "), .field("path"), .literal(" ("), .field("key"), .literal(" = "),
+                .field("value"),
+                .literal(")"),
+            ]
+        )
         #expect(template.fieldNames == ["path", "key", "value"])
         #expect(template.source == "SSL off in {path} ({key} = {value})")
     }
@@ -30,9 +33,11 @@ import VigilRules
     }
 
     @Test func unclosedBraceReportsItsOffset() {
-        #expect(throws: MessageTemplate.ParseError(
-            offset: 6,
-            message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace")
+        #expect(
+            throws: MessageTemplate.ParseError(
+                offset: 6,
+                message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace"
+            )
         ) {
             try MessageTemplate(parsing: "value {key")
         }
@@ -40,8 +45,11 @@ import VigilRules
     }
 
     @Test func loneClosingBraceAndEmptyFieldAreErrors() {
-        #expect(throws: MessageTemplate.ParseError(
-            offset: 2, message: "unmatched '}' in message; write '}}' for a literal brace")
+        #expect(
+            throws: MessageTemplate.ParseError(
+                offset: 2,
+                message: "unmatched '}' in message; write '}}' for a literal brace"
+            )
         ) {
             try MessageTemplate(parsing: "a } b")
         }
@@ -49,26 +57,37 @@ import VigilRules
     }
 
     @Test func offsetsCountUnicodeScalars() {
-        #expect(throws: MessageTemplate.ParseError(
-            offset: 3, message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace")
+        #expect(
+            throws: MessageTemplate.ParseError(
+                offset: 3,
+                message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace"
+            )
         ) {
             try MessageTemplate(parsing: "é→ {x")
         }
     }
 
     @Test func fieldListsPerRuleKind() {
-        #expect(MessageTemplate.configFields == ["rule", "severity", "host", "path", "file", "key", "value", "old", "new", "changes"])
+        #expect(
+            MessageTemplate.configFields == [
+                "rule", "severity", "host", "path", "file", "key", "value", "old", "new", "changes",
+            ]
+        )
         #expect(MessageTemplate.fileFields == ["rule", "severity", "host", "path", "file", "change"])
     }
 
     @Test func fieldErrorsInRulesPointAtTheBrace() {
-        let compilation = compileText("""
+        let compilation = compileText(
+            """
             - rule: x
               file: /etc/a
               message: 'in {path}: {change} {old}'
-            """)
-        #expect(compilation.diagnostics.map(\.description) == [
-            "test.yaml:3:33: error: unknown field '{old}' in message; expected one of: rule, severity, host, path, file, change",
-        ])
+            """
+        )
+        #expect(
+            compilation.diagnostics.map(\.description) == [
+                "test.yaml:3:33: error: unknown field '{old}' in message; expected one of: rule, severity, host, path, file, change"
+            ]
+        )
     }
 }

@@ -1,6 +1,8 @@
-import Testing
 import SystemPackage
+import Testing
+
 @testable import VigilSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,7 +11,10 @@ import Glibc
     @Test func readReportsWouldBlockAsNil() throws {
         var fds: [CInt] = [0, 0]
         #expect(pipe(&fds) == 0)
-        defer { Syscall.close(fds[0]); Syscall.close(fds[1]) }
+        defer {
+            Syscall.close(fds[0])
+            Syscall.close(fds[1])
+        }
         _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
         var buffer = [UInt8](repeating: 0, count: 16)
         let n = try buffer.withUnsafeMutableBytes { try Syscall.read(fds[0], into: $0) }

@@ -16,7 +16,9 @@ public enum InotifyDecoder {
     /// Calls `body` for each record in `buffer`, in order. Returns the number of records decoded.
     @inline(__always)
     public static func decode(
-        _ buffer: UnsafeRawBufferPointer, readTime: UInt64, _ body: (borrowing FileEventRecord) -> Void
+        _ buffer: UnsafeRawBufferPointer,
+        readTime: UInt64,
+        _ body: (borrowing FileEventRecord) -> Void
     ) throws(DecodeError) -> Int {
         var offset = 0
         var count = 0

@@ -95,7 +95,9 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Producer thread only. The buffer grows (allocates) only when a payload outgrows it.
     @inline(__always)
     public func push(
-        _ element: Element, payloadCount: Int, fill: (UnsafeMutableRawBufferPointer) -> Void
+        _ element: Element,
+        payloadCount: Int,
+        fill: (UnsafeMutableRawBufferPointer) -> Void
     ) -> PushResult {
         checkProducer()
         let t = tail.load(ordering: .relaxed)
@@ -126,7 +128,8 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Consumer thread only. Slots are released once, after the whole batch. Returns how many were consumed.
     @inline(__always)
     public func consume(
-        limit: Int = .max, _ body: (Element, UnsafeRawBufferPointer) -> Void
+        limit: Int = .max,
+        _ body: (Element, UnsafeRawBufferPointer) -> Void
     ) -> Int {
         checkConsumer()
         let h = head.load(ordering: .relaxed)

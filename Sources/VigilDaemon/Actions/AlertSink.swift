@@ -1,5 +1,5 @@
-import Synchronization
 import Logging
+import Synchronization
 import SystemPackage
 import VigilSystem
 
@@ -49,7 +49,8 @@ final class AlertSink {
             if fd < 0 {
                 throw SinkError(
                     message: "Failed to open alert sink '\(name)' at '\(path)': \(Errno(rawValue: errno)); "
-                        + "fix the path or its permissions")
+                        + "fix the path or its permissions"
+                )
             }
             descriptor = fd
         }
@@ -75,7 +76,9 @@ final class AlertSink {
             let ok = first.withUnsafeBytes { tryWrite($0) }
             if !ok { return false }
             if lastErrorReported != nil {
-                logger.notice("Alert sink '\(name)' is writable again; delivering the \(backlog.count) alerts held back, in order")
+                logger.notice(
+                    "Alert sink '\(name)' is writable again; delivering the \(backlog.count) alerts held back, in order"
+                )
                 lastErrorReported = nil
             }
             backlog.removeFirst()
@@ -90,7 +93,8 @@ final class AlertSink {
             try Syscall.writeAll(descriptor, line)
             return true
         } catch {
-            let message = "Failed to write an alert to sink '\(name)' ('\(label)'): \(error); "
+            let message =
+                "Failed to write an alert to sink '\(name)' ('\(label)'): \(error); "
                 + "holding it and retrying (\(backlog.count + 1) held)"
             if lastErrorReported == nil {
                 logger.error("\(message)")

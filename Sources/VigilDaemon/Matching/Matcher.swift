@@ -1,5 +1,5 @@
-import Synchronization
 import Logging
+import Synchronization
 import VigilCore
 import VigilRules
 import VigilSystem
@@ -59,9 +59,15 @@ final class Matcher: @unchecked Sendable {
     private var reportedWatchLimit = false
 
     init(
-        settings: Settings, rules: [Rule], sinkNames: [String], inotify: Inotify,
-        output: SPSCRing<ActionFrame>, workerDoorbell: EventFD, workerSpaceDoorbell: EventFD,
-        counters: PipelineCounters, logger: Logger
+        settings: Settings,
+        rules: [Rule],
+        sinkNames: [String],
+        inotify: Inotify,
+        output: SPSCRing<ActionFrame>,
+        workerDoorbell: EventFD,
+        workerSpaceDoorbell: EventFD,
+        counters: PipelineCounters,
+        logger: Logger
     ) throws {
         self.settings = settings
         self.rules = rules
@@ -241,7 +247,12 @@ final class Matcher: @unchecked Sendable {
         }
         let needsContent = ruleIndices.contains { if case .config = rules[$0].subject { true } else { false } }
         let instance = Instance(
-            serverPath: path, directoryPlan: plan, name: name, rules: ruleIndices, needsContent: needsContent)
+            serverPath: path,
+            directoryPlan: plan,
+            name: name,
+            rules: ruleIndices,
+            needsContent: needsContent
+        )
         instances.append(instance)
         instanceByPath[path] = instances.count - 1
         return instances.count - 1
@@ -300,7 +311,8 @@ final class Matcher: @unchecked Sendable {
                 } else {
                     if plan.watchedAs != nil || plan.lastProblem == nil {
                         logger.notice(
-                            "Directory '\(plan.serverPath)' does not exist yet; watching '\(resolution.existing)' until it appears")
+                            "Directory '\(plan.serverPath)' does not exist yet; watching '\(resolution.existing)' until it appears"
+                        )
                         plans[planNumber].lastProblem = "missing"
                     }
                     if plans[planNumber].watchedAs != nil {
@@ -343,7 +355,9 @@ final class Matcher: @unchecked Sendable {
                 switch role {
                 case .files(let planNumber):
                     for (name, index) in plans[planNumber].exact {
-                        nameIndex[NameKey(watch: wd, hash: StableHash.fnv1a64(name.utf8)), default: []].append(Int32(index))
+                        nameIndex[NameKey(watch: wd, hash: StableHash.fnv1a64(name.utf8)), default: []].append(
+                            Int32(index)
+                        )
                     }
                     for (index, instance) in instances.enumerated()
                     where instance.directoryPlan == planNumber && plans[planNumber].exact[instance.name] == nil {
@@ -383,9 +397,13 @@ final class Matcher: @unchecked Sendable {
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             let index = instanceFor(plan: planNumber, name: name, rules: matched)
-            if let wd = roles.first(where: { $0.value.contains { if case .files(planNumber) = $0 { true } else { false } } })?.key {
+            if let wd = roles.first(where: {
+                $0.value.contains { if case .files(planNumber) = $0 { true } else { false } }
+            })?.key {
                 let key = NameKey(watch: wd, hash: StableHash.fnv1a64(name.utf8))
-                if !(nameIndex[key]?.contains(Int32(index)) ?? false) { nameIndex[key, default: []].append(Int32(index)) }
+                if !(nameIndex[key]?.contains(Int32(index)) ?? false) {
+                    nameIndex[key, default: []].append(Int32(index))
+                }
             }
             markDirty(index, mask: 0)
         }
@@ -418,11 +436,14 @@ final class Matcher: @unchecked Sendable {
         let time = Clock.realtime()
         let count = counters.overflows.load(ordering: .relaxed)
         emitInternal(
-            rule: "vigil.events-lost", severity: .warning, kind: "vigil.events_lost",
+            rule: "vigil.events-lost",
+            severity: .warning,
+            kind: "vigil.events_lost",
             message: "The kernel's inotify queue overflowed and events were lost; every watched file was rescanned "
                 + "and changes found are reported. Raise fs.inotify.max_queued_events if this repeats "
                 + "(docs/troubleshooting.md#events-lost).",
-            version: "\(time.seconds).\(time.nanoseconds).\(count)")
+            version: "\(time.seconds).\(time.nanoseconds).\(count)"
+        )
         logger.warning("inotify queue overflowed (\(count) so far); rescanning every watched file")
     }
 
@@ -529,7 +550,9 @@ final class Matcher: @unchecked Sendable {
         if instance.busyRetries < 16 {
             schedule(index, after: UInt64(25_000) << UInt64(instance.busyRetries))
         } else if instance.lastProblem == nil {
-            logger.warning("'\(instance.serverPath)' has been open for writing for over a second; it is judged when its writer closes it")
+            logger.warning(
+                "'\(instance.serverPath)' has been open for writing for over a second; it is judged when its writer closes it"
+            )
         }
     }
 
@@ -599,7 +622,9 @@ final class Matcher: @unchecked Sendable {
             instance.deletionPending = false
             instance.presence = .absent
             for ruleIndex in instance.rules {
-                guard case .file(let subject) = rules[ruleIndex].subject, subject.on.contains(.deleted) else { continue }
+                guard case .file(let subject) = rules[ruleIndex].subject, subject.on.contains(.deleted) else {
+                    continue
+                }
                 emitFileEvent(ruleIndex, instance, change: .deleted, identity: identity)
             }
         }
@@ -634,18 +659,42 @@ final class Matcher: @unchecked Sendable {
                 let before = instance.firing[ruleIndex]
                 instance.firing[ruleIndex] = now
                 if now && before != true {
-                    emitConfig(ruleIndex, instance, state: .firing, condition: condition, snapshot: snapshot,
-                               old: old, changes: changes, version: version)
+                    emitConfig(
+                        ruleIndex,
+                        instance,
+                        state: .firing,
+                        condition: condition,
+                        snapshot: snapshot,
+                        old: old,
+                        changes: changes,
+                        version: version
+                    )
                 } else if !now && before == true {
-                    emitConfig(ruleIndex, instance, state: .resolved, condition: condition, snapshot: snapshot,
-                               old: old, changes: changes, version: version)
+                    emitConfig(
+                        ruleIndex,
+                        instance,
+                        state: .resolved,
+                        condition: condition,
+                        snapshot: snapshot,
+                        old: old,
+                        changes: changes,
+                        version: version
+                    )
                 }
             case .changes:
                 guard old != nil else { continue }
                 let relevant = changes.filter { subject.trigger.matchesChangedKey($0.key) }
                 if relevant.isEmpty { continue }
-                emitConfig(ruleIndex, instance, state: .event, condition: nil, snapshot: snapshot,
-                           old: old, changes: relevant, version: version)
+                emitConfig(
+                    ruleIndex,
+                    instance,
+                    state: .event,
+                    condition: nil,
+                    snapshot: snapshot,
+                    old: old,
+                    changes: relevant,
+                    version: version
+                )
             }
         }
     }
@@ -653,8 +702,14 @@ final class Matcher: @unchecked Sendable {
     // MARK: Alerts
 
     private func emitConfig(
-        _ ruleIndex: Int, _ instance: Instance, state: AlertState, condition: Condition?, snapshot: ConfigSnapshot,
-        old: ConfigSnapshot?, changes: [ConfigChange], version: String
+        _ ruleIndex: Int,
+        _ instance: Instance,
+        state: AlertState,
+        condition: Condition?,
+        snapshot: ConfigSnapshot,
+        old: ConfigSnapshot?,
+        changes: [ConfigChange],
+        version: String
     ) {
         let rule = rules[ruleIndex]
         let masked = changes.map { $0.masked() }
@@ -670,8 +725,11 @@ final class Matcher: @unchecked Sendable {
             case "old": return key.flatMap { k in shown(old?.value(forKey: k), k) } ?? "(absent)"
             case "new": return key.flatMap { k in shown(snapshot.value(forKey: k), k) } ?? "(absent)"
             case "changes":
-                return masked.isEmpty ? "no changes"
-                    : masked.map { "\($0.key): \($0.old ?? "(absent)") → \($0.new ?? "(absent)")" }.joined(separator: ", ")
+                return masked.isEmpty
+                    ? "no changes"
+                    : masked.map { "\($0.key): \($0.old ?? "(absent)") → \($0.new ?? "(absent)")" }.joined(
+                        separator: ", "
+                    )
             default: return self.commonField(name, rule: rule, instance: instance)
             }
         }
@@ -682,8 +740,15 @@ final class Matcher: @unchecked Sendable {
         } else {
             message = rule.message.render(fields)
         }
-        emit(rule: rule, instance: instance, state: state, kind: "config.changed", message: message, changes: masked,
-             version: version)
+        emit(
+            rule: rule,
+            instance: instance,
+            state: state,
+            kind: "config.changed",
+            message: message,
+            changes: masked,
+            version: version
+        )
     }
 
     private func emitFileEvent(_ ruleIndex: Int, _ instance: Instance, change: FileChangeKind, identity: FileIdentity) {
@@ -692,9 +757,15 @@ final class Matcher: @unchecked Sendable {
             name == "change" ? change.rawValue : self.commonField(name, rule: rule, instance: instance)
         }
         let time = Clock.realtime()
-        emit(rule: rule, instance: instance, state: .event, kind: "file.\(change.rawValue)",
-             message: rule.message.render(fields), changes: [],
-             version: "\(change.rawValue):\(identity.versionString):\(identity.changeNanoseconds):\(time.seconds)")
+        emit(
+            rule: rule,
+            instance: instance,
+            state: .event,
+            kind: "file.\(change.rawValue)",
+            message: rule.message.render(fields),
+            changes: [],
+            version: "\(change.rawValue):\(identity.versionString):\(identity.changeNanoseconds):\(time.seconds)"
+        )
     }
 
     private func commonField(_ name: String, rule: Rule, instance: Instance) -> String? {
@@ -709,16 +780,31 @@ final class Matcher: @unchecked Sendable {
     }
 
     private func emit(
-        rule: Rule, instance: Instance, state: AlertState, kind: String, message: String, changes: [ConfigChange],
+        rule: Rule,
+        instance: Instance,
+        state: AlertState,
+        kind: String,
+        message: String,
+        changes: [ConfigChange],
         version: String
     ) {
         let fingerprint = AlertIdentity.fingerprint(rule: rule.id, instance: instance.serverPath)
         let time = Clock.realtime()
         let record = AlertRecord(
             id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
-            timeSeconds: time.seconds, timeNanoseconds: time.nanoseconds, host: settings.host, rule: rule.id,
-            severity: rule.severity.rawValue, state: state, kind: kind, path: instance.serverPath, message: message,
-            changes: changes, fingerprint: fingerprint, labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")])
+            timeSeconds: time.seconds,
+            timeNanoseconds: time.nanoseconds,
+            host: settings.host,
+            rule: rule.id,
+            severity: rule.severity.rawValue,
+            state: state,
+            kind: kind,
+            path: instance.serverPath,
+            message: message,
+            changes: changes,
+            fingerprint: fingerprint,
+            labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")]
+        )
         var mask: UInt64 = 0
         for action in rule.actions {
             switch action {
@@ -738,9 +824,19 @@ final class Matcher: @unchecked Sendable {
         let time = Clock.realtime()
         let record = AlertRecord(
             id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
-            timeSeconds: time.seconds, timeNanoseconds: time.nanoseconds, host: settings.host, rule: rule,
-            severity: severity.rawValue, state: .event, kind: kind, path: nil, message: message, changes: [],
-            fingerprint: fingerprint, labels: [:])
+            timeSeconds: time.seconds,
+            timeNanoseconds: time.nanoseconds,
+            host: settings.host,
+            rule: rule,
+            severity: severity.rawValue,
+            state: .event,
+            kind: kind,
+            path: nil,
+            message: message,
+            changes: [],
+            fingerprint: fingerprint,
+            labels: [:]
+        )
         send(record, sinkMask: allSinks)
     }
 

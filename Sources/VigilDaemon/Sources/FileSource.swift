@@ -40,7 +40,8 @@ final class FileSource {
         guard let n, n > 0 else { return false }
         let now = Clock.monotonicNanoseconds()
         do {
-            let count = try InotifyDecoder.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), readTime: now) { record in
+            let count = try InotifyDecoder.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), readTime: now) {
+                record in
                 body(record)
             }
             counters.fileEvents.add(UInt64(count), ordering: .relaxed)

@@ -160,7 +160,8 @@ enum GlobError: Error, Equatable {
         switch self {
         case .unbalancedBracket: "unbalanced '[' in glob; close it with ']' or escape it as '\\['"
         case .trailingBackslash: "glob ends with '\\'; remove it or escape it as '\\\\'"
-        case .characterClass: "character classes such as '[:digit:]' are not supported in globs; write a range such as '[0-9]'"
+        case .characterClass:
+            "character classes such as '[:digit:]' are not supported in globs; write a range such as '[0-9]'"
         case .reversedRange(let low, let high): "range '\(low)-\(high)' in glob is reversed; write '\(high)-\(low)'"
         }
     }

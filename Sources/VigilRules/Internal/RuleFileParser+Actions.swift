@@ -8,7 +8,8 @@ extension RuleFileParser {
 
     /// Parses `then:`; records `alert: [sink]` references for the cross-file check.
     mutating func parseActions(
-        _ node: Node, references: inout [(name: String, location: SourceLocation)]
+        _ node: Node,
+        references: inout [(name: String, location: SourceLocation)]
     ) -> [ActionSpec]? {
         let items: [Node]
         switch node {
@@ -33,7 +34,8 @@ extension RuleFileParser {
 
     /// Parses one action: `alert`, or a one-key map such as `alert: [sink]`.
     private mutating func parseAction(
-        _ node: Node, references: inout [(name: String, location: SourceLocation)]
+        _ node: Node,
+        references: inout [(name: String, location: SourceLocation)]
     ) -> ActionSpec? {
         let location = node.location(in: file)
         switch node {
@@ -64,7 +66,10 @@ extension RuleFileParser {
     private mutating func checkActionName(_ name: String, at node: Node) -> Bool {
         if name == "alert" { return true }
         if Self.plannedActions.contains(name) {
-            error("action '\(name)' is not available in this version of vigil; it is planned — see docs/rules.md", at: node)
+            error(
+                "action '\(name)' is not available in this version of vigil; it is planned — see docs/rules.md",
+                at: node
+            )
         } else {
             error("unknown action '\(name)'; expected one of: \(Self.actionNames.joined(separator: ", "))", at: node)
         }
@@ -84,7 +89,8 @@ extension RuleFileParser {
             guard case .field(let name) = located.segment, !allowedFields.contains(name) else { continue }
             error(
                 "unknown field '{\(name)}' in message" + Spelling.hint(for: name, among: allowedFields),
-                at: templateLocation(scalar, node: node, offset: located.offset))
+                at: templateLocation(scalar, node: node, offset: located.offset)
+            )
             failed = true
         }
         if let problem = parsed.error {
@@ -139,9 +145,15 @@ extension RuleFileParser {
                 }
             default:
                 if plannedTypes.contains(type) {
-                    error("sink type '\(type)' is not available in this version of vigil; it is planned — see docs/rules.md", at: typeNode)
+                    error(
+                        "sink type '\(type)' is not available in this version of vigil; it is planned — see docs/rules.md",
+                        at: typeNode
+                    )
                 } else {
-                    error("sink type '\(type)' is not known" + Spelling.hint(for: type, among: ["jsonl", "stdout"]), at: typeNode)
+                    error(
+                        "sink type '\(type)' is not known" + Spelling.hint(for: type, among: ["jsonl", "stdout"]),
+                        at: typeNode
+                    )
                 }
             }
         } else if keys["type"] == nil {
@@ -170,8 +182,13 @@ extension RuleFileParser {
             error("\(context) has no items:; add items: [...]", at: location)
         }
         guard let name else { return }
-        lists.append(ListDraft(
-            name: name, nameLocation: nameNode.location(in: file), location: location,
-            items: errorCount == errorsBefore ? items : nil))
+        lists.append(
+            ListDraft(
+                name: name,
+                nameLocation: nameNode.location(in: file),
+                location: location,
+                items: errorCount == errorsBefore ? items : nil
+            )
+        )
     }
 }

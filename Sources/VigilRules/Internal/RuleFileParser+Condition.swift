@@ -11,7 +11,8 @@ extension RuleFileParser {
     /// Parses a `when:` condition (or a nested one); nil after reporting its errors.
     mutating func parseCondition(_ node: Node) -> Condition? {
         guard case .mapping(let mapping) = node else {
-            var message = "condition is \(node.kindDescription); expected a map such as { key: NAME, is: VALUE }, or all:, any:, not:"
+            var message =
+                "condition is \(node.kindDescription); expected a map such as { key: NAME, is: VALUE }, or all:, any:, not:"
             if case .sequence = node { message += " (write all: [...] to require every condition in a list)" }
             error(message, at: node)
             return nil
@@ -28,7 +29,8 @@ extension RuleFileParser {
             if let (other, otherKey) = present.first(where: { $0.0 != combinator }) {
                 error(
                     "a condition with '\(combinator)' takes no other keys, but has '\(other)'; nest conditions instead, e.g. all: [{ key: a, is: 1 }, { any: [...] }]",
-                    at: otherKey)
+                    at: otherKey
+                )
                 return nil
             }
             let value = keys[combinator]!.value
@@ -58,11 +60,15 @@ extension RuleFileParser {
             if let (test, _) = tests.first {
                 error("condition has '\(test)' but no key:; add key: NAME to say which key to test", at: node)
             } else if !unknownKeys {
-                error("condition is an empty map; expected key: plus one test (\(testList)), or all:, any:, not:", at: node)
+                error(
+                    "condition is an empty map; expected key: plus one test (\(testList)), or all:, any:, not:",
+                    at: node
+                )
             }
             return nil
         }
-        guard let rawKey = parseString(keyValue, key: "key", expected: "a key name such as verify_ssl or section.key") else {
+        guard let rawKey = parseString(keyValue, key: "key", expected: "a key name such as verify_ssl or section.key")
+        else {
             return nil
         }
         let key = rawKey.lowercased()
@@ -75,7 +81,8 @@ extension RuleFileParser {
         if tests.count > 1 {
             error(
                 "condition on key '\(rawKey)' has two tests, '\(test)' and '\(tests[1].0)'; give one test per condition and combine them with all:",
-                at: tests[1].1)
+                at: tests[1].1
+            )
             return nil
         }
         guard let parsed = parseTest(test, keys[test]!.value), !unknownKeys else { return nil }
@@ -124,7 +131,10 @@ extension RuleFileParser {
         }
         switch scalar.value {
         case .null:
-            error("'\(test)' has no value; write a value, quote it (\"\") for an empty string, or use missing: true", at: node)
+            error(
+                "'\(test)' has no value; write a value, quote it (\"\") for an empty string, or use missing: true",
+                at: node
+            )
             return nil
         case .bool(let value):
             return .bool(value)
@@ -134,7 +144,8 @@ extension RuleFileParser {
             if scalar.isYAML11Boolean {
                 warning(
                     "'\(text)' is compared as text, not as a boolean; write true or false to match every spelling (yes/no/on/off/1/0), or quote it",
-                    at: node)
+                    at: node
+                )
             }
             return .string(text)
         }
@@ -146,7 +157,10 @@ extension RuleFileParser {
             return number
         }
         if case .scalar(let scalar) = node, scalar.value != .null {
-            error("'\(test)' needs a number, but '\(scalar.string)' is not one; write a decimal number such as 80 or 0.5", at: node)
+            error(
+                "'\(test)' needs a number, but '\(scalar.string)' is not one; write a decimal number such as 80 or 0.5",
+                at: node
+            )
         } else {
             error("'\(test)' is \(node.kindDescription); expected a decimal number such as 80 or 0.5", at: node)
         }

@@ -17,7 +17,11 @@ extension RuleFileParser {
         let id = parseName(idNode, label: "rule id")
         let context = Self.describe("rule", id)
         let (keys, suggestions) = checkKeys(
-            mapping, allowed: Self.ruleKeys, planned: Self.plannedKinds, context: context)
+            mapping,
+            allowed: Self.ruleKeys,
+            planned: Self.plannedKinds,
+            context: context
+        )
 
         var severity = Severity.warning
         if let (_, node) = keys["severity"], let text = parseString(node, key: "severity") {
@@ -42,7 +46,8 @@ extension RuleFileParser {
         if subjects.count > 1 {
             error(
                 "\(context) has both config: and file:; a rule watches one subject, so split it into two rules",
-                at: subjects[1].1)
+                at: subjects[1].1
+            )
         } else if let (name, _) = subjects.first {
             kind = name == "config" ? .config : .file
         } else if !hasPlannedKind && !suggestions.contains(where: Self.subjectKeys.contains) {
@@ -50,7 +55,8 @@ extension RuleFileParser {
         }
 
         // Parse every part that is present, whatever the kind, so all errors show at once.
-        let path = subjects.count == 1 ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
+        let path =
+            subjects.count == 1 ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
         let condition = keys["when"].flatMap { parseCondition($0.value) }
         let changes = keys["changes"].flatMap { parseChanges($0.value) }
         let changeKinds = keys["on"].flatMap { parseChangeKinds($0.value) }
@@ -66,19 +72,29 @@ extension RuleFileParser {
         switch kind {
         case .config:
             if let (key, _) = keys["on"] {
-                error("'on' does not apply to config rules; use changes: to fire when keys change, or a file: rule", at: key)
+                error(
+                    "'on' does not apply to config rules; use changes: to fire when keys change, or a file: rule",
+                    at: key
+                )
             }
             if let (_, changesKey) = keys["changes"].map({ ($0.value, $0.key) }), keys["when"] != nil {
                 error(
                     "\(context) has both when: and changes:; use when: for a state rule or changes: for an event rule, not both",
-                    at: changesKey)
+                    at: changesKey
+                )
             } else if keys["when"] == nil && keys["changes"] == nil {
-                error("config \(context) has neither when: nor changes:; add when: (a state rule) or changes: (an event rule)", at: location)
+                error(
+                    "config \(context) has neither when: nor changes:; add when: (a state rule) or changes: (an event rule)",
+                    at: location
+                )
             }
         case .file:
             for name in ["when", "changes", "format"] {
                 if let (key, _) = keys[name] {
-                    error("'\(name)' does not apply to file rules; use a config: rule to look at keys and values", at: key)
+                    error(
+                        "'\(name)' does not apply to file rules; use a config: rule to look at keys and values",
+                        at: key
+                    )
                 }
             }
         case nil:
@@ -107,7 +123,10 @@ extension RuleFileParser {
             if kind == .config && condition != nil {
                 resolvedMessage = parseTemplate(node, allowedFields: allowedFields)
             } else if kind != nil {
-                error("'resolved_message' applies only to state rules (config: with when:); event rules never resolve", at: keyNode)
+                error(
+                    "'resolved_message' applies only to state rules (config: with when:); event rules never resolve",
+                    at: keyNode
+                )
             }
         }
 
@@ -120,8 +139,12 @@ extension RuleFileParser {
         }
 
         var draft = RuleDraft(
-            id: id ?? "", idLocation: idNode.location(in: file), location: location, rule: nil,
-            sinkReferences: references)
+            id: id ?? "",
+            idLocation: idNode.location(in: file),
+            location: location,
+            rule: nil,
+            sinkReferences: references
+        )
         defer { if id != nil { rules.append(draft) } }
         guard errorCount == errorsBefore, let id, let kind, let path, let message, let actions else { return }
 
@@ -141,8 +164,17 @@ extension RuleFileParser {
             subject = .file(FileSubject(path: path, on: changeKinds ?? Set(FileChangeKind.allCases)))
         }
         draft.rule = Rule(
-            id: id, location: location, severity: severity, description: description, message: message,
-            subject: subject, actions: actions, enabled: enabled, tags: tags, resolvedMessage: resolvedMessage)
+            id: id,
+            location: location,
+            severity: severity,
+            description: description,
+            message: message,
+            subject: subject,
+            actions: actions,
+            enabled: enabled,
+            tags: tags,
+            resolvedMessage: resolvedMessage
+        )
     }
 
     /// Parses `changes:`: key names or globs, lowercased.

@@ -76,7 +76,8 @@ extension RuleFileParser {
         if let globbed = components.dropLast().first(where: { GlobPattern.hasMetacharacters(String($0)) }) {
             error(
                 "path '\(raw)' has a glob in the directory '\(globbed)'; globs are allowed only in the last path component",
-                at: node)
+                at: node
+            )
             return nil
         }
         let directory = "/" + components.dropLast().joined(separator: "/")

@@ -105,7 +105,10 @@ struct RuleFileParser {
             diagnostics.append(YAMLErrorDiagnostic.make(error, file: file, text: text))
             return
         } catch {
-            self.error("invalid YAML: \(error); check the file's syntax", at: SourceLocation(file: file, line: 0, column: 0))
+            self.error(
+                "invalid YAML: \(error); check the file's syntax",
+                at: SourceLocation(file: file, line: 0, column: 0)
+            )
             return
         }
         guard let root else { return }
@@ -122,7 +125,8 @@ struct RuleFileParser {
         default:
             error(
                 "the top level of a rule file is \(root.kindDescription); expected a list of items, each starting with '- rule:', '- sink:' or '- list:'",
-                at: root)
+                at: root
+            )
         }
     }
 
@@ -131,7 +135,8 @@ struct RuleFileParser {
         guard case .mapping(let mapping) = item, let first = mapping.first else {
             error(
                 "item is \(item.kindDescription); expected a map starting with rule:, sink: or list:",
-                at: item)
+                at: item
+            )
             return
         }
         guard let kind = first.key.scalar?.string else {
@@ -145,7 +150,10 @@ struct RuleFileParser {
         default:
             let later = mapping.dropFirst().first { pair in Self.itemKinds.contains(pair.key.scalar?.string ?? "") }
             if let later, let name = later.key.scalar?.string {
-                error("an item must start with rule:, sink: or list:; move '\(name):' to the first line of the item", at: first.key)
+                error(
+                    "an item must start with rule:, sink: or list:; move '\(name):' to the first line of the item",
+                    at: first.key
+                )
             } else {
                 error("unknown item kind '\(kind)'" + Spelling.hint(for: kind, among: Self.itemKinds), at: first.key)
             }
@@ -160,7 +168,10 @@ struct RuleFileParser {
     /// When the map uses a planned rule kind, its other unknown keys belong to that kind's future syntax
     /// and are not reported (the planned kind's error says enough).
     mutating func checkKeys(
-        _ mapping: Node.Mapping, allowed: [String], planned: [String] = [], context: String
+        _ mapping: Node.Mapping,
+        allowed: [String],
+        planned: [String] = [],
+        context: String
     ) -> (keys: [String: (key: Node, value: Node)], suggestions: [String]) {
         var keys: [String: (key: Node, value: Node)] = [:]
         var suggestions: [String] = []
@@ -200,7 +211,8 @@ struct RuleFileParser {
     static func isValidName(_ name: String) -> Bool {
         guard let first = name.utf8.first, Self.isLowerAlphanumeric(first) else { return false }
         return name.utf8.allSatisfy {
-            Self.isLowerAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+            Self.isLowerAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+                || $0 == UInt8(ascii: "-")
         }
     }
 
@@ -212,7 +224,8 @@ struct RuleFileParser {
     /// Parses the name in `rule:`/`sink:`/`list:`; reports an empty, non-string or malformed name.
     mutating func parseName(_ node: Node, label: String) -> String? {
         guard case .scalar(let scalar) = node, scalar.value != .null else {
-            let example = label == "rule id" ? "upload-ssl-disabled" : label == "sink name" ? "alerts-file" : "trusted-binaries"
+            let example =
+                label == "rule id" ? "upload-ssl-disabled" : label == "sink name" ? "alerts-file" : "trusted-binaries"
             error("\(label) is \(node.kindDescription); expected a name such as '\(example)'", at: node)
             return nil
         }
@@ -220,7 +233,8 @@ struct RuleFileParser {
         if !Self.isValidName(name) {
             error(
                 "\(label) '\(name)' is not valid; use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",
-                at: node)
+                at: node
+            )
         }
         return name
     }

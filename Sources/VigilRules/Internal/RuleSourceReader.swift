@@ -28,8 +28,14 @@ enum RuleSourceReader {
                 if let message = listing.failure {
                     entries.append(.failure(failure(path, message)))
                 } else if listing.names.isEmpty {
-                    entries.append(.failure(failure(path,
-                        "directory '\(path)' contains no rule files; add a file ending in .yaml or .yml")))
+                    entries.append(
+                        .failure(
+                            failure(
+                                path,
+                                "directory '\(path)' contains no rule files; add a file ending in .yaml or .yml"
+                            )
+                        )
+                    )
                 } else {
                     let prefix = path.hasSuffix("/") ? path : path + "/"
                     for name in listing.names { entries.append(readFile(prefix + name)) }
@@ -85,12 +91,20 @@ enum RuleSourceReader {
             return .failure(failure(path, "'\(path)' is not a regular file; pass a rule file or a directory of them"))
         }
         if info.st_mode & S_IWOTH != 0 {
-            return .failure(failure(path,
-                "refusing rule file '\(path)': it is writable by other users, who could change what vigil does as root; run chmod o-w '\(path)'"))
+            return .failure(
+                failure(
+                    path,
+                    "refusing rule file '\(path)': it is writable by other users, who could change what vigil does as root; run chmod o-w '\(path)'"
+                )
+            )
         }
         guard Int(info.st_size) <= maximumSize else {
-            return .failure(failure(path,
-                "refusing rule file '\(path)': it is \(info.st_size) bytes, larger than the 4 MiB limit; split it into several files"))
+            return .failure(
+                failure(
+                    path,
+                    "refusing rule file '\(path)': it is \(info.st_size) bytes, larger than the 4 MiB limit; split it into several files"
+                )
+            )
         }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -104,8 +118,12 @@ enum RuleSourceReader {
             if count == 0 { break }
             bytes.append(contentsOf: chunk[0..<count])
             if bytes.count > maximumSize {
-                return .failure(failure(path,
-                    "refusing rule file '\(path)': it is larger than the 4 MiB limit; split it into several files"))
+                return .failure(
+                    failure(
+                        path,
+                        "refusing rule file '\(path)': it is larger than the 4 MiB limit; split it into several files"
+                    )
+                )
             }
         }
         return decode(bytes, file: path)
@@ -114,8 +132,12 @@ enum RuleSourceReader {
     /// Checks that bytes are text (no NUL, valid UTF-8) and turns them into a `String`.
     static func decode(_ bytes: [UInt8], file: String) -> Entry {
         if let offset = bytes.firstIndex(of: 0) {
-            return .failure(failure(file,
-                "refusing rule file '\(file)': it contains a NUL byte at offset \(offset), so it is not a text file; check that the right file was named"))
+            return .failure(
+                failure(
+                    file,
+                    "refusing rule file '\(file)': it contains a NUL byte at offset \(offset), so it is not a text file; check that the right file was named"
+                )
+            )
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return .failure(failure(file, "refusing rule file '\(file)': it is not valid UTF-8 text; save it as UTF-8"))

@@ -37,13 +37,16 @@ enum TemplateParser {
                 guard end < scalars.count, scalars[end] == "}" else {
                     let error = MessageTemplate.ParseError(
                         offset: index,
-                        message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace")
+                        message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace"
+                    )
                     return (segments, error)
                 }
                 let name = String(String.UnicodeScalarView(scalars[(index + 1)..<end]))
                 guard !name.isEmpty else {
                     let error = MessageTemplate.ParseError(
-                        offset: index, message: "empty field '{}' in message; write a field name or '{{}}' for literal braces")
+                        offset: index,
+                        message: "empty field '{}' in message; write a field name or '{{}}' for literal braces"
+                    )
                     return (segments, error)
                 }
                 flushLiteral()
@@ -52,7 +55,9 @@ enum TemplateParser {
             } else if scalar == "}" {
                 guard index + 1 < scalars.count, scalars[index + 1] == "}" else {
                     let error = MessageTemplate.ParseError(
-                        offset: index, message: "unmatched '}' in message; write '}}' for a literal brace")
+                        offset: index,
+                        message: "unmatched '}' in message; write '}}' for a literal brace"
+                    )
                     return (segments, error)
                 }
                 if literal.isEmpty { literalStart = index }

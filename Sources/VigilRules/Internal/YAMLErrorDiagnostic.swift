@@ -11,7 +11,8 @@ enum YAMLErrorDiagnostic {
             if problem == "but found another document" {
                 return .error(
                     "a rule file holds one YAML document, but another one starts here; remove the '---' line or split the file",
-                    at: SourceLocation(file: file, line: mark.line, column: mark.column))
+                    at: SourceLocation(file: file, line: mark.line, column: mark.column)
+                )
             }
             var message = "invalid YAML: \(problem)"
             if let context {
@@ -23,13 +24,15 @@ enum YAMLErrorDiagnostic {
             let (line, column) = position(ofCharacter: offset ?? 0, in: text)
             return .error(
                 "invalid YAML: \(problem); remove the character or save the file as UTF-8 text",
-                at: SourceLocation(file: file, line: line, column: column))
+                at: SourceLocation(file: file, line: line, column: column)
+            )
         case .duplicatedKeysInMapping(let duplicates, let context):
             let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
             let noun = duplicates.count == 1 ? "key" : "keys"
             return .error(
                 "duplicate \(noun) \(names) in a map; each key may appear once, so remove or rename the repeat",
-                at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column))
+                at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column)
+            )
         default:
             return .error("invalid YAML: \(error)", at: SourceLocation(file: file, line: 0, column: 0))
         }

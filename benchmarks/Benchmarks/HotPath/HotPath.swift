@@ -29,8 +29,10 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "decode-and-ring",
         configuration: .init(
-            metrics: [.mallocCountTotal, .wallClock, .throughput], scalingFactor: .kilo,
-            maxDuration: .seconds(2), thresholds: [.mallocCountTotal: zeroMallocs],
+            metrics: [.mallocCountTotal, .wallClock, .throughput],
+            scalingFactor: .kilo,
+            maxDuration: .seconds(2),
+            thresholds: [.mallocCountTotal: zeroMallocs],
             setup: { DecodeFixture.shared = DecodeFixture() },
             teardown: { DecodeFixture.shared = nil }
         )
@@ -44,8 +46,12 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "daemon-unrelated-file-events",
         configuration: .init(
-            metrics: [.mallocCountTotal, .wallClock, .throughput], warmupIterations: 20, scalingFactor: .kilo,
-            maxDuration: .seconds(3), maxIterations: 2_000, thresholds: [.mallocCountTotal: zeroMallocs],
+            metrics: [.mallocCountTotal, .wallClock, .throughput],
+            warmupIterations: 20,
+            scalingFactor: .kilo,
+            maxDuration: .seconds(3),
+            maxIterations: 2_000,
+            thresholds: [.mallocCountTotal: zeroMallocs],
             setup: { PipelineFixture.shared = try PipelineFixture() },
             teardown: {
                 PipelineFixture.shared?.close()
@@ -53,7 +59,9 @@ let benchmarks: @Sendable () -> Void = {
             }
         )
     ) { benchmark in
-        guard let fixture = PipelineFixture.shared else { fatalError("daemon-unrelated-file-events: setup did not run") }
+        guard let fixture = PipelineFixture.shared else {
+            fatalError("daemon-unrelated-file-events: setup did not run")
+        }
         fixture.generateSiblingEvents(eventsPerIteration)
     }
 
@@ -62,8 +70,11 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "daemon-config-reevaluation",
         configuration: .init(
-            metrics: [.mallocCountTotal, .wallClock], warmupIterations: 10, scalingFactor: .one,
-            maxDuration: .seconds(3), maxIterations: 1_000,
+            metrics: [.mallocCountTotal, .wallClock],
+            warmupIterations: 10,
+            scalingFactor: .one,
+            maxDuration: .seconds(3),
+            maxIterations: 1_000,
             setup: { PipelineFixture.shared = try PipelineFixture() },
             teardown: {
                 PipelineFixture.shared?.close()
@@ -177,12 +188,16 @@ final class PipelineFixture: @unchecked Sendable {
 
         let compilation = RuleCompiler.compile(sources: [(file: "hotpath.yaml", text: Self.rules)])
         guard let ruleSet = compilation.ruleSet else {
-            throw BenchError("Failed to compile the benchmark rules:\n\(compilation.diagnostics.map(\.description).joined(separator: "\n"))")
+            throw BenchError(
+                "Failed to compile the benchmark rules:\n\(compilation.diagnostics.map(\.description).joined(separator: "\n"))"
+            )
         }
         let logger = Logger(label: "vigil-hotpath", factory: { _ in SwiftLogNoOpLogHandler() })
         do {
             daemon = try Daemon(
-                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: [root + "/alerts.jsonl"]), logger: logger)
+                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: [root + "/alerts.jsonl"]),
+                logger: logger
+            )
         } catch {
             throw BenchError("Failed to start the daemon: \(error)")
         }
@@ -225,7 +240,9 @@ final class PipelineFixture: @unchecked Sendable {
                 if deadline == 0 {
                     deadline = now + 10_000_000_000
                 } else if now > deadline {
-                    fatalError("PipelineFixture: waited 10 s for \(what): \(counter.load(ordering: .relaxed)) of \(target)")
+                    fatalError(
+                        "PipelineFixture: waited 10 s for \(what): \(counter.load(ordering: .relaxed)) of \(target)"
+                    )
                 }
             }
         }

@@ -93,8 +93,10 @@ func runVigilDrift(vigil: String, rules: String, flips: [Flip]) -> DriftResult {
         let alerts = work + "/alerts.jsonl"
         let follower = try LineFollower(path: alerts)
         let daemon = try DaemonProcess(
-            executable: vigil, arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", alerts],
-            workDirectory: work)
+            executable: vigil,
+            arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", alerts],
+            workDirectory: work
+        )
         defer { daemon.stop() }
         result.otherLines += follower.drain().count
 
@@ -163,7 +165,8 @@ enum Peer: CaseIterable {
         case .notice:
             return "\(watch) | grep --line-buffered upload-service.conf >> '\(output)'"
         case .contentCheck:
-            return "\(watch) | while read -r f; do grep -Eq '^[[:space:]]*verify_ssl[[:space:]]*=[[:space:]]*(false|no|off|0)' \"$f\" && echo \"verify_ssl false in $f\" >> '\(output)'; done"
+            return
+                "\(watch) | while read -r f; do grep -Eq '^[[:space:]]*verify_ssl[[:space:]]*=[[:space:]]*(false|no|off|0)' \"$f\" && echo \"verify_ssl false in $f\" >> '\(output)'; done"
         }
     }
 
@@ -222,8 +225,10 @@ func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
         let output = work + "/peer.out"
         let follower = try LineFollower(path: output)
         process = try ChildProcess(
-            executable: "/usr/bin/setsid", arguments: ["/bin/sh", "-c", peer.command(directory: directory, output: output)],
-            standardError: work + "/peer.err")
+            executable: "/usr/bin/setsid",
+            arguments: ["/bin/sh", "-c", peer.command(directory: directory, output: output)],
+            standardError: work + "/peer.err"
+        )
         let target = peer.targetLine(directory: directory)
         var probes = 0
 
@@ -252,7 +257,9 @@ func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
             ready = try barrier(timeoutMilliseconds: 250)
         }
         guard ready else {
-            result.failures.append("\(peer.name): no probe line within 20 s; its stderr: \(ProcFile.readText(work + "/peer.err") ?? "")")
+            result.failures.append(
+                "\(peer.name): no probe line within 20 s; its stderr: \(ProcFile.readText(work + "/peer.err") ?? "")"
+            )
             return result
         }
         result.doubled = 0

@@ -40,7 +40,8 @@ struct ProcessUsage {
             guard Int(tid) != nil else { continue }
             usage.threads += 1
             if let status = ProcFile.readText("/proc/\(pid)/task/\(tid)/status") {
-                usage.contextSwitches += (field(status, "voluntary_ctxt_switches:") ?? 0)
+                usage.contextSwitches +=
+                    (field(status, "voluntary_ctxt_switches:") ?? 0)
                     + (field(status, "nonvoluntary_ctxt_switches:") ?? 0)
             }
             if let schedstat = ProcFile.readText("/proc/\(pid)/task/\(tid)/schedstat"),
@@ -84,8 +85,10 @@ func runIdle(vigil: String, rules: String, seconds: Int) -> IdleResult {
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
         let daemon = try DaemonProcess(
-            executable: vigil, arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", work + "/alerts.jsonl"],
-            workDirectory: work)
+            executable: vigil,
+            arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", work + "/alerts.jsonl"],
+            workDirectory: work
+        )
         defer { daemon.stop() }
         guard let before = ProcessUsage.read(daemon.process.pid) else {
             result.failures.append("idle: /proc/\(daemon.process.pid) could not be read after READY")

@@ -31,8 +31,13 @@ enum Machine {
             guard access(candidate, X_OK) == 0 else { continue }
             let output = scratch + "/swift-version.txt"
             unlink(output)
-            guard let process = try? ChildProcess(
-                executable: candidate, arguments: ["--version"], standardOutput: output, standardError: output)
+            guard
+                let process = try? ChildProcess(
+                    executable: candidate,
+                    arguments: ["--version"],
+                    standardOutput: output,
+                    standardError: output
+                )
             else { break }
             _ = process.wait(timeoutMilliseconds: 20_000)
             let text = ProcFile.readText(output) ?? ""
@@ -81,11 +86,15 @@ struct Report {
     func markdown() -> String {
         var out: [String] = []
         out.append("# Vigil benchmark results\n")
-        out.append(quick
-            ? "Quick run (\(flips) flips, \(idle.seconds) s idle): a smoke test, not the reference figures.\n"
-            : "Reference run: \(flips) flips, \(idle.seconds) s idle.\n")
+        out.append(
+            quick
+                ? "Quick run (\(flips) flips, \(idle.seconds) s idle): a smoke test, not the reference figures.\n"
+                : "Reference run: \(flips) flips, \(idle.seconds) s idle.\n"
+        )
         out.append("- Date: \(Machine.utcNow())")
-        out.append("- Machine: Linux \(Machine.kernelRelease()), \(Machine.processors()) CPUs (nproc), \(Machine.cpuModel())")
+        out.append(
+            "- Machine: Linux \(Machine.kernelRelease()), \(Machine.processors()) CPUs (nproc), \(Machine.cpuModel())"
+        )
         out.append("- Swift: \(Machine.swiftVersion(scratch: scratch))")
         out.append("- Command: `\(command)`")
         out.append("- Vigil binary: `\(vigilPath)` (release), rules: the repository's `rules/`\n")
@@ -95,25 +104,37 @@ struct Report {
         out.append("|---|---|---|---|")
         let all = LatencySummary(vigil.samples())
         if let all {
-            out.append("| write → alert line, p50 | ≤ \(milliseconds(Self.targetP50)) ms | \(milliseconds(all.p50)) ms | \(all.p50 <= Self.targetP50 ? "yes" : "**no**") |")
-            out.append("| write → alert line, p99 | ≤ \(milliseconds(Self.targetP99)) ms | \(milliseconds(all.p99)) ms | \(all.p99 <= Self.targetP99 ? "yes" : "**no**") |")
+            out.append(
+                "| write → alert line, p50 | ≤ \(milliseconds(Self.targetP50)) ms | \(milliseconds(all.p50)) ms | \(all.p50 <= Self.targetP50 ? "yes" : "**no**") |"
+            )
+            out.append(
+                "| write → alert line, p99 | ≤ \(milliseconds(Self.targetP99)) ms | \(milliseconds(all.p99)) ms | \(all.p99 <= Self.targetP99 ? "yes" : "**no**") |"
+            )
         } else {
             out.append("| write → alert line | p50 ≤ 0.250 ms, p99 ≤ 1.000 ms | no samples | **no** |")
         }
         if let vigilTmpfs = onTmpfs.first, let s = LatencySummary(vigilTmpfs.samples()) {
-            out.append("| same, sandbox on tmpfs, p50 | ≤ \(milliseconds(Self.targetP50)) ms | \(milliseconds(s.p50)) ms | \(s.p50 <= Self.targetP50 ? "yes" : "**no**") |")
-            out.append("| same, sandbox on tmpfs, p99 | ≤ \(milliseconds(Self.targetP99)) ms | \(milliseconds(s.p99)) ms | \(s.p99 <= Self.targetP99 ? "yes" : "**no**") |")
+            out.append(
+                "| same, sandbox on tmpfs, p50 | ≤ \(milliseconds(Self.targetP50)) ms | \(milliseconds(s.p50)) ms | \(s.p50 <= Self.targetP50 ? "yes" : "**no**") |"
+            )
+            out.append(
+                "| same, sandbox on tmpfs, p99 | ≤ \(milliseconds(Self.targetP99)) ms | \(milliseconds(s.p99)) ms | \(s.p99 <= Self.targetP99 ? "yes" : "**no**") |"
+            )
         }
         if idle.failures.isEmpty {
             let cpu = Double(idle.cpuNanosecondsFromSchedstat) / 1e6
-            out.append("| idle CPU over \(idle.seconds) s | ≤ 10 ms (over 30 s) | \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms (schedstat), \(idle.cpuMillisecondsFromTicks) ms (stat ticks) | \(cpu <= Self.targetIdleCPU && idle.cpuMillisecondsFromTicks <= Self.targetIdleCPU ? "yes" : "**no**") |")
+            out.append(
+                "| idle CPU over \(idle.seconds) s | ≤ 10 ms (over 30 s) | \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms (schedstat), \(idle.cpuMillisecondsFromTicks) ms (stat ticks) | \(cpu <= Self.targetIdleCPU && idle.cpuMillisecondsFromTicks <= Self.targetIdleCPU ? "yes" : "**no**") |"
+            )
         } else {
             out.append("| idle CPU | ≤ 10 ms over 30 s | failed | **no** |")
         }
         out.append("")
 
         out.append("## Config drift: write → alert line seen (ms)\n")
-        out.append("Latency = monotonic time the harness saw the line in the output file (woken by inotify on that file) − monotonic time just before the write. Nearest-rank percentiles.\n")
+        out.append(
+            "Latency = monotonic time the harness saw the line in the output file (woken by inotify on that file) − monotonic time just before the write. Nearest-rank percentiles.\n"
+        )
         out.append("| subject | flips measured | p50 | p90 | p99 | max | mean |")
         out.append("|---|---|---|---|---|---|---|")
         func row(_ name: String, _ samples: [UInt64]) {
@@ -121,7 +142,9 @@ struct Report {
                 out.append("| \(name) | 0 | – | – | – | – | – |")
                 return
             }
-            out.append("| \(name) | \(s.count) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) |")
+            out.append(
+                "| \(name) | \(s.count) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) |"
+            )
         }
         row("**vigil**, all flips", vigil.samples())
         row("vigil, to false (firing)", vigil.samples { $0.insecure })
@@ -130,7 +153,10 @@ struct Report {
             row("vigil, \(method.rawValue)", vigil.samples { $0.method == method })
         }
         for peer in peers {
-            row(peer.subject.hasPrefix("peer (b)") ? "\(peer.subject), to false only" : "\(peer.subject), all flips", peer.samples())
+            row(
+                peer.subject.hasPrefix("peer (b)") ? "\(peer.subject), to false only" : "\(peer.subject), all flips",
+                peer.samples()
+            )
             for method in WriteMethod.allCases {
                 row("\(peer.subject.prefix(8)), \(method.rawValue)", peer.samples { $0.method == method })
             }
@@ -140,7 +166,8 @@ struct Report {
         if onTmpfs.count == 2 {
             let tmpDevice = FileSystemType.name(of: getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp")
             out.append("### The filesystem's share\n")
-            out.append("""
+            out.append(
+                """
                 The sandbox above lives under `$TMPDIR` (\(tmpDevice)). There a truncating write or a rename over a \
                 file costs the writer the filesystem's own work before the kernel reports the event (ext4 \
                 flushes the data of a file replaced that way, `auto_da_alloc`), and that cost is in every \
@@ -149,11 +176,14 @@ struct Report {
                 to write the line, one for the harness to see it), so vigil's p50 minus peer (a)'s p50 is what \
                 reading, parsing and judging the file and writing the alert add.
 
-                """)
+                """
+            )
             out.append("| subject, sandbox on tmpfs | flips measured | p50 | p90 | p99 | max | mean |")
             out.append("|---|---|---|---|---|---|---|")
             row("**vigil**, all flips", onTmpfs[0].samples())
-            for method in WriteMethod.allCases { row("vigil, \(method.rawValue)", onTmpfs[0].samples { $0.method == method }) }
+            for method in WriteMethod.allCases {
+                row("vigil, \(method.rawValue)", onTmpfs[0].samples { $0.method == method })
+            }
             row("\(onTmpfs[1].subject), all flips", onTmpfs[1].samples())
             if let mine = LatencySummary(onTmpfs[0].samples()), let floor = LatencySummary(onTmpfs[1].samples()) {
                 let added = mine.p50 > floor.p50 ? mine.p50 - floor.p50 : 0
@@ -170,8 +200,12 @@ struct Report {
             let mine = LatencySummary(contentOnly ? vigil.samples { $0.insecure } : vigil.samples())
             let theirs = LatencySummary(peer.samples())
             if let mine, let theirs {
-                let label = contentOnly ? "vigil (to false) vs \(peer.subject) (to false)" : "vigil (all) vs \(peer.subject) (all)"
-                out.append("| \(label) | \(ratio(Double(mine.p50), Double(theirs.p50))) | \(ratio(Double(mine.p99), Double(theirs.p99))) |")
+                let label =
+                    contentOnly
+                    ? "vigil (to false) vs \(peer.subject) (to false)" : "vigil (all) vs \(peer.subject) (all)"
+                out.append(
+                    "| \(label) | \(ratio(Double(mine.p50), Double(theirs.p50))) | \(ratio(Double(mine.p99), Double(theirs.p99))) |"
+                )
             }
         }
         out.append("")
@@ -181,23 +215,32 @@ struct Report {
         out.append("|---|---|---|---|---|---|---|")
         for result in [vigil] + peers {
             let problems = result.failures.isEmpty ? "none" : result.failures.joined(separator: "; ").replacingPipes()
-            out.append("| \(result.subject) | \(result.expected) | \(result.latencies.count) | \(result.missed) | \(result.doubled) | \(result.otherLines) | \(problems) |")
+            out.append(
+                "| \(result.subject) | \(result.expected) | \(result.latencies.count) | \(result.missed) | \(result.doubled) | \(result.otherLines) | \(problems) |"
+            )
         }
         out.append("")
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {
-            out.append("| interval | CPU (schedstat, all threads) | CPU (utime+stime ticks) | wake-ups (context switches, all threads) | threads | VmRSS | VmHWM |")
+            out.append(
+                "| interval | CPU (schedstat, all threads) | CPU (utime+stime ticks) | wake-ups (context switches, all threads) | threads | VmRSS | VmHWM |"
+            )
             out.append("|---|---|---|---|---|---|---|")
-            out.append("| \(idle.seconds) s | \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms | \(idle.cpuMillisecondsFromTicks) ms | \(idle.wakeups) | \(idle.after.threads) | \(idle.after.rssKiB) KiB | \(idle.after.hwmKiB) KiB |")
-            out.append("| since start (for scale) | \(milliseconds(idle.after.runNanoseconds)) ms | \(Double(idle.after.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))) ms | \(idle.after.contextSwitches) | | | |")
+            out.append(
+                "| \(idle.seconds) s | \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms | \(idle.cpuMillisecondsFromTicks) ms | \(idle.wakeups) | \(idle.after.threads) | \(idle.after.rssKiB) KiB | \(idle.after.hwmKiB) KiB |"
+            )
+            out.append(
+                "| since start (for scale) | \(milliseconds(idle.after.runNanoseconds)) ms | \(Double(idle.after.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))) ms | \(idle.after.contextSwitches) | | | |"
+            )
         } else {
             out.append("Failed: \(idle.failures.joined(separator: "; "))")
         }
         out.append("")
 
         out.append("## How it was measured\n")
-        out.append("""
+        out.append(
+            """
             - Each subject runs alone on a fresh `SeedSandbox` (config starts at `verify_ssl = true`), one after \
             the other in the same run: vigil, then peer (a), then peer (b); the same flip sequence for each.
             - Flips alternate `verify_ssl` false/true; each false/true pair uses one save method: of every 8 pairs, \
@@ -221,7 +264,8 @@ struct Report {
             - Then vigil and peer (a) again, the same flips, with `TMPDIR=/dev/shm` (tmpfs) when it is one: \
             the filesystem's share above.
             - Malloc counts of the hot path are in the package-benchmark suite (`HotPath`), not here.
-            """)
+            """
+        )
         return out.joined(separator: "\n") + "\n"
     }
 }

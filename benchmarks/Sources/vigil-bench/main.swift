@@ -27,7 +27,11 @@ func usage() -> Never {
 func absolute(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
     var buffer = [UInt8](repeating: 0, count: 4097)
-    guard buffer.withUnsafeMutableBufferPointer({ getcwd($0.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) }, 4096) }) != nil else { return path }
+    guard
+        buffer.withUnsafeMutableBufferPointer({
+            getcwd($0.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) }, 4096)
+        }) != nil
+    else { return path }
     return String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self) + "/" + path
 }
 
@@ -54,15 +58,21 @@ while let argument = arguments.next() {
         usage()
     }
 }
-let results = resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-quick.md" : benchmarksDirectory + "/RESULTS.md")
+let results =
+    resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-quick.md" : benchmarksDirectory + "/RESULTS.md")
 let rulesDirectory = benchmarksDirectory + "/../rules"
 guard access(vigilPath, X_OK) == 0 else {
-    print("vigil-bench: Failed to find the vigil binary at '\(vigilPath)'; build it with 'swift build -c release --product vigil' at the repository root, or pass --vigil PATH")
+    print(
+        "vigil-bench: Failed to find the vigil binary at '\(vigilPath)'; build it with 'swift build -c release --product vigil' at the repository root, or pass --vigil PATH"
+    )
     exit(1)
 }
 // How this run was started, for the report (benchmarks/run passes its own command line).
-let command = getenv("VIGIL_BENCH_COMMAND").map { String(cString: $0) }
-    ?? (["swift run -c release --package-path benchmarks vigil-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+let command =
+    getenv("VIGIL_BENCH_COMMAND").map { String(cString: $0) }
+    ?? (["swift run -c release --package-path benchmarks vigil-bench"] + CommandLine.arguments.dropFirst()).joined(
+        separator: " "
+    )
 
 let flipCount = flipOverride ?? (quick ? 100 : 1_000)
 let idleSeconds = quick ? 3 : 30
@@ -76,7 +86,8 @@ func isTmpfs(_ path: String) -> Bool {
 func summaryLine(_ result: DriftResult) -> String {
     let s = LatencySummary(result.samples())
     let figures = s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms" } ?? "no samples"
-    return "\(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) doubled; \(figures)"
+    return
+        "\(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) doubled; \(figures)"
         + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
 }
 
@@ -104,15 +115,25 @@ if isTmpfs("/dev/shm") {
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
 if idle.failures.isEmpty {
-    print("idle: \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(idle.cpuMillisecondsFromTicks) ms (ticks), \(idle.wakeups) context switches, VmRSS \(idle.after.rssKiB) KiB, VmHWM \(idle.after.hwmKiB) KiB")
+    print(
+        "idle: \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(idle.cpuMillisecondsFromTicks) ms (ticks), \(idle.wakeups) context switches, VmRSS \(idle.after.rssKiB) KiB, VmHWM \(idle.after.hwmKiB) KiB"
+    )
 } else {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
 
 let scratch = "/tmp"
 let report = Report(
-    command: command, quick: quick, flips: flipCount, vigilPath: vigilPath, vigil: vigil, peers: peers, idle: idle,
-    scratch: scratch, onTmpfs: onTmpfs)
+    command: command,
+    quick: quick,
+    flips: flipCount,
+    vigilPath: vigilPath,
+    vigil: vigil,
+    peers: peers,
+    idle: idle,
+    scratch: scratch,
+    onTmpfs: onTmpfs
+)
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
 if !directory.isEmpty { mkdir(directory, 0o755) }
