@@ -22,5 +22,11 @@ public final class PipelineCounters: Sendable {
     /// Sink writes that failed (and were kept for retry).
     public let sinkFailures = Atomic<UInt64>(0)
 
+    /// Files the rules name (and glob matches found so far).
+    public let watchedFiles = Atomic<UInt64>(0)
+    /// inotify watch descriptors in use (one per directory holding watched files, or per missing directory's
+    /// nearest ancestor).
+    public let watchDescriptors = Atomic<UInt64>(0)
+
     public init() {}
 }

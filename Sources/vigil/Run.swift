@@ -93,7 +93,7 @@ struct Run: ParsableCommand {
         let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
         let rootNote = root == "/" ? "" : " under root '\(root)'"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote); alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 

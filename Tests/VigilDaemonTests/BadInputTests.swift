@@ -68,6 +68,24 @@ struct BadInputTests {
         f.expect(rule: "binary-config", state: "firing")
     }
 
+    @Test func linesThatAreNotSettingsAreReportedOnceWithTheirNumbers() throws {
+        let f = try DaemonFixture(rules: sslRule, label: "typo") { tree in
+            tree.makeDirectory("etc/analytics")
+            tree.write("etc/analytics/upload-service.conf", "api_url = https://x\nverify_ssl false\n")
+        }
+        #expect(f.sync().isEmpty, "a key that is not set is not false")
+        let warnings = f.logs.messages(atLeast: .warning).filter { $0.contains("not settings") }
+        #expect(warnings.count == 1, "\(warnings)")
+        #expect(warnings.first?.contains("'/etc/analytics/upload-service.conf'") == true)
+        #expect(warnings.first?.contains("line 2: no '=' in line") == true, "\(warnings)")
+        // The same mistake in the next version is not repeated; fixing it is judged as usual.
+        f.tree.write("etc/analytics/upload-service.conf", "api_url = https://y\nverify_ssl false\n")
+        #expect(f.sync().isEmpty)
+        #expect(f.logs.messages(atLeast: .warning).filter { $0.contains("not settings") }.count == 1)
+        f.tree.write("etc/analytics/upload-service.conf", "api_url = https://y\nverify_ssl = false\n")
+        f.expect(rule: "ssl-off", state: "firing")
+    }
+
     @Test func aHalfWrittenFileIsNotJudgedUntilItsWriterClosesIt() throws {
         let f = try DaemonFixture(rules: sslRule, label: "half") { tree in
             tree.makeDirectory("etc/analytics")

@@ -373,6 +373,8 @@ final class Matcher: @unchecked Sendable {
             }
         }
         for planNumber in newlyWatched { scan(plan: planNumber) }
+        counters.watchDescriptors.store(UInt64(roles.count), ordering: .relaxed)
+        counters.watchedFiles.store(UInt64(instances.count), ordering: .relaxed)
     }
 
     /// Marks every file of a newly watched directory for evaluation, discovering glob matches with readdir.
@@ -630,6 +632,17 @@ final class Matcher: @unchecked Sendable {
         }
     }
 
+    /// Lines of a config that are not settings are ignored, and said so once per version that has them:
+    /// a typo such as `verify_ssl false` would otherwise silently leave the key unset.
+    private func reportUnparsedLines(_ instance: Instance, snapshot: ConfigSnapshot) {
+        guard !snapshot.issues.isEmpty, instance.snapshot?.issues != snapshot.issues else { return }
+        let shown = snapshot.issues.prefix(5).map { "line \($0.line): \($0.reason)" }.joined(separator: "; ")
+        let more = snapshot.issues.count > 5 ? "; and \(snapshot.issues.count - 5) more" : ""
+        logger.warning(
+            "Config '\(instance.serverPath)' has lines that are not settings, ignoring them: \(shown)\(more)"
+        )
+    }
+
     /// A complete version of a config file was read: parse it, diff it, move state rules, fire change rules.
     private func contentRead(_ instance: Instance, bytes: [UInt8], identity: FileIdentity) {
         let hash = StableHash.fnv1a64(bytes)
@@ -646,6 +659,7 @@ final class Matcher: @unchecked Sendable {
             snapshot = parsed
         }
         recovered(instance)
+        reportUnparsedLines(instance, snapshot: snapshot)
         let old = instance.snapshot
         let changes = old.map { snapshot.changes(from: $0) } ?? []
         let version = identity.versionString + ":" + StableHash.hex(hash)
