@@ -4,7 +4,8 @@ extension Condition {
     /// Whether the condition holds for one snapshot of a config file.
     ///
     /// A key that is absent makes every test false except `missing` (so `is_not` on an absent key is
-    /// false too); `not:` inverts whatever its inner condition gives, absent keys included.
+    /// false too); `not:` inverts whatever its inner condition gives, absent keys included. A bare key that
+    /// appears only inside sections is tested in each; the test holds when it holds for any of them.
     public func evaluate(_ snapshot: ConfigSnapshot) -> Bool {
         switch self {
         case .all(let conditions):
@@ -14,7 +15,9 @@ extension Condition {
         case .not(let condition):
             return !condition.evaluate(snapshot)
         case .key(let test, _):
-            return test.evaluate(snapshot.value(forKey: test.key))
+            // A bare key may name the setting in several sections: the test holds when it holds for any.
+            let values = snapshot.values(forKey: test.key)
+            return values.isEmpty ? test.evaluate(nil) : values.contains { test.evaluate($0) }
         }
     }
 

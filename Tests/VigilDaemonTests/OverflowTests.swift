@@ -21,6 +21,14 @@ struct OverflowTests {
 
     static var canLowerQueue: Bool { access(limitPath, W_OK) == 0 }
 
+    /// A rule on a large config, so that rewriting it keeps the matcher parsing for a few milliseconds.
+    static let bigRule = """
+        - rule: big
+          config: /etc/analytics/big.conf
+          when: { key: never_set, present: true }
+
+        """
+
     @Test(
         .enabled(if: OverflowTests.canLowerQueue, "needs write access to /proc/sys/fs/inotify/max_queued_events (root)")
     )
@@ -29,18 +37,25 @@ struct OverflowTests {
             let original = ProcFile.readText(Self.limitPath)?.filter { $0.isNumber } ?? "16384"
             try Self.writeLimit("16")
             defer { try? Self.writeLimit(original) }
-            return try DaemonFixture(rules: sslRule, label: "overflow", lock: false) { tree in
+            return try DaemonFixture(rules: sslRule + Self.bigRule, label: "overflow", lock: false) { tree in
                 tree.makeDirectory("etc/analytics")
                 tree.write("etc/analytics/upload-service.conf", uploadConfig("true"))
                 for i in 0..<64 { tree.write("etc/analytics/noise-\(i)", "x") }
             }
         }
-        // A burst far beyond 16 queued events, then the change that matters.
-        for round in 0..<50 {
-            for i in 0..<64 { f.tree.chmodFile("etc/analytics/noise-\(i)", round % 2 == 0 ? 0o600 : 0o644) }
+        // Keep the matcher busy parsing a large config while a burst far beyond 16 queued events arrives;
+        // repeat until the kernel reports the overflow (the first round almost always does).
+        var seen: [SeenAlert] = []
+        let big = (0..<40_000).map { "key\($0) = value\($0)" }.joined(separator: "\n") + "\n"
+        for round in 0..<10 where f.daemon.counters.overflows.load(ordering: .relaxed) == 0 {
+            f.tree.write("etc/analytics/big.conf", big + "round = \(round)\n")
+            for pass in 0..<20 {
+                for i in 0..<64 { f.tree.chmodFile("etc/analytics/noise-\(i)", pass % 2 == 0 ? 0o600 : 0o644) }
+            }
+            seen += f.sync()
         }
         f.tree.write("etc/analytics/upload-service.conf", uploadConfig("false"))
-        var sawLoss = false
+        var sawLoss = seen.contains { $0.kind == "vigil.events_lost" }
         var sawFiring = false
         while !(sawLoss && sawFiring), let alert = f.next() {
             if alert.kind == "vigil.events_lost" { sawLoss = true }

@@ -47,9 +47,21 @@ public struct ConfigSnapshot: Sendable, Equatable {
         self.issues = issues
     }
 
-    /// The value of `key` (case-insensitive; `section.key` for keys in a section), or nil when absent.
+    /// The value of `key` (case-insensitive; `section.key` for keys in a section), or nil when absent. A bare
+    /// key with no top-level setting names the first (by line) setting of that name in any section.
     public func value(forKey key: String) -> String? {
-        entries[key.lowercased()]?.value
+        values(forKey: key).first
+    }
+
+    /// Every value a rule's key names, in file order: `section.key` names one setting; a bare `key` names
+    /// the top-level setting, or, when there is none, the settings of that name in every section (so a rule on
+    /// `verify_ssl` still sees it after someone adds an `[upload]` header above it).
+    public func values(forKey key: String) -> [String] {
+        let lookup = key.lowercased()
+        if let entry = entries[lookup] { return [entry.value] }
+        guard !lookup.contains(".") else { return [] }
+        let suffix = "." + lookup
+        return entries.values.filter { $0.key.hasSuffix(suffix) }.sorted { $0.line < $1.line }.map(\.value)
     }
 }
 

@@ -57,6 +57,8 @@ final class Matcher: @unchecked Sendable {
     private var scratch: [UInt8] = []
     private var batchEventTime: UInt64 = 0
     private var reportedWatchLimit = false
+    /// Set once the start-up scan is done: files discovered from then on are new.
+    private var started = false
 
     init(
         settings: Settings,
@@ -109,6 +111,7 @@ final class Matcher: @unchecked Sendable {
         rebuildWatches()
         for i in instances.indices { markDirty(i, mask: 0) }
         evaluateDirty()
+        started = true
         ready.ring()
 
         var stopping = false
@@ -398,7 +401,10 @@ final class Matcher: @unchecked Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
+            let known = instanceByPath.count
             let index = instanceFor(plan: planNumber, name: name, rules: matched)
+            // Found after start-up (a directory that appeared, a rescan after lost events): it is new.
+            if started && instanceByPath.count > known { instances[index].presence = .absent }
             if let wd = roles.first(where: {
                 $0.value.contains { if case .files(planNumber) = $0 { true } else { false } }
             })?.key {
@@ -435,6 +441,8 @@ final class Matcher: @unchecked Sendable {
         counters.overflows.add(1, ordering: .relaxed)
         needsRebuild = true
         for i in instances.indices { markDirty(i, mask: 0) }
+        // Files created while events were lost are found by listing every directory with globs again.
+        for planNumber in plans.indices where !plans[planNumber].globs.isEmpty { scan(plan: planNumber) }
         let time = Clock.realtime()
         let count = counters.overflows.load(ordering: .relaxed)
         emitInternal(
