@@ -28,5 +28,28 @@ public final class PipelineCounters: Sendable {
     /// nearest ancestor).
     public let watchDescriptors = Atomic<UInt64>(0)
 
+    /// Sum and maximum of the time from reading a kernel event to the alert it caused being written, for
+    /// alerts caused by an event (nanoseconds).
+    public let alertLatencyTotal = Atomic<UInt64>(0)
+    public let alertLatencyMaximum = Atomic<UInt64>(0)
+    /// Alerts counted in `alertLatencyTotal`.
+    public let alertLatencyCount = Atomic<UInt64>(0)
+
     public init() {}
+
+    /// Adds one alert's event → written latency.
+    func recordAlertLatency(_ nanoseconds: UInt64) {
+        alertLatencyTotal.add(nanoseconds, ordering: .relaxed)
+        alertLatencyCount.add(1, ordering: .relaxed)
+        var current = alertLatencyMaximum.load(ordering: .relaxed)
+        while nanoseconds > current {
+            let (exchanged, original) = alertLatencyMaximum.compareExchange(
+                expected: current,
+                desired: nanoseconds,
+                ordering: .relaxed
+            )
+            if exchanged { break }
+            current = original
+        }
+    }
 }

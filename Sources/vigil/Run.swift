@@ -114,8 +114,15 @@ struct Run: ParsableCommand {
         ServiceNotify.send("STOPPING=1")
         daemon.stop()
         let c = daemon.counters
+        let latencyCount = c.alertLatencyCount.load(ordering: .relaxed)
+        let latency =
+            latencyCount == 0
+            ? ""
+            : "; kernel event → alert written: mean "
+                + String(format2: Double(c.alertLatencyTotal.load(ordering: .relaxed)) / Double(latencyCount) / 1e3)
+                + " µs, max " + String(format2: Double(c.alertLatencyMaximum.load(ordering: .relaxed)) / 1e3) + " µs"
         logger.info(
-            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows"
+            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows\(latency)"
         )
     }
 }

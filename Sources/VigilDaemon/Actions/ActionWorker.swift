@@ -73,6 +73,9 @@ final class ActionWorker: @unchecked Sendable {
                     for (index, sink) in sinks.enumerated() where frame.sinkMask & (1 << UInt64(index)) != 0 {
                         sink.write(payload, counters: counters)
                     }
+                    if frame.eventTime != 0 {
+                        counters.recordAlertLatency(Clock.monotonicNanoseconds() &- frame.eventTime)
+                    }
                 }
             }
             if ring.consumerShouldWakeProducer() { spaceDoorbell.ring() }

@@ -473,6 +473,7 @@ final class Matcher: @unchecked Sendable {
     }
 
     private func runDueTimers() {
+        batchEventTime = 0  // what a timer finds was not caused by one kernel event just read
         let now = Clock.monotonicNanoseconds()
         let due = timers.filter { $0.deadline <= now }
         timers.removeAll { $0.deadline <= now }
