@@ -51,6 +51,17 @@ final class Instance {
     /// Queued for evaluation at the end of the current batch.
     var isDirty = false
 
+    /// Alert fingerprints by rule index, computed on first use (they depend only on the rule and the path).
+    private var fingerprints: [Int: String] = [:]
+
+    /// The fingerprint of alerts of rule `rule` (whose id is `id`) about this file.
+    func fingerprint(rule: Int, id: String) -> String {
+        if let known = fingerprints[rule] { return known }
+        let made = AlertIdentity.fingerprint(rule: id, instance: serverPath)
+        fingerprints[rule] = made
+        return made
+    }
+
     init(serverPath: String, directoryPlan: Int, name: String, rules: [Int], needsContent: Bool) {
         self.serverPath = serverPath
         self.directoryPlan = directoryPlan

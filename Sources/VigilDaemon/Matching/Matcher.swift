@@ -38,10 +38,20 @@ final class Matcher: @unchecked Sendable {
     let ready: EventFD
     let counters: PipelineCounters
     let logger: Logger
-    /// Sink index by name, and the mask of all sinks.
-    let sinkIndex: [String: Int]
+    /// The mask of all sinks (bit i: sink i).
     let allSinks: UInt64
 
+    /// What alerts need of each rule, worked out once rather than per alert.
+    private struct RuleFacts {
+        /// The first key the rule's condition reads (`{key}` in messages).
+        var firstKey: String?
+        /// Alert labels: the rule's tags.
+        var labels: [String: String]
+        /// The sinks its `alert` actions name.
+        var sinkMask: UInt64
+    }
+
+    private let facts: [RuleFacts]
     private let timer: TimerFD
     private var plans: [DirectoryPlan] = []
     private var instances: [Instance] = []
@@ -82,8 +92,30 @@ final class Matcher: @unchecked Sendable {
         self.logger = logger
         var index: [String: Int] = [:]
         for (i, name) in sinkNames.enumerated() { index[name] = i }
-        sinkIndex = index
         allSinks = sinkNames.isEmpty ? 0 : (sinkNames.count >= 64 ? .max : (1 << UInt64(sinkNames.count)) - 1)
+        let everySink = allSinks
+        facts = rules.map { rule in
+            var firstKey: String?
+            if case .config(let subject) = rule.subject, case .when(let condition) = subject.trigger {
+                firstKey = condition.keysMentioned().first
+            }
+            var mask: UInt64 = 0
+            for action in rule.actions {
+                switch action {
+                case .alert(let sinks, _):
+                    guard let sinks else {
+                        mask |= everySink
+                        continue
+                    }
+                    for sink in sinks { if let i = index[sink] { mask |= 1 << UInt64(i) } }
+                }
+            }
+            return RuleFacts(
+                firstKey: firstKey,
+                labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                sinkMask: mask
+            )
+        }
         shutdown = try EventFD()
         ready = try EventFD()
         timer = try TimerFD()
@@ -736,7 +768,7 @@ final class Matcher: @unchecked Sendable {
     ) {
         let rule = rules[ruleIndex]
         let masked = changes.map { $0.masked() }
-        let key = condition?.keysMentioned().first ?? changes.first?.key
+        let key = (condition != nil ? facts[ruleIndex].firstKey : nil) ?? changes.first?.key
         func shown(_ value: String?, _ key: String) -> String? {
             guard let value else { return nil }
             return SecretKeys.isSecret(key) ? SecretKeys.mask(value) : value
@@ -764,7 +796,7 @@ final class Matcher: @unchecked Sendable {
             message = rule.message.render(fields)
         }
         emit(
-            rule: rule,
+            ruleIndex: ruleIndex,
             instance: instance,
             state: state,
             kind: "config.changed",
@@ -781,7 +813,7 @@ final class Matcher: @unchecked Sendable {
         }
         let time = Clock.realtime()
         emit(
-            rule: rule,
+            ruleIndex: ruleIndex,
             instance: instance,
             state: .event,
             kind: "file.\(change.rawValue)",
@@ -803,7 +835,7 @@ final class Matcher: @unchecked Sendable {
     }
 
     private func emit(
-        rule: Rule,
+        ruleIndex: Int,
         instance: Instance,
         state: AlertState,
         kind: String,
@@ -811,7 +843,8 @@ final class Matcher: @unchecked Sendable {
         changes: [ConfigChange],
         version: String
     ) {
-        let fingerprint = AlertIdentity.fingerprint(rule: rule.id, instance: instance.serverPath)
+        let rule = rules[ruleIndex]
+        let fingerprint = instance.fingerprint(rule: ruleIndex, id: rule.id)
         let time = Clock.realtime()
         let record = AlertRecord(
             id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
@@ -826,20 +859,9 @@ final class Matcher: @unchecked Sendable {
             message: message,
             changes: changes,
             fingerprint: fingerprint,
-            labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")]
+            labels: facts[ruleIndex].labels
         )
-        var mask: UInt64 = 0
-        for action in rule.actions {
-            switch action {
-            case .alert(let sinks, _):
-                if let sinks {
-                    for sink in sinks { if let i = sinkIndex[sink] { mask |= 1 << UInt64(i) } }
-                } else {
-                    mask |= allSinks
-                }
-            }
-        }
-        send(record, sinkMask: mask)
+        send(record, sinkMask: facts[ruleIndex].sinkMask)
     }
 
     private func emitInternal(rule: String, severity: Severity, kind: String, message: String, version: String) {

@@ -1,7 +1,7 @@
 // Malloc-counting benchmarks of Vigil's hot path: read → decode → route → enqueue (STYLE.md T7, hot-path
 // rule 1). One iteration is 1,000 events (`scalingFactor: .kilo`), so a raw `mallocCountTotal` reading, and
 // every threshold in Thresholds/6.3/, is mallocs per 1,000 events. The interposer counts every thread of
-// the process, so the daemon benchmarks count the source, matcher and action threads too.
+// the process, so the daemon benchmarks count the matcher (which reads inotify) and action threads too.
 import Benchmark
 import Logging
 import Synchronization
@@ -41,8 +41,8 @@ let benchmarks: @Sendable () -> Void = {
         fixture.runOnce()
     }
 
-    // 2. The real pipeline in-process: inotify events for files next to a watched config, which the source
-    // reads and decodes, and the matcher routes (and drops: no rule names them). Must not allocate.
+    // 2. The real pipeline in-process: inotify events for files next to a watched config, which the matcher
+    // reads, decodes and routes (and drops: no rule names them). Must not allocate.
     Benchmark(
         "daemon-unrelated-file-events",
         configuration: .init(
@@ -204,7 +204,7 @@ final class PipelineFixture: @unchecked Sendable {
         daemon.start()
     }
 
-    /// Makes `count` IN_ATTRIB events (fchmod on the siblings, in turn) and spins until the source has read
+    /// Makes `count` IN_ATTRIB events (fchmod on the siblings, in turn) and spins until the matcher has read
     /// them all. Allocates nothing itself: descriptors and modes are plain integers.
     @inline(never)
     func generateSiblingEvents(_ count: Int) {

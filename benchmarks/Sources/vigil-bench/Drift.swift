@@ -64,6 +64,16 @@ struct DriftResult {
 
     var detectedEverything: Bool { missed == 0 && doubled == 0 && failures.isEmpty }
 
+    /// Adds another round's figures of the same subject.
+    mutating func merge(_ other: DriftResult) {
+        latencies += other.latencies
+        expected += other.expected
+        missed += other.missed
+        doubled += other.doubled
+        otherLines += other.otherLines
+        failures += other.failures
+    }
+
     func samples(_ include: (Flip) -> Bool = { _ in true }) -> [UInt64] {
         latencies.filter { include($0.flip) }.map(\.nanoseconds)
     }

@@ -91,25 +91,50 @@ func summaryLine(_ result: DriftResult) -> String {
         + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
 }
 
-print("vigil-bench: \(flipCount) flips, \(idleSeconds) s idle; vigil at '\(vigilPath)'")
-let vigil = runVigilDrift(vigil: vigilPath, rules: rulesDirectory, flips: flips)
-print(summaryLine(vigil))
-var peers: [DriftResult] = []
-for peer in Peer.allCases {
-    let result = runPeerDrift(peer, flips: flips)
-    print(summaryLine(result))
-    peers.append(result)
+/// The flips are run in rounds, each subject in turn within a round, so that a slow patch of the machine
+/// (this is a VM) falls on every subject alike instead of on whichever ran then.
+let rounds = quick ? 1 : 4
+let roundSize = ((flipCount / rounds) / 2) * 2
+let roundFlips = (0..<rounds).map { round in
+    Array(flips[(round * roundSize)..<(round == rounds - 1 ? flipCount : (round + 1) * roundSize)])
 }
+
+/// Runs every subject over the flips in rounds; returns vigil's and each peer's merged results.
+@MainActor
+func runDriftRounds(tmpfs: Bool) -> (vigil: DriftResult, peers: [DriftResult]) {
+    let saved = getenv("TMPDIR").map { String(cString: $0) }
+    if tmpfs { setenv("TMPDIR", "/dev/shm", 1) }
+    defer {
+        if tmpfs { if let saved { setenv("TMPDIR", saved, 1) } else { unsetenv("TMPDIR") } }
+    }
+    let peerKinds: [Peer] = tmpfs ? [.notice] : Peer.allCases
+    var vigil: DriftResult?
+    var peers: [DriftResult?] = Array(repeating: nil, count: peerKinds.count)
+    for chunk in roundFlips {
+        let mine = runVigilDrift(vigil: vigilPath, rules: rulesDirectory, flips: chunk)
+        if vigil == nil { vigil = mine } else { vigil!.merge(mine) }
+        for (i, peer) in peerKinds.enumerated() {
+            let theirs = runPeerDrift(peer, flips: chunk)
+            if peers[i] == nil { peers[i] = theirs } else { peers[i]!.merge(theirs) }
+        }
+    }
+    return (vigil!, peers.map { $0! })
+}
+
+print(
+    "vigil-bench: \(flipCount) flips in \(rounds) round\(rounds == 1 ? "" : "s"), \(idleSeconds) s idle; vigil at '\(vigilPath)'"
+)
+let (vigil, peers) = runDriftRounds(tmpfs: false)
+print(summaryLine(vigil))
+for result in peers { print(summaryLine(result)) }
+
 // The same flips with the sandbox on tmpfs: the filesystem's own cost of a truncating write or a rename
 // (ext4 flushes the data of a file replaced that way) leaves the path, which shows what the watcher adds.
 var onTmpfs: [DriftResult] = []
 if isTmpfs("/dev/shm") {
-    let saved = getenv("TMPDIR").map { String(cString: $0) }
-    setenv("TMPDIR", "/dev/shm", 1)
-    onTmpfs.append(runVigilDrift(vigil: vigilPath, rules: rulesDirectory, flips: flips))
-    onTmpfs.append(runPeerDrift(.notice, flips: flips))
+    let (vigilOnTmpfs, peersOnTmpfs) = runDriftRounds(tmpfs: true)
+    onTmpfs = [vigilOnTmpfs] + peersOnTmpfs
     for result in onTmpfs { print("on tmpfs: " + summaryLine(result)) }
-    if let saved { setenv("TMPDIR", saved, 1) } else { unsetenv("TMPDIR") }
 }
 
 print("idle: measuring \(idleSeconds) s…")
