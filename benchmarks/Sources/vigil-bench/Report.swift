@@ -265,7 +265,8 @@ struct Report {
             summed over `/proc/PID/task/*/status`, read right after READY and again after the interval.
             - Then vigil and peer (a) again, the same flips, with `TMPDIR=/dev/shm` (tmpfs) when it is one: \
             the filesystem's share above.
-            - Malloc counts of the hot path are in the package-benchmark suite (`HotPath`), not here.
+            - Malloc counts of the hot path come from the package-benchmark suite (`HotPath`): the last section \
+            of the reference run's file.
             """
         )
         return out.joined(separator: "\n") + "\n"
