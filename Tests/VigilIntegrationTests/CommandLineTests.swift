@@ -61,11 +61,7 @@ struct CommandLineTests {
         defer { sandbox.remove() }
         let alerts = sandbox.hostPath("/var/log/vigil/test-alerts.jsonl")
         let follower = try LineFollower(path: alerts)
-        let daemon = try DaemonProcess(
-            executable: VigilBinary.path,
-            arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
-            workDirectory: sandbox.hostPath("/run/vigil")
-        )
+        let daemon = try VigilBinary.runShippedRules(on: sandbox, alerts: alerts)
         try sandbox.writeReplacing(SeedSandbox.configPath, SeedSandbox.insecureConfig)
         let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
         #expect(JSONField.string(line, "rule") == "upload-ssl-verification-disabled", "\(line)\n\(daemon.log())")
@@ -93,13 +89,7 @@ struct CommandLineTests {
         for round in 0..<2 {
             let alerts = sandbox.hostPath("/var/log/vigil/round\(round).jsonl")
             let follower = try LineFollower(path: alerts)
-            let daemon = try DaemonProcess(
-                executable: VigilBinary.path,
-                arguments: [
-                    "--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts,
-                ],
-                workDirectory: sandbox.hostPath("/run/vigil")
-            )
+            let daemon = try VigilBinary.runShippedRules(on: sandbox, alerts: alerts)
             let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
             ids.append(JSONField.string(line, "id") ?? "")
             #expect(daemon.stop() == 0)
@@ -138,10 +128,9 @@ struct WithoutReadCapabilitiesTests {
         #expect(chmod(sandbox.hostPath(SeedSandbox.configPath), 0) == 0)
         let alerts = sandbox.hostPath("/var/log/vigil/test-alerts.jsonl")
         let follower = try LineFollower(path: alerts)
-        let daemon = try DaemonProcess(
-            executable: VigilBinary.path,
-            arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
-            workDirectory: sandbox.hostPath("/run/vigil"),
+        let daemon = try VigilBinary.runShippedRules(
+            on: sandbox,
+            alerts: alerts,
             launcher: [
                 "/usr/sbin/capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", "exec \"$@\"", "vigil",
             ]
@@ -169,11 +158,7 @@ struct AlertSchemaTests {
         defer { sandbox.remove() }
         let alerts = sandbox.hostPath("/var/log/vigil/schema-alerts.jsonl")
         let follower = try LineFollower(path: alerts)
-        let daemon = try DaemonProcess(
-            executable: VigilBinary.path,
-            arguments: ["--rules", VigilBinary.repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
-            workDirectory: sandbox.hostPath("/run/vigil")
-        )
+        let daemon = try VigilBinary.runShippedRules(on: sandbox, alerts: alerts)
         // Each step waits for its alerts: unwaited, the daemon would rightly judge only the final content.
         var lines: [String] = []
         func collect(_ count: Int) {

@@ -23,6 +23,20 @@ enum VigilBinary {
 
     static var exists: Bool { access(path, X_OK) == 0 }
 
+    /// `vigil run` with the repository's `rules/` on a seed sandbox, alerts also to `alerts`; ready when it returns.
+    static func runShippedRules(
+        on sandbox: SeedSandbox,
+        alerts: String,
+        launcher: [String] = []
+    ) throws -> DaemonProcess {
+        try DaemonProcess(
+            executable: path,
+            arguments: ["--rules", repositoryRoot + "/rules", "--root", sandbox.root, "--alerts", alerts],
+            workDirectory: sandbox.hostPath("/run/vigil"),
+            launcher: launcher
+        )
+    }
+
     /// Runs `vigil ARGUMENTS` to completion; returns exit code, stdout and stderr.
     static func run(
         _ arguments: [String],
