@@ -5,7 +5,7 @@ public import SystemPackage
 import Glibc
 #endif
 
-/// An epoll instance (`man 7 epoll`): the one place a source thread sleeps (C1).
+/// An epoll instance (`man 7 epoll`): the one place a data-plane thread sleeps (C1).
 public struct Epoll: ~Copyable, @unchecked Sendable {
     // @unchecked Sendable: the descriptor is an int; epoll_ctl/epoll_wait are thread-safe.
 

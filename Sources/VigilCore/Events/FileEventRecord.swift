@@ -1,4 +1,4 @@
-/// One inotify event as it travels from the file source thread to the matcher.
+/// One inotify event, decoded from the kernel's bytes, as the matcher routes it.
 ///
 /// A plain record (C3): the name is copied into an inline buffer, so the record owns no memory and the
 /// source's read buffer can be reused at once. 256 bytes hold any name (`NAME_MAX` is 255) plus its NUL,

@@ -27,7 +27,7 @@ final class FileSource {
 
     deinit { buffer.deallocate() }
 
-    /// Reads one buffer's worth of events and calls `body` for each record; `batchDone` after each buffer.
+    /// Reads one buffer's worth of events and calls `body` for each record.
     /// Returns false when the kernel queue was empty.
     @inline(__always)
     func readBatch(_ body: (FileEventRecord) -> Void) -> Bool {
