@@ -226,3 +226,47 @@ struct ConfigDriftTests {
         #expect(f.sync().isEmpty)
     }
 }
+
+/// Change rules report the keys that changed, old → new, and never copy a secret into an alert.
+@Suite(.timeLimit(.minutes(1)))
+struct ConfigChangeTests {
+    static let rules = """
+        - rule: anything-changed
+          config: /etc/analytics/upload-service.conf
+          changes: ["*"]
+          message: "{changes}"
+        - rule: token-set
+          config: /etc/analytics/upload-service.conf
+          when: { key: api_token, present: true }
+          message: "api_token = {value}"
+
+        """
+
+    @Test func changedKeysAreReportedWithSecretsMasked() throws {
+        let f = try DaemonFixture(rules: Self.rules, label: "changes") { tree in
+            tree.makeDirectory("etc/analytics")
+            tree.write("etc/analytics/upload-service.conf", "api_url = https://a\ndb_password = hunter2\n")
+        }
+        #expect(f.sync().isEmpty, "the first snapshot is not a change")
+        f.tree.writeReplacing(
+            "etc/analytics/upload-service.conf",
+            "api_url = https://b\ndb_password = correct-horse\napi_token = s3cr3t-t0k3n\n"
+        )
+        var seen: [SeenAlert] = []
+        while seen.count < 2, let alert = f.next() {
+            if alert.rule != "cookie" { seen.append(alert) }
+        }
+        let change = try #require(seen.first { $0.rule == "anything-changed" })
+        #expect(change.state == "event")
+        #expect(change.line.contains(#"{"key":"api_url","old":"https://a","new":"https://b"}"#), "\(change)")
+        #expect(change.line.contains(#"{"key":"db_password","old":"****","new":"****"}"#), "\(change)")
+        #expect(change.line.contains(#"{"key":"api_token","old":null,"new":"****"}"#), "\(change)")
+        let token = try #require(seen.first { $0.rule == "token-set" })
+        #expect(token.message == "api_token = ****")
+        for alert in seen {
+            for secret in ["hunter2", "correct-horse", "s3cr3t-t0k3n"] {
+                #expect(!alert.line.contains(secret), "secret '\(secret)' copied into \(alert)")
+            }
+        }
+    }
+}
