@@ -23,15 +23,7 @@ int CVigilLinux_set_thread_name(const char *name) {
 
 int CVigilLinux_set_lease(int fd, int type) { return fcntl(fd, F_SETLEASE, type); }
 
-int CVigilLinux_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
-
-int CVigilLinux_fionread(int fd, int *count) { return ioctl(fd, FIONREAD, count); }
-
 int CVigilLinux_open(const char *path, int flags, unsigned int mode) { return open(path, flags, (mode_t)mode); }
-
-int CVigilLinux_openat(int dirfd, const char *path, int flags, unsigned int mode) {
-    return openat(dirfd, path, flags, (mode_t)mode);
-}
 
 int CVigilLinux_block_signals(const int *signals, int count, sigset_t *out_set) {
     sigset_t set;

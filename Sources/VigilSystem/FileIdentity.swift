@@ -29,9 +29,6 @@ public struct FileIdentity: Sendable, Equatable, Hashable {
         links = UInt64(info.st_nlink)
     }
 
-    /// Permission bits only (`mode & 07777`).
-    public var permissions: UInt32 { mode & 0o7777 }
-
     /// Same file (device and inode)?
     public func isSameFile(as other: FileIdentity) -> Bool {
         device == other.device && inode == other.inode

@@ -35,21 +35,11 @@ public final class Inotify: @unchecked Sendable {
         _ = inotify_rm_watch(descriptor, wd)
     }
 
-    /// Bytes of events waiting in the kernel queue (`FIONREAD`).
-    public func pendingBytes() -> Int {
-        var count: CInt = 0
-        return CVigilLinux_fionread(descriptor, &count) == 0 ? Int(count) : 0
-    }
-
     /// The user's watch limit, from /proc/sys/fs/inotify/max_user_watches (nil when unreadable).
     public static func maximumUserWatches() -> Int? {
         ProcFile.readInteger("/proc/sys/fs/inotify/max_user_watches")
     }
 
-    /// The per-instance queue length, from /proc/sys/fs/inotify/max_queued_events.
-    public static func maximumQueuedEvents() -> Int? {
-        ProcFile.readInteger("/proc/sys/fs/inotify/max_queued_events")
-    }
 }
 
 /// Why an inotify call failed, named for what the user experiences (N4), with the errno table of S7.

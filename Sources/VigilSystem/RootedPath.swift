@@ -22,13 +22,6 @@ public struct RootedPath: Sendable, Equatable {
         root.isEmpty ? serverPath : (serverPath == "/" ? root : root + serverPath)
     }
 
-    /// The server path for a host path inside the root (the inverse of `hostPath`).
-    public func serverPath(_ hostPath: String) -> String {
-        guard !root.isEmpty, hostPath.hasPrefix(root) else { return hostPath }
-        let rest = String(hostPath.dropFirst(root.count))
-        return rest.isEmpty ? "/" : rest
-    }
-
     /// The result of resolving a path.
     public struct Resolution: Sendable, Equatable {
         /// Canonical server path of the longest prefix that exists (symlinks resolved), e.g. `/etc/analytics`.

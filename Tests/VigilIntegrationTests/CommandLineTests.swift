@@ -203,33 +203,15 @@ enum SchemaValidator {
         """
 
     static var available: Bool {
-        (try? VigilBinaryRunner.run("/usr/bin/env", ["python3", "-c", "import jsonschema"]).code) == 0
+        (try? Command.run("/usr/bin/env", ["python3", "-c", "import jsonschema"]).code) == 0
     }
 
     static func validate(_ file: String) throws -> (code: Int32, output: String) {
-        try VigilBinaryRunner.run(
+        let result = try Command.run(
             "/usr/bin/env",
             ["python3", "-c", script, VigilBinary.repositoryRoot + "/docs/alert.schema.json", file]
         )
-    }
-}
-
-/// Runs any command to completion (for helpers that are not the vigil binary).
-enum VigilBinaryRunner {
-    static func run(_ executable: String, _ arguments: [String]) throws -> (code: Int32, output: String) {
-        let work = TempDirectory("run")
-        defer { work.remove() }
-        let child = try ChildProcess(
-            executable: executable,
-            arguments: arguments,
-            standardOutput: work.path + "/out",
-            standardError: work.path + "/out"
-        )
-        guard let status = child.wait(timeoutMilliseconds: 30_000) else {
-            child.signal(SIGKILL)
-            throw HarnessError("\(executable) \(arguments.prefix(1)) did not finish in 30 s")
-        }
-        return (ChildProcess.exitCode(status), ProcFile.readText(work.path + "/out") ?? "")
+        return (result.code, result.out + result.err)
     }
 }
 

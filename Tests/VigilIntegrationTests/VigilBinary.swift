@@ -42,10 +42,21 @@ enum VigilBinary {
         _ arguments: [String],
         timeoutMilliseconds: Int = 30_000
     ) throws -> (code: Int32, out: String, err: String) {
-        let work = TempDirectory("cli")
+        try Command.run(path, arguments, timeoutMilliseconds: timeoutMilliseconds)
+    }
+}
+
+/// Any command run to completion, its output captured (the vigil binary, python3 for the schema check).
+enum Command {
+    static func run(
+        _ executable: String,
+        _ arguments: [String],
+        timeoutMilliseconds: Int = 30_000
+    ) throws -> (code: Int32, out: String, err: String) {
+        let work = TempDirectory("cmd")
         defer { work.remove() }
         let child = try ChildProcess(
-            executable: path,
+            executable: executable,
             arguments: arguments,
             standardOutput: work.path + "/out",
             standardError: work.path + "/err"
@@ -53,7 +64,7 @@ enum VigilBinary {
         guard let status = child.wait(timeoutMilliseconds: timeoutMilliseconds) else {
             child.signal(SIGKILL)
             _ = child.wait(timeoutMilliseconds: 5000)
-            throw HarnessError("vigil \(arguments) did not finish in \(timeoutMilliseconds) ms")
+            throw HarnessError("\(executable) \(arguments.prefix(1)) did not finish in \(timeoutMilliseconds) ms")
         }
         return (
             ChildProcess.exitCode(status), ProcFile.readText(work.path + "/out", limit: 1 << 20) ?? "",
@@ -79,7 +90,6 @@ struct TempDirectory {
     }
 
     func remove() {
-        let sandbox = path
-        _ = try? ChildProcess(executable: "/bin/rm", arguments: ["-rf", sandbox]).wait(timeoutMilliseconds: 10_000)
+        FileTree.remove(path)
     }
 }

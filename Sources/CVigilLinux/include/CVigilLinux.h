@@ -49,17 +49,8 @@ int CVigilLinux_set_thread_name(const char *name);
 /// `fcntl(fd, F_SETLEASE, type)`: `type` is F_RDLCK or F_UNLCK. Swift cannot call variadic `fcntl`.
 int CVigilLinux_set_lease(int fd, int type);
 
-/// `fcntl(fd, F_GETFL)` / `F_SETFL` wrappers for the same reason.
-int CVigilLinux_fcntl_int(int fd, int cmd, int arg);
-
-/// `ioctl(fd, FIONREAD, &n)`: the bytes waiting in an inotify queue.
-int CVigilLinux_fionread(int fd, int *count);
-
 /// `open(path, flags, mode)`: Swift cannot call the variadic `open` with a mode.
 int CVigilLinux_open(const char *path, int flags, unsigned int mode);
-
-/// `openat(dirfd, path, flags, mode)`.
-int CVigilLinux_openat(int dirfd, const char *path, int flags, unsigned int mode);
 
 /// Block every signal in the calling thread's mask except those that report faults, so that
 /// the main thread alone receives SIGTERM/SIGINT/SIGHUP through a signalfd.

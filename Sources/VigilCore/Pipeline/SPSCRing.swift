@@ -74,9 +74,6 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The number of slots.
     public var capacity: Int { mask + 1 }
 
-    /// Records waiting; exact only when called by the producer or the consumer while the other is idle.
-    public var count: Int { tail.load(ordering: .acquiring) - head.load(ordering: .acquiring) }
-
     /// What `push` did.
     public enum PushResult: Equatable, Sendable {
         /// Stored. `wasEmpty` is true when the consumer may be asleep and needs its doorbell rung.
