@@ -102,6 +102,7 @@ public struct Rule: Sendable {
         switch subject {
         case .config(let config): config.trigger.isState
         case .file: false
+        case .process(let process): process.trigger.isState
         }
     }
 }
@@ -112,6 +113,9 @@ public enum Subject: Sendable {
     case config(ConfigSubject)
     /// `file: PATH` — changes to a file itself (created, written, deleted, mode/owner).
     case file(FileSubject)
+    /// `process: { … }` — processes from the kernel's proc connector (exec, exit, uid changes) and the
+    /// process table built from `/proc`.
+    case process(ProcessSubject)
 }
 
 /// A path as written in a rule: an absolute directory plus an exact name or a glob on the name.
@@ -239,6 +243,194 @@ public enum FileChangeKind: String, Sendable, CaseIterable, Hashable {
 public enum ActionSpec: Sendable {
     /// `alert` (to every sink) or `alert: [sink, ...]`.
     case alert(sinks: [String]?, location: SourceLocation)
+    /// `restart` or `restart: { … }` (process rules): start the service again.
+    case restart(ServiceAction)
+    /// `reload` or `reload: { … }` (process rules): make the running service reread its configuration.
+    case reload(ServiceAction)
+}
+
+/// How `restart` and `reload` reach a service. The daemon picks, in this order: `systemctl restart|reload
+/// UNIT` where systemd is PID 1 and a unit is known (`unit:`, or the unit in the process's cgroup); the
+/// `command:`; then the `signal:` sent to the rule's matching processes. `reload` with none of them sends
+/// SIGHUP; `restart` with none of them cannot run off systemd, which `vigil run` reports at start-up.
+public struct ServiceAction: Sendable {
+    public var location: SourceLocation
+    /// `unit:` — a systemd unit name (`.service` is added when no suffix is given).
+    public var unit: String?
+    /// `command:` — argv; the program is an absolute path, run with posix_spawn, never through a shell.
+    public var command: [String]?
+    /// `signal:` — a signal number sent to every process the rule's selector matches.
+    public var signal: Int32?
+    /// `backoff:` — delay before the first retry after a restart that did not take; doubles each time.
+    public var backoffMilliseconds: Int
+    /// `max_backoff:` — the longest delay.
+    public var maximumBackoffMilliseconds: Int
+    /// `flap: { restarts: N, within: T }` — N restarts within T stop the restarts, with an alert.
+    public var flapLimit: Int
+    public var flapWindowMilliseconds: Int
+    /// `confirm_within:` — how long to wait for the new process's exec before the restart is called failed.
+    public var confirmMilliseconds: Int
+
+    public init(
+        location: SourceLocation,
+        unit: String? = nil,
+        command: [String]? = nil,
+        signal: Int32? = nil,
+        backoffMilliseconds: Int = 1000,
+        maximumBackoffMilliseconds: Int = 60_000,
+        flapLimit: Int = 5,
+        flapWindowMilliseconds: Int = 60_000,
+        confirmMilliseconds: Int = 10_000
+    ) {
+        self.location = location
+        self.unit = unit
+        self.command = command
+        self.signal = signal
+        self.backoffMilliseconds = backoffMilliseconds
+        self.maximumBackoffMilliseconds = maximumBackoffMilliseconds
+        self.flapLimit = flapLimit
+        self.flapWindowMilliseconds = flapWindowMilliseconds
+        self.confirmMilliseconds = confirmMilliseconds
+    }
+}
+
+// MARK: Process rules
+
+/// `process:` rules: which processes (the selector) and when the rule fires (the trigger).
+public struct ProcessSubject: Sendable {
+    public var selector: ProcessSelector
+    public var trigger: ProcessTrigger
+
+    public init(selector: ProcessSelector, trigger: ProcessTrigger) {
+        self.selector = selector
+        self.trigger = trigger
+    }
+}
+
+/// Which processes a rule is about. Every field is a list of alternatives (any may match); the fields
+/// that are given must all match. An empty selector (`process: {}` or `process: any`) matches every
+/// process. Text fields are `fnmatch(3)` globs (without FNM_PATHNAME, so `*` crosses `/`).
+public struct ProcessSelector: Sendable, Equatable {
+    /// `name:` — matches the kernel's `comm` (cut to 15 bytes), the executable's base name, or the base
+    /// name of argv[0]; so `upload-service` and `processing-service` (18 characters) both match.
+    public var names: [String]
+    /// `exe:` — the executable's absolute path, as on the server (under `--root`, inside the root).
+    public var executables: [String]
+    /// `argv:` — the command line, arguments joined by single spaces.
+    public var commandLines: [String]
+    /// `user:` — the real or effective user, by name or number.
+    public var users: [UserReference]
+    /// `parent:` — the parent's name (same matching as `names`).
+    public var parents: [String]
+    /// `unit:` — the systemd unit from the process's cgroup (`upload-service` also matches
+    /// `upload-service.service`).
+    public var units: [String]
+    /// `cgroup:` — the cgroup v2 path (`/system.slice/upload-service.service`).
+    public var cgroups: [String]
+
+    public init(
+        names: [String] = [],
+        executables: [String] = [],
+        commandLines: [String] = [],
+        users: [UserReference] = [],
+        parents: [String] = [],
+        units: [String] = [],
+        cgroups: [String] = []
+    ) {
+        self.names = names
+        self.executables = executables
+        self.commandLines = commandLines
+        self.users = users
+        self.parents = parents
+        self.units = units
+        self.cgroups = cgroups
+    }
+
+    /// True when no field is given: every process matches.
+    public var matchesEverything: Bool {
+        names.isEmpty && executables.isEmpty && commandLines.isEmpty && users.isEmpty && parents.isEmpty
+            && units.isEmpty && cgroups.isEmpty
+    }
+}
+
+/// A user named in a rule. Names are resolved by the daemon (from the root's `etc/passwd`) at start-up.
+public enum UserReference: Sendable, Hashable {
+    case name(String, SourceLocation)
+    case id(UInt32)
+}
+
+/// When a process rule fires.
+public enum ProcessTrigger: Sendable {
+    /// `expect: running` (state): fires when no matching process runs — at start-up, or when the last one
+    /// exits — and resolves when one runs again. `minimum:` raises the count that must run.
+    case expectRunning(minimum: Int)
+    /// `on: [exec, exit, core-dump]` (events): fires per matching event; `exit:` narrows exits.
+    case events(Set<ProcessEventKind>, exit: ExitFilter?)
+    /// `on: [zombie]` (state, per zombie): a matching process exited and its parent has not reaped it
+    /// within `grace:`; resolves when it is gone (reaped, or the parent died).
+    case zombie(graceMilliseconds: Int)
+    /// `on: [root]` (events): an exec with effective uid 0, or a uid change to 0, by a process whose
+    /// executable matches none of `allow:` (globs, list names expanded).
+    case root(allow: [String])
+
+    public var isState: Bool {
+        switch self {
+        case .expectRunning, .zombie: true
+        case .events, .root: false
+        }
+    }
+}
+
+/// Process events a rule can fire on.
+public enum ProcessEventKind: String, Sendable, CaseIterable, Hashable {
+    /// The process ran a new program (`execve`).
+    case exec
+    /// The process (not one of its threads) ended: an exit code, or a signal.
+    case exit
+    /// The process was killed by a signal and dumped core.
+    case coreDump = "core-dump"
+}
+
+/// `exit: { code: …, signal: … }`: which exits count. With `exit:` given, an exit that ran to the end is
+/// judged by `code` only and a killed process by `signal` only; an absent part matches nothing.
+public struct ExitFilter: Sendable, Equatable {
+    public enum Codes: Sendable, Equatable {
+        case any
+        /// `code: nonzero`
+        case nonzero
+        case list([Int32])
+    }
+
+    public enum Signals: Sendable, Equatable {
+        case any
+        case list([Int32])
+    }
+
+    public var codes: Codes?
+    public var signals: Signals?
+
+    public init(codes: Codes?, signals: Signals?) {
+        self.codes = codes
+        self.signals = signals
+    }
+
+    /// True when an exit with this status matches: `code` for a normal exit, `signal` for a killed process.
+    public func matches(code: Int32?, signal: Int32?) -> Bool {
+        if let signal {
+            switch signals {
+            case nil: return false
+            case .any: return true
+            case .list(let list): return list.contains(signal)
+            }
+        }
+        let code = code ?? 0
+        switch codes {
+        case nil: return false
+        case .any: return true
+        case .nonzero: return code != 0
+        case .list(let list): return list.contains(code)
+        }
+    }
 }
 
 /// A message with `{field}` references (`{{` and `}}` stand for literal braces).

@@ -108,6 +108,7 @@ final class Matcher: @unchecked Sendable {
                         continue
                     }
                     for sink in sinks { if let i = index[sink] { mask |= 1 << UInt64(i) } }
+                case .restart, .reload: break
                 }
             }
             return RuleFacts(
@@ -303,6 +304,7 @@ final class Matcher: @unchecked Sendable {
             switch rule.subject {
             case .config(let config): pattern = config.path
             case .file(let file): pattern = file.path
+            case .process: continue  // The process watcher's.
             }
             let planNumber: Int
             if let existing = planIndex[pattern.directory] {
