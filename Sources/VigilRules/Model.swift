@@ -96,6 +96,12 @@ public struct Rule: Sendable {
         self.tags = tags
     }
 
+    /// True for `process:` rules (run by the process watcher, not the file matcher).
+    public var isProcessRule: Bool {
+        if case .process = subject { return true }
+        return false
+    }
+
     /// State rules fire when their condition becomes true for an instance and resolve when it becomes
     /// false; event rules fire once per event and never resolve.
     public var isStateRule: Bool {
@@ -259,8 +265,11 @@ public struct ServiceAction: Sendable {
     public var unit: String?
     /// `command:` — argv; the program is an absolute path, run with posix_spawn, never through a shell.
     public var command: [String]?
-    /// `signal:` — a signal number sent to every process the rule's selector matches.
+    /// `signal:` — a signal number sent to every process the rule's selector matches, or to the processes
+    /// `to:` selects (a supervisor that restarts its workers).
     public var signal: Int32?
+    /// `to: { … }` — where `signal:` goes instead of the rule's own processes.
+    public var target: ProcessSelector?
     /// `backoff:` — delay before the first retry after a restart that did not take; doubles each time.
     public var backoffMilliseconds: Int
     /// `max_backoff:` — the longest delay.
@@ -276,6 +285,7 @@ public struct ServiceAction: Sendable {
         unit: String? = nil,
         command: [String]? = nil,
         signal: Int32? = nil,
+        target: ProcessSelector? = nil,
         backoffMilliseconds: Int = 1000,
         maximumBackoffMilliseconds: Int = 60_000,
         flapLimit: Int = 5,
@@ -286,6 +296,7 @@ public struct ServiceAction: Sendable {
         self.unit = unit
         self.command = command
         self.signal = signal
+        self.target = target
         self.backoffMilliseconds = backoffMilliseconds
         self.maximumBackoffMilliseconds = maximumBackoffMilliseconds
         self.flapLimit = flapLimit
