@@ -29,6 +29,12 @@ public struct UserDatabase: Sendable {
     /// A name for a uid: the user name, or the number.
     public func userName(_ uid: UInt32) -> String { userNames[uid] ?? String(uid) }
 
+    /// Adds the users of `other` that this database lacks (the host's users behind a `--root` sandbox's,
+    /// for naming the host's processes).
+    public mutating func fillGaps(from other: UserDatabase) {
+        for (uid, name) in other.userNames where userNames[uid] == nil { userNames[uid] = name }
+    }
+
     private static func records(_ text: String?) -> [[Substring]] {
         guard let text else { return [] }
         return text.split(separator: "\n").compactMap { line in

@@ -1,3 +1,4 @@
+import Logging
 import VigilCore
 import VigilRules
 import VigilSystem
@@ -27,6 +28,7 @@ extension ProcessWatcher {
             let now = Clock.monotonicNanoseconds()
             let decision = supervisor.trigger(now: now)
             store(supervisor, index, kind)
+            logger.debug("\(kind.rawValue) for rule '\(rules[index].rule.id)': \(decision)")
             switch decision {
             case .runNow:
                 perform(index, kind: kind)

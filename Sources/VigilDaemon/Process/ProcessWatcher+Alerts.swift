@@ -118,7 +118,7 @@ extension ProcessWatcher {
             case "name": entry.name.isEmpty ? "pid \(entry.pid)" : entry.name
             case "exe": entry.executable.isEmpty ? "(unknown)" : Self.serverPath(entry.executable, root: root)
             case "argv": CommandLineMasking.mask(entry.commandLine)
-            case "user": entry.realUser == .max ? "(unknown)" : self.users.userName(entry.realUser)
+            case "user": entry.realUser == .max ? "(unknown)" : self.displayUsers.userName(entry.realUser)
             case "uid": entry.realUser == .max ? "(unknown)" : String(entry.realUser)
             case "euid": entry.effectiveUser == .max ? "(unknown)" : String(entry.effectiveUser)
             case "parent": parent.map { $0.name } ?? "pid \(entry.parent)"
@@ -162,7 +162,7 @@ extension ProcessWatcher {
         if let entry, entry.pid != 0 {
             labels["pid"] = String(entry.pid)
             labels["process"] = entry.name
-            if entry.realUser != .max { labels["user"] = users.userName(entry.realUser) }
+            if entry.realUser != .max { labels["user"] = displayUsers.userName(entry.realUser) }
             if let unit = entry.unit { labels["unit"] = unit }
         }
         if let exit {

@@ -83,7 +83,10 @@ final class ProcessWatcher: @unchecked Sendable {
     let ready: EventFD
     let counters: PipelineCounters
     let logger: Logger
+    /// Users of the root, for `user:` selectors.
     let users: UserDatabase
+    /// Users for naming processes in alerts: the root's, then the host's.
+    let displayUsers: UserDatabase
     let timer: TimerFD
     let ownPid = getpid()
     /// The mask of all sinks (Vigil's own alerts go to every sink).
@@ -135,6 +138,9 @@ final class ProcessWatcher: @unchecked Sendable {
         self.counters = counters
         self.logger = logger
         users = UserDatabase(root: settings.root.root.isEmpty ? "/" : settings.root.root)
+        var display = users
+        if !settings.root.root.isEmpty { display.fillGaps(from: UserDatabase(root: "/")) }
+        displayUsers = display
         var problems: [String] = []
         var compiled: [CompiledRule] = []
         let sinkIndex = Dictionary(sinkNames.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })

@@ -2,9 +2,9 @@ internal import Yams
 
 extension RuleFileParser {
     /// Keys of `restart: { … }`.
-    static let restartKeys = ["unit", "command", "signal", "backoff", "max_backoff", "flap", "confirm_within"]
+    static let restartKeys = ["unit", "command", "signal", "to", "backoff", "max_backoff", "flap", "confirm_within"]
     /// Keys of `reload: { … }`.
-    static let reloadKeys = ["unit", "command", "signal"]
+    static let reloadKeys = ["unit", "command", "signal", "to"]
     /// Keys of `flap:`.
     static let flapKeys = ["restarts", "within"]
 
@@ -50,6 +50,13 @@ extension RuleFileParser {
         if let (_, node) = keys["unit"] { action.unit = parseUnitName(node) }
         if let (_, node) = keys["command"] { action.command = parseCommand(node) }
         if let (_, node) = keys["signal"] { action.signal = parseSignal(node, key: "signal") }
+        if let (keyNode, node) = keys["to"] {
+            if keys["signal"] == nil {
+                error("'to' names the processes that receive signal:; add signal: (e.g. signal: HUP) or remove to:", at: keyNode)
+            } else {
+                action.target = parseProcessSelector(node)
+            }
+        }
         if let (_, node) = keys["backoff"], let value = parseDuration(node, key: "backoff") {
             action.backoffMilliseconds = value
         }
@@ -201,7 +208,9 @@ extension RuleFileParser {
                     at: use.location
                 )
             case .expect:
-                if let action = use.action, action.signal != nil, action.unit == nil, action.command == nil {
+                if let action = use.action, action.signal != nil, action.target == nil, action.unit == nil,
+                    action.command == nil
+                {
                     error(
                         "restart in an expect: rule has only signal:, but no process runs to receive it when the rule fires; add unit: or command:",
                         at: use.location
