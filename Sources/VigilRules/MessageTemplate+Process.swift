@@ -1,5 +1,5 @@
 extension MessageTemplate {
-    /// The fields a `process:` rule's message may use. See docs/rules.md#process-rule-fields for their values.
+    /// The fields a `process:` rule's message may use; docs/rules.md#messages says what each holds.
     public static let processFields = [
         "rule", "severity", "host", "pid", "ppid", "name", "exe", "argv", "user", "uid", "euid", "parent", "unit",
         "cgroup", "event", "code", "signal", "core", "status", "count", "minimum", "grace", "restarts",

@@ -79,6 +79,15 @@ extension RuleFileParser {
                 return .alert(sinks: sinks.map(\.0), location: location)
             }
         case .mapping(let mapping) where mapping.count > 1:
+            if let first = mapping.first?.key.scalar?.string, first == "restart" || first == "reload",
+                let option = mapping[1].key.scalar?.string, Self.restartKeys.contains(option)
+            {
+                error(
+                    "'\(option)' is beside '\(first)', not under it; indent the options below \(first): or write \(first): { \(option): … }",
+                    at: mapping[1].key
+                )
+                return nil
+            }
             let names = mapping.map { "'\($0.key.scalar?.string ?? "?")'" }.joined(separator: " and ")
             error("action has several keys (\(names)); write each action as its own list item", at: mapping[1].key)
             return nil

@@ -240,6 +240,11 @@ extension RuleFileParser {
         if let (key, value) = keys["exit"] {
             if listed.contains("exit") {
                 filter = parseExitFilter(value)
+            } else if draft.shape == .expect {
+                error(
+                    "'exit' does not apply to expect: rules; remove it, or write a second rule with on: [exit] and exit:",
+                    at: key
+                )
             } else if draft.shape != nil {
                 error("'exit' applies only to rules with exit in on:; add exit to on:, or remove exit:", at: key)
             }
@@ -344,7 +349,7 @@ extension RuleFileParser {
             let others = names.filter { $0 != alone }
             let list = others.map { "'\($0)'" }.joined(separator: ", ")
             error(
-                "'\(alone)' must stand alone in on:, but on: also lists \(list); move \(others.count == 1 ? "it" : "them") to a rule of its own",
+                "'\(alone)' must stand alone in on:, but on: also lists \(list); move \(list) to \(others.count == 1 ? "a rule of its own" : "another rule")",
                 at: nodes[alone]!
             )
             failed = true

@@ -66,7 +66,8 @@ extension RuleFileParser {
         let selector = kind == .process ? keys["process"].flatMap { parseProcessSelector($0.value) } : nil
         let condition = keys["when"].flatMap { parseCondition($0.value) }
         let changes = keys["changes"].flatMap { parseChanges($0.value) }
-        let changeKinds = kind != .process ? keys["on"].flatMap { parseChangeKinds($0.value) } : nil
+        // on: means file changes or process events depending on the kind; unknown, it is left alone.
+        let changeKinds = kind == .file || kind == .config ? keys["on"].flatMap { parseChangeKinds($0.value) } : nil
         var format = ConfigFormat.ini
         if let (_, node) = keys["format"], let text = parseString(node, key: "format") {
             if let parsed = ConfigFormat(rawValue: text) {
