@@ -43,7 +43,10 @@ struct ProcessRulesTests {
 
         // It lives a little, so its executable can be read at exec (a process gone before that is judged on
         // its `comm`, as the other two are).
-        let exit3 = try ChildProcess(executable: shell, arguments: ["-c", "read -t 0.1 x </dev/zero; sleep 0.05; exit 3"])
+        let exit3 = try ChildProcess(
+            executable: shell,
+            arguments: ["-c", "read -t 0.1 x </dev/zero; sleep 0.05; exit 3"]
+        )
         let a = fixture.expect(rule: "died", state: "event")
         #expect(a?.message == "\(name) (pid \(exit3.pid)) exited with code 3; code 3, signal (none), core no")
         #expect(a?.kind == "process.exit")
@@ -64,10 +67,15 @@ struct ProcessRulesTests {
         let status = crashed.wait(timeoutMilliseconds: 5000) ?? 0
         let dumped = status & 0x80 != 0
         #expect(c?.message.hasPrefix("\(name) (pid \(crashed.pid)) killed by SIGSEGV") == true)
-        #expect(c?.message.hasSuffix("signal SIGSEGV, core \(dumped ? "yes" : "no")") == true, "\(String(describing: c))")
+        #expect(
+            c?.message.hasSuffix("signal SIGSEGV, core \(dumped ? "yes" : "no")") == true,
+            "\(String(describing: c))"
+        )
         if !dumped {
             // The host's core_pattern may pipe cores elsewhere or refuse them; the alert must still agree with wait(2).
-            print("note: this host did not dump core (see /proc/sys/kernel/core_pattern); checked that the alert says 'core no'")
+            print(
+                "note: this host did not dump core (see /proc/sys/kernel/core_pattern); checked that the alert says 'core no'"
+            )
         }
         #expect(c?.line.contains("\"signal\":\"SIGSEGV\"") == true)
     }
@@ -113,7 +121,10 @@ struct ProcessRulesTests {
             label: "proc-threads"
         ) { tree in try? StandIn.install("/bin/sh", at: tree.path("usr/local/bin/\(name)")) }
         // Our own threads come and go (this test runner is multithreaded); a child exits once.
-        let child = try ChildProcess(executable: fixture.tree.path("usr/local/bin/\(name)"), arguments: ["-c", "exit 0"])
+        let child = try ChildProcess(
+            executable: fixture.tree.path("usr/local/bin/\(name)"),
+            arguments: ["-c", "exit 0"]
+        )
         let alert = fixture.expect(rule: "died", state: "event")
         #expect(alert?.line.contains("\"pid\":\"\(child.pid)\"") == true)
         _ = child.wait(timeoutMilliseconds: 5000)
@@ -140,11 +151,17 @@ struct ProcessRulesTests {
         let start = Clock.monotonicNanoseconds()
         let parent = try ChildProcess(
             executable: "/bin/sh",
-            arguments: ["-c", "\(fixture.tree.path("bin/\(childName)")) -c 'exit 0' & exec \(fixture.tree.path("bin/\(parentName)")) 30"]
+            arguments: [
+                "-c",
+                "\(fixture.tree.path("bin/\(childName)")) -c 'exit 0' & exec \(fixture.tree.path("bin/\(parentName)")) 30",
+            ]
         )
         let alert = fixture.expect(rule: "zombie", state: "firing")
         let elapsed = Double(Clock.monotonicNanoseconds() - start) / 1e6
-        #expect(alert?.message.contains("is a zombie of \(parentName) (pid \(parent.pid)) for 300 ms") == true, "\(String(describing: alert))")
+        #expect(
+            alert?.message.contains("is a zombie of \(parentName) (pid \(parent.pid)) for 300 ms") == true,
+            "\(String(describing: alert))"
+        )
         // Grace 300 ms plus 100 ms, with the time the shell takes to start the child on top.
         #expect(elapsed < 300 + 100 + 150, "zombie alerted after \(elapsed) ms")
         // Killing the parent hands the zombie to init, which reaps it.
@@ -174,14 +191,20 @@ struct ProcessRulesTests {
         }
         // Each lives a little, so its executable can be read at exec (an unknown executable is never on the
         // allow list, so a root process gone before Vigil could read it is alerted, which is the safe side).
-        let fine = try ChildProcess(executable: fixture.tree.path("usr/bin/\(allowed)"), arguments: ["-c", "sleep 0.05"])
+        let fine = try ChildProcess(
+            executable: fixture.tree.path("usr/bin/\(allowed)"),
+            arguments: ["-c", "sleep 0.05"]
+        )
         _ = fine.wait(timeoutMilliseconds: 5000)
         let bad = try ChildProcess(executable: fixture.tree.path("usr/bin/\(other)"), arguments: ["-c", "sleep 0.05"])
         _ = bad.wait(timeoutMilliseconds: 5000)
         // Not root: the same binary under an unprivileged uid is not alerted.
         let unprivileged = try ChildProcess(
             executable: "/usr/bin/setpriv",
-            arguments: ["--reuid=65534", "--regid=65534", "--clear-groups", fixture.tree.path("usr/bin/\(other)"), "-c", "exit 0"]
+            arguments: [
+                "--reuid=65534", "--regid=65534", "--clear-groups", fixture.tree.path("usr/bin/\(other)"), "-c",
+                "exit 0",
+            ]
         )
         _ = unprivileged.wait(timeoutMilliseconds: 5000)
         let seen = fixture.sync()
@@ -204,7 +227,11 @@ struct ProcessRulesTests {
             label: "proc-restart"
         ) { tree in
             try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/\(name)"))
-            tree.write("usr/local/bin/start-\(name)", "#!/bin/sh\n\(tree.path("usr/local/bin/\(name)")) 30 &\n", mode: 0o755)
+            tree.write(
+                "usr/local/bin/start-\(name)",
+                "#!/bin/sh\n\(tree.path("usr/local/bin/\(name)")) 30 &\n",
+                mode: 0o755
+            )
         }
         // Missing at start-up: Vigil alerts and starts it.
         fixture.expect(rule: "svc", state: "firing")
@@ -214,7 +241,10 @@ struct ProcessRulesTests {
             if alert.kind == "process.restarted" { restarted = alert }
             if alert.rule == "svc" && alert.state == "resolved" { resolved = alert }
         }
-        #expect(restarted?.message.contains("after '\(fixture.tree.path("usr/local/bin/start-\(name)"))'") == true, "\(String(describing: restarted))")
+        #expect(
+            restarted?.message.contains("after '\(fixture.tree.path("usr/local/bin/start-\(name)"))'") == true,
+            "\(String(describing: restarted))"
+        )
         let pid = restarted.flatMap { JSONField.label($0.line, "pid") }.flatMap { Int32($0) }
         #expect(pid != nil)
         // Kill it: alert, restart, confirmed again.
@@ -225,7 +255,9 @@ struct ProcessRulesTests {
             if alert.kind == "process.restarted" { again = alert }
         }
         #expect(again != nil)
-        if let newPid = again.flatMap({ JSONField.label($0.line, "pid") }).flatMap({ Int32($0) }) { kill(newPid, SIGKILL) }
+        if let newPid = again.flatMap({ JSONField.label($0.line, "pid") }).flatMap({ Int32($0) }) {
+            kill(newPid, SIGKILL)
+        }
     }
 
     @Test func restartThroughASignalToASupervisor() throws {
@@ -247,7 +279,8 @@ struct ProcessRulesTests {
             try? StandIn.install("/bin/sh", at: tree.path("bin/\(supervisor)"))
         }
         // The supervisor starts a worker on USR1; the first worker fails at once.
-        let script = "trap '\(fixture.tree.path("bin/\(worker)")) -c \"exec sleep 5\" &' USR1; \(fixture.tree.path("bin/\(worker)")) -c 'exit 1' & while :; do sleep 1; done"
+        let script =
+            "trap '\(fixture.tree.path("bin/\(worker)")) -c \"exec sleep 5\" &' USR1; \(fixture.tree.path("bin/\(worker)")) -c 'exit 1' & while :; do sleep 1; done"
         let sup = try ChildProcess(executable: fixture.tree.path("bin/\(supervisor)"), arguments: ["-c", script])
         defer {
             sup.signal(SIGKILL)
@@ -276,7 +309,10 @@ struct ProcessRulesTests {
                 """,
             label: "proc-flap"
         ) { tree in try? StandIn.install("/bin/sh", at: tree.path("usr/local/bin/\(name)")) }
-        let first = try ChildProcess(executable: fixture.tree.path("usr/local/bin/\(name)"), arguments: ["-c", "exit 1"])
+        let first = try ChildProcess(
+            executable: fixture.tree.path("usr/local/bin/\(name)"),
+            arguments: ["-c", "exit 1"]
+        )
         _ = first.wait(timeoutMilliseconds: 5000)
         var exits = 0
         var flapping: SeenAlert?

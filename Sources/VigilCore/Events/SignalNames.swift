@@ -1,45 +1,59 @@
-/// Linux signal numbers and names (x86_64 and the other common architectures; see `man 7 signal`).
-/// Rules name signals (`signal: HUP`), alerts say how a process died (`killed by SIGKILL`).
+/// Linux signal names and numbers, for `signal:` in `exit:` filters and in `restart`/`reload`.
+///
+/// The numbers are those of x86_64 and arm64 (the generic Linux ABI; see `man 7 signal`, "Signal
+/// numbering for standard signals"). Alpha, MIPS, SPARC and PA-RISC number some signals differently;
+/// Vigil does not run there. Kept here rather than taken from Glibc so that VigilCore and VigilRules stay free of libc.
 public enum SignalNames {
-    /// Names without the `SIG` prefix, indexed by number (0 unused).
-    static let names: [String] = [
-        "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
-        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM",
-        "PROF", "WINCH", "IO", "PWR", "SYS",
+    /// Standard signals without the `SIG` prefix, with their aliases (`IOT`, `CLD`, `POLL`).
+    public static let standard: [(name: String, number: Int32)] = [
+        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("IOT", 6), ("BUS", 7),
+        ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14),
+        ("TERM", 15), ("STKFLT", 16), ("CHLD", 17), ("CLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20),
+        ("TTIN", 21), ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27),
+        ("WINCH", 28), ("IO", 29), ("POLL", 29), ("PWR", 30), ("SYS", 31),
     ]
 
-    /// The lowest real-time signal number as the kernel counts (glibc reserves 32 and 33 for itself).
-    static let realTimeMinimum: Int32 = 34
-    static let realTimeMaximum: Int32 = 64
+    /// The lowest real-time signal as glibc numbers it (`SIGRTMIN`: the kernel's 32 and 33 are taken by
+    /// the threading library), as `kill -l` shows it.
+    public static let realTimeMinimum: Int32 = 34
+    /// `SIGRTMAX`.
+    public static let realTimeMaximum: Int32 = 64
+    /// The range of signal numbers a rule may give.
+    public static let numbers: ClosedRange<Int32> = 1...64
 
-    /// `SIGKILL` for 9, `SIGRTMIN+2` for 36, `signal 99` for numbers that are not signals.
-    public static func name(of number: Int32) -> String {
-        if number > 0 && Int(number) < names.count { return "SIG" + names[Int(number)] }
-        if number >= realTimeMinimum && number <= realTimeMaximum {
-            return number == realTimeMinimum ? "SIGRTMIN" : "SIGRTMIN+\(number - realTimeMinimum)"
+    /// How the forms are described in errors.
+    public static let expectedForms = "a name such as HUP, TERM or SIGUSR1, or a number from 1 to 64"
+
+    /// The number for a name (any case, with or without `SIG`; `RTMIN`, `RTMIN+N`, `RTMAX-N`) or for a
+    /// decimal number from 1 to 64; nil otherwise.
+    public static func number(_ text: String) -> Int32? {
+        if let value = Int32(text), !text.hasPrefix("+") {
+            return numbers.contains(value) ? value : nil
         }
-        return "signal \(number)"
-    }
-
-    /// The number for a name with or without `SIG`, in any case (`hup`, `SIGHUP`, `RTMIN+1`), or a number
-    /// 1...64 written in digits; nil when it is not a signal.
-    public static func number(of text: String) -> Int32? {
-        if let value = Int32(text) { return (1...realTimeMaximum).contains(value) ? value : nil }
-        var upper = text.uppercased()
-        if upper.hasPrefix("SIG") { upper.removeFirst(3) }
-        if let index = names.firstIndex(of: upper), index > 0 { return Int32(index) }
-        if upper == "IOT" { return 6 }
-        if upper == "POLL" { return 29 }
-        if upper.hasPrefix("RTMIN") {
-            let rest = upper.dropFirst(5)
-            if rest.isEmpty { return realTimeMinimum }
-            guard rest.hasPrefix("+"), let offset = Int32(rest.dropFirst()) else { return nil }
-            let value = realTimeMinimum + offset
-            return value <= realTimeMaximum ? value : nil
+        var name = Substring(text.uppercased())
+        if name.hasPrefix("SIG") { name = name.dropFirst(3) }
+        if let entry = standard.first(where: { $0.name == name }) { return entry.number }
+        for (prefix, base, sign) in [("RTMIN", realTimeMinimum, Int32(1)), ("RTMAX", realTimeMaximum, Int32(-1))]
+        where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            if rest.isEmpty { return base }
+            let operatorCharacter: Character = sign > 0 ? "+" : "-"
+            guard rest.first == operatorCharacter, rest.count > 1,
+                rest.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }),
+                let offset = Int32(rest.dropFirst())
+            else { return nil }
+            let value = base + sign * offset
+            return (realTimeMinimum...realTimeMaximum).contains(value) ? value : nil
         }
         return nil
     }
 
-    /// Every name, with `SIG`, for "expected one of" messages.
-    public static var allNames: [String] { names.dropFirst().map { "SIG" + $0 } }
+    /// The name of a signal number for alerts: `SIGKILL`, `SIGRTMIN+2`; `signal 99` for numbers that are
+    /// not signals.
+    public static func name(of number: Int32) -> String {
+        if let entry = standard.first(where: { $0.number == number }) { return "SIG" + entry.name }
+        if number == realTimeMinimum { return "SIGRTMIN" }
+        if number > realTimeMinimum && number <= realTimeMaximum { return "SIGRTMIN+\(number - realTimeMinimum)" }
+        return "signal \(number)"
+    }
 }

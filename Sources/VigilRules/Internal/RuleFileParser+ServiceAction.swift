@@ -52,7 +52,10 @@ extension RuleFileParser {
         if let (_, node) = keys["signal"] { action.signal = parseSignal(node, key: "signal") }
         if let (keyNode, node) = keys["to"] {
             if keys["signal"] == nil {
-                error("'to' names the processes that receive signal:; add signal: (e.g. signal: HUP) or remove to:", at: keyNode)
+                error(
+                    "'to' names the processes that receive signal:; add signal: (e.g. signal: HUP) or remove to:",
+                    at: keyNode
+                )
             } else {
                 action.target = parseProcessSelector(node)
             }

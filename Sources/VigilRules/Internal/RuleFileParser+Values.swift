@@ -1,3 +1,4 @@
+import VigilCore
 internal import Yams
 
 extension RuleFileParser {
