@@ -242,7 +242,8 @@ struct ProcessRulesTests {
             if alert.rule == "svc" && alert.state == "resolved" { resolved = alert }
         }
         #expect(
-            restarted?.message.contains("after '\(fixture.tree.path("usr/local/bin/start-\(name)"))'") == true,
+            // The command as the rules name it (inside --root, the sandbox's copy ran).
+            restarted?.message.contains("after '/usr/local/bin/start-\(name)'") == true,
             "\(String(describing: restarted))"
         )
         let pid = restarted.flatMap { JSONField.label($0.line, "pid") }.flatMap { Int32($0) }
@@ -280,7 +281,7 @@ struct ProcessRulesTests {
         }
         // The supervisor starts a worker on USR1; the first worker fails at once.
         let script =
-            "trap '\(fixture.tree.path("bin/\(worker)")) -c \"exec sleep 5\" &' USR1; \(fixture.tree.path("bin/\(worker)")) -c 'exit 1' & while :; do sleep 1; done"
+            "trap '\(fixture.tree.path("bin/\(worker)")) -c \"exec sleep 5\" &' USR1; \(fixture.tree.path("bin/\(worker)")) -c 'sleep 0.1; exit 1' & while :; do sleep 1; done"
         let sup = try ChildProcess(executable: fixture.tree.path("bin/\(supervisor)"), arguments: ["-c", script])
         defer {
             sup.signal(SIGKILL)
@@ -305,13 +306,13 @@ struct ProcessRulesTests {
                   on: [exit]
                   then:
                     - alert
-                    - restart: { command: [/usr/local/bin/\(name), -c, "exit 1"], backoff: 20ms, flap: { restarts: 3, within: 30s } }
+                    - restart: { command: [/usr/local/bin/\(name), -c, "sleep 0.05; exit 1"], backoff: 20ms, flap: { restarts: 3, within: 30s } }
                 """,
             label: "proc-flap"
         ) { tree in try? StandIn.install("/bin/sh", at: tree.path("usr/local/bin/\(name)")) }
         let first = try ChildProcess(
             executable: fixture.tree.path("usr/local/bin/\(name)"),
-            arguments: ["-c", "exit 1"]
+            arguments: ["-c", "sleep 0.05; exit 1"]
         )
         _ = first.wait(timeoutMilliseconds: 5000)
         var exits = 0

@@ -63,12 +63,7 @@ struct CommandLineTests {
         let follower = try LineFollower(path: alerts)
         let daemon = try VigilBinary.runShippedRules(on: sandbox, alerts: alerts)
         try sandbox.writeReplacing(SeedSandbox.configPath, SeedSandbox.insecureConfig)
-        // The seed's services are not running in this sandbox: the process rules' alerts come first; skip them.
-        var line = ""
-        while let next = follower.next(timeoutMilliseconds: 5000)?.line {
-            line = next
-            if !(JSONField.string(next, "kind") ?? "").hasPrefix("process.") { break }
-        }
+        let line = follower.nextFileAlert() ?? ""
         #expect(JSONField.string(line, "rule") == "upload-ssl-verification-disabled", "\(line)\n\(daemon.log())")
         #expect(JSONField.string(line, "state") == "firing")
         #expect(JSONField.string(line, "severity") == "critical")
@@ -95,7 +90,7 @@ struct CommandLineTests {
             let alerts = sandbox.hostPath("/var/log/vigil/round\(round).jsonl")
             let follower = try LineFollower(path: alerts)
             let daemon = try VigilBinary.runShippedRules(on: sandbox, alerts: alerts)
-            let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
+            let line = follower.nextFileAlert() ?? ""
             ids.append(JSONField.string(line, "id") ?? "")
             #expect(daemon.stop() == 0)
         }
@@ -105,7 +100,9 @@ struct CommandLineTests {
     @Test func demoRunsTheSeedsIncidentAndExitsZero() throws {
         let result = try VigilBinary.run(["demo", "--rules", VigilBinary.repositoryRoot + "/rules"])
         #expect(result.code == 0, "\(result)")
-        #expect(result.out.contains("4 reactions"), "\(result.out)")
+        #expect(result.out.contains("5 reactions"), "\(result.out)")
+        #expect(result.out.contains("killed by SIGKILL"), "\(result.out)")
+        #expect(result.out.contains("Restarted upload-service: new pid"), "\(result.out)")
         #expect(result.out.components(separatedBy: "firing").count - 1 >= 2)
     }
 }
@@ -146,7 +143,7 @@ struct WithoutReadCapabilitiesTests {
         #expect(!log.contains(sandbox.root + "/etc"), "messages name the server's path, not the sandbox's: \(log)")
         // The mode change is an event: the file is read at once and the insecure value fires.
         #expect(chmod(sandbox.hostPath(SeedSandbox.configPath), 0o644) == 0)
-        let line = follower.next(timeoutMilliseconds: 5000)?.line ?? ""
+        let line = follower.nextFileAlert() ?? ""
         #expect(JSONField.string(line, "state") == "firing", "\(line)\n\(daemon.log())")
     }
 }

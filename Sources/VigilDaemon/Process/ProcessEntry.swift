@@ -29,6 +29,9 @@ struct ProcessEntry {
     var unit: String?
     /// Indices of the rules with a selector (not `process: any`) that match this process.
     var matched: [Int] = []
+    /// Started by one of Vigil's own restart or reload commands (or the probe), or forked from one: the
+    /// root rule trusts what the rules themselves run.
+    var startedByVigil = false
     /// False when the details were inherited at fork or the process was gone before `/proc` was read.
     var captured = false
 

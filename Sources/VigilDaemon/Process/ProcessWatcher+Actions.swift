@@ -99,11 +99,12 @@ extension ProcessWatcher {
                 now: now
             )
         case .command(let argv):
+            let shown = [Self.serverPath(argv[0], root: settings.root)] + argv.dropFirst()
             spawnAction(
                 index,
                 kind: kind,
                 argv: argv,
-                description: "'\(argv.joined(separator: " "))'",
+                description: "'\(shown.joined(separator: " "))'",
                 supervisor: &supervisor,
                 now: now
             )

@@ -29,7 +29,9 @@ extension ProcessWatcher {
         let count = runningCount[index] ?? 0
         let fallback = ProcessEntry(pid: 0, parent: 0)
         let base = fields(rule, entry ?? fallback, event: state == .firing ? "missing" : "running", exit: exit)
-        let name = entry?.name ?? displayName(index)
+        // Firing: the rule's process (the entry that left may have become another program); resolved: the one
+        // that runs now.
+        let name = state == .firing ? ruleProcessName(index) : (entry?.name ?? ruleProcessName(index))
         let fields: (String) -> String? = { field in
             switch field {
             case "count": String(count)
@@ -133,6 +135,14 @@ extension ProcessWatcher {
             default: nil
             }
         }
+    }
+
+    /// The process a rule is about, from its selector: the first name, else the first executable's base name.
+    func ruleProcessName(_ index: Int) -> String {
+        let selector = rules[index].process.selector
+        if let name = selector.names.first { return name }
+        if let exe = selector.executables.first { return String(exe.split(separator: "/").last ?? Substring(exe)) }
+        return selector.units.first ?? rules[index].rule.id
     }
 
     private func restartCount(rule id: String) -> Int {

@@ -70,6 +70,7 @@ extension ProcessWatcher {
             }()
         if entry.parent == 0 { entry.parent = parentFromTable }
         entry.matched = table[pid]?.matched ?? []
+        entry.startedByVigil = (table[pid]?.startedByVigil ?? false) || children[pid] != nil
         if pid == probePid { probeSawExec = true }
         rematch(&entry, executed: true)
     }
@@ -91,8 +92,7 @@ extension ProcessWatcher {
             switch rules[index].process.trigger {
             case .events(let kinds, _) where kinds.contains(.exec):
                 emitProcessEvent(index, entry, event: "exec", exit: nil)
-            case .root(let allow):
-                _ = allow
+            case .root:
                 if entry.effectiveUser == 0 && !isAllowedRoot(index, entry) {
                     emitProcessEvent(index, entry, event: "root", exit: nil)
                 }
@@ -120,7 +120,10 @@ extension ProcessWatcher {
         }
     }
 
+    /// A root process the rule accepts: on its allow list, Vigil itself, or started by Vigil's own actions.
+    /// An unknown executable is never on the list (the safe side).
     func isAllowedRoot(_ index: Int, _ entry: ProcessEntry) -> Bool {
+        if entry.startedByVigil || entry.pid == ownPid { return true }
         guard !entry.executable.isEmpty else { return false }
         return rules[index].allowed.contains { $0.matches(entry.executable) }
     }
@@ -249,6 +252,7 @@ extension ProcessWatcher {
         }
         if !resynchronising {
             started = true
+            reviewRootProcesses()
             for index in rules.indices {
                 guard case .expectRunning(let minimum) = rules[index].process.trigger else { continue }
                 let count = runningCount[index] ?? 0
@@ -259,6 +263,21 @@ extension ProcessWatcher {
                 } else {
                     expectFiring[index] = false
                 }
+            }
+        }
+    }
+
+    /// The seed's `ps -U root` review, once at start-up: every running root process a root rule does not
+    /// allow. Kernel threads (children of kthreadd, no executable) are the kernel's, not programs.
+    private func reviewRootProcesses() {
+        let rootRules = rules.indices.filter { if case .root = rules[$0].process.trigger { true } else { false } }
+        guard !rootRules.isEmpty else { return }
+        for entry in table.values.sorted(by: { $0.pid < $1.pid }) {
+            guard entry.effectiveUser == 0, !entry.executable.isEmpty, entry.pid != 2, entry.parent != 2 else {
+                continue
+            }
+            for index in rootRules where rules[index].selector.matchesEverything || entry.matched.contains(index) {
+                if !isAllowedRoot(index, entry) { emitProcessEvent(index, entry, event: "root", exit: nil) }
             }
         }
     }
