@@ -115,7 +115,7 @@ extension ProcessWatcher {
         guard !wasRoot && (real == 0 || effective == 0) else { return }
         for index in entry.matched + everyProcessRules {
             if case .root = rules[index].process.trigger, !isAllowedRoot(index, entry) {
-                emitProcessEvent(index, entry, event: "uid-root", exit: nil)
+                emitProcessEvent(index, entry, event: "root", exit: nil, status: "became root")
             }
         }
     }
@@ -168,7 +168,7 @@ extension ProcessWatcher {
                     requestActions(index, entry: entry)
                 }
             case .zombie:
-                if exit != nil { watchForZombie(entry, rule: index) }
+                if let exit { watchForZombie(entry, rule: index, exit: exit) }
             case .root:
                 break
             }

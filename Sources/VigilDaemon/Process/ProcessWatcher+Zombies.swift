@@ -7,7 +7,7 @@ import VigilSystem
 // grace period ends it is checked once (`/proc/PID/stat` state `Z`, same start time); a zombie is alerted
 // and checked again on its own timer until it is gone. No periodic scan of every process.
 extension ProcessWatcher {
-    func watchForZombie(_ entry: ProcessEntry, rule index: Int) {
+    func watchForZombie(_ entry: ProcessEntry, rule index: Int, exit: ExitStatus) {
         guard case .zombie(let grace) = rules[index].process.trigger else { return }
         if var watch = zombies[entry.pid] {
             if !watch.rules.contains(index) { watch.rules.append(index) }
@@ -18,7 +18,12 @@ extension ProcessWatcher {
             zombiesNotTracked += 1
             return
         }
-        zombies[entry.pid] = ZombieWatch(entry: entry, rules: [index], exitedAt: Clock.monotonicNanoseconds())
+        zombies[entry.pid] = ZombieWatch(
+            entry: entry,
+            rules: [index],
+            exit: exit,
+            exitedAt: Clock.monotonicNanoseconds()
+        )
         schedule(
             .zombieCheck(pid: entry.pid, startTime: entry.startTime),
             at: Clock.monotonicNanoseconds() + UInt64(grace) * 1_000_000

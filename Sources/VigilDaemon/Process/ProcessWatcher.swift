@@ -71,6 +71,8 @@ final class ProcessWatcher: @unchecked Sendable {
     struct ZombieWatch {
         var entry: ProcessEntry
         var rules: [Int]
+        /// How it exited (what its parent has not collected).
+        var exit: ExitStatus
         var exitedAt: UInt64
         var alerted = false
     }
@@ -200,6 +202,17 @@ final class ProcessWatcher: @unchecked Sendable {
                     signalTargets: targets
                 )
             )
+        }
+        // A restart with no way to reach the service here is said at start-up, with the rule's position.
+        if !settings.systemdRunning {
+            for rule in compiled {
+                for action in rule.rule.actions {
+                    guard case .restart(let spec) = action, spec.command == nil, spec.signal == nil else { continue }
+                    logger.warning(
+                        "\(spec.location): warning: rule '\(rule.rule.id)' restarts through systemctl, but systemd is not PID 1 here; add command: (the service's start command) to restart it off systemd"
+                    )
+                }
+            }
         }
         if !problems.isEmpty {
             throw DaemonError(problems.joined(separator: "\n") + "\nvigil: process rules were not loaded")
