@@ -36,6 +36,8 @@ public final class Daemon: @unchecked Sendable {
         public var probeProcessEvents: Bool = true
         /// How often a zombie is checked again until it is reaped, in milliseconds.
         public var zombieRecheckMilliseconds: Int = 250
+        /// The proc connector's receive buffer (forced with SO_RCVBUFFORCE); smaller loses events in bursts.
+        public var processReceiveBufferBytes: Int = 4 << 20
 
         public init(
             ruleSet: RuleSet,
@@ -127,7 +129,7 @@ public final class Daemon: @unchecked Sendable {
             // SO_RCVBUFFORCE always): the capabilities are dropped before the threads start.
             let connector: ProcConnector
             do {
-                connector = try ProcConnector()
+                connector = try ProcConnector(receiveBufferSize: options.processReceiveBufferBytes)
             } catch {
                 throw DaemonError(error.description)
             }

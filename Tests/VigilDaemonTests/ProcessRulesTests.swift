@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import VigilDaemon
 import VigilHarness
@@ -327,5 +328,52 @@ struct ProcessRulesTests {
         #expect(exits == 4)
         // And nothing more: the restarts stopped.
         #expect(fixture.sync().filter { $0.kind == "process.exit" }.isEmpty)
+    }
+}
+
+/// Event loss: with a socket buffer far below the 4 MiB Vigil forces, a burst overflows it. The loss is
+/// counted, alerted, and the table is walked again so state rules stay right.
+@Suite(
+    .serialized,
+    .enabled(if: procConnectorAvailable, "needs the netlink proc connector (root, or CAP_NET_ADMIN before Linux 6.6)")
+)
+struct ProcessEventLossTests {
+    @Test func aBurstThatOverflowsTheSocketIsCountedResynchronisedAndAlerted() throws {
+        let name = uniqueName("vql")
+        let fixture = try DaemonFixture(
+            rules: """
+                - rule: must-run
+                  process: { name: \(name) }
+                  expect: running
+                """,
+            label: "proc-loss",
+            prepare: { tree in try? StandIn.install("/bin/sleep", at: tree.path("bin/\(name)")) },
+            configure: { $0.processReceiveBufferBytes = 4096 }
+        )
+        fixture.expect(rule: "must-run", state: "firing")
+        // Start the service inside the burst, so its exec may be among the lost events.
+        var children: [ChildProcess] = []
+        for i in 0..<3000 {
+            if i == 1500 {
+                children.append(try ChildProcess(executable: fixture.tree.path("bin/\(name)"), arguments: ["30"]))
+            } else {
+                let child = try ChildProcess(executable: "/bin/true", arguments: [])
+                _ = child.wait(timeoutMilliseconds: 5000)
+            }
+        }
+        var lost: SeenAlert?
+        var resolved: SeenAlert?
+        while lost == nil || resolved == nil, let alert = fixture.next(timeoutMilliseconds: 10000) {
+            if alert.kind == "vigil.process_events_lost" { lost = alert }
+            if alert.rule == "must-run" && alert.state == "resolved" { resolved = alert }
+        }
+        #expect(lost != nil, "a 4 KiB buffer did not overflow in a burst of 3,000 processes")
+        #expect(lost?.message.contains("walked /proc again") == true)
+        #expect(resolved != nil, "the service started in the burst was not found")
+        #expect(fixture.daemon.counters.processEventsLost.load(ordering: .relaxed) >= 1)
+        for child in children {
+            child.signal(SIGKILL)
+            _ = child.wait(timeoutMilliseconds: 5000)
+        }
     }
 }
