@@ -185,6 +185,8 @@ public final class Daemon: @unchecked Sendable {
             switch rule.subject {
             case .config, .file:
                 need(CapabilitySet.dacReadSearch, "to read files other users own", rule: nil)
+                // A read lease (how a config is proven complete) on another user's file needs CAP_LEASE.
+                need(CapabilitySet.lease, "to take read leases on files other users own", rule: nil)
             case .process:
                 guard processWatcher != nil else { continue }
                 need(CapabilitySet.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)

@@ -24,6 +24,7 @@ public struct CapabilitySet: Sendable, Equatable, Hashable {
     public static let netAdmin: Int32 = 12
     public static let sysPtrace: Int32 = 19
     public static let sysResource: Int32 = 24
+    public static let lease: Int32 = 28
 
     public func contains(_ number: Int32) -> Bool { bits & (1 << UInt64(number)) != 0 }
     public mutating func insert(_ number: Int32) { bits |= 1 << UInt64(number) }
