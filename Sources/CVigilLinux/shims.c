@@ -150,3 +150,9 @@ int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value) {
     socklen_t length = (socklen_t)sizeof(*value);
     return getsockopt(fd, level, name, value, &length);
 }
+
+int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int CVigilLinux_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -52,11 +52,19 @@ int CVigilLinux_setsockopt_int(int fd, int level, int name, int value);
 /// `getsockopt(fd, level, name, &value, &length)` for an int option: returns 0, or -1 with errno.
 int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value);
 
+/// `posix_spawn_file_actions_addchdir_np(3)` (glibc 2.29): the child changes directory before exec.
+/// Swift's Glibc module does not show it (it is a GNU extension).
+int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// `gettid(2)`: the calling thread's id (the kernel's `task->pid`; `process_pid` in process events).
+int CVigilLinux_gettid(void);
+
 #endif
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <string.h>
 #include <pthread.h>
@@ -155,5 +163,12 @@ int CVigilLinux_setsockopt_int(int fd, int level, int name, int value);
 
 /// `getsockopt(fd, level, name, &value, &length)` for an int option: returns 0, or -1 with errno.
 int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value);
+
+/// `posix_spawn_file_actions_addchdir_np(3)` (glibc 2.29): the child changes directory before exec.
+/// Swift's Glibc module does not show it (it is a GNU extension).
+int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// `gettid(2)`: the calling thread's id (the kernel's `task->pid`; `process_pid` in process events).
+int CVigilLinux_gettid(void);
 
 #endif
