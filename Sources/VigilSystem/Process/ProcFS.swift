@@ -1,0 +1,285 @@
+import CVigilLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Readers of `/proc/PID/…` for the process table (cold path: at exec time, at start-up and after lost
+/// events). A process event carries only pids; everything else about a process is read here, and any
+/// read may find the process already gone: every reader returns nil then (`ENOENT`/`ESRCH`).
+///
+/// One instance owns one read buffer and is used by one thread at a time. `root` is `/proc`, or a
+/// directory laid out like it for tests. See `man 5 proc`.
+public final class ProcFS {
+    /// The proc root, `/proc` by default.
+    public let root: String
+
+    private let buffer: UnsafeMutableRawBufferPointer
+
+    /// A reader of `root`, with a reusable buffer of `bufferSize` bytes (the largest file it reads whole;
+    /// `/proc/PID/status` is about 1.5 KiB).
+    public init(root: String = "/proc", bufferSize: Int = 16384) {
+        self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+        buffer = .allocate(byteCount: max(bufferSize, 4096), alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// `/proc/PID/stat`, the fields Vigil uses.
+    public struct Stat: Sendable, Equatable {
+        /// The process id (field 1).
+        public var pid: Int32
+        /// The `comm` name, up to 15 bytes (field 2, between the parentheses).
+        public var comm: String
+        /// The state letter: `R`, `S`, `D`, `Z` (zombie), `T`, `t`, `X`, `I` (field 3).
+        public var state: UInt8
+        /// The parent process (field 4).
+        public var ppid: Int32
+        /// The process group (field 5).
+        public var processGroup: Int32
+        /// The session (field 6).
+        public var session: Int32
+        /// User-mode CPU time in clock ticks (field 14).
+        public var userTicks: UInt64
+        /// Kernel-mode CPU time in clock ticks (field 15).
+        public var systemTicks: UInt64
+        /// Threads in the process (field 20).
+        public var threads: Int
+        /// When the process started, in clock ticks since boot (field 22). With the pid it identifies a
+        /// process across pid reuse.
+        public var startTime: UInt64
+
+        /// Whether the process is a zombie: exited, not yet reaped by its parent.
+        public var isZombie: Bool { state == UInt8(ascii: "Z") }
+    }
+
+    /// `/proc/PID/status`, the ids Vigil uses.
+    public struct Status: Sendable, Equatable {
+        /// The process (thread group) id, `Tgid:`; differs from the pid for a thread read through its tid.
+        public var tgid: Int32
+        /// The parent, `PPid:`.
+        public var ppid: Int32
+        /// Real user id, the first `Uid:` field.
+        public var ruid: UInt32
+        /// Effective user id, the second `Uid:` field.
+        public var euid: UInt32
+        /// Real group id, the first `Gid:` field.
+        public var rgid: UInt32
+        /// Effective group id, the second `Gid:` field.
+        public var egid: UInt32
+    }
+
+    /// Where `/proc/PID/exe` points.
+    public struct Executable: Sendable, Equatable {
+        /// The path, without the kernel's ` (deleted)` suffix.
+        public var path: String
+        /// True when the file was deleted or replaced after the process started it (the kernel appended
+        /// ` (deleted)`), as after a package upgrade.
+        public var deleted: Bool
+    }
+
+    /// Reads and parses `/proc/PID/stat`; nil when the process is gone or the file is malformed.
+    public func stat(_ pid: Int32) -> Stat? {
+        guard let count = readWhole("\(root)/\(pid)/stat") else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+        // comm may itself hold ')' and spaces: it runs from the first '(' to the *last* ')'.
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
+            let close = bytes.lastIndex(of: UInt8(ascii: ")")),
+            open < close
+        else { return nil }
+        let comm = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
+        guard let pidField = Self.integer(bytes[0..<open]) else { return nil }
+        // Fields 3… follow ") ", separated by single spaces.
+        var fields: [Substring.UTF8View.SubSequence] = []
+        let rest = String(decoding: bytes[min(close + 2, count)..<count], as: UTF8.self)
+        for field in rest.utf8.split(separator: UInt8(ascii: " "), maxSplits: 21) { fields.append(field) }
+        guard fields.count >= 20, let state = fields[0].first else { return nil }
+        func number(_ fieldNumber: Int) -> Int64? { Int64(String(decoding: fields[fieldNumber - 3], as: UTF8.self)) }
+        guard let ppid = number(4), let group = number(5), let session = number(6), let user = number(14),
+            let system = number(15), let threads = number(20), let start = number(22)
+        else { return nil }
+        return Stat(
+            pid: Int32(truncatingIfNeeded: pidField),
+            comm: comm,
+            state: state,
+            ppid: Int32(truncatingIfNeeded: ppid),
+            processGroup: Int32(truncatingIfNeeded: group),
+            session: Int32(truncatingIfNeeded: session),
+            userTicks: UInt64(max(user, 0)),
+            systemTicks: UInt64(max(system, 0)),
+            threads: Int(threads),
+            startTime: UInt64(max(start, 0))
+        )
+    }
+
+    /// Reads and parses `/proc/PID/status`; nil when the process is gone or a field is missing.
+    public func status(_ pid: Int32) -> Status? {
+        guard let count = readWhole("\(root)/\(pid)/status") else { return nil }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
+        var tgid: Int32?
+        var ppid: Int32?
+        var uids: [UInt32] = []
+        var gids: [UInt32] = []
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon]
+            let values = line[line.index(after: colon)...].split(whereSeparator: { $0 == "\t" || $0 == " " })
+            switch key {
+            case "Tgid": tgid = values.first.flatMap { Int32($0) }
+            case "PPid": ppid = values.first.flatMap { Int32($0) }
+            case "Uid": uids = values.compactMap { UInt32($0) }
+            case "Gid": gids = values.compactMap { UInt32($0) }
+            default: continue
+            }
+        }
+        guard let tgid, let ppid, uids.count >= 2, gids.count >= 2 else { return nil }
+        return Status(tgid: tgid, ppid: ppid, ruid: uids[0], euid: uids[1], rgid: gids[0], egid: gids[1])
+    }
+
+    /// `readlink(2)` of `/proc/PID/exe`; nil when the process is gone, is a kernel thread, or its
+    /// executable may not be read (`EACCES`: another user's process without `CAP_SYS_PTRACE`).
+    public func executable(_ pid: Int32) -> Executable? {
+        let path = "\(root)/\(pid)/exe"
+        let n = path.withCString { name in
+            readlink(name, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+        }
+        guard n > 0 else { return nil }
+        var target = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
+        let suffix = " (deleted)"
+        let deleted = target.hasSuffix(suffix)
+        if deleted { target.removeLast(suffix.count) }
+        return Executable(path: target, deleted: deleted)
+    }
+
+    /// `/proc/PID/cmdline` split at its NULs, reading at most `limit` bytes; empty for a kernel thread or a
+    /// zombie, nil when the process is gone. Also empty for a moment during `execve`: a parent's
+    /// `posix_spawn` returns once the child's memory is replaced, before the kernel has copied argv into
+    /// it (measured on 6.18). Read it at the process's exec event, which the kernel sends when exec is done.
+    public func commandLine(_ pid: Int32, limit: Int = 4096) -> [String]? {
+        guard let count = readWhole("\(root)/\(pid)/cmdline", limit: limit) else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+        var arguments = bytes.split(separator: 0, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        if bytes.last == 0 || count == 0 { arguments.removeLast() }  // the NUL ends the last argument
+        return arguments
+    }
+
+    /// The cgroup v2 path of the process (the `0::` line of `/proc/PID/cgroup`), or on a host without
+    /// the unified hierarchy the `name=systemd` v1 path; nil when the process is gone.
+    public func cgroup(_ pid: Int32) -> String? {
+        guard let count = readWhole("\(root)/\(pid)/cgroup") else { return nil }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
+        var systemd: String?
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if parts[0] == "0" && parts[1].isEmpty { return String(parts[2]) }
+            if parts[1] == "name=systemd" { systemd = String(parts[2]) }
+        }
+        return systemd
+    }
+
+    /// The systemd unit a cgroup path belongs to: its last component that ends in `.service` or `.scope`,
+    /// so a user service under `user@1000.service` is named by itself. Nil for `/` and for paths in no unit.
+    ///
+    ///     /system.slice/upload-service.service → upload-service.service
+    ///     /user.slice/user-1000.slice/user@1000.service/app.slice/foo.service → foo.service
+    public static func unit(fromCgroup path: String) -> String? {
+        for component in path.split(separator: "/").reversed()
+        where component.hasSuffix(".service") || component.hasSuffix(".scope") {
+            return String(component)
+        }
+        return nil
+    }
+
+    /// Every process id: the numeric entries of the proc root (threads are not listed there).
+    public func pids() -> [Int32] {
+        numericEntries(root)
+    }
+
+    /// The thread ids of process `pid` (`/proc/PID/task`), the main thread included; nil when it is gone.
+    public func threadIds(_ pid: Int32) -> [Int32]? {
+        let tasks = numericEntries("\(root)/\(pid)/task")
+        return tasks.isEmpty ? nil : tasks
+    }
+
+    /// `gettid(2)`: the calling thread's id, which process events report as `pid` (and as the parent of
+    /// the children this thread starts).
+    public static func currentThreadID() -> Int32 { CVigilLinux_gettid() }
+
+    /// When the host booted, in seconds since the Unix epoch (`btime` in `/proc/stat`).
+    public func bootTime() -> Int64? {
+        guard let count = readWhole("\(root)/stat", limit: buffer.count) else { return nil }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
+            return Int64(line.dropFirst(6))
+        }
+        return nil
+    }
+
+    /// `sysconf(_SC_CLK_TCK)`: the clock ticks per second of `Stat.startTime` and the CPU times (100 on
+    /// every Linux architecture Vigil runs on).
+    public static let clockTicksPerSecond: Int = {
+        let ticks = sysconf(CInt(_SC_CLK_TCK))
+        return ticks > 0 ? ticks : 100
+    }()
+
+    /// Converts clock ticks since boot (`Stat.startTime`) to nanoseconds since boot, the time base of
+    /// `CLOCK_BOOTTIME` (equal to `CLOCK_MONOTONIC`, the proc connector's clock, until the host suspends).
+    public static func nanosecondsSinceBoot(ticks: UInt64) -> UInt64 {
+        ticks &* (1_000_000_000 / UInt64(clockTicksPerSecond))
+    }
+
+    /// Reads `path` whole into the buffer (up to `limit` or the buffer's size); the byte count, or nil when
+    /// it cannot be opened or read (the process is gone: `ENOENT`, `ESRCH`; or no permission).
+    private func readWhole(_ path: String, limit: Int? = nil) -> Int? {
+        let capacity = min(limit ?? buffer.count, buffer.count)
+        let fd = path.withCString { CVigilLinux_open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0) }
+        guard fd >= 0 else { return nil }
+        defer { Syscall.close(fd) }
+        var total = 0
+        while total < capacity {
+            let n = Glibc.read(fd, buffer.baseAddress! + total, capacity - total)
+            if n > 0 {
+                total += n
+                continue
+            }
+            if n == 0 { break }
+            if errno == EINTR { continue }
+            return nil  // ESRCH: the process exited between open and read
+        }
+        return total
+    }
+
+    private func numericEntries(_ directory: String) -> [Int32] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var result: [Int32] = []
+        while let entry = readdir(dir) {
+            let value: Int32? = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                var number: Int32 = 0
+                var digits = 0
+                for byte in raw {
+                    if byte == 0 { break }
+                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 10 else { return nil }
+                    number = number &* 10 &+ Int32(byte - UInt8(ascii: "0"))
+                    digits += 1
+                }
+                return digits > 0 ? number : nil
+            }
+            if let value { result.append(value) }
+        }
+        return result.sorted()
+    }
+
+    private static func integer(_ bytes: Slice<UnsafeRawBufferPointer>) -> Int64? {
+        Int64(String(decoding: bytes, as: UTF8.self).trimmingSpaces)
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}
