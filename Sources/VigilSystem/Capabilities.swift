@@ -46,6 +46,8 @@ public struct CapabilitySet: OptionSet, Hashable, Sendable, CustomStringConverti
     public static let netAdmin = CapabilitySet(number: 12)
     /// `CAP_SYS_PTRACE`: read other users' `/proc/PID/exe` and `fd`.
     public static let sysPtrace = CapabilitySet(number: 19)
+    /// `CAP_SYS_ADMIN`: among much else, entering or creating namespaces.
+    public static let sysAdmin = CapabilitySet(number: 21)
     /// `CAP_SYS_RESOURCE`: PSI triggers on older kernels or with windows not a multiple of 2 s.
     public static let sysResource = CapabilitySet(number: 24)
     /// `CAP_LEASE`: read leases on files owned by others (whole-file config reads).

@@ -68,4 +68,18 @@ import Glibc
         #expect(!HostFeatures.pressureAvailable(.memory, root: "/nonexistent"))
         #expect(HostFeatures.pressureTriggers(.memory, root: "/nonexistent") == .unavailable(.noSuchFileOrDirectory))
     }
+
+    @Test func namespacesOfThisProcess() throws {
+        for kind in Namespaces.Kind.allCases {
+            let inode = try Namespaces.inode(kind).get()
+            var buffer = [CChar](repeating: 0, count: 64)
+            let n = readlink("/proc/self/ns/\(kind.rawValue)", &buffer, 63)
+            let text = String(decoding: buffer[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            #expect(text == "\(kind.rawValue):[\(inode)]")
+        }
+        // Kernel threads are visible only from the initial pid namespace.
+        if ProcFS().stat(2)?.comm == "kthreadd" { #expect(Namespaces.isInitial(.pid) == true) }
+        #expect(Namespaces.initialInode(.net) == nil)
+        #expect(Namespaces.inode(.pid, of: "999999999") == .failure(.noSuchFileOrDirectory))
+    }
 }

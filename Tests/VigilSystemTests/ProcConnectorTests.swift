@@ -247,6 +247,37 @@ struct ProcConnectorTests {
     }
 
     @Test(
+        .enabled(
+            if: Capabilities.has(.sysAdmin),
+            "moving a thread into a new network namespace needs CAP_SYS_ADMIN"
+        )
+    )
+    func outsideTheInitialNetworkNamespaceTheSubscriptionIsRefused() {
+        // Namespaces belong to threads too: only this throwaway thread leaves the host's network namespace.
+        let outcome = Mutex<String?>(nil)
+        let thread = Threads.spawn(name: "vigil-test-netns") {
+            do throws(Errno) {
+                try Namespaces._unshareNetworkOfCallingThread()
+            } catch {
+                outcome.withLock { $0 = "unshare failed: \(error)" }
+                return
+            }
+            do throws(ProcConnectorError) {
+                _ = try ProcConnector(receiveBufferSize: 65536)
+                outcome.withLock { $0 = "opened" }
+            } catch {
+                #expect(error.code == .notInitialNetworkNamespace && error.step == .subscribe)
+                #expect(error.errno == .connectionRefused)
+                #expect(error.description.contains("initial network namespace"))
+                outcome.withLock { $0 = "refused" }
+            }
+        }
+        Threads.join(thread)
+        #expect(outcome.withLock { $0 } == "refused")
+        #expect(Namespaces.isInitial(.net) != false, "the test thread stayed in its namespace")
+    }
+
+    @Test(
         .enabled(if: available, "needs the netlink proc connector: socket, bind and subscribe must succeed here")
     )
     func aFullBufferReportsLostEvents() throws {

@@ -59,6 +59,10 @@ int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *
 /// `gettid(2)`: the calling thread's id (the kernel's `task->pid`; `process_pid` in process events).
 int CVigilLinux_gettid(void);
 
+/// `unshare(CLONE_NEWNET)`: moves the calling *thread* into a new network namespace (needs CAP_SYS_ADMIN).
+/// Swift's Glibc module shows neither `unshare` nor the `CLONE_NEW*` flags. See `man 2 unshare`.
+int CVigilLinux_unshare_network(void);
+
 #endif
 
 #include <errno.h>
@@ -170,5 +174,9 @@ int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *
 
 /// `gettid(2)`: the calling thread's id (the kernel's `task->pid`; `process_pid` in process events).
 int CVigilLinux_gettid(void);
+
+/// `unshare(CLONE_NEWNET)`: moves the calling *thread* into a new network namespace (needs CAP_SYS_ADMIN).
+/// Swift's Glibc module shows neither `unshare` nor the `CLONE_NEW*` flags. See `man 2 unshare`.
+int CVigilLinux_unshare_network(void);
 
 #endif
