@@ -56,6 +56,14 @@ public final class ProcConnector: @unchecked Sendable {
         public let forced: Bool
         /// Why `SO_RCVBUFFORCE` failed (`EPERM`: no `CAP_NET_ADMIN`), nil when `forced`.
         public let forceError: Errno?
+
+        /// A description of a receive buffer (the connector makes its own; this is for results and tests).
+        public init(requested: Int, effective: Int, forced: Bool, forceError: Errno?) {
+            self.requested = requested
+            self.effective = effective
+            self.forced = forced
+            self.forceError = forceError
+        }
     }
 
     /// The outcome of one `receive`.
