@@ -95,6 +95,13 @@ public enum HostFeatures {
         /// None: the write was refused with this errno (`EPERM` before 6.5 without `CAP_SYS_RESOURCE`,
         /// `EACCES` when the file is not writable, `EOPNOTSUPP` without PSI).
         case unavailable(Errno)
+
+        /// Whether triggers were refused for want of privilege (`EPERM`: `CAP_SYS_RESOURCE` on kernels before
+        /// 6.5), rather than because the file is missing or not writable.
+        public var refusedForPrivilege: Bool {
+            if case .unavailable(let error) = self { return error == .notPermitted }
+            return false
+        }
     }
 
     /// Detects trigger support by creating a trigger (and removing it by closing the descriptor): first

@@ -70,7 +70,19 @@ struct ConnectorProbeTests {
 
     @Test func aChildUserNamespaceIsNamed() {
         let result = silent(.init(initialPid: false, initialUser: false))
-        #expect(result.likelyCause?.contains("initial user and pid namespace") == true)
+        #expect(result.likelyCause?.contains("not in the initial user and pid namespaces (a container)") == true)
+    }
+
+    @Test func eventsWithoutAcknowledgementCarryACaveat() {
+        var result = silent(.init(initialPid: true, initialUser: false), events: 9)
+        result.sawExec = true
+        result.sawExit = true
+        #expect(result.likelyCause == nil)
+        #expect(result.caveat?.contains("events arrive only while another process subscribed") == true)
+        #expect(result.summary.hasPrefix("ok: bind ok, events arrive"))
+        #expect(result.summary.hasSuffix("from the host's namespaces"))
+        result.acknowledged = true
+        #expect(result.caveat == nil)
     }
 
     @Test func noAcknowledgementInUnknownNamespaces() {

@@ -109,10 +109,20 @@ public enum ConnectorProbe {
                     let latency =
                         exitLatencyNanoseconds.map { ", exit seen \(ConnectorProbe.formatDuration($0)) after spawn" }
                         ?? ""
-                    return "ok: bind ok, events arrive (exec and exit of /bin/true\(latency)); \(sizing)"
+                    let warning = caveat.map { "; but \($0)" } ?? ""
+                    return "ok: bind ok, events arrive (exec and exit of /bin/true\(latency)); \(sizing)\(warning)"
                 }
                 return "bind ok, but \(likelyCause ?? "no events arrived"); \(sizing)"
             }
+        }
+
+        /// When events arrive although the kernel ignored the subscription (no acknowledgement: this process
+        /// is outside the initial user or pid namespace), they flow only because another process subscribed
+        /// from the initial namespaces; they stop when it unsubscribes. Nil otherwise.
+        public var caveat: String? {
+            guard eventsArrive, !acknowledged else { return nil }
+            return "the kernel did not acknowledge the subscription (this process is outside the initial user or "
+                + "pid namespace): events arrive only while another process subscribed from the host's namespaces"
         }
 
         /// Why the child's events did not arrive, from what was detected; nil when they did.
@@ -127,8 +137,9 @@ public enum ConnectorProbe {
                     namespaces.initialUser == false ? "user" : nil, namespaces.initialPid == false ? "pid" : nil,
                 ]
                 .compactMap { $0 }.joined(separator: " and ")
+                let plural = namespaces.initialUser == false && namespaces.initialPid == false ? "s" : ""
                 causes.append(
-                    "this process is not in the initial \(which) namespace (a container): the kernel ignores "
+                    "this process is not in the initial \(which) namespace\(plural) (a container): the kernel ignores "
                         + "proc connector subscriptions from there"
                 )
                 if eventsReceived > 0 && namespaces.initialPid == false {
