@@ -173,23 +173,23 @@ public final class Daemon: @unchecked Sendable {
         var reasons: [String] = []
         var spawnsPrograms = false
         let before = Capabilities.current()
-        func need(_ capability: Int32, _ why: String, rule: Rule?) {
-            needed.insert(capability)
-            if !before.permitted.contains(capability), let rule {
+        func need(_ capability: CapabilitySet, _ why: String, rule: Rule?) {
+            needed.formUnion(capability)
+            if !before.permitted.has(capability), let rule {
                 logger.warning(
-                    "\(rule.location): warning: rule '\(rule.id)' needs \(CapabilitySet.name(of: capability)) \(why), which vigil does not hold; add it to AmbientCapabilities= in vigil.service"
+                    "\(rule.location): warning: rule '\(rule.id)' needs \(capability.names.joined(separator: ", ")) \(why), which vigil does not hold; add it to AmbientCapabilities= in vigil.service"
                 )
             }
         }
         for rule in ruleSet.rules where rule.enabled {
             switch rule.subject {
             case .config, .file:
-                need(CapabilitySet.dacReadSearch, "to read files other users own", rule: nil)
+                need(.dacReadSearch, "to read files other users own", rule: nil)
                 // A read lease (how a config is proven complete) on another user's file needs CAP_LEASE.
-                need(CapabilitySet.lease, "to take read leases on files other users own", rule: nil)
+                need(.lease, "to take read leases on files other users own", rule: nil)
             case .process:
                 guard processWatcher != nil else { continue }
-                need(CapabilitySet.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
+                need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
                 for action in rule.actions {
                     switch action {
                     case .alert: break
@@ -198,7 +198,7 @@ public final class Daemon: @unchecked Sendable {
                             spawnsPrograms = true
                         }
                         if spec.signal != nil || spec.command == nil {
-                            need(CapabilitySet.kill, "to signal processes of other users", rule: rule)
+                            need(.kill, "to signal processes of other users", rule: rule)
                         }
                     }
                 }

@@ -282,7 +282,7 @@ struct ProcessRulesTests {
         }
         // The supervisor starts a worker on USR1; the first worker fails at once.
         let script =
-            "trap '\(fixture.tree.path("bin/\(worker)")) -c \"exec sleep 5\" &' USR1; \(fixture.tree.path("bin/\(worker)")) -c 'sleep 0.1; exit 1' & while :; do sleep 1; done"
+            "trap '\(fixture.tree.path("bin/\(worker)")) -c \"sleep 5\" &' USR1; \(fixture.tree.path("bin/\(worker)")) -c 'sleep 0.1; exit 1' & while :; do sleep 1; done"
         let sup = try ChildProcess(executable: fixture.tree.path("bin/\(supervisor)"), arguments: ["-c", script])
         defer {
             sup.signal(SIGKILL)

@@ -32,9 +32,9 @@ extension ProcessWatcher {
 
     func checkZombie(pid: Int32, startTime: UInt64) {
         guard var watch = zombies[pid], watch.entry.startTime == startTime else { return }
-        let stat = ProcFS.stat(pid: pid)
+        let stat = procfs.stat(pid)
         let stillZombie =
-            stat.map { $0.state == UInt8(ascii: "Z") && (startTime == 0 || $0.startTime == startTime) } ?? false
+            stat.map { $0.isZombie && (startTime == 0 || $0.startTime == startTime) } ?? false
         if !stillZombie {
             zombies[pid] = nil
             if watch.alerted {
@@ -43,7 +43,7 @@ extension ProcessWatcher {
             return
         }
         // The parent may have changed (reparented to a subreaper); name the one that holds it now.
-        if let stat, stat.parentPid != watch.entry.parent { watch.entry.parent = stat.parentPid }
+        if let stat, stat.ppid != watch.entry.parent { watch.entry.parent = stat.ppid }
         if !watch.alerted {
             watch.alerted = true
             for index in watch.rules { emitZombie(index, watch, state: .firing) }
