@@ -133,9 +133,11 @@ public final class Daemon: @unchecked Sendable {
             } catch {
                 throw DaemonError(error.description)
             }
-            if !connector.receiveBuffer.forced {
+            // Without CAP_NET_ADMIN the buffer is capped by net.core.rmem_max; warn only when that is smaller.
+            if !connector.receiveBuffer.forced && connector.receiveBuffer.effective < connector.receiveBuffer.requested
+            {
                 logger.warning(
-                    "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB, so bursts of process events may be lost (they are counted, resynchronised and alerted)"
+                    "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB (net.core.rmem_max), so bursts of process events may be lost (they are counted, resynchronised and alerted)"
                 )
             }
             let settings = ProcessWatcher.Settings(
