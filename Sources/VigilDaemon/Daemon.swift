@@ -261,6 +261,7 @@ public final class Daemon: @unchecked Sendable {
         }
         worker.shutdown.ring()
         Threads.join(workerThread)
+        worker.closeOutlets()
         self.workerThread = nil
         self.matcherThread = nil
         self.watcherThread = nil

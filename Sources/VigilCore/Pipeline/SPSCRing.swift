@@ -161,6 +161,13 @@ public final class SPSCRing<Element: BitwiseCopyable>: @unchecked Sendable {
         return cachedTail == head.load(ordering: .relaxed)
     }
 
+    /// True when the consumer has taken every record pushed so far. Producer thread only: lets a producer
+    /// that bypassed the ring know that nothing it pushed earlier is still waiting (ordering).
+    public func isDrainedForProducer() -> Bool {
+        cachedHead = head.load(ordering: .acquiring)
+        return cachedHead == tail.load(ordering: .relaxed)
+    }
+
     /// Producer found the ring full: announce that it will wait for space, then re-check. Returns true
     /// when the ring is still full and the producer should sleep on its space doorbell.
     public func producerWillWait() -> Bool {

@@ -18,6 +18,8 @@ final class ActionWorker: @unchecked Sendable {
     let sinks: [AlertSink]
     private var outlets: [AlertOutlet] = []
     private let logger: Logger
+    /// Bit i set: sink i holds lines it could not write yet (producers writing directly wait for it).
+    let backlog = SinkBacklog()
 
     init(sinks: [AlertSink], counters: PipelineCounters, logger: Logger) throws {
         self.sinks = sinks
@@ -29,9 +31,34 @@ final class ActionWorker: @unchecked Sendable {
 
     /// A new producer's outlet; call before `run()` starts.
     func makeOutlet(capacity: Int = 1024) throws -> AlertOutlet {
-        let outlet = try AlertOutlet(capacity: capacity, workerDoorbell: doorbell, counters: counters)
+        // The producer's own descriptors of the file sinks; a sink that cannot be opened twice goes through
+        // the worker only.
+        let direct: [AlertSink?] = sinks.map { sink in
+            guard sink.acceptsDirectWrites, case .file(let path) = sink.target else { return nil }
+            let own = AlertSink(name: sink.name, target: .file(path: path), logger: logger)
+            return (try? own.open()) != nil ? own : nil
+        }
+        let outlet = try AlertOutlet(
+            capacity: capacity,
+            workerDoorbell: doorbell,
+            counters: counters,
+            direct: direct,
+            workerBacklog: backlog
+        )
         outlets.append(outlet)
         return outlet
+    }
+
+    /// Closes the producers' own sink descriptors (after their threads stopped).
+    func closeOutlets() {
+        for outlet in outlets { outlet.close() }
+    }
+
+    /// Publishes which sinks hold a backlog, for producers that write directly.
+    private func publishBacklog() {
+        var mask: UInt64 = 0
+        for (index, sink) in sinks.enumerated() where index < 64 && sink.hasBacklog { mask |= 1 << UInt64(index) }
+        backlog.mask.store(mask, ordering: .releasing)
     }
 
     private var allRingsEmpty: Bool { outlets.allSatisfy { $0.ring.isEmptyForConsumer() } }
@@ -65,6 +92,7 @@ final class ActionWorker: @unchecked Sendable {
                 preconditionFailure("ActionWorker: epoll_wait failed: \(error)")
             }
             if timeout > 0 { for sink in sinks where sink.hasBacklog { sink.flushBacklog(counters: counters) } }
+            publishBacklog()
         }
         for sink in sinks where sink.hasBacklog {
             if !sink.flushBacklog(counters: counters) {
@@ -75,6 +103,7 @@ final class ActionWorker: @unchecked Sendable {
 
     private func drain() {
         for outlet in outlets { drain(outlet) }
+        publishBacklog()
     }
 
     private func drain(_ outlet: AlertOutlet) {
@@ -83,10 +112,14 @@ final class ActionWorker: @unchecked Sendable {
             let n = ring.consume(limit: 256) { frame, payload in
                 switch frame.kind {
                 case .alert:
-                    counters.alerts.add(1, ordering: .relaxed)
+                    var heldBack = false
                     for (index, sink) in sinks.enumerated() where frame.sinkMask & (1 << UInt64(index)) != 0 {
                         sink.write(payload, counters: counters)
+                        heldBack = heldBack || sink.hasBacklog
                     }
+                    // Published before the ring slot is released, so a producer that sees its ring drained
+                    // also sees the backlog and keeps sending that sink's lines here (order).
+                    if heldBack { publishBacklog() }
                     if frame.eventTime != 0 {
                         counters.recordAlertLatency(Clock.monotonicNanoseconds() &- frame.eventTime)
                     }

@@ -88,11 +88,25 @@ final class AlertSink {
 
     var hasBacklog: Bool { !backlog.isEmpty }
 
-    private func tryWrite(_ line: UnsafeRawBufferPointer) -> Bool {
+    /// Writes one line now, keeping nothing: false when it could not (the caller hands it to the worker,
+    /// which keeps and retries it). For a producer thread's own descriptor of a file sink.
+    func writeDirectly(_ line: UnsafeRawBufferPointer) -> Bool {
+        tryWrite(line, report: false)  // the worker reports it, once, when it takes the line over
+    }
+
+    /// True for sinks a producer may write itself: local files (a write of one line lands in the page
+    /// cache; `O_APPEND` keeps lines whole across writers). Standard output may be a slow pipe.
+    var acceptsDirectWrites: Bool {
+        if case .file = target { return true }
+        return false
+    }
+
+    private func tryWrite(_ line: UnsafeRawBufferPointer, report: Bool = true) -> Bool {
         do {
             try Syscall.writeAll(descriptor, line)
             return true
         } catch {
+            guard report else { return false }
             let message =
                 "Failed to write an alert to sink '\(name)' ('\(label)'): \(error); "
                 + "holding it and retrying (\(backlog.count + 1) held)"

@@ -114,7 +114,6 @@ extension ProcessWatcher {
 
     /// The fields of a process for message templates.
     func fields(_ rule: Rule, _ entry: ProcessEntry, event: String, exit: ExitStatus?) -> (String) -> String? {
-        let parent = table[entry.parent]
         let host = settings.host
         let root = settings.root
         return { field in
@@ -130,7 +129,7 @@ extension ProcessWatcher {
             case "user": entry.realUser == .max ? "(unknown)" : self.displayUsers.userName(entry.realUser)
             case "uid": entry.realUser == .max ? "(unknown)" : String(entry.realUser)
             case "euid": entry.effectiveUser == .max ? "(unknown)" : String(entry.effectiveUser)
-            case "parent": parent.map { $0.name } ?? "pid \(entry.parent)"
+            case "parent": self.table[entry.parent].map { $0.name } ?? "pid \(entry.parent)"
             case "unit": entry.unit ?? ""
             case "cgroup": entry.cgroup
             case "event": event
