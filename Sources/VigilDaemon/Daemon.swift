@@ -221,6 +221,23 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
+    /// Lowers the calling thread's nice value to `nice` (threads it creates inherit it); returns the value
+    /// before, for `restorePriority`. Without CAP_SYS_NICE (or already lower) it changes nothing. On Linux
+    /// `setpriority(PRIO_PROCESS, 0, …)` applies to the calling thread only.
+    public static func raisePipelinePriority(to nice: Int32) -> Int32 {
+        errno = 0
+        let before = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        if errno == 0 && before > nice {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
+        }
+        return errno == 0 ? before : nice
+    }
+
+    /// Puts the calling thread back at `nice` (raising a nice value needs no privilege).
+    public static func restorePriority(_ nice: Int32) {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
+    }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.rules.count ?? 0 }
 

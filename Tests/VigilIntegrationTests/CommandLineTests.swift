@@ -196,7 +196,10 @@ struct AlertSchemaTests {
         let verdict = try SchemaValidator.validate(alerts)
         #expect(verdict.code == 0, "\(verdict.output)")
         #expect(processLines >= 4, "the four expected processes are missing in the sandbox")
-        #expect(verdict.output.contains("\(lines.count + processLines) valid"), "\(verdict.output)")
+        // Every line in the file (process alerts keep arriving on a busy host) validated.
+        let written = (ProcFile.readText(alerts, limit: 1 << 24) ?? "").split(separator: "\n").count
+        #expect(written >= lines.count + processLines)
+        #expect(verdict.output.contains("\(written) valid"), "\(verdict.output)")
     }
 }
 

@@ -187,6 +187,14 @@ extension ProcessWatcher {
             environment.append("VIGIL_NAME=\(entry.name)")
             if let unit = entry.unit { environment.append("VIGIL_UNIT=\(unit)") }
         }
+        // A service started here must not inherit the pipeline's raised priority: run it through nice(1)
+        // back at nice 0 (systemctl asks PID 1, whose services never inherit it).
+        var argv = argv
+        errno = 0
+        let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        if errno == 0 && nice < 0 && access("/usr/bin/nice", X_OK) == 0 {
+            argv = ["/usr/bin/nice", "-n", String(-nice)] + argv
+        }
         do {
             let pid = try Spawn.start(
                 argv[0],
