@@ -14,6 +14,78 @@ _Static_assert(offsetof(struct inotify_event, len) == 12, "inotify_event.len at 
 _Static_assert(sizeof(struct nlmsghdr) == 16, "struct nlmsghdr is 16 bytes");
 _Static_assert(sizeof(struct cn_msg) == 20, "struct cn_msg header is 20 bytes");
 
+// The process events connector (linux/cn_proc.h). VigilCore's ProcEventDecoder reads these offsets from
+// raw bytes (it cannot import this module); each one it reads is pinned here. Offsets are from the start
+// of `struct proc_event`, which follows `nlmsghdr` (16 bytes) and `cn_msg` (20 bytes) in a datagram.
+_Static_assert(NLMSG_HDRLEN == 16, "NLMSG_HDRLEN is 16");
+_Static_assert(offsetof(struct nlmsghdr, nlmsg_len) == 0, "nlmsghdr.nlmsg_len at 0");
+_Static_assert(offsetof(struct nlmsghdr, nlmsg_type) == 4, "nlmsghdr.nlmsg_type at 4");
+_Static_assert(offsetof(struct nlmsghdr, nlmsg_flags) == 6, "nlmsghdr.nlmsg_flags at 6");
+_Static_assert(offsetof(struct nlmsghdr, nlmsg_seq) == 8, "nlmsghdr.nlmsg_seq at 8");
+_Static_assert(offsetof(struct nlmsghdr, nlmsg_pid) == 12, "nlmsghdr.nlmsg_pid at 12");
+_Static_assert(NLMSG_NOOP == 1 && NLMSG_ERROR == 2 && NLMSG_DONE == 3 && NLMSG_OVERRUN == 4, "nlmsg types");
+_Static_assert(offsetof(struct cn_msg, id.idx) == 0, "cn_msg.id.idx at 0");
+_Static_assert(offsetof(struct cn_msg, id.val) == 4, "cn_msg.id.val at 4");
+_Static_assert(offsetof(struct cn_msg, seq) == 8, "cn_msg.seq at 8");
+_Static_assert(offsetof(struct cn_msg, ack) == 12, "cn_msg.ack at 12");
+_Static_assert(offsetof(struct cn_msg, len) == 16, "cn_msg.len at 16 (u16)");
+_Static_assert(offsetof(struct cn_msg, flags) == 18, "cn_msg.flags at 18 (u16)");
+_Static_assert(offsetof(struct cn_msg, data) == 20, "cn_msg.data at 20");
+_Static_assert(CN_IDX_PROC == 1 && CN_VAL_PROC == 1, "CN_IDX_PROC/CN_VAL_PROC are 1/1");
+_Static_assert(PROC_CN_MCAST_LISTEN == 1 && PROC_CN_MCAST_IGNORE == 2, "proc_cn_mcast_op values");
+_Static_assert(sizeof(enum proc_cn_mcast_op) == 4, "proc_cn_mcast_op is 4 bytes");
+
+_Static_assert(PROC_EVENT_NONE == 0x0, "PROC_EVENT_NONE");
+_Static_assert(PROC_EVENT_FORK == 0x1, "PROC_EVENT_FORK");
+_Static_assert(PROC_EVENT_EXEC == 0x2, "PROC_EVENT_EXEC");
+_Static_assert(PROC_EVENT_UID == 0x4, "PROC_EVENT_UID");
+_Static_assert(PROC_EVENT_GID == 0x40, "PROC_EVENT_GID");
+_Static_assert(PROC_EVENT_SID == 0x80, "PROC_EVENT_SID");
+_Static_assert(PROC_EVENT_PTRACE == 0x100, "PROC_EVENT_PTRACE");
+_Static_assert(PROC_EVENT_COMM == 0x200, "PROC_EVENT_COMM");
+_Static_assert(PROC_EVENT_COREDUMP == 0x40000000, "PROC_EVENT_COREDUMP");
+_Static_assert(PROC_EVENT_EXIT == 0x80000000u, "PROC_EVENT_EXIT");
+
+_Static_assert(sizeof(struct proc_event) == 40, "struct proc_event is 40 bytes");
+_Static_assert(offsetof(struct proc_event, what) == 0, "proc_event.what at 0");
+_Static_assert(sizeof(((struct proc_event *)0)->what) == 4, "proc_event.what is 4 bytes");
+_Static_assert(offsetof(struct proc_event, cpu) == 4, "proc_event.cpu at 4");
+_Static_assert(offsetof(struct proc_event, timestamp_ns) == 8, "proc_event.timestamp_ns at 8");
+_Static_assert(offsetof(struct proc_event, event_data) == 16, "proc_event.event_data at 16");
+_Static_assert(offsetof(struct proc_event, event_data.ack.err) == 16, "ack.err at 16");
+_Static_assert(offsetof(struct proc_event, event_data.fork.parent_pid) == 16, "fork.parent_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.fork.parent_tgid) == 20, "fork.parent_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.fork.child_pid) == 24, "fork.child_pid at 24");
+_Static_assert(offsetof(struct proc_event, event_data.fork.child_tgid) == 28, "fork.child_tgid at 28");
+_Static_assert(offsetof(struct proc_event, event_data.exec.process_pid) == 16, "exec.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.exec.process_tgid) == 20, "exec.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.id.process_pid) == 16, "id.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.id.process_tgid) == 20, "id.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.id.r.ruid) == 24, "id.r.ruid at 24");
+_Static_assert(offsetof(struct proc_event, event_data.id.r.rgid) == 24, "id.r.rgid at 24");
+_Static_assert(offsetof(struct proc_event, event_data.id.e.euid) == 28, "id.e.euid at 28");
+_Static_assert(offsetof(struct proc_event, event_data.id.e.egid) == 28, "id.e.egid at 28");
+_Static_assert(offsetof(struct proc_event, event_data.sid.process_pid) == 16, "sid.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.sid.process_tgid) == 20, "sid.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.ptrace.process_pid) == 16, "ptrace.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.ptrace.process_tgid) == 20, "ptrace.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.ptrace.tracer_pid) == 24, "ptrace.tracer_pid at 24");
+_Static_assert(offsetof(struct proc_event, event_data.ptrace.tracer_tgid) == 28, "ptrace.tracer_tgid at 28");
+_Static_assert(offsetof(struct proc_event, event_data.comm.process_pid) == 16, "comm.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.comm.process_tgid) == 20, "comm.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.comm.comm) == 24, "comm.comm at 24");
+_Static_assert(sizeof(((struct proc_event *)0)->event_data.comm.comm) == 16, "comm.comm is 16 bytes");
+_Static_assert(offsetof(struct proc_event, event_data.coredump.process_pid) == 16, "coredump.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.coredump.process_tgid) == 20, "coredump.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.coredump.parent_pid) == 24, "coredump.parent_pid at 24");
+_Static_assert(offsetof(struct proc_event, event_data.coredump.parent_tgid) == 28, "coredump.parent_tgid at 28");
+_Static_assert(offsetof(struct proc_event, event_data.exit.process_pid) == 16, "exit.process_pid at 16");
+_Static_assert(offsetof(struct proc_event, event_data.exit.process_tgid) == 20, "exit.process_tgid at 20");
+_Static_assert(offsetof(struct proc_event, event_data.exit.exit_code) == 24, "exit.exit_code at 24");
+_Static_assert(offsetof(struct proc_event, event_data.exit.exit_signal) == 28, "exit.exit_signal at 28");
+_Static_assert(offsetof(struct proc_event, event_data.exit.parent_pid) == 32, "exit.parent_pid at 32");
+_Static_assert(offsetof(struct proc_event, event_data.exit.parent_tgid) == 36, "exit.parent_tgid at 36");
+
 int CVigilLinux_set_thread_name(const char *name) {
     char buffer[16];
     strncpy(buffer, name, sizeof(buffer) - 1);
@@ -47,4 +119,38 @@ int CVigilLinux_filesystem_magic(const char *path, unsigned long *magic) {
     if (statfs(path, &info) != 0) return -1;
     *magic = (unsigned long)info.f_type;
     return 0;
+}
+
+size_t CVigilLinux_proc_cn_mcast_message(void *buffer, size_t capacity, uint32_t operation, uint32_t sequence) {
+    const size_t length = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op));
+    if (buffer == NULL || capacity < length) return 0;
+    memset(buffer, 0, length);
+    struct nlmsghdr *header = (struct nlmsghdr *)buffer;
+    header->nlmsg_len = (uint32_t)length;
+    header->nlmsg_type = NLMSG_DONE;  // the connector carries every message as one NLMSG_DONE
+    header->nlmsg_flags = 0;
+    header->nlmsg_seq = sequence;
+    header->nlmsg_pid = 0;  // the kernel does not route by it; 0 lets it fill in our port id
+    struct cn_msg *message = (struct cn_msg *)NLMSG_DATA(header);
+    message->id.idx = CN_IDX_PROC;
+    message->id.val = CN_VAL_PROC;
+    message->seq = sequence;
+    message->ack = 0;
+    message->len = (uint16_t)sizeof(enum proc_cn_mcast_op);
+    enum proc_cn_mcast_op op = (enum proc_cn_mcast_op)operation;
+    memcpy(message->data, &op, sizeof(op));
+    return length;
+}
+
+int CVigilLinux_setsockopt_int(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, (socklen_t)sizeof(value));
+}
+
+int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value) {
+    socklen_t length = (socklen_t)sizeof(*value);
+    return getsockopt(fd, level, name, value, &length);
+}
+
+int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
 }

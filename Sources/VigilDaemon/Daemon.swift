@@ -16,7 +16,7 @@ import Glibc
 /// `start()` returns once every watch is in place and every file has been judged once (state rules already
 /// true have fired). `stop()` drains the pipeline: nothing read from the kernel is dropped.
 public final class Daemon: @unchecked Sendable {
-    // @unchecked Sendable: `threads` is touched only by the thread that calls start() and stop().
+    // @unchecked Sendable: the thread handles are touched only by the thread that calls start() and stop().
 
     /// What to run.
     public struct Options: Sendable {
@@ -30,6 +30,12 @@ public final class Daemon: @unchecked Sendable {
         public var configSizeLimit: Int
         /// How long a vanished file must stay gone to count as deleted, in milliseconds.
         public var deletionSettleMilliseconds: Int
+        /// False (`--no-process-rules`): process rules are not loaded and the proc connector is not opened.
+        public var processRules: Bool = true
+        /// Probe at start-up that process events arrive; the daemon fails to start when none do.
+        public var probeProcessEvents: Bool = true
+        /// How often a zombie is checked again until it is reaped, in milliseconds.
+        public var zombieRecheckMilliseconds: Int = 250
 
         public init(
             ruleSet: RuleSet,
@@ -49,14 +55,19 @@ public final class Daemon: @unchecked Sendable {
     /// Counters of the running pipeline.
     public let counters = PipelineCounters()
     private let logger: Logger
+    private let ruleSet: RuleSet
     private let matcher: Matcher
+    private let processWatcher: ProcessWatcher?
     private let worker: ActionWorker
     private let sinks: [AlertSink]
-    private var threads: [ThreadHandle] = []
+    private var workerThread: ThreadHandle?
+    private var matcherThread: ThreadHandle?
+    private var watcherThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
         self.logger = logger
+        self.ruleSet = options.ruleSet
         // A lease break (a writer opening a config while we read it) sends SIGIO, whose default action
         // would kill the daemon; a reader on a closed stdout gets SIGPIPE. Both become plain errors.
         SignalFD.ignore(SIGIO)
@@ -89,8 +100,7 @@ public final class Daemon: @unchecked Sendable {
         self.sinks = sinks
         do {
             let inotify = try Inotify()
-            let actionRing = SPSCRing<ActionFrame>(capacity: 1024)
-            worker = try ActionWorker(ring: actionRing, sinks: sinks, counters: counters, logger: logger)
+            worker = try ActionWorker(sinks: sinks, counters: counters, logger: logger)
             let settings = Matcher.Settings(
                 root: root,
                 host: HostName.current(),
@@ -99,12 +109,10 @@ public final class Daemon: @unchecked Sendable {
             )
             matcher = try Matcher(
                 settings: settings,
-                rules: options.ruleSet.rules.filter(\.enabled),
+                rules: options.ruleSet.rules.filter { $0.enabled && !$0.isProcessRule },
                 sinkNames: sinks.map(\.name),
                 inotify: inotify,
-                output: actionRing,
-                workerDoorbell: worker.doorbell,
-                workerSpaceDoorbell: worker.spaceDoorbell,
+                outlet: try worker.makeOutlet(),
                 counters: counters,
                 logger: logger
             )
@@ -113,29 +121,143 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             throw DaemonError("Failed to set up the event pipeline: \(error)")
         }
+        let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
+        if !processRules.isEmpty && options.processRules {
+            // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
+            // SO_RCVBUFFORCE always): the capabilities are dropped before the threads start.
+            let connector: ProcConnector
+            do {
+                connector = try ProcConnector()
+            } catch {
+                throw DaemonError(error.description)
+            }
+            if !connector.receiveBuffer.forced {
+                logger.warning(
+                    "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB, so bursts of process events may be lost (they are counted, resynchronised and alerted)"
+                )
+            }
+            let settings = ProcessWatcher.Settings(
+                root: root,
+                host: HostName.current(),
+                probe: options.probeProcessEvents,
+                zombieRecheckNanoseconds: UInt64(options.zombieRecheckMilliseconds) * 1_000_000
+            )
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            processWatcher = try ProcessWatcher(
+                settings: settings,
+                rules: processRules,
+                sinkNames: sinks.map(\.name),
+                connector: connector,
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
+        } else {
+            if !processRules.isEmpty {
+                logger.notice("\(processRules.count) process rule(s) not loaded (--no-process-rules)")
+            }
+            processWatcher = nil
+        }
     }
+
+    /// Drops every capability the loaded rules do not need (call after `init`, which opened the kernel
+    /// sockets, and before `start`, so every thread inherits the smaller set). Logs what was kept, and warns
+    /// with the rule's position for each rule that needs a capability the daemon does not hold.
+    public func dropCapabilities() {
+        var needed = CapabilitySet()
+        var reasons: [String] = []
+        var spawnsPrograms = false
+        let before = Capabilities.current()
+        func need(_ capability: Int32, _ why: String, rule: Rule?) {
+            needed.insert(capability)
+            if !before.permitted.contains(capability), let rule {
+                logger.warning(
+                    "\(rule.location): warning: rule '\(rule.id)' needs \(CapabilitySet.name(of: capability)) \(why), which vigil does not hold; add it to AmbientCapabilities= in vigil.service"
+                )
+            }
+        }
+        for rule in ruleSet.rules where rule.enabled {
+            switch rule.subject {
+            case .config, .file:
+                need(CapabilitySet.dacReadSearch, "to read files other users own", rule: nil)
+            case .process:
+                guard processWatcher != nil else { continue }
+                need(CapabilitySet.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
+                for action in rule.actions {
+                    switch action {
+                    case .alert: break
+                    case .restart(let spec), .reload(let spec):
+                        if spec.command != nil || spec.unit != nil || HostFeatures.systemdIsRunning {
+                            spawnsPrograms = true
+                        }
+                        if spec.signal != nil || spec.command == nil {
+                            need(CapabilitySet.kill, "to signal processes of other users", rule: rule)
+                        }
+                    }
+                }
+            }
+        }
+        if !needed.isEmpty { reasons.append(needed.names.joined(separator: ", ")) }
+        do {
+            let kept = try Capabilities.restrict(to: needed, dropBounding: !spawnsPrograms)
+            let boundingNote =
+                spawnsPrograms
+                ? "; the bounding set is kept because restart/reload commands run as root programs"
+                : ""
+            logger.info(
+                "Capabilities kept: \(kept.isEmpty ? "none" : kept.names.joined(separator: ", ")) (dropped \(before.effective.subtracting(kept).names.count) others)\(boundingNote)"
+            )
+        } catch {
+            logger.warning("\(error); running with the capabilities vigil was started with")
+        }
+    }
+
+    /// Number of process rules running (0 without the proc connector).
+    public var processRuleCount: Int { processWatcher?.rules.count ?? 0 }
 
     /// Names of the alert sinks in use, in order (for the start-up log line).
     public var sinkDescriptions: [String] { sinks.map { "\($0.name) (\($0.label))" } }
 
-    /// Starts the threads; returns when every watch is placed and every file was judged once.
-    public func start() {
+    /// Starts the threads; returns when every watch is placed, every file was judged once, the process table
+    /// was built from `/proc` and process events were seen to arrive. Throws (after stopping what started)
+    /// when process events do not arrive.
+    public func start() throws(DaemonError) {
         let worker = self.worker
         let matcher = self.matcher
-        threads.append(Threads.spawn(name: "vigil-action") { worker.run() })
-        threads.append(Threads.spawn(name: "vigil-match") { matcher.run() })
+        workerThread = Threads.spawn(name: "vigil-action") { worker.run() }
+        matcherThread = Threads.spawn(name: "vigil-match") { matcher.run() }
+        if let watcher = processWatcher {
+            watcherThread = Threads.spawn(name: "vigil-proc") { watcher.run() }
+        }
         matcher.ready.wait()
+        if let watcher = processWatcher {
+            watcher.ready.wait()
+            if let failure = watcher.startFailure {
+                stop()
+                throw DaemonError(failure)
+            }
+        }
     }
 
-    /// Lets the matcher judge what the kernel already reported, then the worker deliver what is queued, and
+    /// Lets the matchers judge what the kernel already reported, then the worker deliver what is queued, and
     /// joins the threads.
     public func stop() {
-        guard threads.count == 2 else { return }
+        guard let workerThread, let matcherThread else { return }
         matcher.shutdown.ring()
-        Threads.join(threads[1])
+        Threads.join(matcherThread)
+        if let watcherThread, let processWatcher {
+            processWatcher.shutdown.ring()
+            Threads.join(watcherThread)
+            processWatcher.connector.close()
+        }
         worker.shutdown.ring()
-        Threads.join(threads[0])
-        threads.removeAll()
+        Threads.join(workerThread)
+        self.workerThread = nil
+        self.matcherThread = nil
+        self.watcherThread = nil
         for sink in sinks { sink.close() }
     }
 }

@@ -22,6 +22,14 @@ public final class PipelineCounters: Sendable {
     /// Sink writes that failed (and were kept for retry).
     public let sinkFailures = Atomic<UInt64>(0)
 
+    /// Datagrams read from the proc connector, and the process events in them.
+    public let processDatagrams = Atomic<UInt64>(0)
+    public let processEvents = Atomic<UInt64>(0)
+    /// `ENOBUFS` from the proc connector: the kernel dropped process events (each one resynchronised).
+    public let processEventsLost = Atomic<UInt64>(0)
+    /// Execs whose process was gone before `/proc` could be read (judged on what its fork left).
+    public let processDetailsMissed = Atomic<UInt64>(0)
+
     /// Files the rules name (and glob matches found so far).
     public let watchedFiles = Atomic<UInt64>(0)
     /// inotify watch descriptors in use (one per directory holding watched files, or per missing directory's

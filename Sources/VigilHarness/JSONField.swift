@@ -65,3 +65,13 @@ public enum JSONField {
         return nil
     }
 }
+
+extension JSONField {
+    /// A string member of the record's `labels` object (`"labels":{"pid":"42",…}`).
+    public static func label(_ line: String, _ name: String) -> String? {
+        guard let start = line.firstRange(of: "\"labels\":{") else { return nil }
+        let rest = String(line[start.upperBound...])
+        guard let end = rest.firstIndex(of: "}") else { return nil }
+        return string("{" + rest[..<end] + "}", name)
+    }
+}

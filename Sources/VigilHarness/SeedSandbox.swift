@@ -76,6 +76,63 @@ public struct SeedSandbox: Sendable {
         }
     }
 
+    /// The seed's services: the name `ps` shows and the executable's server path.
+    public static let services: [(name: String, executable: String)] = [
+        ("analytics-service", "/usr/bin/analytics-service"),
+        ("upload-service", "/usr/bin/upload-service"),
+        ("processing-service", "/usr/bin/processing-service"),
+        ("postgres", "/usr/lib/postgresql/15/bin/postgres"),
+    ]
+
+    /// Installs stand-ins for the seed's services: a copy of /bin/sleep under each service's executable path
+    /// (so the kernel reports the service's name), and a SysV-style `/etc/init.d/NAME start|stop|restart`
+    /// script, the way a host without systemd starts services (Vigil's restart `command:` runs it).
+    public func installServiceStandIns() throws(HarnessError) {
+        for service in Self.services {
+            try StandIn.install("/bin/sleep", at: hostPath(service.executable))
+            let executable = hostPath(service.executable)
+            let script = """
+                #!/bin/sh
+                # Stand-in init script for \(service.name) (Vigil's sandbox of the seed's server).
+                case "$1" in
+                  start) setsid \(executable) infinity </dev/null >/dev/null 2>&1 & ;;
+                  stop) pkill -KILL -f '^\(executable) infinity$' ;;
+                  restart) "$0" stop; "$0" start ;;
+                  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
+                esac
+
+                """
+            try makeDirectories("/etc/init.d")
+            try FileSaves.inPlace(hostPath("/etc/init.d/\(service.name)"), script, mode: 0o755)
+        }
+    }
+
+    /// Starts one stand-in service (the way its init script does) and returns its process.
+    public func startService(_ name: String) throws(HarnessError) -> ChildProcess {
+        guard let service = Self.services.first(where: { $0.name == name }) else {
+            throw HarnessError("No stand-in service '\(name)'")
+        }
+        return try ChildProcess(executable: hostPath(service.executable), arguments: ["infinity"])
+    }
+
+    /// Kills every process running one of the stand-ins' executables (found through /proc/PID/exe).
+    public func stopServiceStandIns() {
+        let executables = Set(Self.services.map { hostPath($0.executable) })
+        guard let directory = opendir("/proc") else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard let pid = Int32(name) else { continue }
+            var buffer = [CChar](repeating: 0, count: 4096)
+            let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+            guard n > 0 else { continue }
+            let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if executables.contains(target) { kill(pid, SIGKILL) }
+        }
+    }
+
     /// Removes the sandbox (`rm -rf`, never following symlinks).
     public func remove() {
         FileTree.remove(root)

@@ -40,7 +40,8 @@ public enum Severity: String, Sendable, CaseIterable, Comparable {
 public struct RuleSet: Sendable {
     public var rules: [Rule]
     public var sinks: [SinkSpec]
-    /// Named lists (`- list: NAME` with `items:`), for allow lists in later rule kinds.
+    /// Named lists (`- list: NAME` with `items:`), as written. Rules that name a list (`allow:` of
+    /// `on: [root]` rules) already hold its items, expanded by the compiler.
     public var lists: [String: [String]]
     /// The files the set was compiled from, in the order they were read.
     public var files: [String]
@@ -94,6 +95,12 @@ public struct Rule: Sendable {
         self.actions = actions
         self.enabled = enabled
         self.tags = tags
+    }
+
+    /// True for `process:` rules (run by the process watcher, not the file matcher).
+    public var isProcessRule: Bool {
+        if case .process = subject { return true }
+        return false
     }
 
     /// State rules fire when their condition becomes true for an instance and resolve when it becomes
@@ -255,12 +262,15 @@ public enum ActionSpec: Sendable {
 /// SIGHUP; `restart` with none of them cannot run off systemd, which `vigil run` reports at start-up.
 public struct ServiceAction: Sendable {
     public var location: SourceLocation
-    /// `unit:` — a systemd unit name (`.service` is added when no suffix is given).
+    /// `unit:` — a systemd unit name, as written; systemctl adds `.service` when it has no suffix.
     public var unit: String?
     /// `command:` — argv; the program is an absolute path, run with posix_spawn, never through a shell.
     public var command: [String]?
-    /// `signal:` — a signal number sent to every process the rule's selector matches.
+    /// `signal:` — a signal number (Linux x86_64/arm64 numbering) sent to every process the rule's
+    /// selector matches, or to the processes `to:` selects (a supervisor that restarts its workers).
     public var signal: Int32?
+    /// `to: { … }` — where `signal:` goes instead of the rule's own processes.
+    public var target: ProcessSelector?
     /// `backoff:` — delay before the first retry after a restart that did not take; doubles each time.
     public var backoffMilliseconds: Int
     /// `max_backoff:` — the longest delay.
@@ -276,6 +286,7 @@ public struct ServiceAction: Sendable {
         unit: String? = nil,
         command: [String]? = nil,
         signal: Int32? = nil,
+        target: ProcessSelector? = nil,
         backoffMilliseconds: Int = 1000,
         maximumBackoffMilliseconds: Int = 60_000,
         flapLimit: Int = 5,
@@ -286,6 +297,7 @@ public struct ServiceAction: Sendable {
         self.unit = unit
         self.command = command
         self.signal = signal
+        self.target = target
         self.backoffMilliseconds = backoffMilliseconds
         self.maximumBackoffMilliseconds = maximumBackoffMilliseconds
         self.flapLimit = flapLimit
@@ -370,7 +382,8 @@ public enum ProcessTrigger: Sendable {
     /// within `grace:`; resolves when it is gone (reaped, or the parent died).
     case zombie(graceMilliseconds: Int)
     /// `on: [root]` (events): an exec with effective uid 0, or a uid change to 0, by a process whose
-    /// executable matches none of `allow:` (globs, list names expanded).
+    /// executable matches none of `allow:` (absolute paths or globs; the compiler has already replaced
+    /// list names by their items, in order, without repeats).
     case root(allow: [String])
 
     public var isState: Bool {

@@ -106,18 +106,81 @@ public enum RuleCompiler {
             }
         }
 
+        diagnostics += checkListReferences(rules: rules, lists: lists)
+
         diagnostics = ordered(diagnostics, fileOrder: fileOrder)
         let compilation = RuleCompilation(ruleSet: nil, diagnostics: diagnostics)
         guard compilation.errorCount == 0 else { return compilation }
         var listItems: [String: [String]] = [:]
         for list in lists { listItems[list.name] = list.items ?? [] }
         let ruleSet = RuleSet(
-            rules: rules.compactMap(\.rule),
+            rules: rules.compactMap(\.rule).map { expandingLists(in: $0, lists: listItems) },
             sinks: sinks.compactMap(\.spec),
             lists: listItems,
             files: sources.map(\.file)
         )
         return RuleCompilation(ruleSet: ruleSet, diagnostics: diagnostics)
+    }
+
+    /// Reports list names in `allow:` that name no list, and entries of the lists they name that are not
+    /// absolute executable paths or globs (once per list, at the entry).
+    private static func checkListReferences(
+        rules: [RuleFileParser.RuleDraft],
+        lists: [RuleFileParser.ListDraft]
+    ) -> [RuleDiagnostic] {
+        var diagnostics: [RuleDiagnostic] = []
+        var byName: [String: RuleFileParser.ListDraft] = [:]
+        var names: [String] = []
+        for list in lists where byName[list.name] == nil {
+            byName[list.name] = list
+            names.append(list.name)
+        }
+        var checked: Set<String> = []
+        for rule in rules {
+            for reference in rule.listReferences {
+                guard let list = byName[reference.name] else {
+                    let message: String
+                    if let suggestion = Spelling.suggestion(for: reference.name, among: names) {
+                        message =
+                            "unknown list '\(reference.name)' in allow:; did you mean '\(suggestion)'? (entries that do not start with '/' name lists)"
+                    } else {
+                        message =
+                            "unknown list '\(reference.name)' in allow:; entries that do not start with '/' name lists, so define '- list: \(reference.name)' with items:, or write the executable's absolute path such as /usr/bin/\(reference.name)"
+                    }
+                    diagnostics.append(.error(message, at: reference.location))
+                    continue
+                }
+                guard checked.insert(list.name).inserted, let items = list.items else { continue }
+                for (item, location) in zip(items, list.itemLocations) {
+                    guard let problem = RuleFileParser.executableProblem(item, anyDirectoryHint: false) else {
+                        continue
+                    }
+                    diagnostics.append(
+                        .error(
+                            "\(problem) (allow: of rule '\(rule.id)' uses list '\(list.name)', so its items are executables)",
+                            at: location
+                        )
+                    )
+                }
+            }
+        }
+        return diagnostics
+    }
+
+    /// The rule with list names in a root rule's `allow:` replaced by the lists' items, in order, without
+    /// repeats.
+    private static func expandingLists(in rule: Rule, lists: [String: [String]]) -> Rule {
+        guard case .process(var process) = rule.subject, case .root(let allow) = process.trigger else { return rule }
+        var expanded: [String] = []
+        for entry in allow {
+            for item in entry.hasPrefix("/") ? [entry] : lists[entry] ?? [] where !expanded.contains(item) {
+                expanded.append(item)
+            }
+        }
+        process.trigger = .root(allow: expanded)
+        var rule = rule
+        rule.subject = .process(process)
+        return rule
     }
 
     /// Diagnostics by file (in the order files were given or found), then line, then column; stable.

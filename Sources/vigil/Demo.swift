@@ -46,6 +46,17 @@ struct Demo: ParsableCommand {
             throw ExitCode(1)
         }
         defer { if !keep { sandbox.remove() } }
+        // Stand-ins for the seed's four services (copies of /bin/sleep under their names), running before
+        // Vigil starts, as on the real server.
+        var services: [String: ChildProcess] = [:]
+        do {
+            try sandbox.installServiceStandIns()
+            for service in SeedSandbox.services { services[service.name] = try sandbox.startService(service.name) }
+        } catch {
+            printLine("vigil demo: \(error)")
+            throw ExitCode(1)
+        }
+        defer { sandbox.stopServiceStandIns() }
         let alertsPath = sandbox.hostPath("/var/log/vigil/demo-alerts.jsonl")
         printLine("Vigil demo: CloudCrest's analytics-prod-03 in a sandbox at \(sandbox.root)")
         printLine("  rules: \(rulesDirectory)   alerts: \(alertsPath)\n")
@@ -65,7 +76,21 @@ struct Demo: ParsableCommand {
             printLine("vigil demo: \(error)")
             throw ExitCode(1)
         }
-        for line in follower.drain() { printLine("  start-up alert: \(summary(of: line))") }
+        // Start-up alerts: the sandbox has none of the seed's missing services, but the start-up review of
+        // root processes judges this whole host (the shell that ran the demo, too): summarised by rule.
+        var startup: [(rule: String, count: Int, first: String)] = []
+        for line in follower.drain() {
+            let rule = JSONField.string(line, "rule") ?? "?"
+            if let i = startup.firstIndex(where: { $0.rule == rule }) {
+                startup[i].count += 1
+            } else {
+                startup.append((rule, 1, summary(of: line)))
+            }
+        }
+        for group in startup {
+            let more = group.count > 1 ? "   (and \(group.count - 1) more from this rule)" : ""
+            printLine("  start-up alert: \(group.first)\(more)")
+        }
 
         let config = SeedSandbox.configPath
         let steps: [Step] = [
@@ -123,6 +148,9 @@ struct Demo: ParsableCommand {
                 break
             }
         }
+        if !failed, let upload = services["upload-service"] {
+            failed = !killAndWatchRestart(upload, follower: follower, latencies: &latencies)
+        }
         let exit = daemon.stop()
         if failed || exit != 0 {
             printLine(
@@ -132,11 +160,44 @@ struct Demo: ParsableCommand {
         }
         let sorted = latencies.sorted()
         printLine(
-            "\n\(latencies.count) reactions, write → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
+            "\n\(latencies.count) reactions, change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
         )
         printLine(
             "The daemon stopped cleanly on SIGTERM. \(keep ? "Sandbox kept at \(sandbox.root)" : "Sandbox removed.")"
         )
+    }
+
+    /// Kills the upload service the way the OOM killer does, and shows Vigil's alert, its restart through
+    /// the service's init script (no systemd in the sandbox) and the new process it saw start.
+    private func killAndWatchRestart(
+        _ upload: ChildProcess,
+        follower: LineFollower,
+        latencies: inout [UInt64]
+    ) -> Bool {
+        printLine(
+            "\n\(SeedSandbox.services.count + 1). The OOM killer sends SIGKILL to upload-service (pid \(upload.pid))"
+        )
+        let before = Clock.monotonicNanoseconds()
+        upload.signal(SIGKILL)
+        _ = upload.wait(timeoutMilliseconds: 5000)  // reap it, as its parent would: not a zombie
+        var sawExit = false
+        var sawRestart = false
+        while !(sawExit && sawRestart), let (line, seenAt) = follower.next(timeoutMilliseconds: 20000) {
+            let kind = JSONField.string(line, "kind") ?? "?"
+            let latency = seenAt - before
+            printLine("   → \(summary(of: line))   [\(milliseconds(latency)) ms after the kill]")
+            if kind == "process.exit" && JSONField.string(line, "rule") == "upload-service-crashed" {
+                latencies.append(latency)
+                sawExit = true
+            }
+            if kind == "process.restarted" { sawRestart = true }
+            if kind == "process.restart_failed" { break }
+        }
+        if !sawExit { printLine("   ✗ no exit alert from rule 'upload-service-crashed' within 20 s") }
+        if !sawRestart { printLine("   ✗ no confirmed restart within 20 s") }
+        // The running rule resolves once the new process is seen; show it if it is already there.
+        for line in follower.drain() { printLine("   → \(summary(of: line))") }
+        return sawExit && sawRestart
     }
 
     private func locateRules(executable: String) -> String? {

@@ -44,6 +44,15 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Flag(
+        name: .long,
+        help: "Run without process rules (where the proc connector is unavailable, e.g. in some containers)."
+    )
+    var noProcessRules = false
+
+    @Flag(name: .long, help: "Keep every capability (do not drop to what the loaded rules need).")
+    var keepCapabilities = false
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
@@ -81,19 +90,33 @@ struct Run: ParsableCommand {
         let daemon: Daemon
         do {
             daemon = try Daemon(
-                options: .init(ruleSet: ruleSet, root: root, extraAlertFiles: alerts),
+                options: {
+                    var options = Daemon.Options(ruleSet: ruleSet, root: root, extraAlertFiles: alerts)
+                    options.processRules = !noProcessRules
+                    return options
+                }(),
                 logger: logger
             )
         } catch {
             RuleLoading.printError("vigil: \(error)")
             throw ExitCode(1)
         }
+        // Every kernel socket is open: keep only the capabilities the loaded rules need, before any thread
+        // starts (capabilities are per thread; new threads inherit them).
+        if !keepCapabilities {
+            daemon.dropCapabilities()
+        }
         let started = Clock.monotonicNanoseconds()
-        daemon.start()
+        do {
+            try daemon.start()
+        } catch {
+            RuleLoading.printError("vigil: \(error)")
+            throw ExitCode(1)
+        }
         let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
         let rootNote = root == "/" ? "" : " under root '\(root)'"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 
@@ -122,7 +145,7 @@ struct Run: ParsableCommand {
                 + String(format2: Double(c.alertLatencyTotal.load(ordering: .relaxed)) / Double(latencyCount) / 1e3)
                 + " µs, max " + String(format2: Double(c.alertLatencyMaximum.load(ordering: .relaxed)) / 1e3) + " µs"
         logger.info(
-            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows\(latency)"
+            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows, \(c.processEvents.load(ordering: .relaxed)) process events (\(c.processEventsLost.load(ordering: .relaxed)) losses)\(latency)"
         )
     }
 }

@@ -17,6 +17,7 @@ struct SeenAlert: CustomStringConvertible {
     var rule: String { JSONField.string(line, "rule") ?? "" }
     var state: String { JSONField.string(line, "state") ?? "" }
     var kind: String { JSONField.string(line, "kind") ?? "" }
+    var severity: String { JSONField.string(line, "severity") ?? "" }
     var path: String { JSONField.string(line, "path") ?? "" }
     var message: String { JSONField.string(line, "message") ?? "" }
     var id: String { JSONField.string(line, "id") ?? "" }
@@ -89,7 +90,7 @@ final class DaemonFixture {
         )
         let make = { () throws -> Daemon in
             let daemon = try Daemon(options: options, logger: logger)
-            daemon.start()
+            try daemon.start()
             return daemon
         }
         daemon = lock ? try Self.startLock.withLock { _ in try make() } : try make()

@@ -42,7 +42,7 @@ struct SinkFailureTests {
             options: .init(ruleSet: ruleSet, root: tree.root, extraAlertFiles: [alerts, tree.path("copy.jsonl")]),
             logger: logger
         )
-        daemon.start()
+        try daemon.start()
         defer { daemon.stop() }
 
         // Ten state changes while the disk is full; the second sink (with space) shows each as it happens.

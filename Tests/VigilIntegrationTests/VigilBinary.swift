@@ -93,3 +93,15 @@ struct TempDirectory {
         FileTree.remove(path)
     }
 }
+
+extension LineFollower {
+    /// The next alert line that is not about processes, or nil after the timeout. The seed's services do not
+    /// run in a test sandbox and the start-up review judges this host's root processes, so process alerts
+    /// come and go around what a file test waits for.
+    func nextFileAlert(timeoutMilliseconds: Int = 5000) -> String? {
+        while let line = next(timeoutMilliseconds: timeoutMilliseconds)?.line {
+            if !(JSONField.string(line, "kind") ?? "").hasPrefix("process.") { return line }
+        }
+        return nil
+    }
+}

@@ -328,7 +328,7 @@ func makeTemporaryDirectory() throws -> URL {
     @Test func fixtureDirectoryCompilesAsAWhole() {
         let compilation = RuleCompiler.compile(paths: [fixturesDirectory.appendingPathComponent("valid").path])
         #expect(compilation.errorCount == 0, "\(compilation.diagnostics)")
-        #expect(compilation.ruleSet?.rules.count == 4)
+        #expect(compilation.ruleSet?.rules.count == 9)
     }
 }
 

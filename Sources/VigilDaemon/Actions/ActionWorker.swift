@@ -3,29 +3,38 @@ import Synchronization
 import VigilCore
 import VigilSystem
 
-/// The action worker: one thread that takes requests from the matcher and carries them out, so that slow
-/// work (a write to a full disk, later SMTP and HTTP) never stalls matching.
+/// The action worker: one thread that takes requests from the matcher threads and carries them out, so
+/// that slow work (a write to a full disk, later SMTP and HTTP) never stalls matching.
+///
+/// Each producer (the file matcher, the process watcher) has its own SPSC ring (an `AlertOutlet`); all
+/// share one doorbell. Within one producer, alerts keep their order.
 final class ActionWorker: @unchecked Sendable {
-    // @unchecked Sendable: `sinks` is used only by the worker thread after start.
+    // @unchecked Sendable: `sinks` and `outlets` are used only by the worker thread after start.
 
-    let ring: SPSCRing<ActionFrame>
+    /// Rung by a producer when its ring goes from empty to non-empty.
     let doorbell: EventFD
     let shutdown: EventFD
     let counters: PipelineCounters
     let sinks: [AlertSink]
-    /// Rung when the worker released ring space and the matcher is waiting for it.
-    let spaceDoorbell: EventFD
+    private var outlets: [AlertOutlet] = []
     private let logger: Logger
 
-    init(ring: SPSCRing<ActionFrame>, sinks: [AlertSink], counters: PipelineCounters, logger: Logger) throws {
-        self.ring = ring
+    init(sinks: [AlertSink], counters: PipelineCounters, logger: Logger) throws {
         self.sinks = sinks
         self.counters = counters
         self.logger = logger
         doorbell = try EventFD()
         shutdown = try EventFD()
-        spaceDoorbell = try EventFD()
     }
+
+    /// A new producer's outlet; call before `run()` starts.
+    func makeOutlet(capacity: Int = 1024) throws -> AlertOutlet {
+        let outlet = try AlertOutlet(capacity: capacity, workerDoorbell: doorbell, counters: counters)
+        outlets.append(outlet)
+        return outlet
+    }
+
+    private var allRingsEmpty: Bool { outlets.allSatisfy { $0.ring.isEmptyForConsumer() } }
 
     private static let doorbellTag: UInt64 = 1
     private static let shutdownTag: UInt64 = 2
@@ -44,8 +53,8 @@ final class ActionWorker: @unchecked Sendable {
         while true {
             doorbell.drain()
             drain()
-            if stopping && ring.isEmptyForConsumer() { break }
-            if !ring.isEmptyForConsumer() { continue }
+            if stopping && allRingsEmpty { break }
+            if !allRingsEmpty { continue }
             // With lines held back by a failing sink, retry once a second instead of sleeping forever.
             let timeout: CInt = sinks.contains(where: { $0.hasBacklog }) ? 1000 : -1
             do {
@@ -65,6 +74,11 @@ final class ActionWorker: @unchecked Sendable {
     }
 
     private func drain() {
+        for outlet in outlets { drain(outlet) }
+    }
+
+    private func drain(_ outlet: AlertOutlet) {
+        let ring = outlet.ring
         while true {
             let n = ring.consume(limit: 256) { frame, payload in
                 switch frame.kind {
@@ -78,7 +92,7 @@ final class ActionWorker: @unchecked Sendable {
                     }
                 }
             }
-            if ring.consumerShouldWakeProducer() { spaceDoorbell.ring() }
+            if ring.consumerShouldWakeProducer() { outlet.spaceDoorbell.ring() }
             if n == 0 { return }
         }
     }

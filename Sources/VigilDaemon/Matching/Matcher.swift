@@ -31,9 +31,7 @@ final class Matcher: @unchecked Sendable {
     let rules: [Rule]
     let inotify: Inotify
     let source: FileSource
-    let output: SPSCRing<ActionFrame>
-    let workerDoorbell: EventFD
-    let workerSpaceDoorbell: EventFD
+    let outlet: AlertOutlet
     let shutdown: EventFD
     let ready: EventFD
     let counters: PipelineCounters
@@ -64,7 +62,6 @@ final class Matcher: @unchecked Sendable {
     private var needsRebuild = false
     private var timers: [(deadline: UInt64, instance: Int)] = []
     private var armedDeadline: UInt64 = 0
-    private var scratch: [UInt8] = []
     private var batchEventTime: UInt64 = 0
     private var reportedWatchLimit = false
     /// Set once the start-up scan is done: files discovered from then on are new.
@@ -75,9 +72,7 @@ final class Matcher: @unchecked Sendable {
         rules: [Rule],
         sinkNames: [String],
         inotify: Inotify,
-        output: SPSCRing<ActionFrame>,
-        workerDoorbell: EventFD,
-        workerSpaceDoorbell: EventFD,
+        outlet: AlertOutlet,
         counters: PipelineCounters,
         logger: Logger
     ) throws {
@@ -85,9 +80,7 @@ final class Matcher: @unchecked Sendable {
         self.rules = rules
         self.inotify = inotify
         source = FileSource(inotify: inotify, counters: counters)
-        self.output = output
-        self.workerDoorbell = workerDoorbell
-        self.workerSpaceDoorbell = workerSpaceDoorbell
+        self.outlet = outlet
         self.counters = counters
         self.logger = logger
         var index: [String: Int] = [:]
@@ -120,7 +113,6 @@ final class Matcher: @unchecked Sendable {
         shutdown = try EventFD()
         ready = try EventFD()
         timer = try TimerFD()
-        scratch.reserveCapacity(4096)
     }
 
     // MARK: Thread body
@@ -887,28 +879,8 @@ final class Matcher: @unchecked Sendable {
         send(record, sinkMask: allSinks)
     }
 
-    /// Encodes the record once and hands the line to the worker, waiting for room rather than dropping it.
     private func send(_ record: AlertRecord, sinkMask: UInt64) {
-        guard sinkMask != 0 else { return }
-        scratch.removeAll(keepingCapacity: true)
-        record.encodeJSONLine(into: &scratch)
-        let frame = ActionFrame(kind: .alert, sinkMask: sinkMask, eventTime: batchEventTime)
-        while true {
-            let result = scratch.withUnsafeBytes { line in
-                output.push(frame, payloadCount: line.count) { slot in slot.copyMemory(from: line) }
-            }
-            switch result {
-            case .pushed(let wasEmpty):
-                if wasEmpty { workerDoorbell.ring() }
-                return
-            case .full:
-                counters.ringFullWaits.add(1, ordering: .relaxed)
-                if output.producerWillWait() {
-                    workerDoorbell.ring()
-                    workerSpaceDoorbell.wait()
-                }
-            }
-        }
+        outlet.send(record, sinkMask: sinkMask, eventTime: batchEventTime)
     }
 }
 

@@ -4,12 +4,14 @@ extension RuleFileParser {
     /// Every action of the language, in the order the docs list them.
     static let actionNames = ["alert", "chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
     /// Actions designed but not implemented in this version.
-    static let plannedActions = ["chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
+    static let plannedActions = ["chmod", "chown", "sanitize", "rotate", "exec"]
 
-    /// Parses `then:`; records `alert: [sink]` references for the cross-file check.
+    /// Parses `then:`; records `alert: [sink]` references for the cross-file check, and every `restart` and
+    /// `reload` (also those with errors) for the checks against the rule's kind.
     mutating func parseActions(
         _ node: Node,
-        references: inout [(name: String, location: SourceLocation)]
+        references: inout [(name: String, location: SourceLocation)],
+        serviceActions: inout [ServiceActionUse]
     ) -> [ActionSpec]? {
         let items: [Node]
         switch node {
@@ -27,21 +29,35 @@ extension RuleFileParser {
         var actions: [ActionSpec] = []
         var failed = false
         for item in items {
-            if let action = parseAction(item, references: &references) { actions.append(action) } else { failed = true }
+            if let action = parseAction(item, references: &references, serviceActions: &serviceActions) {
+                actions.append(action)
+            } else {
+                failed = true
+            }
         }
         return failed ? nil : actions
     }
 
-    /// Parses one action: `alert`, or a one-key map such as `alert: [sink]`.
+    /// Parses one action: `alert`, `restart`, `reload`, or a one-key map such as `alert: [sink]` or
+    /// `restart: { … }`.
     private mutating func parseAction(
         _ node: Node,
-        references: inout [(name: String, location: SourceLocation)]
+        references: inout [(name: String, location: SourceLocation)],
+        serviceActions: inout [ServiceActionUse]
     ) -> ActionSpec? {
         let location = node.location(in: file)
         switch node {
         case .scalar(let scalar) where scalar.value != .null:
-            guard checkActionName(scalar.string, at: node) else { return nil }
-            return .alert(sinks: nil, location: location)
+            let name = scalar.string
+            guard checkActionName(name, at: node) else { return nil }
+            switch name {
+            case "restart", "reload":
+                let action = ServiceAction(location: location)
+                serviceActions.append(ServiceActionUse(name: name, location: location, action: action))
+                return name == "restart" ? .restart(action) : .reload(action)
+            default:
+                return .alert(sinks: nil, location: location)
+            }
         case .mapping(let mapping) where mapping.count == 1:
             let (keyNode, value) = mapping.first!
             guard let name = keyNode.scalar?.string else {
@@ -49,10 +65,29 @@ extension RuleFileParser {
                 return nil
             }
             guard checkActionName(name, at: keyNode) else { return nil }
-            guard let sinks = parseStringList(value, key: "alert") else { return nil }
-            for (sink, element) in sinks { references.append((sink, element.location(in: file))) }
-            return .alert(sinks: sinks.map(\.0), location: location)
+            switch name {
+            case "restart", "reload":
+                let action = parseServiceAction(name, value, at: location)
+                serviceActions.append(
+                    ServiceActionUse(name: name, location: keyNode.location(in: file), action: action)
+                )
+                guard let action else { return nil }
+                return name == "restart" ? .restart(action) : .reload(action)
+            default:
+                guard let sinks = parseStringList(value, key: "alert") else { return nil }
+                for (sink, element) in sinks { references.append((sink, element.location(in: file))) }
+                return .alert(sinks: sinks.map(\.0), location: location)
+            }
         case .mapping(let mapping) where mapping.count > 1:
+            if let first = mapping.first?.key.scalar?.string, first == "restart" || first == "reload",
+                let option = mapping[1].key.scalar?.string, Self.restartKeys.contains(option)
+            {
+                error(
+                    "'\(option)' is beside '\(first)', not under it; indent the options below \(first): or write \(first): { \(option): … }",
+                    at: mapping[1].key
+                )
+                return nil
+            }
             let names = mapping.map { "'\($0.key.scalar?.string ?? "?")'" }.joined(separator: " and ")
             error("action has several keys (\(names)); write each action as its own list item", at: mapping[1].key)
             return nil
@@ -62,9 +97,9 @@ extension RuleFileParser {
         }
     }
 
-    /// Reports unknown and planned actions; true for `alert`.
+    /// Reports unknown and planned actions; true for `alert`, `restart` and `reload`.
     private mutating func checkActionName(_ name: String, at node: Node) -> Bool {
-        if name == "alert" { return true }
+        if ["alert", "restart", "reload"].contains(name) { return true }
         if Self.plannedActions.contains(name) {
             error(
                 "action '\(name)' is not available in this version of vigil; it is planned — see docs/rules.md",
@@ -176,9 +211,11 @@ extension RuleFileParser {
         let context = Self.describe("list", name)
         let (keys, _) = checkKeys(mapping, allowed: Self.listKeys, context: context)
         var items: [String]?
-        if let (_, node) = keys["items"] {
-            items = parseStringList(node, key: "items", allowEmpty: true)?.map(\.0)
-        } else {
+        var itemLocations: [SourceLocation] = []
+        if let (_, node) = keys["items"], let entries = parseStringList(node, key: "items", allowEmpty: true) {
+            items = entries.map(\.0)
+            itemLocations = entries.map { $0.1.location(in: file) }
+        } else if keys["items"] == nil {
             error("\(context) has no items:; add items: [...]", at: location)
         }
         guard let name else { return }
@@ -187,7 +224,8 @@ extension RuleFileParser {
                 name: name,
                 nameLocation: nameNode.location(in: file),
                 location: location,
-                items: errorCount == errorsBefore ? items : nil
+                items: errorCount == errorsBefore ? items : nil,
+                itemLocations: itemLocations
             )
         )
     }

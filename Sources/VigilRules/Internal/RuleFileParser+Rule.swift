@@ -1,12 +1,14 @@
 internal import Yams
 
 extension RuleFileParser {
-    /// The subject kind of a rule, once known.
-    enum RuleKind {
+    /// The subject kind of a rule, once known; the raw value is how errors name it ("config rules").
+    enum RuleKind: String {
         /// `config:`
         case config
         /// `file:`
         case file
+        /// `process:`
+        case process
     }
 
     /// Parses a `- rule:` item.
@@ -36,7 +38,7 @@ extension RuleFileParser {
         let enabled = keys["enabled"].flatMap { parseBool($0.value, key: "enabled") } ?? true
         let tags = keys["tags"].flatMap { parseStringList($0.value, key: "tags", allowEmpty: true) }?.map(\.0) ?? []
 
-        // The subject: exactly one of config:/file:; planned kinds were reported by checkKeys.
+        // The subject: exactly one of config:/file:/process:; planned kinds were reported by checkKeys.
         let subjects = mapping.compactMap { pair -> (String, Node)? in
             guard let name = pair.key.scalar?.string, Self.subjectKeys.contains(name) else { return nil }
             return (name, pair.key)
@@ -45,21 +47,27 @@ extension RuleFileParser {
         var kind: RuleKind?
         if subjects.count > 1 {
             error(
-                "\(context) has both config: and file:; a rule watches one subject, so split it into two rules",
+                "\(context) has both \(subjects[0].0): and \(subjects[1].0):; a rule watches one subject, so split it into two rules",
                 at: subjects[1].1
             )
         } else if let (name, _) = subjects.first {
-            kind = name == "config" ? .config : .file
+            kind = RuleKind(rawValue: name)
         } else if !hasPlannedKind && !suggestions.contains(where: Self.subjectKeys.contains) {
-            error("\(context) has no subject; expected one of: config, file", at: location)
+            error(
+                "\(context) has no subject; expected one of: \(Self.subjectKeys.joined(separator: ", "))",
+                at: location
+            )
         }
 
         // Parse every part that is present, whatever the kind, so all errors show at once.
         let path =
-            subjects.count == 1 ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
+            kind == .config || kind == .file
+            ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
+        let selector = kind == .process ? keys["process"].flatMap { parseProcessSelector($0.value) } : nil
         let condition = keys["when"].flatMap { parseCondition($0.value) }
         let changes = keys["changes"].flatMap { parseChanges($0.value) }
-        let changeKinds = keys["on"].flatMap { parseChangeKinds($0.value) }
+        // on: means file changes or process events depending on the kind; unknown, it is left alone.
+        let changeKinds = kind == .file || kind == .config ? keys["on"].flatMap { parseChangeKinds($0.value) } : nil
         var format = ConfigFormat.ini
         if let (_, node) = keys["format"], let text = parseString(node, key: "format") {
             if let parsed = ConfigFormat(rawValue: text) {
@@ -69,6 +77,7 @@ extension RuleFileParser {
             }
         }
 
+        var process = ProcessTriggerDraft()
         switch kind {
         case .config:
             if let (key, _) = keys["on"] {
@@ -88,6 +97,7 @@ extension RuleFileParser {
                     at: location
                 )
             }
+            reportProcessOnlyKeys(keys, kind: .config)
         case .file:
             for name in ["when", "changes", "format"] {
                 if let (key, _) = keys[name] {
@@ -97,6 +107,23 @@ extension RuleFileParser {
                     )
                 }
             }
+            reportProcessOnlyKeys(keys, kind: .file)
+        case .process:
+            for name in ["when", "changes", "format"] {
+                if let (key, _) = keys[name] {
+                    error(
+                        "'\(name)' does not apply to process rules; use a config: rule to look at keys and values",
+                        at: key
+                    )
+                }
+            }
+            process = parseProcessTrigger(keys, context: context, at: location)
+            if process.shape == .expect, selector?.matchesEverything == true, let (_, node) = keys["process"] {
+                error(
+                    "expect: needs a selector that names the process, but process: \(node.scalar?.string ?? "{}") matches every process, so the rule could never fire; write e.g. process: { name: upload-service }",
+                    at: node
+                )
+            }
         case nil:
             break
         }
@@ -105,48 +132,71 @@ extension RuleFileParser {
         switch kind {
         case .config: allowedFields = MessageTemplate.configFields
         case .file: allowedFields = MessageTemplate.fileFields
+        case .process: allowedFields = MessageTemplate.processFields
         case nil:
             var union = MessageTemplate.configFields
-            union.append(contentsOf: MessageTemplate.fileFields.filter { !union.contains($0) })
+            for field in MessageTemplate.fileFields + MessageTemplate.processFields where !union.contains(field) {
+                union.append(field)
+            }
             allowedFields = union
         }
-        let message: MessageTemplate?
+        var message: MessageTemplate?
         if let (_, node) = keys["message"] {
             message = parseTemplate(node, allowedFields: allowedFields)
+        } else if kind == .process {
+            message = process.trigger.flatMap { try? MessageTemplate(parsing: MessageTemplate.defaultSource(for: $0)) }
         } else {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultSource)
         }
 
         // `resolved_message:` belongs to state rules, whose alerts can be resolved.
         var resolvedMessage: MessageTemplate?
+        let isState: Bool?
+        switch kind {
+        case .config:
+            // With both or neither of when:/changes: the kind of rule is unclear (and already reported).
+            isState =
+                keys["when"] != nil && keys["changes"] == nil
+                ? true : keys["changes"] != nil && keys["when"] == nil ? false : nil
+        case .file: isState = false
+        case .process: isState = process.shape?.isState
+        case nil: isState = nil
+        }
         if let (keyNode, node) = keys["resolved_message"] {
-            if kind == .config && condition != nil {
+            if isState == true {
                 resolvedMessage = parseTemplate(node, allowedFields: allowedFields)
-            } else if kind != nil {
+            } else if isState == false {
                 error(
-                    "'resolved_message' applies only to state rules (config: with when:); event rules never resolve",
+                    "'resolved_message' applies only to state rules (config: with when:, process: with expect: or on: [zombie]); event rules never resolve",
                     at: keyNode
                 )
             }
+        } else if keys["message"] == nil, let trigger = process.trigger,
+            let source = MessageTemplate.defaultResolvedSource(for: trigger)
+        {
+            resolvedMessage = try? MessageTemplate(parsing: source)
         }
 
         var references: [(name: String, location: SourceLocation)] = []
+        var serviceActions: [ServiceActionUse] = []
         let actions: [ActionSpec]?
         if let (_, node) = keys["then"] {
-            actions = parseActions(node, references: &references)
+            actions = parseActions(node, references: &references, serviceActions: &serviceActions)
         } else {
             actions = [.alert(sinks: nil, location: location)]
         }
+        checkServiceActions(serviceActions, kind: kind, shape: process.shape)
 
         var draft = RuleDraft(
             id: id ?? "",
             idLocation: idNode.location(in: file),
             location: location,
             rule: nil,
-            sinkReferences: references
+            sinkReferences: references,
+            listReferences: process.listReferences
         )
         defer { if id != nil { rules.append(draft) } }
-        guard errorCount == errorsBefore, let id, let kind, let path, let message, let actions else { return }
+        guard errorCount == errorsBefore, let id, let kind, let message, let actions else { return }
 
         let subject: Subject
         switch kind {
@@ -159,9 +209,14 @@ extension RuleFileParser {
             } else {
                 return
             }
+            guard let path else { return }
             subject = .config(ConfigSubject(path: path, format: format, trigger: trigger))
         case .file:
+            guard let path else { return }
             subject = .file(FileSubject(path: path, on: changeKinds ?? Set(FileChangeKind.allCases)))
+        case .process:
+            guard let selector, let trigger = process.trigger else { return }
+            subject = .process(ProcessSubject(selector: selector, trigger: trigger))
         }
         draft.rule = Rule(
             id: id,
@@ -175,6 +230,14 @@ extension RuleFileParser {
             tags: tags,
             resolvedMessage: resolvedMessage
         )
+    }
+
+    /// Reports `expect:`, `exit:`, `grace:` and `allow:` on config and file rules.
+    private mutating func reportProcessOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
+        for name in Self.processOnlyKeys {
+            guard let (key, _) = keys[name] else { continue }
+            error("'\(name)' does not apply to \(kind.rawValue) rules; it belongs to process: rules", at: key)
+        }
     }
 
     /// Parses `changes:`: key names or globs, lowercased.

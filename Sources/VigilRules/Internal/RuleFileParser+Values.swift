@@ -1,3 +1,4 @@
+import VigilCore
 internal import Yams
 
 extension RuleFileParser {
@@ -94,5 +95,76 @@ extension RuleFileParser {
             return nil
         }
         return PathPattern(raw: raw, directory: directory, name: .glob(name))
+    }
+}
+
+extension RuleFileParser {
+    /// A duration for `key` in milliseconds (see `RuleDuration`); reports zero, too long and malformed ones.
+    mutating func parseDuration(_ node: Node, key: String) -> Int? {
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'\(key)' is \(node.kindDescription); expected \(RuleDuration.expectedForms)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        guard let milliseconds = RuleDuration.milliseconds(text) else {
+            error("'\(key)' is '\(text)'; expected \(RuleDuration.expectedForms)", at: node)
+            return nil
+        }
+        if milliseconds == 0 {
+            error("'\(key)' is \(text); expected a duration longer than zero, such as 5s", at: node)
+            return nil
+        }
+        if milliseconds > RuleDuration.longestMilliseconds {
+            error("'\(key)' is \(text), longer than the limit of 24h; write a shorter duration", at: node)
+            return nil
+        }
+        return milliseconds
+    }
+
+    /// A whole number (quoted or not) within `range`; `what` names it in errors ("exit code", "'running'").
+    mutating func parseWholeNumber(_ node: Node, what: String, range: ClosedRange<Int>) -> Int? {
+        let rangeText =
+            range.upperBound == Int.max
+            ? "of at least \(range.lowerBound)" : "from \(range.lowerBound) to \(range.upperBound)"
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("\(what) is \(node.kindDescription); expected a whole number \(rangeText)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        guard let number = DecimalNumber.parse(text) else {
+            error("\(what) '\(text)' is not a number; expected a whole number \(rangeText)", at: node)
+            return nil
+        }
+        guard number == number.rounded(), abs(number) < 1e15 else {
+            error("\(what) \(text) is not a whole number; expected a whole number \(rangeText)", at: node)
+            return nil
+        }
+        let value = Int(number)
+        guard range.contains(value) else {
+            error("\(what) \(text) is out of range; expected a whole number \(rangeText)", at: node)
+            return nil
+        }
+        return value
+    }
+
+    /// A signal name or number (see `SignalNames`); `any` is not accepted here.
+    mutating func parseSignal(_ node: Node, key: String) -> Int32? {
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'\(key)' is \(node.kindDescription); expected \(SignalNames.expectedForms)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        if let number = SignalNames.number(text) { return number }
+        if let suggestion = SignalNames.suggestion(for: text) {
+            error(
+                "signal '\(text)' is not known; did you mean '\(suggestion)'? (expected \(SignalNames.expectedForms))",
+                at: node
+            )
+        } else if Int(text) != nil {
+            error("signal \(text) is out of range; Linux signals are numbered from 1 to 64", at: node)
+        } else {
+            error("signal '\(text)' is not known; expected \(SignalNames.expectedForms)", at: node)
+        }
+        return nil
     }
 }

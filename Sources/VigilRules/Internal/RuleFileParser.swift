@@ -18,6 +18,8 @@ struct RuleFileParser {
         var rule: Rule?
         /// Sinks named in `alert: [...]`, checked once every file is read.
         var sinkReferences: [(name: String, location: SourceLocation)]
+        /// List names in `allow:`, checked and expanded once every file is read.
+        var listReferences: [(name: String, location: SourceLocation)] = []
     }
 
     /// A sink as parsed; `spec` is nil when it had errors.
@@ -42,19 +44,21 @@ struct RuleFileParser {
         var location: SourceLocation
         /// The entries; nil when the list had errors.
         var items: [String]?
+        /// Where each entry is, for errors found when a rule uses the list.
+        var itemLocations: [SourceLocation] = []
     }
 
     /// The item kinds, told apart by an item's first key.
     static let itemKinds = ["rule", "sink", "list"]
     /// Keys a rule may have.
     static let ruleKeys = [
-        "rule", "description", "severity", "config", "file", "format", "when", "changes", "on", "message",
-        "resolved_message", "then", "enabled", "tags",
+        "rule", "description", "severity", "config", "file", "process", "format", "when", "changes", "on", "expect",
+        "exit", "grace", "allow", "message", "resolved_message", "then", "enabled", "tags",
     ]
     /// Rule subjects available in this version.
-    static let subjectKeys = ["config", "file"]
+    static let subjectKeys = ["config", "file", "process"]
     /// Rule kinds that are part of the language design but not implemented yet.
-    static let plannedKinds = ["log", "process", "system", "socket", "mode", "owner", "group"]
+    static let plannedKinds = ["log", "system", "socket", "mode", "owner", "group"]
     /// Keys a sink may have.
     static let sinkKeys = ["sink", "type", "path"]
     /// Keys a list may have.
@@ -166,11 +170,13 @@ struct RuleFileParser {
     ///
     /// Returns the known keys in order, and the unknown keys' did-you-mean suggestions.
     /// When the map uses a planned rule kind, its other unknown keys belong to that kind's future syntax
-    /// and are not reported (the planned kind's error says enough).
+    /// and are not reported (the planned kind's error says enough). Keys in `ignoring` are neither
+    /// returned nor reported: the caller reports them with a better message.
     mutating func checkKeys(
         _ mapping: Node.Mapping,
         allowed: [String],
         planned: [String] = [],
+        ignoring: [String] = [],
         context: String
     ) -> (keys: [String: (key: Node, value: Node)], suggestions: [String]) {
         var keys: [String: (key: Node, value: Node)] = [:]
@@ -183,6 +189,8 @@ struct RuleFileParser {
             }
             if allowed.contains(name) {
                 keys[name] = (keyNode, valueNode)
+            } else if ignoring.contains(name) {
+                continue
             } else if planned.contains(name) {
                 keys[name] = (keyNode, valueNode)
                 error("rule kind '\(name)' is not available in this version of vigil; see docs/rules.md", at: keyNode)

@@ -201,7 +201,7 @@ final class PipelineFixture: @unchecked Sendable {
         } catch {
             throw BenchError("Failed to start the daemon: \(error)")
         }
-        daemon.start()
+        try daemon.start()
     }
 
     /// Makes `count` IN_ATTRIB events (fchmod on the siblings, in turn) and spins until the matcher has read

@@ -1,0 +1,56 @@
+/// What Vigil knows about one live process: captured from `/proc` when it was found at start-up or when
+/// it ran a new program, inherited from its parent when it forked. The kernel's events carry only pids, and
+/// a process may be gone before `/proc` can be read, so this table entry is the truth at its exit.
+///
+/// Memory: about 200 bytes plus the strings; the command line is kept to `commandLineLimit` bytes. The
+/// table holds one entry per live process (threads are not entries), so it is bounded by the host's
+/// process count.
+struct ProcessEntry {
+    /// Longest command line kept (bytes). Selectors see up to `ProcessSnapshot.commandLineReadLimit` at exec.
+    static let commandLineLimit = 1024
+
+    var pid: Int32
+    /// Parent's pid (the thread group id of the parent).
+    var parent: Int32
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22); with the pid, the process's
+    /// identity across pid reuse. 0 when unknown (a fork whose child was not read).
+    var startTime: UInt64 = 0
+    /// Real and effective uid; `.max` when unknown.
+    var realUser: UInt32 = .max
+    var effectiveUser: UInt32 = .max
+    /// The kernel's name (`comm`, at most 15 bytes).
+    var comm: String = ""
+    /// Executable as a host path; empty when unknown (a kernel thread, or gone before it could be read).
+    var executable: String = ""
+    /// Arguments joined by single spaces, cut to `commandLineLimit` bytes.
+    var commandLine: String = ""
+    /// cgroup v2 path, and the systemd unit it names.
+    var cgroup: String = ""
+    var unit: String?
+    /// Indices of the rules with a selector (not `process: any`) that match this process.
+    var matched: [Int] = []
+    /// Started by one of Vigil's own restart or reload commands (or the probe), or forked from one: the
+    /// root rule trusts what the rules themselves run.
+    var startedByVigil = false
+    /// False when the details were inherited at fork or the process was gone before `/proc` was read.
+    var captured = false
+
+    init(pid: Int32, parent: Int32) {
+        self.pid = pid
+        self.parent = parent
+    }
+
+    /// The base name of the executable, or `comm` when the executable is unknown.
+    var name: String {
+        guard let slash = executable.lastIndex(of: "/") else { return comm }
+        let base = executable[executable.index(after: slash)...]
+        return base.isEmpty ? comm : String(base)
+    }
+
+    /// The base name of argv[0], or "" without a command line.
+    var argumentZeroName: Substring {
+        let first = commandLine.prefix { $0 != " " }
+        guard let slash = first.lastIndex(of: "/") else { return first }
+        return first[first.index(after: slash)...]
+    }
+}

@@ -1,0 +1,354 @@
+import Synchronization
+import VigilCore
+import VigilRules
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The kernel's events applied to the process table, and the table built from `/proc`.
+extension ProcessWatcher {
+    /// Applies one event. Threads are not processes: a thread's fork or exit (pid ≠ tgid) changes nothing.
+    func handle(_ record: ProcessEventRecord) {
+        counters.processEvents.add(1, ordering: .relaxed)
+        switch record.kind {
+        case .fork:
+            guard record.childPid == record.childTgid else { return }
+            forked(child: record.childTgid, parent: record.parentTgid)
+        case .exec:
+            executed(pid: record.tgid)
+        case .exit:
+            guard record.pid == record.tgid else { return }
+            exited(record)
+        case .uid:
+            guard record.pid == record.tgid else { return }
+            userChanged(pid: record.tgid, real: record.realId, effective: record.effectiveId)
+        case .comm:
+            guard record.pid == record.tgid, var entry = table[record.tgid] else { return }
+            entry.comm = record.commString
+            rematch(&entry, executed: false)
+        default:
+            return
+        }
+    }
+
+    // MARK: Table
+
+    /// A new process: it runs its parent's program until it execs, so it inherits the parent's details.
+    private func forked(child: Int32, parent: Int32) {
+        var entry =
+            table[parent].map { parentEntry -> ProcessEntry in
+                var copy = parentEntry
+                copy.captured = false
+                return copy
+            } ?? ProcessEntry(pid: child, parent: parent)
+        entry.pid = child
+        entry.parent = parent
+        entry.startTime = 0
+        if hasZombieRules, let stat = ProcFS.stat(pid: child) { entry.startTime = stat.startTime }
+        table[child] = entry
+        for index in entry.matched { changeRunning(index, by: 1, entry: entry) }
+        for index in everyProcessRules {
+            if case .expectRunning = rules[index].process.trigger { changeRunning(index, by: 1, entry: entry) }
+        }
+    }
+
+    /// A process ran a new program: read what it is now, and judge exec and root rules.
+    private func executed(pid: Int32) {
+        let parentFromTable = table[pid]?.parent ?? 0
+        var entry =
+            capture(pid: pid)
+            ?? {
+                // Gone before /proc could be read: keep the pid, and the comm the parent gave it.
+                var unknown = table[pid] ?? ProcessEntry(pid: pid, parent: parentFromTable)
+                unknown.executable = ""
+                unknown.commandLine = ""
+                unknown.captured = false
+                counters.processDetailsMissed.add(1, ordering: .relaxed)
+                return unknown
+            }()
+        if entry.parent == 0 { entry.parent = parentFromTable }
+        entry.matched = table[pid]?.matched ?? []
+        entry.startedByVigil = (table[pid]?.startedByVigil ?? false) || children[pid] != nil
+        if pid == probePid { probeSawExec = true }
+        rematch(&entry, executed: true)
+    }
+
+    /// Recomputes which rules match `entry` after its program, name or users changed; moves expected
+    /// counts, and judges exec and root rules when it ran a new program.
+    func rematch(_ entry: inout ProcessEntry, executed: Bool) {
+        let before = entry.matched
+        var now: [Int] = []
+        for index in specificRules where rules[index].selector.matches(entry, parent: { table[$0] }) {
+            now.append(index)
+        }
+        entry.matched = now
+        table[entry.pid] = entry
+        for index in before where !now.contains(index) { changeRunning(index, by: -1, entry: entry) }
+        for index in now where !before.contains(index) { changeRunning(index, by: 1, entry: entry) }
+        guard executed else { return }
+        for index in now + everyProcessRules {
+            switch rules[index].process.trigger {
+            case .events(let kinds, _) where kinds.contains(.exec):
+                emitProcessEvent(index, entry, event: "exec", exit: nil)
+            case .root:
+                if entry.effectiveUser == 0 && !isAllowedRoot(index, entry) {
+                    emitProcessEvent(index, entry, event: "root", exit: nil)
+                }
+            default:
+                break
+            }
+            // A restart waiting for its new process: this exec is it.
+            if now.contains(index) || rules[index].selector.matchesEverything {
+                confirmRestart(rule: index, entry: entry)
+            }
+        }
+    }
+
+    private func userChanged(pid: Int32, real: UInt32, effective: UInt32) {
+        guard var entry = table[pid] else { return }
+        let wasRoot = entry.realUser == 0 || entry.effectiveUser == 0
+        entry.realUser = real
+        entry.effectiveUser = effective
+        rematch(&entry, executed: false)
+        guard !wasRoot && (real == 0 || effective == 0) else { return }
+        for index in entry.matched + everyProcessRules {
+            if case .root = rules[index].process.trigger, !isAllowedRoot(index, entry) {
+                emitProcessEvent(index, entry, event: "uid-root", exit: nil)
+            }
+        }
+    }
+
+    /// A root process the rule accepts: on its allow list, Vigil itself, or started by Vigil's own actions.
+    /// An unknown executable is never on the list (the safe side).
+    func isAllowedRoot(_ index: Int, _ entry: ProcessEntry) -> Bool {
+        if entry.startedByVigil || entry.pid == ownPid { return true }
+        guard !entry.executable.isEmpty else { return false }
+        return rules[index].allowed.contains { $0.matches(entry.executable) }
+    }
+
+    /// A process ended (its thread group leader exited).
+    private func exited(_ record: ProcessEventRecord) {
+        let pid = record.tgid
+        var entry = table.removeValue(forKey: pid) ?? ProcessEntry(pid: pid, parent: record.parentTgid)
+        if entry.parent == 0 || entry.parent == 1 && record.parentTgid > 1 { entry.parent = record.parentTgid }
+        let exit = ExitStatus(code: record.exitCode, signal: record.terminatingSignal, coreDumped: record.coreDumped)
+        // One of Vigil's own children (the probe, a restart or reload command): reap it and report. A
+        // command that is itself the service is also judged as the service below.
+        if let purpose = children.removeValue(forKey: pid) {
+            reapChild(pid: pid, purpose: purpose, exit: exit)
+            if case .probe = purpose { return }
+        }
+        processEnded(entry, exit: exit)
+        // Zombies whose parent just died are reparented and reaped by init or a subreaper: check soon.
+        if !zombies.isEmpty {
+            for (zombiePid, watch) in zombies where watch.entry.parent == pid {
+                schedule(
+                    .zombieCheck(pid: zombiePid, startTime: watch.entry.startTime),
+                    at: Clock.monotonicNanoseconds() + 10_000_000
+                )
+            }
+        }
+    }
+
+    /// Judges the end of a process (from its exit event, or found gone by a resynchronisation).
+    func processEnded(_ entry: ProcessEntry, exit: ExitStatus?) {
+        for index in entry.matched + everyProcessRules {
+            let rule = rules[index]
+            switch rule.process.trigger {
+            case .expectRunning:
+                changeRunning(index, by: -1, entry: entry, exit: exit)
+            case .events(let kinds, let filter):
+                if kinds.contains(.exit), filter?.matches(code: exit?.code, signal: exit?.signal) ?? true {
+                    emitProcessEvent(index, entry, event: "exit", exit: exit)
+                    requestActions(index, entry: entry)
+                } else if kinds.contains(.coreDump), exit?.coreDumped == true {
+                    emitProcessEvent(index, entry, event: "core-dump", exit: exit)
+                    requestActions(index, entry: entry)
+                }
+            case .zombie:
+                if exit != nil { watchForZombie(entry, rule: index) }
+            case .root:
+                break
+            }
+        }
+    }
+
+    /// Moves the count of an `expect: running` rule; fires when it drops below the minimum, resolves when
+    /// it reaches it again.
+    func changeRunning(_ index: Int, by delta: Int, entry: ProcessEntry, exit: ExitStatus? = nil) {
+        guard case .expectRunning(let minimum) = rules[index].process.trigger else { return }
+        let count = max(0, (runningCount[index] ?? 0) + delta)
+        runningCount[index] = count
+        guard started else { return }
+        let firing = expectFiring[index] ?? false
+        if count < minimum && !firing {
+            expectFiring[index] = true
+            emitExpected(index, state: .firing, entry: entry, exit: exit)
+            requestActions(index, entry: entry)
+        } else if count >= minimum && firing {
+            expectFiring[index] = false
+            emitExpected(index, state: .resolved, entry: entry, exit: nil)
+        }
+    }
+
+    // MARK: /proc
+
+    /// Reads what a process is now; nil when it is gone.
+    func capture(pid: Int32) -> ProcessEntry? {
+        guard let stat = ProcFS.stat(pid: pid) else { return nil }
+        var entry = ProcessEntry(pid: pid, parent: stat.parentPid)
+        entry.startTime = stat.startTime
+        entry.comm = stat.comm
+        if let status = ProcFS.status(pid: pid) {
+            entry.realUser = status.realUserId
+            entry.effectiveUser = status.effectiveUserId
+        }
+        entry.executable = ProcFS.executable(pid: pid)?.path ?? ""
+        if needsCommandLine {
+            let arguments = ProcFS.commandLine(pid: pid, limit: 4096) ?? []
+            var line = arguments.joined(separator: " ")
+            if line.utf8.count > ProcessEntry.commandLineLimit {
+                line = String(decoding: line.utf8.prefix(ProcessEntry.commandLineLimit), as: UTF8.self)
+            }
+            entry.commandLine = line
+        }
+        if needsCgroup, let cgroup = ProcFS.cgroup(pid: pid) {
+            entry.cgroup = cgroup
+            entry.unit = ProcFS.unit(fromCgroup: cgroup)
+        }
+        entry.captured = true
+        return entry
+    }
+
+    /// Builds the table from `/proc` (at start-up), or brings it back in line after events were lost:
+    /// processes gone meanwhile are judged as ended (status unknown), new ones as started.
+    func walkProc(resynchronising: Bool) {
+        let pids = ProcFS.pids()
+        var seen = Set<Int32>()
+        seen.reserveCapacity(pids.count)
+        var found: [ProcessEntry] = []
+        for pid in pids {
+            guard let entry = capture(pid: pid) else { continue }
+            seen.insert(pid)
+            if let known = table[pid], known.startTime == entry.startTime || known.startTime == 0 { continue }
+            found.append(entry)
+        }
+        if resynchronising {
+            for (pid, entry) in table where !seen.contains(pid) || (found.contains { $0.pid == pid }) {
+                table[pid] = nil
+                processEnded(entry, exit: nil)
+            }
+        }
+        // Parents first, so `parent:` selectors find them.
+        for var entry in found.sorted(by: { $0.pid < $1.pid }) {
+            entry.matched = []
+            table[entry.pid] = entry
+        }
+        for entry in found.sorted(by: { $0.pid < $1.pid }) {
+            var current = table[entry.pid]!
+            rematch(&current, executed: resynchronising)
+        }
+        if !resynchronising {
+            started = true
+            reviewRootProcesses()
+            for index in rules.indices {
+                guard case .expectRunning(let minimum) = rules[index].process.trigger else { continue }
+                let count = runningCount[index] ?? 0
+                if count < minimum {
+                    expectFiring[index] = true
+                    emitExpected(index, state: .firing, entry: nil, exit: nil)
+                    requestActions(index, entry: nil)
+                } else {
+                    expectFiring[index] = false
+                }
+            }
+        }
+    }
+
+    /// The seed's `ps -U root` review, once at start-up: every running root process a root rule does not
+    /// allow. Kernel threads (children of kthreadd, no executable) are the kernel's, not programs.
+    private func reviewRootProcesses() {
+        let rootRules = rules.indices.filter { if case .root = rules[$0].process.trigger { true } else { false } }
+        guard !rootRules.isEmpty else { return }
+        for entry in table.values.sorted(by: { $0.pid < $1.pid }) {
+            guard entry.effectiveUser == 0, !entry.executable.isEmpty, entry.pid != 2, entry.parent != 2 else {
+                continue
+            }
+            for index in rootRules where rules[index].selector.matchesEverything || entry.matched.contains(index) {
+                if !isAllowedRoot(index, entry) { emitProcessEvent(index, entry, event: "root", exit: nil) }
+            }
+        }
+    }
+
+    /// `ENOBUFS`: the socket buffer overflowed and the kernel dropped events. Count, resynchronise, alert.
+    func eventsLost() {
+        counters.processEventsLost.add(1, ordering: .relaxed)
+        let before = table.count
+        walkProc(resynchronising: true)
+        let count = counters.processEventsLost.load(ordering: .relaxed)
+        emitInternal(
+            rule: "vigil.process_events_lost",
+            severity: .warning,
+            kind: "vigil.process_events_lost",
+            message:
+                "The kernel dropped process events (the proc connector's socket buffer of \(connector.receiveBuffer.effective / 1024) KiB overflowed; \(count) time(s) so far). Vigil walked /proc again (\(before) → \(table.count) processes); exits in between were judged with status unknown.",
+            version: "lost:\(count):\(Clock.realtime().seconds)"
+        )
+    }
+
+    // MARK: Probe
+
+    func startProbe() {
+        guard settings.probe else { return }
+        do {
+            let pid = try Spawn.start("/bin/true", streams: .null)
+            probePid = pid
+            children[pid] = .probe
+        } catch {
+            startFailure = "Failed to probe process events: could not start '/bin/true': \(error)"
+        }
+    }
+
+    func probeFailureMessage() -> String {
+        if let startFailure { return startFailure }
+        let seen = probeSawExec ? "its exec but not its exit" : (probeSawExit ? "its exit but not its exec" : "nothing")
+        return
+            "Failed to receive process events: Vigil subscribed to the proc connector and started '/bin/true' (pid \(probePid)), but within \(settings.probeTimeoutNanoseconds / 1_000_000) ms the kernel reported \(seen). "
+            + Self.silenceExplanation()
+            + " Run 'vigil probe' for details, or start with --no-process-rules to run without process rules. See docs/troubleshooting.md#proc-connector-silent"
+    }
+}
+
+extension ProcessWatcher {
+    /// Why the kernel may send no process events here, as far as this process can tell.
+    static func silenceExplanation() -> String {
+        switch HostFeatures.inInitialNamespaces {
+        case false?:
+            return
+                "Vigil runs in a pid or network namespace other than the host's (a container); the proc connector reports only in the initial namespaces, so run Vigil on the host."
+        case nil:
+            return
+                "Vigil could not compare its namespaces with PID 1's (no access to /proc/1/ns); in a container the proc connector reports nothing."
+        case true?:
+            return
+                "Vigil runs in the host's namespaces; the kernel may be built without CONFIG_PROC_EVENTS, or a security module filters netlink."
+        }
+    }
+}
+
+/// How a process ended: an exit code, or a signal (and whether it dumped core).
+struct ExitStatus {
+    var code: Int32?
+    var signal: Int32?
+    var coreDumped: Bool
+
+    /// "exited with code 3", "killed by SIGKILL", "killed by SIGSEGV (core dumped)".
+    var description: String {
+        if let signal {
+            return "killed by \(SignalNames.name(of: signal))" + (coreDumped ? " (core dumped)" : "")
+        }
+        return "exited with code \(code ?? 0)"
+    }
+}

@@ -1,0 +1,348 @@
+import Logging
+import Synchronization
+import VigilCore
+import VigilRules
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The process watcher (`vigil-proc`): one thread that owns the proc connector socket, the process table
+/// and every `process:` rule. It sleeps in `epoll_wait`; each datagram is decoded into plain
+/// `ProcessEventRecord`s and judged at once, and alert lines go to the action worker through this thread's
+/// own ring, the way the file matcher's do:
+///
+/// ```
+/// proc connector ─► vigil-proc (recv · decode · table · rules · restarts) ──ring──► vigil-action ─► sinks
+/// ```
+///
+/// Process rules share no state with file rules, so they need no hop through the file matcher: the kernel
+/// → alert path has the same two hops as a file event. Restarts and reloads run here too (posix_spawn or
+/// kill(2), both quick), because confirming a restart means watching for the new process's exec, which
+/// only this thread sees.
+final class ProcessWatcher: @unchecked Sendable {
+    // @unchecked Sendable: all mutable state is confined to the vigil-proc thread after `run()` starts;
+    // `startFailure` is written before `ready` rings and read after it.
+
+    struct Settings {
+        var root: RootedPath
+        var host: String
+        /// Probe at start-up that events arrive (spawn /bin/true, expect its exec and exit).
+        var probe = true
+        var probeTimeoutNanoseconds: UInt64 = 1_000_000_000
+        /// Where systemd is PID 1, restart and reload go through systemctl.
+        var systemdRunning = HostFeatures.systemdIsRunning
+        /// How often a zombie is checked again until it is reaped.
+        var zombieRecheckNanoseconds: UInt64 = 250_000_000
+        /// Most zombies tracked one by one; more are counted in the alert of the last one.
+        var zombieLimit = 4096
+    }
+
+    /// One rule ready to run.
+    struct CompiledRule {
+        let rule: Rule
+        let process: ProcessSubject
+        let selector: CompiledSelector
+        let sinkMask: UInt64
+        let labels: [String: String]
+        /// Allowed executables of a `root` rule, as host-path globs.
+        let allowed: [CompiledSelector.Glob]
+        var restart: ServiceSupervisor?
+        var reload: ServiceSupervisor?
+        /// Where `signal:` goes when the action names other processes (`to:`).
+        let signalTargets: [ServiceSupervisor.Kind: CompiledSelector]
+    }
+
+    /// What a timer is for.
+    enum TimerPurpose {
+        case zombieCheck(pid: Int32, startTime: UInt64)
+        case scheduledAction(rule: Int, kind: ServiceSupervisor.Kind)
+        case confirmRestart(rule: Int, token: Int)
+    }
+
+    /// Why Vigil spawned a child (each is reaped when its exit event arrives).
+    enum ChildPurpose {
+        case probe
+        case action(rule: Int, kind: ServiceSupervisor.Kind, description: String)
+    }
+
+    /// A zombie being watched: which rules, and whether it was alerted.
+    struct ZombieWatch {
+        var entry: ProcessEntry
+        var rules: [Int]
+        var exitedAt: UInt64
+        var alerted = false
+    }
+
+    let settings: Settings
+    var rules: [CompiledRule]
+    let connector: ProcConnector
+    let outlet: AlertOutlet
+    let shutdown: EventFD
+    let ready: EventFD
+    let counters: PipelineCounters
+    let logger: Logger
+    /// Users of the root, for `user:` selectors.
+    let users: UserDatabase
+    /// Users for naming processes in alerts: the root's, then the host's.
+    let displayUsers: UserDatabase
+    let timer: TimerFD
+    let ownPid = getpid()
+    /// The mask of all sinks (Vigil's own alerts go to every sink).
+    let allSinks: UInt64
+
+    /// Set before `ready` rings when the watcher cannot work (no events arrived): the daemon fails to start.
+    var startFailure: String?
+
+    var table: [Int32: ProcessEntry] = [:]
+    /// Rules with a selector, and rules about every process.
+    var specificRules: [Int] = []
+    var everyProcessRules: [Int] = []
+    /// `expect: running` rules: how many matching processes run, and whether the rule fires.
+    var runningCount: [Int: Int] = [:]
+    var expectFiring: [Int: Bool] = [:]
+    var zombies: [Int32: ZombieWatch] = [:]
+    var zombiesNotTracked = 0
+    var timers = DeadlineHeap<TimerPurpose>()
+    var armedDeadline: UInt64 = 0
+    var children: [Int32: ChildPurpose] = [:]
+    /// The process that last made each rule fire (for restart units, messages and environment).
+    var lastTrigger: [Int: ProcessEntry] = [:]
+    /// What `/proc` reads each exec needs beyond stat, status and exe.
+    var needsCommandLine = false
+    var needsCgroup = false
+    var hasZombieRules = false
+    /// Set once the start-up walk is done: from then on, counts that change fire and resolve.
+    var started = false
+    /// Monotonic time the current datagram was read (0 for timers and start-up).
+    var eventTime: UInt64 = 0
+    /// The probe's child and what of it has been seen.
+    var probePid: Int32 = 0
+    var probeSawExec = false
+    var probeSawExit = false
+    private let buffer: UnsafeMutableRawBufferPointer
+
+    init(
+        settings: Settings,
+        rules: [Rule],
+        sinkNames: [String],
+        connector: ProcConnector,
+        outlet: AlertOutlet,
+        counters: PipelineCounters,
+        logger: Logger
+    ) throws(DaemonError) {
+        self.settings = settings
+        self.connector = connector
+        self.outlet = outlet
+        self.counters = counters
+        self.logger = logger
+        users = UserDatabase(root: settings.root.root.isEmpty ? "/" : settings.root.root)
+        var display = users
+        if !settings.root.root.isEmpty { display.fillGaps(from: UserDatabase(root: "/")) }
+        displayUsers = display
+        var problems: [String] = []
+        var compiled: [CompiledRule] = []
+        let sinkIndex = Dictionary(sinkNames.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let allSinks: UInt64 = sinkNames.count >= 64 ? .max : (1 << UInt64(sinkNames.count)) - 1
+        self.allSinks = allSinks
+        for rule in rules {
+            guard case .process(let subject) = rule.subject else { continue }
+            let selector = CompiledSelector(
+                subject.selector,
+                root: settings.root,
+                users: users,
+                unknownUsers: &problems
+            )
+            var mask: UInt64 = 0
+            var restart: ServiceSupervisor?
+            var reload: ServiceSupervisor?
+            var targets: [ServiceSupervisor.Kind: CompiledSelector] = [:]
+            for action in rule.actions {
+                let spec: ServiceAction
+                let kind: ServiceSupervisor.Kind
+                switch action {
+                case .alert: continue
+                case .restart(let action): (spec, kind) = (action, .restart)
+                case .reload(let action): (spec, kind) = (action, .reload)
+                }
+                if let target = spec.target {
+                    targets[kind] = CompiledSelector(target, root: settings.root, users: users, unknownUsers: &problems)
+                }
+            }
+            for action in rule.actions {
+                switch action {
+                case .alert(let sinks, _):
+                    if let sinks {
+                        for sink in sinks { if let i = sinkIndex[sink] { mask |= 1 << UInt64(i) } }
+                    } else {
+                        mask |= allSinks
+                    }
+                case .restart(let spec): restart = ServiceSupervisor(kind: .restart, action: spec)
+                case .reload(let spec): reload = ServiceSupervisor(kind: .reload, action: spec)
+                }
+            }
+            var allowed: [CompiledSelector.Glob] = []
+            if case .root(let allow) = subject.trigger {
+                let root = CompiledSelector.escapeGlob(settings.root.root)
+                allowed = allow.map { CompiledSelector.Glob(root + $0) }
+            }
+            compiled.append(
+                CompiledRule(
+                    rule: rule,
+                    process: subject,
+                    selector: selector,
+                    sinkMask: mask,
+                    labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                    allowed: allowed,
+                    restart: restart,
+                    reload: reload,
+                    signalTargets: targets
+                )
+            )
+        }
+        if !problems.isEmpty {
+            throw DaemonError(problems.joined(separator: "\n") + "\nvigil: process rules were not loaded")
+        }
+        self.rules = compiled
+        for (index, rule) in compiled.enumerated() {
+            if rule.selector.matchesEverything {
+                everyProcessRules.append(index)
+            } else {
+                specificRules.append(index)
+            }
+            // argv[0]'s base name is one of the names a `name:` matches.
+            needsCommandLine =
+                needsCommandLine || rule.selector.needsCommandLine || !rule.selector.names.isEmpty
+                || rule.rule.message.fieldNames.contains("argv")
+                || rule.rule.resolvedMessage?.fieldNames.contains("argv") == true
+            needsCgroup = needsCgroup || rule.selector.needsCgroup || rule.restart != nil || rule.reload != nil
+            if case .zombie = rule.process.trigger { hasZombieRules = true }
+        }
+        needsCgroup =
+            needsCgroup
+            || compiled.contains {
+                $0.rule.message.fieldNames.contains("unit") || $0.rule.message.fieldNames.contains("cgroup")
+            }
+        do {
+            shutdown = try EventFD()
+            ready = try EventFD()
+            timer = try TimerFD()
+        } catch {
+            throw DaemonError("Failed to set up the process watcher: \(error)")
+        }
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    // MARK: Thread body
+
+    private static let connectorTag: UInt64 = 1
+    private static let shutdownTag: UInt64 = 2
+    private static let timerTag: UInt64 = 3
+
+    /// The thread body: walks `/proc`, judges the expected processes, probes the connector, rings `ready`,
+    /// then follows the kernel's events until shutdown.
+    func run() {
+        let epoll: Epoll
+        do {
+            epoll = try Epoll()
+            try epoll.add(connector.descriptor, tag: Self.connectorTag)
+            try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
+            try epoll.add(timer.descriptor, tag: Self.timerTag)
+        } catch {
+            preconditionFailure("ProcessWatcher: epoll setup failed: \(error)")
+        }
+        // The socket is subscribed already (in init), so nothing that starts during the walk is missed:
+        // its events wait in the socket and are applied after.
+        walkProc(resynchronising: false)
+        startProbe()
+        var stopping = false
+        var isReady = false
+        if !settings.probe {
+            isReady = true
+            ready.ring()
+        }
+        let probeDeadline = Clock.monotonicNanoseconds() + settings.probeTimeoutNanoseconds
+        while !stopping {
+            var timerFired = false
+            var timeout: CInt = -1
+            if !isReady {
+                let now = Clock.monotonicNanoseconds()
+                timeout = now >= probeDeadline ? 0 : CInt((probeDeadline - now) / 1_000_000 + 1)
+            }
+            do {
+                try epoll.wait(timeoutMilliseconds: timeout) { tag in
+                    switch tag {
+                    case Self.shutdownTag: stopping = true
+                    case Self.timerTag: timerFired = true
+                    default: break
+                    }
+                }
+            } catch {
+                preconditionFailure("ProcessWatcher: epoll_wait failed: \(error)")
+            }
+            receiveAll()
+            if timerFired {
+                timer.acknowledge()
+                armedDeadline = 0
+                runDueTimers()
+            }
+            if !isReady {
+                if probeSawExec && probeSawExit {
+                    isReady = true
+                    ready.ring()
+                } else if Clock.monotonicNanoseconds() >= probeDeadline {
+                    startFailure = probeFailureMessage()
+                    ready.ring()
+                    return
+                }
+            }
+        }
+    }
+
+    /// Reads and judges every datagram waiting in the socket.
+    private func receiveAll() {
+        while true {
+            switch connector.receive(into: buffer) {
+            case .wouldBlock:
+                return
+            case .lost:
+                eventsLost()
+            case .datagram(let count):
+                eventTime = Clock.monotonicNanoseconds()
+                counters.processDatagrams.add(1, ordering: .relaxed)
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                let outcome = ProcEventDecoder.decode(bytes, readTime: eventTime) { record in handle(record) }
+                if outcome.malformed > 0 { counters.decodeErrors.add(UInt64(outcome.malformed), ordering: .relaxed) }
+            }
+        }
+    }
+
+    // MARK: Timers
+
+    func schedule(_ purpose: TimerPurpose, at deadline: UInt64) {
+        timers.push(deadline, purpose)
+        if armedDeadline == 0 || deadline < armedDeadline {
+            armedDeadline = deadline
+            timer.arm(deadline: deadline)
+        }
+    }
+
+    private func runDueTimers() {
+        eventTime = 0
+        let now = Clock.monotonicNanoseconds()
+        while let (_, purpose) = timers.popDue(now: now) {
+            switch purpose {
+            case .zombieCheck(let pid, let startTime): checkZombie(pid: pid, startTime: startTime)
+            case .scheduledAction(let rule, let kind): runScheduledAction(rule: rule, kind: kind)
+            case .confirmRestart(let rule, let token): restartConfirmationExpired(rule: rule, token: token)
+            }
+        }
+        if let next = timers.earliest {
+            armedDeadline = next
+            timer.arm(deadline: next)
+        }
+    }
+}

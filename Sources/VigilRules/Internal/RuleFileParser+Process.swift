@@ -1,0 +1,483 @@
+internal import Yams
+
+extension RuleFileParser {
+    /// Keys a `process:` selector may have.
+    static let selectorKeys = ["name", "exe", "argv", "user", "parent", "unit", "cgroup"]
+    /// What `on:` may list in a process rule.
+    static let processEventNames = ["exec", "exit", "core-dump", "zombie", "root"]
+    /// Rule keys that only process rules take.
+    static let processOnlyKeys = ["expect", "exit", "grace", "allow"]
+    /// Keys of `exit:`.
+    static let exitFilterKeys = ["code", "signal"]
+    /// `grace:` when not given.
+    static let defaultZombieGraceMilliseconds = 5000
+
+    /// What kind of process rule the trigger keys make it, read from the keys as written (also when a value
+    /// has errors), so that checks depending on it (actions, `resolved_message:`) still run.
+    enum ProcessRuleShape: Equatable {
+        /// `expect:`
+        case expect
+        /// `on:` with exec, exit and/or core-dump; `exec` tells whether exec is among them.
+        case events(exec: Bool)
+        /// `on: [zombie]`
+        case zombie
+        /// `on: [root]`
+        case root
+
+        /// State rules resolve; see `ProcessTrigger.isState`.
+        var isState: Bool { self == .expect || self == .zombie }
+    }
+
+    /// A process rule's trigger as parsed.
+    struct ProcessTriggerDraft {
+        /// The trigger; nil when it had errors.
+        var trigger: ProcessTrigger?
+        /// The kind of rule; nil when `expect:` and `on:` are both given, or neither.
+        var shape: ProcessRuleShape?
+        /// List names in `allow:`, checked and expanded once every file is read.
+        var listReferences: [(name: String, location: SourceLocation)] = []
+    }
+
+    // MARK: Selector
+
+    /// Parses `process:`: `any`, a name, or a map of selector keys.
+    mutating func parseProcessSelector(_ node: Node) -> ProcessSelector? {
+        switch node {
+        case .scalar(let scalar) where scalar.value != .null:
+            let text = scalar.string
+            if text == "any" { return ProcessSelector() }
+            return checkSelectorEntry(text, key: "name", at: node) ? ProcessSelector(names: [text]) : nil
+        case .mapping(let mapping):
+            let errorsBefore = errorCount
+            let (keys, _) = checkKeys(mapping, allowed: Self.selectorKeys, context: "process:")
+            let selector = ProcessSelector(
+                names: parseSelectorEntries(keys["name"]?.value, key: "name"),
+                executables: parseSelectorEntries(keys["exe"]?.value, key: "exe"),
+                commandLines: parseSelectorEntries(keys["argv"]?.value, key: "argv"),
+                users: parseUsers(keys["user"]?.value),
+                parents: parseSelectorEntries(keys["parent"]?.value, key: "parent"),
+                units: parseSelectorEntries(keys["unit"]?.value, key: "unit"),
+                cgroups: parseSelectorEntries(keys["cgroup"]?.value, key: "cgroup")
+            )
+            return errorCount == errorsBefore ? selector : nil
+        default:
+            var message =
+                "'process' is \(node.kindDescription); expected a process name, a map such as { name: upload-service }, or any"
+            if case .sequence = node { message += " (write { name: [a, b] } to match any of several names)" }
+            error(message, at: node)
+            return nil
+        }
+    }
+
+    /// The entries of one text selector key, each checked; reports and leaves out bad ones.
+    private mutating func parseSelectorEntries(_ value: Node?, key: String) -> [String] {
+        guard let value, let entries = parseStringList(value, key: key) else { return [] }
+        var texts: [String] = []
+        for (text, element) in entries where checkSelectorEntry(text, key: key, at: element) {
+            texts.append(text)
+        }
+        return texts
+    }
+
+    /// Checks one entry of a text selector key; true when it is usable.
+    private mutating func checkSelectorEntry(_ text: String, key: String, at node: Node) -> Bool {
+        let problem: String?
+        if text.isEmpty {
+            problem = "an entry of '\(key)' is an empty string; write what to match, or remove the entry"
+        } else {
+            switch key {
+            case "name":
+                problem =
+                    text.contains("/")
+                    ? "process name '\(text)' contains '/'; name: matches names, not paths, so use exe: with the program's absolute path"
+                    : Self.globProblem(text, what: "process name")
+            case "parent":
+                problem =
+                    text.contains("/")
+                    ? "parent '\(text)' contains '/'; parent: matches the parent's name, not its path, so write a name such as 'cron'"
+                    : Self.globProblem(text, what: "parent")
+            case "exe": problem = Self.executableProblem(text, anyDirectoryHint: true)
+            case "unit":
+                problem =
+                    text.contains("/")
+                    ? "unit '\(text)' contains '/'; write a unit name such as upload-service.service (use cgroup: for a cgroup path)"
+                    : Self.globProblem(text, what: "unit")
+            case "cgroup": problem = Self.cgroupProblem(text)
+            default: problem = Self.globProblem(text, what: "argv pattern")
+            }
+        }
+        guard let problem else { return true }
+        error(problem, at: node)
+        return false
+    }
+
+    /// Why `text` is not a usable glob, as a whole message; nil when it is fine.
+    static func globProblem(_ text: String, what: String) -> String? {
+        guard case .failure(let reason) = GlobPattern.parse(text) else { return nil }
+        return "\(what) '\(text)': \(reason.reason)"
+    }
+
+    /// Why `text` is not an absolute executable path or glob (for `exe:` and `allow:`); nil when it is one.
+    static func executableProblem(_ text: String, anyDirectoryHint: Bool) -> String? {
+        let base = text.split(separator: "/").last.map(String.init) ?? text
+        guard text.hasPrefix("/") else {
+            var message = "executable '\(text)' is not absolute; write it from the root, such as '/usr/bin/\(base)'"
+            if anyDirectoryHint { message += ", or '/*/\(base)' for any directory" }
+            return message
+        }
+        if text.split(separator: "/").contains("..") {
+            return "executable '\(text)' contains '..'; write the path without it"
+        }
+        if text.hasSuffix("/") {
+            return
+                "executable '\(text)' ends with '/'; name the program, or write '\(text)*' for every program in that directory"
+        }
+        return globProblem(text, what: "executable")
+    }
+
+    /// Why `text` is not an absolute cgroup path or glob; nil when it is one.
+    private static func cgroupProblem(_ text: String) -> String? {
+        guard text.hasPrefix("/") else {
+            return
+                "cgroup '\(text)' is not absolute; write the path as /proc/PID/cgroup shows it, such as '/\(text)'"
+        }
+        if text.split(separator: "/").contains("..") {
+            return "cgroup '\(text)' contains '..'; write the path without it"
+        }
+        return globProblem(text, what: "cgroup")
+    }
+
+    /// Parses `user:`: names (checked as POSIX user names) and numbers (uids).
+    private mutating func parseUsers(_ value: Node?) -> [UserReference] {
+        guard let value, let entries = parseStringList(value, key: "user") else { return [] }
+        var users: [UserReference] = []
+        for (text, element) in entries {
+            if !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+                // uid_t is 32 bits; (uid_t)-1 means "no user" to the kernel (see `man 2 setreuid`).
+                guard let id = UInt32(text), id != UInt32.max else {
+                    error("user id \(text) is out of range; expected a uid from 0 to 4294967294", at: element)
+                    continue
+                }
+                users.append(.id(id))
+            } else if let problem = Self.userNameProblem(text) {
+                error(problem, at: element)
+            } else {
+                users.append(.name(text, element.location(in: file)))
+            }
+        }
+        return users
+    }
+
+    /// Why `text` is not a user name (POSIX portable characters, not starting with `-`, optionally ending in
+    /// `$` as Samba machine accounts do); nil when it is one.
+    private static func userNameProblem(_ text: String) -> String? {
+        if text.isEmpty {
+            return "an entry of 'user' is an empty string; write a user name such as analytics, or a uid such as 1001"
+        }
+        if DecimalNumber.parse(text) != nil {
+            return
+                "user id \(text) is not a whole number from 0 to 4294967294; write a uid such as 1001, or a user name"
+        }
+        if GlobPattern.hasMetacharacters(text) {
+            return
+                "user '\(text)' is a glob; users are matched exactly, so list them, such as user: [analytics, www-data]"
+        }
+        let body = text.hasSuffix("$") ? text.utf8.dropLast() : text.utf8[...]
+        let valid =
+            !body.isEmpty && body.first != UInt8(ascii: "-")
+            && body.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".")
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+            }
+        guard !valid else { return nil }
+        return
+            "user '\(text)' is not a valid user name; a user name has letters, digits, '.', '_' and '-' and does not start with '-'; or write a uid such as 1001"
+    }
+
+    // MARK: Trigger
+
+    /// Parses `expect:`, `on:`, `exit:`, `grace:` and `allow:` of a process rule, with the rules of how they
+    /// combine.
+    mutating func parseProcessTrigger(
+        _ keys: [String: (key: Node, value: Node)],
+        context: String,
+        at location: SourceLocation
+    ) -> ProcessTriggerDraft {
+        var draft = ProcessTriggerDraft()
+        let expect = keys["expect"]
+        let on = keys["on"]
+        let minimum = expect.flatMap { parseExpect($0.value) }
+        let events = on.flatMap { parseProcessEvents($0.value) }
+        // What on: lists as written, typos and all: keys that belong to one event are judged by it.
+        let listed = on.map { Self.scalarTexts($0.value) } ?? []
+        switch (expect, on) {
+        case (let expect?, let on?):
+            let later = Self.isBefore(expect.key, on.key) ? on.key : expect.key
+            error(
+                "\(context) has both expect: and on:; use expect: for a state rule (the process must run) or on: for an event rule, not both",
+                at: later
+            )
+        case (nil, nil):
+            error(
+                "process \(context) has neither expect: nor on:; add expect: running (a state rule), or on: with exec, exit, core-dump, zombie or root (an event rule)",
+                at: location
+            )
+        case (.some, nil):
+            draft.shape = .expect
+        case (nil, .some):
+            if listed.contains("zombie") {
+                draft.shape = .zombie
+            } else if listed.contains("root") {
+                draft.shape = .root
+            } else {
+                draft.shape = .events(exec: listed.contains("exec"))
+            }
+        }
+
+        var filter: ExitFilter?
+        if let (key, value) = keys["exit"] {
+            if listed.contains("exit") {
+                filter = parseExitFilter(value)
+            } else if draft.shape == .expect {
+                error(
+                    "'exit' does not apply to expect: rules; remove it, or write a second rule with on: [exit] and exit:",
+                    at: key
+                )
+            } else if draft.shape != nil {
+                error("'exit' applies only to rules with exit in on:; add exit to on:, or remove exit:", at: key)
+            }
+        }
+        var grace: Int?
+        if let (key, value) = keys["grace"] {
+            if draft.shape == .zombie {
+                grace = parseDuration(value, key: "grace")
+            } else if draft.shape != nil {
+                error("'grace' applies only to on: [zombie] rules; remove it", at: key)
+            }
+        }
+        var allow: [String]?
+        if let (key, value) = keys["allow"] {
+            if draft.shape == .root {
+                allow = parseAllow(value, listReferences: &draft.listReferences)
+            } else if draft.shape != nil {
+                error("'allow' applies only to on: [root] rules; remove it", at: key)
+            }
+        }
+
+        switch draft.shape {
+        case .expect:
+            draft.trigger = minimum.map { .expectRunning(minimum: $0) }
+        case .zombie:
+            draft.trigger = events.map { _ in .zombie(graceMilliseconds: grace ?? Self.defaultZombieGraceMilliseconds) }
+        case .root:
+            draft.trigger = events.map { _ in .root(allow: allow ?? []) }
+        case .events:
+            draft.trigger = events.map { .events(Set($0.compactMap(ProcessEventKind.init(rawValue:))), exit: filter) }
+        case nil:
+            break
+        }
+        return draft
+    }
+
+    /// The texts of a scalar or of a list's scalars, unchecked.
+    private static func scalarTexts(_ node: Node) -> [String] {
+        switch node {
+        case .scalar(let scalar): [scalar.string]
+        case .sequence(let sequence): sequence.compactMap { $0.scalar?.string }
+        default: []
+        }
+    }
+
+    /// Whether `lhs` comes before `rhs` in the file.
+    private static func isBefore(_ lhs: Node, _ rhs: Node) -> Bool {
+        let left = (lhs.mark?.line ?? 0, lhs.mark?.column ?? 0)
+        let right = (rhs.mark?.line ?? 0, rhs.mark?.column ?? 0)
+        return left < right
+    }
+
+    /// Parses `expect:`: `running`, or `{ running: N }`; returns the minimum count.
+    private mutating func parseExpect(_ node: Node) -> Int? {
+        let expected = "expected running, or { running: N } for at least N processes"
+        switch node {
+        case .scalar(let scalar) where scalar.value != .null:
+            let text = scalar.string
+            if text == "running" { return 1 }
+            if let suggestion = Spelling.suggestion(for: text, among: ["running"]) {
+                error("expect '\(text)' is not known; did you mean '\(suggestion)'? (\(expected))", at: node)
+            } else {
+                error("expect '\(text)' is not known; \(expected)", at: node)
+            }
+            return nil
+        case .mapping(let mapping):
+            let errorsBefore = errorCount
+            let (keys, _) = checkKeys(mapping, allowed: ["running"], context: "expect:")
+            guard let (_, value) = keys["running"] else {
+                if errorCount == errorsBefore { error("'expect' is an empty map; \(expected)", at: node) }
+                return nil
+            }
+            let minimum = parseWholeNumber(value, what: "running count", range: 1...Int.max)
+            return errorCount == errorsBefore ? minimum : nil
+        default:
+            error("'expect' is \(node.kindDescription); \(expected)", at: node)
+            return nil
+        }
+    }
+
+    /// Parses a process rule's `on:`; zombie and root must stand alone.
+    private mutating func parseProcessEvents(_ node: Node) -> [String]? {
+        guard let entries = parseStringList(node, key: "on") else { return nil }
+        var names: [String] = []
+        var nodes: [String: Node] = [:]
+        var failed = false
+        for (text, element) in entries {
+            if Self.processEventNames.contains(text) {
+                if nodes[text] == nil {
+                    names.append(text)
+                    nodes[text] = element
+                }
+            } else {
+                error(
+                    "unknown process event '\(text)'" + Spelling.hint(for: text, among: Self.processEventNames),
+                    at: element
+                )
+                failed = true
+            }
+        }
+        for alone in ["zombie", "root"] where names.contains(alone) && names.count > 1 {
+            let others = names.filter { $0 != alone }
+            let list = others.map { "'\($0)'" }.joined(separator: ", ")
+            error(
+                "'\(alone)' must stand alone in on:, but on: also lists \(list); move \(list) to \(others.count == 1 ? "a rule of its own" : "another rule")",
+                at: nodes[alone]!
+            )
+            failed = true
+            break
+        }
+        return failed ? nil : names
+    }
+
+    /// Parses `exit: { code: …, signal: … }`.
+    private mutating func parseExitFilter(_ node: Node) -> ExitFilter? {
+        guard case .mapping(let mapping) = node else {
+            error("'exit' is \(node.kindDescription); expected a map such as { code: nonzero, signal: any }", at: node)
+            return nil
+        }
+        let errorsBefore = errorCount
+        let (keys, _) = checkKeys(mapping, allowed: Self.exitFilterKeys, context: "exit:")
+        if keys.isEmpty {
+            if errorCount == errorsBefore {
+                error(
+                    "'exit' is an empty map, which no exit matches; give code:, signal: or both, such as { code: nonzero, signal: any }",
+                    at: node
+                )
+            }
+            return nil
+        }
+        let codes = keys["code"].flatMap { parseExitCodes($0.value) }
+        let signals = keys["signal"].flatMap { parseExitSignals($0.value) }
+        guard errorCount == errorsBefore else { return nil }
+        return ExitFilter(codes: codes, signals: signals)
+    }
+
+    /// Parses `code:`: a number, a list of numbers, `nonzero` or `any`.
+    private mutating func parseExitCodes(_ node: Node) -> ExitFilter.Codes? {
+        let expected = "expected a number from 0 to 255, a list of them, nonzero or any"
+        switch node {
+        case .scalar(let scalar) where scalar.value != .null:
+            let text = scalar.string
+            switch text {
+            case "any": return .any
+            case "nonzero": return .nonzero
+            default:
+                if DecimalNumber.parse(text) != nil {
+                    return parseWholeNumber(node, what: "exit code", range: 0...255).map { .list([Int32($0)]) }
+                }
+                if let suggestion = Spelling.suggestion(for: text, among: ["nonzero", "any"]) {
+                    error("code '\(text)' is not known; did you mean '\(suggestion)'? (\(expected))", at: node)
+                } else {
+                    error("code '\(text)' is not known; \(expected)", at: node)
+                }
+                return nil
+            }
+        case .sequence(let sequence):
+            guard !sequence.isEmpty else {
+                error("'code' is an empty list; \(expected)", at: node)
+                return nil
+            }
+            var codes: [Int32] = []
+            var failed = false
+            for element in sequence {
+                if let text = element.scalar?.string, text == "any" || text == "nonzero" {
+                    error("'\(text)' cannot be in a list of codes; write code: \(text) on its own", at: element)
+                    failed = true
+                } else if let code = parseWholeNumber(element, what: "exit code", range: 0...255) {
+                    codes.append(Int32(code))
+                } else {
+                    failed = true
+                }
+            }
+            return failed ? nil : .list(codes)
+        default:
+            error("'code' is \(node.kindDescription); \(expected)", at: node)
+            return nil
+        }
+    }
+
+    /// Parses `signal:` of `exit:`: a signal, a list of signals, or `any`.
+    private mutating func parseExitSignals(_ node: Node) -> ExitFilter.Signals? {
+        switch node {
+        case .scalar(let scalar) where scalar.string == "any" && scalar.value != .null:
+            return .any
+        case .sequence(let sequence):
+            guard !sequence.isEmpty else {
+                error("'signal' is an empty list; expected signals such as [KILL, SEGV], or any", at: node)
+                return nil
+            }
+            var signals: [Int32] = []
+            var failed = false
+            for element in sequence {
+                if element.scalar?.string == "any" {
+                    error("'any' cannot be in a list of signals; write signal: any on its own", at: element)
+                    failed = true
+                } else if let signal = parseSignal(element, key: "signal") {
+                    signals.append(signal)
+                } else {
+                    failed = true
+                }
+            }
+            return failed ? nil : .list(signals)
+        default:
+            return parseSignal(node, key: "signal").map { .list([$0]) }
+        }
+    }
+
+    /// Parses `allow:`: absolute executable paths or globs, and names of lists (expanded by the compiler).
+    private mutating func parseAllow(
+        _ node: Node,
+        listReferences: inout [(name: String, location: SourceLocation)]
+    ) -> [String]? {
+        guard let entries = parseStringList(node, key: "allow") else { return nil }
+        var allow: [String] = []
+        var failed = false
+        for (text, element) in entries {
+            if text.hasPrefix("/") {
+                if let problem = Self.executableProblem(text, anyDirectoryHint: false) {
+                    error(problem, at: element)
+                    failed = true
+                }
+            } else if Self.isValidName(text) {
+                listReferences.append((text, element.location(in: file)))
+            } else {
+                error(
+                    "allow entry '\(text)' is neither an absolute executable path nor a list name; write a path such as /usr/sbin/sshd, or the name of a '- list:' item",
+                    at: element
+                )
+                failed = true
+            }
+            allow.append(text)
+        }
+        return failed ? nil : allow
+    }
+}
