@@ -49,12 +49,14 @@ let pollLoopScript = #"while kill -0 "$1" 2>/dev/null; do sleep 1; done; echo "d
 /// A subject of the process-death scenario.
 enum DeathSubject: CaseIterable {
     case vigil
+    case floor
     case forkstat
     case pollLoop
 
     var name: String {
         switch self {
         case .vigil: "vigil"
+        case .floor: "floor: bare proc connector reader (the harness)"
         case .forkstat: "forkstat -e exit"
         case .pollLoop: "kill -0 poll loop (1 s)"
         }
@@ -78,6 +80,10 @@ struct DeathResult {
     /// already counted as missed.
     var otherLines = 0
     var failures: [String] = []
+    /// CPU pressure on the machine while this subject ran.
+    var pressure = CPUPressure()
+    /// vigil only: its "Stopped: …" log line per round (its own count of kernel event → alert written).
+    var stopLines: [String] = []
 
     var detectedEverything: Bool { missed == 0 && doubled == 0 && wrongFields == 0 && failures.isEmpty }
 
@@ -89,6 +95,8 @@ struct DeathResult {
         wrongFields += other.wrongFields
         otherLines += other.otherLines
         failures += other.failures
+        pressure.merge(other.pressure)
+        stopLines += other.stopLines
     }
 }
 
@@ -97,6 +105,9 @@ struct ProcessDeathResults {
     var trials: Int
     var rounds: Int
     var vigil: DeathResult
+    /// The harness's own proc connector read (see ProcessFloor.swift), and kill → kernel event timestamps.
+    var floor: DeathResult
+    var floorDetail: FloorDetail
     var peers: [DeathResult]
     /// `forkstat -h`'s first line.
     var forkstatVersion: String
@@ -107,16 +118,21 @@ struct ProcessDeathResults {
 func runProcessDeath(vigil: String, trials: Int, rounds: Int) -> ProcessDeathResults {
     let forkstat = findExecutable("forkstat")
     var results: [DeathSubject: DeathResult] = [:]
+    var floorDetail = FloorDetail()
     let perRound = max(trials / rounds, 1)
     for round in 0..<rounds {
         let count = round == rounds - 1 ? trials - perRound * (rounds - 1) : perRound
         for subject in DeathSubject.allCases {
-            let mine: DeathResult
-            switch subject {
-            case .vigil: mine = runVigilDeath(vigil: vigil, trials: count)
-            case .forkstat: mine = runForkstatDeath(forkstat: forkstat, trials: count)
-            case .pollLoop: mine = runPollLoopDeath(trials: count, seed: UInt64(round + 1))
+            var pressure = CPUPressure()
+            var mine = pressure.measure { () -> DeathResult in
+                switch subject {
+                case .vigil: runVigilDeath(vigil: vigil, trials: count)
+                case .floor: runFloorDeath(trials: count, detail: &floorDetail)
+                case .forkstat: runForkstatDeath(forkstat: forkstat, trials: count)
+                case .pollLoop: runPollLoopDeath(trials: count, seed: UInt64(round + 1))
+                }
             }
+            mine.pressure = pressure
             if results[subject] == nil { results[subject] = mine } else { results[subject]!.merge(mine) }
         }
     }
@@ -124,6 +140,8 @@ func runProcessDeath(vigil: String, trials: Int, rounds: Int) -> ProcessDeathRes
         trials: trials,
         rounds: rounds,
         vigil: results[.vigil]!,
+        floor: results[.floor]!,
+        floorDetail: floorDetail,
         peers: [results[.forkstat]!, results[.pollLoop]!],
         forkstatVersion: forkstat.map(forkstatVersion) ?? "not installed"
     )
@@ -211,7 +229,7 @@ func runVigilDeath(vigil: String, trials: Int) -> DeathResult {
         try sandbox.makeDirectories("/usr/local/bin")
         let work = sandbox.hostPath("/bench")
         let standIn = sandbox.hostPath(uploadServicePath)
-        try StandInCopy.install("/bin/sleep", at: standIn)
+        try StandIn.install("/bin/sleep", at: standIn)
         let rules = work + "/process-death.yaml"
         try writeFile(rules, processDeathRules)
         let follower = try LineFollower(path: sandbox.hostPath("/alerts.jsonl"))
@@ -221,19 +239,25 @@ func runVigilDeath(vigil: String, trials: Int) -> DeathResult {
             arguments: ["--rules", rules, "--root", sandbox.root],
             workDirectory: work
         )
-        defer { daemon.stop() }
+        var stopped = false
+        defer { if !stopped { daemon.stop() } }
         result.otherLines += follower.drain().count
         try runKillTrials(&result, standIn: standIn, follower: follower, trials: trials) { line in
             guard JSONField.string(line, "rule") == deathRule,
-                let pid = AlertLabels.value(line, "pid").flatMap({ Int32($0) })
+                let pid = JSONField.label(line, "pid").flatMap({ Int32($0) })
             else { return nil }
             let right =
-                JSONField.string(line, "kind") == "process.exit" && AlertLabels.value(line, "signal") == "SIGKILL"
-                && AlertLabels.value(line, "process") == "upload-service"
+                JSONField.string(line, "kind") == "process.exit" && JSONField.label(line, "signal") == "SIGKILL"
+                && JSONField.label(line, "process") == "upload-service"
             return (pid, right)
         }
         if kill(daemon.process.pid, 0) != 0 || daemon.process.wait(timeoutMilliseconds: 0) != nil {
             result.failures.append("vigil: exited during the trials; its log:\n\(daemon.log())")
+        }
+        stopped = true
+        daemon.stop()
+        if let line = daemon.log().split(separator: "\n").last(where: { $0.contains("Stopped:") }) {
+            result.stopLines.append(String(line))
         }
     } catch {
         result.failures.append("vigil: \(error.description)")
@@ -281,7 +305,7 @@ func runForkstatDeath(forkstat: String?, trials: Int) -> DeathResult {
         try sandbox.makeDirectories("/usr/local/bin")
         let work = sandbox.hostPath("/bench")
         let standIn = sandbox.hostPath(uploadServicePath)
-        try StandInCopy.install("/bin/sleep", at: standIn)
+        try StandIn.install("/bin/sleep", at: standIn)
         let output = work + "/forkstat.out"
         let follower = try LineFollower(path: output)
         process = try ChildProcess(
@@ -355,7 +379,7 @@ func runPollLoopDeath(trials: Int, seed: UInt64) -> DeathResult {
         try sandbox.makeDirectories("/usr/local/bin")
         let work = sandbox.hostPath("/bench")
         let standIn = sandbox.hostPath(uploadServicePath)
-        try StandInCopy.install("/bin/sleep", at: standIn)
+        try StandIn.install("/bin/sleep", at: standIn)
         let output = work + "/poll.out"
         let follower = try LineFollower(path: output)
         var random = SplitMix64(seed: seed)
@@ -450,7 +474,7 @@ extension ProcessDeathResults {
     static let targetP50: UInt64 = 250_000
     static let targetP99: UInt64 = 1_000_000
 
-    var everyone: [DeathResult] { [vigil] + peers }
+    var everyone: [DeathResult] { [vigil, floor] + peers }
     var detectedEverything: Bool { everyone.allSatisfy(\.detectedEverything) }
 
     /// Rows for the report's Targets table.
@@ -479,19 +503,46 @@ extension ProcessDeathResults {
 
             """
         )
-        out.append("| subject | trials measured | p50 | p90 | p99 | max | mean | missed |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append("| subject | trials measured | p50 | p90 | p99 | max | mean | missed | CPU pressure meanwhile |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for result in everyone {
             let name = result.subject == vigil.subject ? "**\(result.subject)**" : result.subject
             guard let s = LatencySummary(result.latencies) else {
-                out.append("| \(name) | 0 | – | – | – | – | – | \(result.missed) |")
+                out.append("| \(name) | 0 | – | – | – | – | – | \(result.missed) | \(result.pressure.share) |")
                 continue
             }
             out.append(
-                "| \(name) | \(s.count) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) | \(result.missed) |"
+                "| \(name) | \(s.count) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) | \(result.missed) | \(result.pressure.share) |"
             )
         }
         out.append("")
+        out.append(
+            """
+            CPU pressure: share of the subject's wall time during which some runnable task on the machine waited \
+            for a CPU (`/proc/pressure/cpu`, `some`). This VM has 2 cores and is shared: other work shows there \
+            and in every subject's p99 and max.
+
+            """
+        )
+        if let teardown = LatencySummary(floorDetail.teardown), let floorSummary = LatencySummary(floor.latencies) {
+            var text =
+                "The floor is the harness itself subscribed to the proc connector, blocked in `poll(2)` right after the kill: no output, no second thread. Of its \(milliseconds(floorSummary.p50)) ms (p50), kill → the kernel's own exit event timestamp (the dying process's teardown, `exit_mm` and the rest of `do_exit`, before `proc_exit_connector`) takes p50 \(milliseconds(teardown.p50)) ms, p99 \(milliseconds(teardown.p99)) ms; the rest is delivery and one wake-up."
+            if let mine = LatencySummary(vigil.latencies) {
+                let added = mine.p50 > floorSummary.p50 ? mine.p50 - floorSummary.p50 : 0
+                text +=
+                    " vigil's p50 is \(milliseconds(added)) ms above the floor: its thread hop to the alert writer, the alert record, the write, and the harness's inotify wake-up on the file."
+            }
+            out.append(text + "\n")
+        }
+        let own = vigil.stopLines.compactMap { line -> String? in
+            guard let range = line.firstRange(of: "kernel event → alert written: ") else { return nil }
+            return String(line[range.upperBound...])
+        }
+        if !own.isEmpty {
+            out.append(
+                "vigil's own count, from its stop log line (datagram read → alert line written, per round): \(own.joined(separator: "; ")).\n"
+            )
+        }
         out.append("### Ratios (vigil ÷ peer; below 1 means vigil is faster)\n")
         out.append("| comparison | p50 | p99 | max |")
         out.append("|---|---|---|---|")

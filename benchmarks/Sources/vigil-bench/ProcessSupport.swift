@@ -5,91 +5,6 @@ import VigilSystem
 import Glibc
 #endif
 
-/// Stand-in processes for the process scenarios: a copy of an ordinary binary under the name a rule
-/// looks for (`upload-service` is a copy of /bin/sleep, `vq-burst` one of /bin/true), so that `comm`,
-/// the executable's base name and argv[0] all carry that name, as they would for the real service.
-enum StandInCopy {
-    /// Copies `source` to `path` with mode 0755 (the parent directory must exist). The copy is closed before
-    /// this returns, so executing it never fails with `ETXTBSY`.
-    static func install(_ source: String, at path: String) throws(HarnessError) {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw HarnessError("Failed to open '\(source)': \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        let output = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-        guard output >= 0 else { throw HarnessError("Failed to create '\(path)': \(String(cString: strerror(errno)))") }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var failure: String?
-        while failure == nil {
-            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                failure = "Failed to read '\(source)': \(String(cString: strerror(errno)))"
-                break
-            }
-            do {
-                try buffer.withUnsafeBytes { raw in
-                    try Syscall.writeAll(output, UnsafeRawBufferPointer(rebasing: raw[0..<n]))
-                }
-            } catch {
-                failure = "Failed to write '\(path)': \(error)"
-            }
-        }
-        if failure == nil && fchmod(output, 0o755) != 0 { failure = "Failed to chmod '\(path)': errno \(errno)" }
-        close(output)
-        if let failure { throw HarnessError(failure) }
-    }
-}
-
-/// Reads the `labels` object of a Vigil alert line (`"labels":{"pid":"1234",…}`), which `JSONField` (top
-/// level only) does not reach.
-enum AlertLabels {
-    /// The string value of `labels.name`, or nil.
-    static func value(_ line: String, _ name: String) -> String? {
-        guard let object = labelsObject(line) else { return nil }
-        return JSONField.string(object, name)
-    }
-
-    /// The `{…}` text of the top-level `labels` member, braces balanced and strings skipped.
-    static func labelsObject(_ line: String) -> String? {
-        let bytes = Array(line.utf8)
-        let needle = Array("\"labels\":{".utf8)
-        guard bytes.count > needle.count else { return nil }
-        var start: Int?
-        var i = 0
-        while i + needle.count <= bytes.count {
-            if bytes[i] == needle[0] && Array(bytes[i..<i + needle.count]) == needle {
-                start = i + needle.count - 1
-                break
-            }
-            i += 1
-        }
-        guard let start else { return nil }
-        var depth = 0
-        var inString = false
-        var j = start
-        while j < bytes.count {
-            let b = bytes[j]
-            if inString {
-                if b == UInt8(ascii: "\\") {
-                    j += 2
-                    continue
-                }
-                if b == UInt8(ascii: "\"") { inString = false }
-            } else if b == UInt8(ascii: "\"") {
-                inString = true
-            } else if b == UInt8(ascii: "{") {
-                depth += 1
-            } else if b == UInt8(ascii: "}") {
-                depth -= 1
-                if depth == 0 { return String(decoding: bytes[start...j], as: UTF8.self) }
-            }
-            j += 1
-        }
-        return nil
-    }
-}
-
 /// A small deterministic generator (SplitMix64), so that every run draws the same poll-loop phases.
 struct SplitMix64 {
     private var state: UInt64
@@ -155,5 +70,44 @@ func checkRules(vigil: String, rules: String, work: String) throws(HarnessError)
     }
     guard ChildProcess.exitCode(status) == 0 else {
         throw HarnessError("vigil rejects the scenario's rules:\n\(ProcFile.readText(output) ?? "")")
+    }
+}
+
+/// How busy the machine was while a subject ran: the kernel's CPU pressure (`/proc/pressure/cpu`, `some`
+/// line, `total=` µs during which at least one runnable task waited for a CPU). Other work on this shared
+/// 2-core VM (builds) shows here and in every subject's tail latencies.
+struct CPUPressure {
+    var waitingMicroseconds: UInt64 = 0
+    var wallNanoseconds: UInt64 = 0
+
+    /// `some … total=N` from /proc/pressure/cpu; nil where PSI is unavailable.
+    static func total() -> UInt64? {
+        guard let text = ProcFile.readText("/proc/pressure/cpu"),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("some") }),
+            let field = line.split(separator: " ").first(where: { $0.hasPrefix("total=") })
+        else { return nil }
+        return UInt64(field.dropFirst("total=".count))
+    }
+
+    /// Runs `body` and adds its wall time and the CPU pressure during it.
+    mutating func measure<T>(_ body: () -> T) -> T {
+        let before = Self.total()
+        let start = Clock.monotonicNanoseconds()
+        let value = body()
+        wallNanoseconds += Clock.monotonicNanoseconds() - start
+        if let before, let after = Self.total(), after >= before { waitingMicroseconds += after - before }
+        return value
+    }
+
+    mutating func merge(_ other: CPUPressure) {
+        waitingMicroseconds += other.waitingMicroseconds
+        wallNanoseconds += other.wallNanoseconds
+    }
+
+    /// "12.3 %" of the wall time some task waited for a CPU, or "n/a".
+    var share: String {
+        guard wallNanoseconds > 0, Self.total() != nil else { return "n/a" }
+        let tenths = Int((Double(waitingMicroseconds) * 1_000 / (Double(wallNanoseconds) / 1_000)).rounded())
+        return "\(tenths / 10).\(tenths % 10) %"
     }
 }

@@ -170,7 +170,7 @@ if processScenarios {
     print("process burst: \(burstCount) processes…")
     let b = runBurst(vigil: vigilPath, processes: burstCount)
     print(
-        "process burst: \(milliseconds(b.wallNanoseconds)) ms; vq-burst alerted \(b.alerted)/\(b.standIns), lost-event alerts \(b.lostEventAlerts), losses \(b.losses.map(String.init) ?? "not stated"), alive \(b.alive), VmRSS \(b.before?.rssKiB ?? 0) → \(b.settled?.rssKiB ?? 0) KiB, VmHWM \(b.settled?.hwmKiB ?? 0) KiB"
+        "process burst: \(milliseconds(b.wallNanoseconds)) ms; vq-burst alerted \(b.alerted)/\(b.standIns), one at a time \(b.sequentialAlerted)/\(b.sequentialRuns), lost-event alerts \(b.lostEventAlerts), losses \(b.losses.map(String.init) ?? "not stated"), alive \(b.alive), VmRSS \(b.before?.rssKiB ?? 0) → \(b.settled?.rssKiB ?? 0) KiB, VmHWM \(b.settled?.hwmKiB ?? 0) KiB"
             + (b.failures.isEmpty ? "" : "; problems: \(b.failures.joined(separator: "; "))")
     )
     burst = b
