@@ -312,18 +312,28 @@ extension BurstResult {
         out.append("| measure | value |")
         out.append("|---|---|")
         let seconds = Double(wallNanoseconds) / 1e9
-        out.append("| processes spawned (failures) | \(processes - spawnFailures) (\(spawnFailures)\(spawnError.map { ": \($0)" } ?? "")) |")
+        out.append(
+            "| processes spawned (failures) | \(processes - spawnFailures) (\(spawnFailures)\(spawnError.map { ": \($0)" } ?? "")) |"
+        )
         out.append(
             "| burst wall time (first spawn → last reap) | \(milliseconds(wallNanoseconds)) ms (\(seconds > 0 ? Int(Double(processes) / seconds) : 0) processes/s) |"
         )
-        out.append("| vq-burst exits alerted, burst | \(alerted) of \(standIns) (missed \(missed), doubled \(doubled), unknown pids \(strangers)) |")
-        out.append("| vq-burst exits alerted, one at a time afterwards | \(sequentialAlerted) of \(sequentialRuns) (missed \(sequentialMissed)) |")
-        out.append("| burst end → last vq-burst alert seen | \(catchUpNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–") |")
+        out.append(
+            "| vq-burst exits alerted, burst | \(alerted) of \(standIns) (missed \(missed), doubled \(doubled), unknown pids \(strangers)) |"
+        )
+        out.append(
+            "| vq-burst exits alerted, one at a time afterwards | \(sequentialAlerted) of \(sequentialRuns) (missed \(sequentialMissed)) |"
+        )
+        out.append(
+            "| burst end → last vq-burst alert seen | \(catchUpNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–") |"
+        )
         out.append("| `\(eventsLostKind)` alerts | \(lostEventAlerts) |")
         out.append("| losses in vigil's stop line | \(losses.map(String.init) ?? "not stated") |")
         out.append("| vigil still running afterwards | \(alive ? "yes" : "**no**") |")
         if let before, let settled {
-            out.append("| vigil VmRSS: after READY → after the burst → alerts in | \(before.rssKiB) → \(afterBurst?.rssKiB ?? 0) → \(settled.rssKiB) KiB |")
+            out.append(
+                "| vigil VmRSS: after READY → after the burst → alerts in | \(before.rssKiB) → \(afterBurst?.rssKiB ?? 0) → \(settled.rssKiB) KiB |"
+            )
             out.append("| vigil VmHWM (peak RSS) after | \(settled.hwmKiB) KiB |")
             out.append(
                 "| vigil CPU from READY until its alerts were in (schedstat, all threads) | \(milliseconds(settled.runNanoseconds &- before.runNanoseconds)) ms |"

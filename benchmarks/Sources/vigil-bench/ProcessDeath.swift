@@ -480,7 +480,9 @@ extension ProcessDeathResults {
     /// Rows for the report's Targets table.
     func targetRows() -> [String] {
         guard let s = LatencySummary(vigil.latencies) else {
-            return ["| SIGKILL of upload-service → alert line | p50 ≤ 0.250 ms, p99 ≤ 1.000 ms, none missed | no samples | **no** |"]
+            return [
+                "| SIGKILL of upload-service → alert line | p50 ≤ 0.250 ms, p99 ≤ 1.000 ms, none missed | no samples | **no** |"
+            ]
         }
         return [
             "| SIGKILL of upload-service → alert line, p50 | ≤ \(milliseconds(Self.targetP50)) ms | \(milliseconds(s.p50)) ms | \(s.p50 <= Self.targetP50 ? "yes" : "**no**") |",

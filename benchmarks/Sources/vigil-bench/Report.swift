@@ -89,7 +89,8 @@ struct Report {
 
     /// ", 500 process kills, a burst of 20000 processes", or empty.
     var processScope: String {
-        (processDeath.map { ", \($0.trials) process kills" } ?? "") + (burst.map { ", a burst of \($0.processes) processes" } ?? "")
+        (processDeath.map { ", \($0.trials) process kills" } ?? "")
+            + (burst.map { ", a burst of \($0.processes) processes" } ?? "")
     }
 
     func markdown() -> String {

@@ -22,7 +22,9 @@ let benchmarksDirectory: String = {
 }()
 
 func usage() -> Never {
-    print("usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--vigil PATH] [--results FILE]")
+    print(
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--vigil PATH] [--results FILE]"
+    )
     exit(2)
 }
 
