@@ -552,7 +552,7 @@ extension ProcessDeathResults {
             for peer in peers {
                 guard let theirs = LatencySummary(peer.latencies) else { continue }
                 out.append(
-                    "| vigil vs \(peer.subject) | \(ratio(Double(mine.p50), Double(theirs.p50))) | \(ratio(Double(mine.p99), Double(theirs.p99))) | \(ratio(Double(mine.max), Double(theirs.max))) |"
+                    "| vigil vs \(peer.subject) | \(wideRatio(mine.p50, theirs.p50)) | \(wideRatio(mine.p99, theirs.p99)) | \(wideRatio(mine.max, theirs.max)) |"
                 )
             }
         }
@@ -615,4 +615,10 @@ extension Substring {
         guard let range = firstRange(of: target) else { return String(self) }
         return String(self[..<range.lowerBound]) + replacement + String(self[range.upperBound...])
     }
+}
+
+/// `ratio` with two decimals, or "1/N×" when that would read 0.00× (vigil against the poll loop).
+func wideRatio(_ a: UInt64, _ b: UInt64) -> String {
+    guard a > 0, b > 0, Double(a) / Double(b) < 0.01 else { return ratio(Double(a), Double(b)) }
+    return "1/\(Int((Double(b) / Double(a)).rounded()))×"
 }
