@@ -86,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilSystemTests",
-            dependencies: ["VigilSystem", "VigilTestSupport"],
+            dependencies: ["VigilSystem", "VigilCore", "VigilTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sched.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -154,3 +155,7 @@ int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value) {
 int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
+
+int CVigilLinux_gettid(void) { return (int)syscall(SYS_gettid); }
+
+int CVigilLinux_unshare_network(void) { return unshare(CLONE_NEWNET); }

@@ -36,6 +36,8 @@ public final class Daemon: @unchecked Sendable {
         public var probeProcessEvents: Bool = true
         /// How often a zombie is checked again until it is reaped, in milliseconds.
         public var zombieRecheckMilliseconds: Int = 250
+        /// The proc connector's receive buffer (forced with SO_RCVBUFFORCE); smaller loses events in bursts.
+        public var processReceiveBufferBytes: Int = 4 << 20
 
         public init(
             ruleSet: RuleSet,
@@ -127,13 +129,15 @@ public final class Daemon: @unchecked Sendable {
             // SO_RCVBUFFORCE always): the capabilities are dropped before the threads start.
             let connector: ProcConnector
             do {
-                connector = try ProcConnector()
+                connector = try ProcConnector(receiveBufferSize: options.processReceiveBufferBytes)
             } catch {
                 throw DaemonError(error.description)
             }
-            if !connector.receiveBuffer.forced {
+            // Without CAP_NET_ADMIN the buffer is capped by net.core.rmem_max; warn only when that is smaller.
+            if !connector.receiveBuffer.forced && connector.receiveBuffer.effective < connector.receiveBuffer.requested
+            {
                 logger.warning(
-                    "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB, so bursts of process events may be lost (they are counted, resynchronised and alerted)"
+                    "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB (net.core.rmem_max), so bursts of process events may be lost (they are counted, resynchronised and alerted)"
                 )
             }
             let settings = ProcessWatcher.Settings(
@@ -171,21 +175,23 @@ public final class Daemon: @unchecked Sendable {
         var reasons: [String] = []
         var spawnsPrograms = false
         let before = Capabilities.current()
-        func need(_ capability: Int32, _ why: String, rule: Rule?) {
-            needed.insert(capability)
-            if !before.permitted.contains(capability), let rule {
+        func need(_ capability: CapabilitySet, _ why: String, rule: Rule?) {
+            needed.formUnion(capability)
+            if !before.permitted.has(capability), let rule {
                 logger.warning(
-                    "\(rule.location): warning: rule '\(rule.id)' needs \(CapabilitySet.name(of: capability)) \(why), which vigil does not hold; add it to AmbientCapabilities= in vigil.service"
+                    "\(rule.location): warning: rule '\(rule.id)' needs \(capability.names.joined(separator: ", ")) \(why), which vigil does not hold; add it to AmbientCapabilities= in vigil.service"
                 )
             }
         }
         for rule in ruleSet.rules where rule.enabled {
             switch rule.subject {
             case .config, .file:
-                need(CapabilitySet.dacReadSearch, "to read files other users own", rule: nil)
+                need(.dacReadSearch, "to read files other users own", rule: nil)
+                // A read lease (how a config is proven complete) on another user's file needs CAP_LEASE.
+                need(.lease, "to take read leases on files other users own", rule: nil)
             case .process:
                 guard processWatcher != nil else { continue }
-                need(CapabilitySet.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
+                need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
                 for action in rule.actions {
                     switch action {
                     case .alert: break
@@ -194,7 +200,7 @@ public final class Daemon: @unchecked Sendable {
                             spawnsPrograms = true
                         }
                         if spec.signal != nil || spec.command == nil {
-                            need(CapabilitySet.kill, "to signal processes of other users", rule: rule)
+                            need(.kill, "to signal processes of other users", rule: rule)
                         }
                     }
                 }

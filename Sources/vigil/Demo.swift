@@ -134,7 +134,7 @@ struct Demo: ParsableCommand {
             while let (line, seenAt) = follower.next(timeoutMilliseconds: 5000) {
                 let rule = JSONField.string(line, "rule") ?? "?"
                 let state = JSONField.string(line, "state") ?? "?"
-                let latency = seenAt - before
+                let latency = seenAt &- min(before, seenAt)  // a line already queued before the act counts as 0
                 printLine("   → \(summary(of: line))   [\(milliseconds(latency)) ms after the write]")
                 if rule == step.expectRule && state == step.expectState {
                     latencies.append(latency)
@@ -184,7 +184,7 @@ struct Demo: ParsableCommand {
         var sawRestart = false
         while !(sawExit && sawRestart), let (line, seenAt) = follower.next(timeoutMilliseconds: 20000) {
             let kind = JSONField.string(line, "kind") ?? "?"
-            let latency = seenAt - before
+            let latency = seenAt &- min(before, seenAt)  // a line already queued before the act counts as 0
             printLine("   → \(summary(of: line))   [\(milliseconds(latency)) ms after the kill]")
             if kind == "process.exit" && JSONField.string(line, "rule") == "upload-service-crashed" {
                 latencies.append(latency)

@@ -54,11 +54,19 @@ final class DaemonFixture {
         rules: String,
         label: String = "daemon",
         settleMilliseconds: Int = 100,
-        prepare: (TempTree) -> Void = { _ in }
+        prepare: (TempTree) -> Void = { _ in },
+        configure: (inout Daemon.Options) -> Void = { _ in }
     )
         throws
     {
-        try self.init(rules: rules, label: label, settleMilliseconds: settleMilliseconds, lock: true, prepare: prepare)
+        try self.init(
+            rules: rules,
+            label: label,
+            settleMilliseconds: settleMilliseconds,
+            lock: true,
+            prepare: prepare,
+            configure: configure
+        )
     }
 
     /// As above; `lock: false` when the caller already holds `startLock`.
@@ -67,7 +75,8 @@ final class DaemonFixture {
         label: String,
         settleMilliseconds: Int = 100,
         lock: Bool,
-        prepare: (TempTree) -> Void = { _ in }
+        prepare: (TempTree) -> Void = { _ in },
+        configure: (inout Daemon.Options) -> Void = { _ in }
     )
         throws
     {
@@ -82,12 +91,13 @@ final class DaemonFixture {
         follower = try LineFollower(path: alerts)
         let (logger, store) = InMemoryLogHandler.logger()
         logs = store
-        let options = Daemon.Options(
+        var options = Daemon.Options(
             ruleSet: ruleSet,
             root: tree.root,
             extraAlertFiles: [alerts],
             deletionSettleMilliseconds: settleMilliseconds
         )
+        configure(&options)
         let make = { () throws -> Daemon in
             let daemon = try Daemon(options: options, logger: logger)
             try daemon.start()

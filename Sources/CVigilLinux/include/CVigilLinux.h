@@ -5,57 +5,6 @@
 
 #ifndef __linux__
 #error "Vigil watches Linux kernel interfaces (inotify, netlink, PSI) and builds only on Linux."
-// MARK: - Netlink and the process events connector (see `man 7 netlink`, linux/cn_proc.h)
-
-/// `NLMSG_HDRLEN`: the aligned size of `struct nlmsghdr` (16).
-static inline size_t CVigilLinux_nlmsg_hdrlen(void) { return NLMSG_HDRLEN; }
-
-/// `NLMSG_ALIGN(length)`: rounds a message length up to the 4-byte netlink alignment.
-static inline size_t CVigilLinux_nlmsg_align(size_t length) { return NLMSG_ALIGN(length); }
-
-/// `NLMSG_OK(message, remaining)`: whether a whole message starts at `message` within `remaining` bytes.
-static inline int CVigilLinux_nlmsg_ok(const struct nlmsghdr *message, int remaining) {
-    return NLMSG_OK(message, remaining);
-}
-
-/// `NLMSG_NEXT(message, remaining)`: the message after `message`; subtracts its aligned length from `*remaining`.
-static inline const struct nlmsghdr *CVigilLinux_nlmsg_next(const struct nlmsghdr *message, int *remaining) {
-    int left = *remaining;
-    const struct nlmsghdr *next = NLMSG_NEXT((struct nlmsghdr *)message, left);
-    *remaining = left;
-    return next;
-}
-
-/// `NLMSG_DATA(message)`: the payload after the header.
-static inline const void *CVigilLinux_nlmsg_data(const struct nlmsghdr *message) {
-    return NLMSG_DATA((struct nlmsghdr *)message);
-}
-
-/// `cn_msg.data`: the connector payload (a flexible array member Swift cannot see).
-static inline const void *CVigilLinux_cn_msg_data(const struct cn_msg *message) { return message->data; }
-
-/// `sizeof(struct cn_msg)`: the connector header before `data` (20).
-static inline size_t CVigilLinux_cn_msg_size(void) { return sizeof(struct cn_msg); }
-
-/// `sizeof(struct proc_event)` as these headers define it (40).
-static inline size_t CVigilLinux_proc_event_size(void) { return sizeof(struct proc_event); }
-
-/// Writes the message that subscribes a bound `NETLINK_CONNECTOR` socket to process events, or ends the
-/// subscription: `nlmsghdr` (type `NLMSG_DONE`) + `cn_msg` (id `CN_IDX_PROC`/`CN_VAL_PROC`) + the
-/// `enum proc_cn_mcast_op` (`PROC_CN_MCAST_LISTEN` or `PROC_CN_MCAST_IGNORE`). Returns the bytes written,
-/// or 0 when `capacity` is too small. See linux/cn_proc.h and the kernel's drivers/connector/cn_proc.c.
-size_t CVigilLinux_proc_cn_mcast_message(void *buffer, size_t capacity, uint32_t operation, uint32_t sequence);
-
-/// `setsockopt(fd, level, name, &value, sizeof(int))`: returns 0, or -1 with errno.
-int CVigilLinux_setsockopt_int(int fd, int level, int name, int value);
-
-/// `getsockopt(fd, level, name, &value, &length)` for an int option: returns 0, or -1 with errno.
-int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value);
-
-/// `posix_spawn_file_actions_addchdir_np(3)` (glibc 2.29): the child changes directory before exec.
-/// Swift's Glibc module does not show it (it is a GNU extension).
-int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
-
 #endif
 
 #include <errno.h>
@@ -164,5 +113,12 @@ int CVigilLinux_getsockopt_int(int fd, int level, int name, int *value);
 /// `posix_spawn_file_actions_addchdir_np(3)` (glibc 2.29): the child changes directory before exec.
 /// Swift's Glibc module does not show it (it is a GNU extension).
 int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// `gettid(2)`: the calling thread's id (the kernel's `task->pid`; `process_pid` in process events).
+int CVigilLinux_gettid(void);
+
+/// `unshare(CLONE_NEWNET)`: moves the calling *thread* into a new network namespace (needs CAP_SYS_ADMIN).
+/// Swift's Glibc module shows neither `unshare` nor the `CLONE_NEW*` flags. See `man 2 unshare`.
+int CVigilLinux_unshare_network(void);
 
 #endif

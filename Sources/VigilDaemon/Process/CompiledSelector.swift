@@ -36,6 +36,7 @@ struct CompiledSelector {
     /// Whether matching needs the command line or the cgroup (read from `/proc` only when some rule does).
     var needsCommandLine: Bool { !commandLines.isEmpty }
     var needsCgroup: Bool { !units.isEmpty || !unitGlobs.isEmpty || !cgroups.isEmpty }
+    var needsUsers: Bool { !users.isEmpty }
 
     /// Compiles `selector`; unknown user names are returned in `unknownUsers` (the caller reports them).
     init(_ selector: ProcessSelector, root: RootedPath, users database: UserDatabase, unknownUsers: inout [String]) {
@@ -102,13 +103,13 @@ struct CompiledSelector {
         return true
     }
 
-    /// A name matches the kernel's `comm`, the executable's base name or argv[0]'s base name. `comm` is cut
+    /// A name matches the kernel's `comm` or the executable's base name. `comm` is cut
     /// to 15 bytes, so a longer literal name also matches a 15-byte `comm` that is its prefix (a process
     /// gone before its executable could be read still has its `comm`).
     static func nameMatches(_ glob: Glob, _ entry: ProcessEntry) -> Bool {
-        if glob.matches(entry.comm) || (!entry.executable.isEmpty && glob.matches(entry.name)) { return true }
-        let zero = entry.argumentZeroName
-        if !zero.isEmpty && glob.matches(zero) { return true }
+        if glob.matches(entry.comm) || (!entry.executableName.isEmpty && glob.matches(entry.executableName)) {
+            return true
+        }
         if let literal = glob.literal, literal.utf8.count > 15, entry.comm.utf8.count == 15,
             literal.utf8.starts(with: entry.comm.utf8)
         {

@@ -21,7 +21,11 @@ struct ProcessEntry {
     /// The kernel's name (`comm`, at most 15 bytes).
     var comm: String = ""
     /// Executable as a host path; empty when unknown (a kernel thread, or gone before it could be read).
-    var executable: String = ""
+    var executable: String = "" {
+        didSet { executableName = Self.baseName(executable) }
+    }
+    /// The executable's base name, kept with it (names are matched at every exec).
+    private(set) var executableName: String = ""
     /// Arguments joined by single spaces, cut to `commandLineLimit` bytes.
     var commandLine: String = ""
     /// cgroup v2 path, and the systemd unit it names.
@@ -41,16 +45,10 @@ struct ProcessEntry {
     }
 
     /// The base name of the executable, or `comm` when the executable is unknown.
-    var name: String {
-        guard let slash = executable.lastIndex(of: "/") else { return comm }
-        let base = executable[executable.index(after: slash)...]
-        return base.isEmpty ? comm : String(base)
-    }
+    var name: String { executableName.isEmpty ? comm : executableName }
 
-    /// The base name of argv[0], or "" without a command line.
-    var argumentZeroName: Substring {
-        let first = commandLine.prefix { $0 != " " }
-        guard let slash = first.lastIndex(of: "/") else { return first }
-        return first[first.index(after: slash)...]
+    private static func baseName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
     }
 }

@@ -6,9 +6,16 @@ import VigilSystem
 // lines are masked (`password=…`, `--token …`) before any field reaches a template.
 extension ProcessWatcher {
     /// An event rule fired (exec, exit, core dump, a root process).
-    func emitProcessEvent(_ index: Int, _ entry: ProcessEntry, event: String, exit: ExitStatus?) {
+    func emitProcessEvent(
+        _ index: Int,
+        _ entry: ProcessEntry,
+        event: String,
+        exit: ExitStatus?,
+        status: String? = nil
+    ) {
         let rule = rules[index].rule
-        let fields = self.fields(rule, entry, event: event, exit: exit)
+        let base = self.fields(rule, entry, event: event, exit: exit)
+        let fields: (String) -> String? = { field in field == "status" ? status ?? base(field) : base(field) }
         emit(
             index,
             state: .event,
@@ -62,7 +69,7 @@ extension ProcessWatcher {
     func emitZombie(_ index: Int, _ watch: ZombieWatch, state: AlertState) {
         let rule = rules[index].rule
         guard case .zombie(let grace) = rules[index].process.trigger else { return }
-        let base = fields(rule, watch.entry, event: "zombie", exit: nil)
+        let base = fields(rule, watch.entry, event: "zombie", exit: watch.exit)
         let fields: (String) -> String? = { field in
             field == "grace" ? Durations.text(milliseconds: grace) : base(field)
         }
@@ -124,13 +131,16 @@ extension ProcessWatcher {
             case "uid": entry.realUser == .max ? "(unknown)" : String(entry.realUser)
             case "euid": entry.effectiveUser == .max ? "(unknown)" : String(entry.effectiveUser)
             case "parent": parent.map { $0.name } ?? "pid \(entry.parent)"
-            case "unit": entry.unit ?? "(none)"
-            case "cgroup": entry.cgroup.isEmpty ? "(unknown)" : entry.cgroup
+            case "unit": entry.unit ?? ""
+            case "cgroup": entry.cgroup
             case "event": event
             case "code": exit?.code.map(String.init) ?? "(none)"
             case "signal": exit?.signal.map { SignalNames.name(of: $0) } ?? "(none)"
-            case "core": exit?.coreDumped == true ? "yes" : "no"
-            case "status": exit?.description ?? (event == "exit" ? "exited (status unknown: events were lost)" : event)
+            case "core": exit?.coreDumped == true ? "true" : "false"
+            case "status":
+                exit?.description
+                    ?? (event == "exec" || event == "root"
+                        ? "started" : event == "exit" ? "exited (status unknown: events were lost)" : event)
             case "restarts": String(self.restartCount(rule: rule.id))
             default: nil
             }

@@ -45,8 +45,9 @@ extension ProcessWatcher {
             } ?? ProcessEntry(pid: child, parent: parent)
         entry.pid = child
         entry.parent = parent
+        // Unknown until it execs (0): a zombie check then accepts the pid without comparing start times,
+        // which saves a /proc read on every fork.
         entry.startTime = 0
-        if hasZombieRules, let stat = ProcFS.stat(pid: child) { entry.startTime = stat.startTime }
         table[child] = entry
         for index in entry.matched { changeRunning(index, by: 1, entry: entry) }
         for index in everyProcessRules {
@@ -115,7 +116,7 @@ extension ProcessWatcher {
         guard !wasRoot && (real == 0 || effective == 0) else { return }
         for index in entry.matched + everyProcessRules {
             if case .root = rules[index].process.trigger, !isAllowedRoot(index, entry) {
-                emitProcessEvent(index, entry, event: "uid-root", exit: nil)
+                emitProcessEvent(index, entry, event: "root", exit: nil, status: "became root")
             }
         }
     }
@@ -168,7 +169,7 @@ extension ProcessWatcher {
                     requestActions(index, entry: entry)
                 }
             case .zombie:
-                if exit != nil { watchForZombie(entry, rule: index) }
+                if let exit { watchForZombie(entry, rule: index, exit: exit) }
             case .root:
                 break
             }
@@ -197,24 +198,24 @@ extension ProcessWatcher {
 
     /// Reads what a process is now; nil when it is gone.
     func capture(pid: Int32) -> ProcessEntry? {
-        guard let stat = ProcFS.stat(pid: pid) else { return nil }
-        var entry = ProcessEntry(pid: pid, parent: stat.parentPid)
+        guard let stat = procfs.stat(pid) else { return nil }
+        var entry = ProcessEntry(pid: pid, parent: stat.ppid)
         entry.startTime = stat.startTime
         entry.comm = stat.comm
-        if let status = ProcFS.status(pid: pid) {
-            entry.realUser = status.realUserId
-            entry.effectiveUser = status.effectiveUserId
+        if needsUsers, let status = procfs.status(pid) {
+            entry.realUser = status.ruid
+            entry.effectiveUser = status.euid
         }
-        entry.executable = ProcFS.executable(pid: pid)?.path ?? ""
+        entry.executable = procfs.executable(pid)?.path ?? ""
         if needsCommandLine {
-            let arguments = ProcFS.commandLine(pid: pid, limit: 4096) ?? []
+            let arguments = procfs.commandLine(pid, limit: 4096) ?? []
             var line = arguments.joined(separator: " ")
             if line.utf8.count > ProcessEntry.commandLineLimit {
                 line = String(decoding: line.utf8.prefix(ProcessEntry.commandLineLimit), as: UTF8.self)
             }
             entry.commandLine = line
         }
-        if needsCgroup, let cgroup = ProcFS.cgroup(pid: pid) {
+        if needsCgroup, let cgroup = procfs.cgroup(pid) {
             entry.cgroup = cgroup
             entry.unit = ProcFS.unit(fromCgroup: cgroup)
         }
@@ -225,7 +226,7 @@ extension ProcessWatcher {
     /// Builds the table from `/proc` (at start-up), or brings it back in line after events were lost:
     /// processes gone meanwhile are judged as ended (status unknown), new ones as started.
     func walkProc(resynchronising: Bool) {
-        let pids = ProcFS.pids()
+        let pids = procfs.pids()
         var seen = Set<Int32>()
         seen.reserveCapacity(pids.count)
         var found: [ProcessEntry] = []
@@ -282,18 +283,31 @@ extension ProcessWatcher {
         }
     }
 
-    /// `ENOBUFS`: the socket buffer overflowed and the kernel dropped events. Count, resynchronise, alert.
+    /// After `ENOBUFS` (the socket buffer overflowed and the kernel dropped events, counted as they came):
+    /// resynchronise from /proc and alert once for the burst.
     func eventsLost() {
-        counters.processEventsLost.add(1, ordering: .relaxed)
+        // Vigil's own children whose exit was among the lost events: reap them now, not leave zombies.
+        for (pid, purpose) in children {
+            guard let status = try? Spawn.poll(pid) else { continue }
+            children[pid] = nil
+            let exit = ExitStatus(
+                code: status & 0x7f == 0 ? (status >> 8) & 0xff : nil,
+                signal: status & 0x7f != 0 ? status & 0x7f : nil,
+                coreDumped: status & 0x80 != 0
+            )
+            reapChild(pid: pid, purpose: purpose, exit: exit)
+        }
         let before = table.count
         walkProc(resynchronising: true)
         let count = counters.processEventsLost.load(ordering: .relaxed)
+        let burst = lossesSinceResync
+        lossesSinceResync = 0
         emitInternal(
             rule: "vigil.process_events_lost",
             severity: .warning,
             kind: "vigil.process_events_lost",
             message:
-                "The kernel dropped process events (the proc connector's socket buffer of \(connector.receiveBuffer.effective / 1024) KiB overflowed; \(count) time(s) so far). Vigil walked /proc again (\(before) → \(table.count) processes); exits in between were judged with status unknown.",
+                "The kernel dropped process events: the proc connector's socket buffer of \(connector.receiveBuffer.effective / 1024) KiB overflowed \(burst) time(s) in this burst (\(count) so far). Vigil walked /proc again (\(before) → \(table.count) processes); processes that ended in between were judged with status unknown. See docs/troubleshooting.md#process-events-lost",
             version: "lost:\(count):\(Clock.realtime().seconds)"
         )
     }
@@ -322,19 +336,12 @@ extension ProcessWatcher {
 }
 
 extension ProcessWatcher {
-    /// Why the kernel may send no process events here, as far as this process can tell.
+    /// Why the kernel may send no process events here: a second, independent probe names the cause it
+    /// detects (namespaces, the subscription's acknowledgement, CAP_NET_ADMIN, lost events).
     static func silenceExplanation() -> String {
-        switch HostFeatures.inInitialNamespaces {
-        case false?:
-            return
-                "Vigil runs in a pid or network namespace other than the host's (a container); the proc connector reports only in the initial namespaces, so run Vigil on the host."
-        case nil:
-            return
-                "Vigil could not compare its namespaces with PID 1's (no access to /proc/1/ns); in a container the proc connector reports nothing."
-        case true?:
-            return
-                "Vigil runs in the host's namespaces; the kernel may be built without CONFIG_PROC_EVENTS, or a security module filters netlink."
-        }
+        let probe = ConnectorProbe.run(timeout: 500)
+        if let cause = probe.likelyCause { return "Likely cause: \(cause)." }
+        return "A second probe did see events, so they arrive only intermittently here."
     }
 }
 

@@ -7,7 +7,7 @@ import VigilSystem
 // grace period ends it is checked once (`/proc/PID/stat` state `Z`, same start time); a zombie is alerted
 // and checked again on its own timer until it is gone. No periodic scan of every process.
 extension ProcessWatcher {
-    func watchForZombie(_ entry: ProcessEntry, rule index: Int) {
+    func watchForZombie(_ entry: ProcessEntry, rule index: Int, exit: ExitStatus) {
         guard case .zombie(let grace) = rules[index].process.trigger else { return }
         if var watch = zombies[entry.pid] {
             if !watch.rules.contains(index) { watch.rules.append(index) }
@@ -18,7 +18,12 @@ extension ProcessWatcher {
             zombiesNotTracked += 1
             return
         }
-        zombies[entry.pid] = ZombieWatch(entry: entry, rules: [index], exitedAt: Clock.monotonicNanoseconds())
+        zombies[entry.pid] = ZombieWatch(
+            entry: entry,
+            rules: [index],
+            exit: exit,
+            exitedAt: Clock.monotonicNanoseconds()
+        )
         schedule(
             .zombieCheck(pid: entry.pid, startTime: entry.startTime),
             at: Clock.monotonicNanoseconds() + UInt64(grace) * 1_000_000
@@ -27,9 +32,9 @@ extension ProcessWatcher {
 
     func checkZombie(pid: Int32, startTime: UInt64) {
         guard var watch = zombies[pid], watch.entry.startTime == startTime else { return }
-        let stat = ProcFS.stat(pid: pid)
+        let stat = procfs.stat(pid)
         let stillZombie =
-            stat.map { $0.state == UInt8(ascii: "Z") && (startTime == 0 || $0.startTime == startTime) } ?? false
+            stat.map { $0.isZombie && (startTime == 0 || $0.startTime == startTime) } ?? false
         if !stillZombie {
             zombies[pid] = nil
             if watch.alerted {
@@ -38,7 +43,7 @@ extension ProcessWatcher {
             return
         }
         // The parent may have changed (reparented to a subreaper); name the one that holds it now.
-        if let stat, stat.parentPid != watch.entry.parent { watch.entry.parent = stat.parentPid }
+        if let stat, stat.ppid != watch.entry.parent { watch.entry.parent = stat.ppid }
         if !watch.alerted {
             watch.alerted = true
             for index in watch.rules { emitZombie(index, watch, state: .firing) }

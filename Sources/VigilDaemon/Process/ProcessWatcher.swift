@@ -59,6 +59,8 @@ final class ProcessWatcher: @unchecked Sendable {
         case zombieCheck(pid: Int32, startTime: UInt64)
         case scheduledAction(rule: Int, kind: ServiceSupervisor.Kind)
         case confirmRestart(rule: Int, token: Int)
+        /// Walk /proc after lost events.
+        case resync
     }
 
     /// Why Vigil spawned a child (each is reaped when its exit event arrives).
@@ -71,6 +73,8 @@ final class ProcessWatcher: @unchecked Sendable {
     struct ZombieWatch {
         var entry: ProcessEntry
         var rules: [Int]
+        /// How it exited (what its parent has not collected).
+        var exit: ExitStatus
         var exitedAt: UInt64
         var alerted = false
     }
@@ -89,6 +93,8 @@ final class ProcessWatcher: @unchecked Sendable {
     let displayUsers: UserDatabase
     let timer: TimerFD
     let ownPid = getpid()
+    /// Readers of /proc (one reused buffer; used by this thread only).
+    let procfs = ProcFS()
     /// The mask of all sinks (Vigil's own alerts go to every sink).
     let allSinks: UInt64
 
@@ -112,9 +118,15 @@ final class ProcessWatcher: @unchecked Sendable {
     /// What `/proc` reads each exec needs beyond stat, status and exe.
     var needsCommandLine = false
     var needsCgroup = false
+    /// Whether uids are needed (user selectors, root rules, user fields): `/proc/PID/status` is read only then.
+    var needsUsers = false
     var hasZombieRules = false
     /// Set once the start-up walk is done: from then on, counts that change fire and resolve.
     var started = false
+    /// Losses (ENOBUFS) since the last walk of /proc, a walk waiting on the timer, and when the last ran.
+    var lossesSinceResync = 0
+    var resyncScheduled = false
+    var lastResync: UInt64 = 0
     /// Monotonic time the current datagram was read (0 for timers and start-up).
     var eventTime: UInt64 = 0
     /// The probe's child and what of it has been seen.
@@ -201,6 +213,17 @@ final class ProcessWatcher: @unchecked Sendable {
                 )
             )
         }
+        // A restart with no way to reach the service here is said at start-up, with the rule's position.
+        if !settings.systemdRunning {
+            for rule in compiled {
+                for action in rule.rule.actions {
+                    guard case .restart(let spec) = action, spec.command == nil, spec.signal == nil else { continue }
+                    logger.warning(
+                        "\(spec.location): warning: rule '\(rule.rule.id)' restarts through systemctl, but systemd is not PID 1 here; add command: (the service's start command) to restart it off systemd"
+                    )
+                }
+            }
+        }
         if !problems.isEmpty {
             throw DaemonError(problems.joined(separator: "\n") + "\nvigil: process rules were not loaded")
         }
@@ -218,6 +241,11 @@ final class ProcessWatcher: @unchecked Sendable {
                 || rule.rule.resolvedMessage?.fieldNames.contains("argv") == true
             needsCgroup = needsCgroup || rule.selector.needsCgroup || rule.restart != nil || rule.reload != nil
             if case .zombie = rule.process.trigger { hasZombieRules = true }
+            if case .root = rule.process.trigger { needsUsers = true }
+            needsUsers =
+                needsUsers || rule.selector.needsUsers || rule.signalTargets.values.contains(where: \.needsUsers)
+            needsCommandLine = needsCommandLine || rule.signalTargets.values.contains(where: \.needsCommandLine)
+            needsCgroup = needsCgroup || rule.signalTargets.values.contains(where: \.needsCgroup)
         }
         needsCgroup =
             needsCgroup
@@ -290,7 +318,8 @@ final class ProcessWatcher: @unchecked Sendable {
                 runDueTimers()
             }
             if !isReady {
-                if probeSawExec && probeSawExit {
+                // The probe's own events, or a loss (ENOBUFS proves the kernel is sending to this socket).
+                if (probeSawExec && probeSawExit) || counters.processEventsLost.load(ordering: .relaxed) > 0 {
                     isReady = true
                     ready.ring()
                 } else if Clock.monotonicNanoseconds() >= probeDeadline {
@@ -302,14 +331,22 @@ final class ProcessWatcher: @unchecked Sendable {
         }
     }
 
-    /// Reads and judges every datagram waiting in the socket.
+    /// Most datagrams judged per wake-up: under a storm of processes the socket may never run empty, and the
+    /// loop must still see its timers, the shutdown doorbell and the probe (epoll is level-triggered, so the
+    /// rest is read on the next turn).
+    static let datagramsPerTurn = 512
+
+    /// Reads and judges the datagrams waiting in the socket, up to `datagramsPerTurn`.
     private func receiveAll() {
-        while true {
+        for _ in 0..<Self.datagramsPerTurn {
             switch connector.receive(into: buffer) {
             case .wouldBlock:
                 return
             case .lost:
-                eventsLost()
+                // Counted now; the walk of /proc that repairs the table runs once per loss burst (below).
+                counters.processEventsLost.add(1, ordering: .relaxed)
+                lossesSinceResync += 1
+                scheduleResync()
             case .datagram(let count):
                 eventTime = Clock.monotonicNanoseconds()
                 counters.processDatagrams.add(1, ordering: .relaxed)
@@ -319,6 +356,17 @@ final class ProcessWatcher: @unchecked Sendable {
             }
         }
     }
+
+    /// Resynchronises from /proc at most every `resyncIntervalNanoseconds`: a walk costs milliseconds, and
+    /// walking on every ENOBUFS of a storm would lose more events than it repairs.
+    private func scheduleResync() {
+        guard !resyncScheduled else { return }
+        resyncScheduled = true
+        let now = Clock.monotonicNanoseconds()
+        schedule(.resync, at: max(now, lastResync &+ Self.resyncIntervalNanoseconds))
+    }
+
+    static let resyncIntervalNanoseconds: UInt64 = 250_000_000
 
     // MARK: Timers
 
@@ -338,6 +386,10 @@ final class ProcessWatcher: @unchecked Sendable {
             case .zombieCheck(let pid, let startTime): checkZombie(pid: pid, startTime: startTime)
             case .scheduledAction(let rule, let kind): runScheduledAction(rule: rule, kind: kind)
             case .confirmRestart(let rule, let token): restartConfirmationExpired(rule: rule, token: token)
+            case .resync:
+                resyncScheduled = false
+                lastResync = Clock.monotonicNanoseconds()
+                eventsLost()
             }
         }
         if let next = timers.earliest {

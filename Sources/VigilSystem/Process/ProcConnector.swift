@@ -36,6 +36,9 @@ public final class ProcConnector: @unchecked Sendable {
     /// How the receive buffer was sized.
     public let receiveBuffer: ReceiveBuffer
 
+    /// The netlink port id the kernel assigned to the socket at `bind` (`nl_pid` from `getsockname`).
+    public let portID: UInt32
+
     /// Datagrams `receive` dropped because a process, not the kernel, sent them (`nl_pid` != 0): anyone may
     /// send a unicast netlink message to our port and forge process events. Read by the owning thread.
     public private(set) var forgedDatagrams = 0
@@ -53,6 +56,14 @@ public final class ProcConnector: @unchecked Sendable {
         public let forced: Bool
         /// Why `SO_RCVBUFFORCE` failed (`EPERM`: no `CAP_NET_ADMIN`), nil when `forced`.
         public let forceError: Errno?
+
+        /// A description of a receive buffer (the connector makes its own; this is for results and tests).
+        public init(requested: Int, effective: Int, forced: Bool, forceError: Errno?) {
+            self.requested = requested
+            self.effective = effective
+            self.forced = forced
+            self.forceError = forceError
+        }
     }
 
     /// The outcome of one `receive`.
@@ -107,6 +118,12 @@ public final class ProcConnector: @unchecked Sendable {
             Syscall.close(fd)
             throw ProcConnectorError(step: .bind, errno: code)
         }
+        var assigned = sockaddr_nl()
+        var assignedLength = socklen_t(MemoryLayout<sockaddr_nl>.size)
+        _ = withUnsafeMutablePointer(to: &assigned) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &assignedLength) }
+        }
+        portID = assigned.nl_pid
         descriptor = fd
         do {
             try Self.send(fd, operation: UInt32(PROC_CN_MCAST_LISTEN.rawValue))

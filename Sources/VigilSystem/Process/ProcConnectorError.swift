@@ -14,6 +14,7 @@ public struct ProcConnectorError: Error, Sendable, CustomStringConvertible {
             case permissionDenied
             case unsupported
             case addressFamilyRestricted
+            case notInitialNetworkNamespace
             case other(CInt)
         }
 
@@ -30,6 +31,10 @@ public struct ProcConnectorError: Error, Sendable, CustomStringConvertible {
         /// `AF_NETLINK` sockets are not allowed here (`EAFNOSUPPORT`, what systemd's
         /// `RestrictAddressFamilies=` returns).
         public static var addressFamilyRestricted: Code { Code(.addressFamilyRestricted) }
+        /// The process is not in the host's initial network namespace, where the connector lives: the kernel
+        /// refuses the subscription (`ECONNREFUSED`: no kernel socket to receive it). `PrivateNetwork=yes`,
+        /// a container, `ip netns exec`.
+        public static var notInitialNetworkNamespace: Code { Code(.notInitialNetworkNamespace) }
         /// Any other errno.
         public static func other(_ errno: Errno) -> Code { Code(.other(errno.rawValue)) }
 
@@ -39,6 +44,7 @@ public struct ProcConnectorError: Error, Sendable, CustomStringConvertible {
             case .notPermitted, .permissionDenied: self = .permissionDenied
             case .protocolNotSupported: self = .unsupported
             case .addressFamilyNotSupported where step == .socket: self = .addressFamilyRestricted
+            case .connectionRefused where step == .subscribe: self = .notInitialNetworkNamespace
             default: self = .other(errno)
             }
         }
@@ -49,6 +55,7 @@ public struct ProcConnectorError: Error, Sendable, CustomStringConvertible {
             case .permissionDenied: "permissionDenied"
             case .unsupported: "unsupported"
             case .addressFamilyRestricted: "addressFamilyRestricted"
+            case .notInitialNetworkNamespace: "notInitialNetworkNamespace"
             case .other(let code): "other(\(code))"
             }
         }
@@ -130,6 +137,10 @@ public struct ProcConnectorError: Error, Sendable, CustomStringConvertible {
             return failed + " Netlink sockets are not allowed for this process;"
                 + " add AF_NETLINK to 'RestrictAddressFamilies=' in vigil.service, or run 'vigil probe'."
                 + " See docs/troubleshooting.md#proc-connector-permission"
+        case .notInitialNetworkNamespace:
+            return failed + " The proc connector exists only in the host's initial network namespace, and vigil runs"
+                + " in another one (PrivateNetwork=yes, a container, ip netns exec); run vigil in the host's network"
+                + " namespace, or run 'vigil probe'. See docs/troubleshooting.md#proc-connector-silent"
         default:
             return failed + " Run 'vigil probe' to see what this host supports."
                 + " See docs/troubleshooting.md#proc-connector-silent"

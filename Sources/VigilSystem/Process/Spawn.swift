@@ -14,6 +14,8 @@ public enum Spawn {
         case inherit
         /// `/dev/null` for all three.
         case null
+        /// Standard input from `/dev/null`, output and error appended to this file (created 0600).
+        case file(String)
     }
 
     /// `posix_spawn(3)`: starts `executable` (an absolute path; no `$PATH` search) with `arguments` as
@@ -33,10 +35,17 @@ public enum Spawn {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if case .null = streams {
+        switch streams {
+        case .inherit:
+            break
+        case .null:
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        case .file(let path):
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
         if let workingDirectory {
             let rc = CVigilLinux_spawn_addchdir(&actions, workingDirectory)
@@ -53,8 +62,8 @@ public enum Spawn {
         sigdelset(&allSignals, SIGSTOP)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        // A new session (POSIX_SPAWN_SETSID) detaches a started service from Vigil's terminal and group.
-        // 0x80 is POSIX_SPAWN_SETSID (glibc 2.26+), which the headers show only under _GNU_SOURCE.
+        // A new session (POSIX_SPAWN_SETSID, 0x80 in glibc 2.26+, visible only under _GNU_SOURCE) detaches a
+        // service that Vigil starts from Vigil's session and process group.
         let sessionFlag: CInt = newSession ? 0x80 : 0
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | sessionFlag))
 
