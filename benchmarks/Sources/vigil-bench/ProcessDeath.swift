@@ -528,7 +528,7 @@ extension ProcessDeathResults {
         )
         if let teardown = LatencySummary(floorDetail.teardown), let floorSummary = LatencySummary(floor.latencies) {
             var text =
-                "The floor is the harness itself subscribed to the proc connector, blocked in `poll(2)` right after the kill: no output, no second thread. Of its \(milliseconds(floorSummary.p50)) ms (p50), kill → the kernel's own exit event timestamp (the dying process's teardown, `exit_mm` and the rest of `do_exit`, before `proc_exit_connector`) takes p50 \(milliseconds(teardown.p50)) ms, p99 \(milliseconds(teardown.p99)) ms; the rest is delivery and one wake-up."
+                "The floor is the harness itself subscribed to the proc connector, blocked in `poll(2)` right after the kill: no output, no second thread. Of its \(milliseconds(floorSummary.p50)) ms (p50), kill → the kernel's own exit event timestamp (the killed process woken and scheduled, then its teardown in `do_exit` up to `proc_exit_connector`) takes p50 \(milliseconds(teardown.p50)) ms, p99 \(milliseconds(teardown.p99)) ms; the rest is delivery and one wake-up."
             if let mine = LatencySummary(vigil.latencies) {
                 let added = mine.p50 > floorSummary.p50 ? mine.p50 - floorSummary.p50 : 0
                 text +=
