@@ -77,19 +77,29 @@ struct Report {
     var scratch: String
     /// vigil and peer (a) again with the sandbox on tmpfs (empty when /dev/shm is not a tmpfs).
     var onTmpfs: [DriftResult] = []
+    /// SIGKILL → "it died" line: vigil, forkstat and a poll loop (nil when not run).
+    var processDeath: ProcessDeathResults?
+    /// Many short-lived processes while vigil watches for one name (nil when not run).
+    var burst: BurstResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
     static let targetP99: UInt64 = 1_000_000
     static let targetIdleCPU: Double = 10
 
+    /// ", 500 process kills, a burst of 20000 processes", or empty.
+    var processScope: String {
+        (processDeath.map { ", \($0.trials) process kills" } ?? "")
+            + (burst.map { ", a burst of \($0.processes) processes" } ?? "")
+    }
+
     func markdown() -> String {
         var out: [String] = []
         out.append("# Vigil benchmark results\n")
         out.append(
             quick
-                ? "Quick run (\(flips) flips, \(idle.seconds) s idle): a smoke test, not the reference figures.\n"
-                : "Reference run: \(flips) flips, \(idle.seconds) s idle.\n"
+                ? "Quick run (\(flips) flips\(processScope), \(idle.seconds) s idle): a smoke test, not the reference figures.\n"
+                : "Reference run: \(flips) flips\(processScope), \(idle.seconds) s idle.\n"
         )
         out.append("- Date: \(Machine.utcNow())")
         out.append(
@@ -129,6 +139,8 @@ struct Report {
         } else {
             out.append("| idle CPU | ≤ 10 ms over 30 s | failed | **no** |")
         }
+        if let processDeath { out += processDeath.targetRows() }
+        if let burst { out += burst.targetRows() }
         out.append("")
 
         out.append("## Config drift: write → alert line seen (ms)\n")
@@ -220,6 +232,9 @@ struct Report {
             )
         }
         out.append("")
+
+        if let processDeath { out += processDeath.markdown() }
+        if let burst { out += burst.markdown() }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {

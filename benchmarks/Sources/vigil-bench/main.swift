@@ -1,7 +1,9 @@
 // vigil-bench: the end-to-end harness. Config drift latency (write → alert line) of the release `vigil run`
-// against two shell peers, and the daemon's idle cost; writes RESULTS.md.
+// against two shell peers, process death latency (SIGKILL → alert line) against forkstat and a poll loop,
+// a burst of short-lived processes, and the daemon's idle cost; writes RESULTS.md.
 //
-//     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--vigil PATH] [--results FILE]
+//     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--kills N] [--burst N]
+//         [--no-process] [--vigil PATH] [--results FILE]
 //
 // Exits non-zero only when a scenario fails to detect what it should (a missed or doubled alert, no READY),
 // never because of absolute times.
@@ -20,7 +22,9 @@ let benchmarksDirectory: String = {
 }()
 
 func usage() -> Never {
-    print("usage: vigil-bench [--quick] [--flips N] [--vigil PATH] [--results FILE]")
+    print(
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--vigil PATH] [--results FILE]"
+    )
     exit(2)
 }
 
@@ -37,6 +41,9 @@ func absolute(_ path: String) -> String {
 
 var quick = false
 var flipOverride: Int?
+var killOverride: Int?
+var burstOverride: Int?
+var processScenarios = true
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -46,6 +53,13 @@ while let argument = arguments.next() {
     case "--flips":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         flipOverride = value
+    case "--kills":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        killOverride = value
+    case "--burst":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        burstOverride = value
+    case "--no-process": processScenarios = false
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -75,6 +89,8 @@ let command =
     )
 
 let flipCount = flipOverride ?? (quick ? 100 : 1_000)
+let killCount = killOverride ?? (quick ? 50 : 500)
+let burstCount = burstOverride ?? (quick ? 2_000 : 20_000)
 let idleSeconds = quick ? 3 : 30
 let flips = Flip.plan(count: flipCount)
 
@@ -137,6 +153,31 @@ if isTmpfs("/dev/shm") {
     for result in onTmpfs { print("on tmpfs: " + summaryLine(result)) }
 }
 
+var processDeath: ProcessDeathResults?
+var burst: BurstResult?
+if processScenarios {
+    print("process death: \(killCount) kills per subject in \(rounds) round\(rounds == 1 ? "" : "s")…")
+    let death = runProcessDeath(vigil: vigilPath, trials: killCount, rounds: rounds)
+    for result in death.everyone {
+        let s = LatencySummary(result.latencies)
+        let figures =
+            s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms, max \(milliseconds($0.max)) ms" }
+            ?? "no samples"
+        print(
+            "process death: \(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) doubled, \(result.wrongFields) wrong; \(figures)"
+                + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
+        )
+    }
+    processDeath = death
+    print("process burst: \(burstCount) processes…")
+    let b = runBurst(vigil: vigilPath, processes: burstCount)
+    print(
+        "process burst: \(milliseconds(b.wallNanoseconds)) ms; vq-burst alerted \(b.alerted)/\(b.standIns), one at a time \(b.sequentialAlerted)/\(b.sequentialRuns), lost-event alerts \(b.lostEventAlerts), losses \(b.losses.map(String.init) ?? "not stated"), alive \(b.alive), VmRSS \(b.before?.rssKiB ?? 0) → \(b.settled?.rssKiB ?? 0) KiB, VmHWM \(b.settled?.hwmKiB ?? 0) KiB"
+            + (b.failures.isEmpty ? "" : "; problems: \(b.failures.joined(separator: "; "))")
+    )
+    burst = b
+}
+
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
 if idle.failures.isEmpty {
@@ -157,7 +198,9 @@ let report = Report(
     peers: peers,
     idle: idle,
     scratch: scratch,
-    onTmpfs: onTmpfs
+    onTmpfs: onTmpfs,
+    processDeath: processDeath,
+    burst: burst
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -176,6 +219,8 @@ if fd >= 0 {
     print("vigil-bench: Failed to write '\(results)': errno \(errno)")
 }
 
-let detectionFailed = !([vigil] + peers + onTmpfs).allSatisfy(\.detectedEverything) || !idle.failures.isEmpty
+let detectionFailed =
+    !([vigil] + peers + onTmpfs).allSatisfy(\.detectedEverything) || !idle.failures.isEmpty
+    || !(processDeath?.detectedEverything ?? true) || !(burst?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
