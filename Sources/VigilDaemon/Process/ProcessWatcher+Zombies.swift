@@ -16,6 +16,17 @@ extension ProcessWatcher {
         }
         guard zombies.count < settings.zombieLimit else {
             zombiesNotTracked += 1
+            if zombiesNotTracked == 1 {
+                // Bounded memory: past the limit, exits are not followed one by one. Said once, as an alert.
+                emitInternal(
+                    rule: "vigil.zombies_not_tracked",
+                    severity: .warning,
+                    kind: "vigil.zombies_not_tracked",
+                    message:
+                        "More than \(settings.zombieLimit) exited processes are waiting for their zombie check at once (a fork storm, or a parent that reaps nothing); Vigil follows \(settings.zombieLimit) and skips the zombie check of the rest until the number drops",
+                    version: "zombie-limit:\(Clock.monotonicNanoseconds())"
+                )
+            }
             return
         }
         zombies[entry.pid] = ZombieWatch(
@@ -37,6 +48,7 @@ extension ProcessWatcher {
             stat.map { $0.isZombie && (startTime == 0 || $0.startTime == startTime) } ?? false
         if !stillZombie {
             zombies[pid] = nil
+            if zombies.count < settings.zombieLimit / 2 { zombiesNotTracked = 0 }
             if watch.alerted {
                 for index in watch.rules { emitZombie(index, watch, state: .resolved) }
             }
