@@ -239,7 +239,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Number of process rules running (0 without the proc connector).
-    public var processRuleCount: Int { processWatcher?.rules.count ?? 0 }
+    public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
     /// Names of the alert sinks in use, in order (for the start-up log line).
     public var sinkDescriptions: [String] { sinks.map { "\($0.name) (\($0.label))" } }

@@ -131,11 +131,16 @@ struct ProcConnectorTests {
         )
         var threadFork: ProcessEventRecord?
         var threadExit: ProcessEventRecord?
-        let exit = try session.first(within: 10_000) { record in
+        var processExit: ProcessEventRecord?
+        // The thread's exit may come after the leader's: Python's join() returns once the thread's work is
+        // done, before the kernel has finished the thread, and exit_group then ends it. Wait for both.
+        _ = try session.first(within: 10_000) { record in
             if record.kind == .fork && record.tgid == child && record.isThread { threadFork = record }
             if record.kind == .exit && record.tgid == child && record.isThread { threadExit = record }
-            return record.kind == .exit && record.pid == child
+            if record.kind == .exit && record.pid == child { processExit = record }
+            return processExit != nil && threadExit != nil
         }
+        let exit = processExit
         _ = try Spawn.wait(child)
         #expect(exit != nil, "no exit event for pid \(child)\(ProcEventSession.silentHint)")
         let fork = try #require(threadFork, "a new thread is reported as a fork with child_pid != child_tgid")

@@ -237,7 +237,8 @@ extension ProcessWatcher {
             found.append(entry)
         }
         if resynchronising {
-            for (pid, entry) in table where !seen.contains(pid) || (found.contains { $0.pid == pid }) {
+            let restarted = Set(found.map(\.pid))  // the pid runs another process than the table says
+            for (pid, entry) in table where !seen.contains(pid) || restarted.contains(pid) {
                 table[pid] = nil
                 processEnded(entry, exit: nil)
             }

@@ -80,7 +80,10 @@ final class ProcessWatcher: @unchecked Sendable {
     }
 
     let settings: Settings
+    /// The rules and their restart state: the vigil-proc thread's alone once it runs.
     var rules: [CompiledRule]
+    /// How many process rules run (for other threads: `rules` changes as restarts happen).
+    let ruleCount: Int
     let connector: ProcConnector
     let outlet: AlertOutlet
     let shutdown: EventFD
@@ -228,6 +231,7 @@ final class ProcessWatcher: @unchecked Sendable {
             throw DaemonError(problems.joined(separator: "\n") + "\nvigil: process rules were not loaded")
         }
         self.rules = compiled
+        ruleCount = compiled.count
         for (index, rule) in compiled.enumerated() {
             if rule.selector.matchesEverything {
                 everyProcessRules.append(index)
