@@ -21,15 +21,6 @@ public final class ChildProcess: @unchecked Sendable {
         standardOutput: String? = nil,
         standardError: String? = nil
     ) throws(HarnessError) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if let standardOutput {
-            posix_spawn_file_actions_addopen(&actions, 1, standardOutput, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        }
-        if let standardError {
-            posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        }
         var env: [String: String] = [:]
         var index = 0
         while let entry = environ[index] {
@@ -38,16 +29,18 @@ public final class ChildProcess: @unchecked Sendable {
             index += 1
         }
         for (key, value) in environment { env[key] = value }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
-        var child = pid_t()
-        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
-        guard rc == 0 else {
-            throw HarnessError("Failed to start '\(executable)': \(String(cString: strerror(rc)))")
+        // Through VigilSystem's spawn: an empty signal mask and default actions in the child, so a stand-in
+        // started by a process that blocks signals (for its signalfd) still dies of SIGTERM.
+        let child: Int32
+        do {
+            child = try Spawn.start(
+                executable,
+                arguments: arguments,
+                environment: env.map { "\($0.key)=\($0.value)" },
+                streams: .separate(output: standardOutput, error: standardError)
+            )
+        } catch {
+            throw HarnessError("Failed to start '\(executable)': \(error)")
         }
         pid = child
     }

@@ -21,7 +21,8 @@ public final class DaemonProcess: @unchecked Sendable {
         arguments: [String],
         workDirectory: String,
         readyTimeoutMilliseconds: Int = 20_000,
-        launcher: [String] = []
+        launcher: [String] = [],
+        onSpawn: (Int32) -> Void = { _ in }
     ) throws(HarnessError) {
         let socketPath = workDirectory + "/notify.sock"
         guard let listener = NotifyListener(path: socketPath) else {
@@ -35,6 +36,7 @@ public final class DaemonProcess: @unchecked Sendable {
             environment: ["NOTIFY_SOCKET": socketPath],
             standardError: logPath
         )
+        onSpawn(process.pid)
         guard listener.waitFor("READY=1", timeoutMilliseconds: readyTimeoutMilliseconds) else {
             process.signal(SIGKILL)
             _ = process.wait(timeoutMilliseconds: 5000)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import VigilHarness
 import VigilSystem
 
@@ -57,6 +58,9 @@ struct Demo: ParsableCommand {
             throw ExitCode(1)
         }
         defer { sandbox.stopServiceStandIns() }
+        // Ctrl-C (or SIGTERM) must not leave a daemon and four stand-ins running: a thread waits for the
+        // signal and cleans up.
+        Self.cleanUpOnSignal(sandbox: sandbox, keep: keep)
         let alertsPath = sandbox.hostPath("/var/log/vigil/demo-alerts.jsonl")
         printLine("Vigil demo: CloudCrest's analytics-prod-03 in a sandbox at \(sandbox.root)")
         printLine("  rules: \(rulesDirectory)   alerts: \(alertsPath)\n")
@@ -69,7 +73,8 @@ struct Demo: ParsableCommand {
             daemon = try DaemonProcess(
                 executable: executable,
                 arguments: ["--rules", rulesDirectory, "--root", sandbox.root, "--alerts", alertsPath],
-                workDirectory: sandbox.hostPath("/run/vigil")
+                workDirectory: sandbox.hostPath("/run/vigil"),
+                onSpawn: { pid in demoDaemonPid.store(pid, ordering: .releasing) }
             )
             printLine("vigil run is ready (READY=1 after \(milliseconds(Clock.monotonicNanoseconds() - started)) ms)")
         } catch {
@@ -200,6 +205,28 @@ struct Demo: ParsableCommand {
         return sawExit && sawRestart
     }
 
+    /// Blocks SIGINT, SIGTERM and SIGHUP (children start with them unblocked) and starts a thread that,
+    /// when one comes, stops the daemon and the stand-ins, removes the sandbox and exits 130.
+    private static func cleanUpOnSignal(sandbox: SeedSandbox, keep: Bool) {
+        guard let signals = try? SignalFD(signals: [SIGINT, SIGTERM, SIGHUP]) else { return }
+        let box = DemoCleanup(signals: signals, sandbox: sandbox, keep: keep)
+        _ = Threads.spawn(name: "vigil-demo-sig") {
+            var pfd = pollfd(fd: box.signals.descriptor, events: Int16(POLLIN), revents: 0)
+            while poll(&pfd, 1, -1) < 0 && errno == EINTR {}
+            let pid = demoDaemonPid.load(ordering: .acquiring)
+            if pid > 0 {
+                kill(pid, SIGTERM)
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+            box.sandbox.stopServiceStandIns()
+            if !box.keep { box.sandbox.remove() }
+            let line = Array("\nvigil demo: interrupted; the daemon and the stand-ins were stopped\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            Glibc.exit(130)
+        }
+    }
+
     private func locateRules(executable: String) -> String? {
         var candidates: [String] = []
         if let rules {
@@ -258,3 +285,19 @@ extension String {
         self = "\(thousandths / 1000).\(pad)\(fraction)"
     }
 }
+
+/// What the demo's signal thread needs to clean up.
+private final class DemoCleanup: Sendable {
+    let signals: SignalFD
+    let sandbox: SeedSandbox
+    let keep: Bool
+
+    init(signals: SignalFD, sandbox: SeedSandbox, keep: Bool) {
+        self.signals = signals
+        self.sandbox = sandbox
+        self.keep = keep
+    }
+}
+
+/// The daemon's pid once it runs (0 before), for the signal thread.
+private let demoDaemonPid = Atomic<Int32>(0)

@@ -16,6 +16,9 @@ public enum Spawn {
         case null
         /// Standard input from `/dev/null`, output and error appended to this file (created 0600).
         case file(String)
+        /// Standard input inherited; output and error each appended to its file (created 0644), or inherited
+        /// when nil.
+        case separate(output: String?, error: String?)
     }
 
     /// `posix_spawn(3)`: starts `executable` (an absolute path; no `$PATH` search) with `arguments` as
@@ -42,6 +45,11 @@ public enum Spawn {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        case .separate(let output, let error):
+            if let output {
+                posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            }
+            if let error { posix_spawn_file_actions_addopen(&actions, 2, error, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
         case .file(let path):
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
