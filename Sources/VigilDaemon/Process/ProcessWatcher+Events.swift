@@ -61,9 +61,11 @@ extension ProcessWatcher {
         var entry =
             capture(pid: pid)
             ?? {
-                // Gone before /proc could be read: keep the pid, and the comm the parent gave it.
+                // Gone (reaped) before /proc could be read. It ran some other program than the parent it was
+                // forked from, so it keeps none of the parent's names: no rule matches it by a wrong name.
                 var unknown = table[pid] ?? ProcessEntry(pid: pid, parent: parentFromTable)
                 unknown.executable = ""
+                unknown.comm = ""
                 unknown.commandLine = ""
                 unknown.captured = false
                 counters.processDetailsMissed.add(1, ordering: .relaxed)
