@@ -351,16 +351,17 @@ struct ProcessEventLossTests {
             configure: { $0.processReceiveBufferBytes = 4096 }
         )
         fixture.expect(rule: "must-run", state: "firing")
-        // Start the service inside the burst, so its exec may be among the lost events.
-        var children: [ChildProcess] = []
-        for i in 0..<3000 {
-            if i == 1500 {
-                children.append(try ChildProcess(executable: fixture.tree.path("bin/\(name)"), arguments: ["30"]))
-            } else {
-                let child = try ChildProcess(executable: "/bin/true", arguments: [])
-                _ = child.wait(timeoutMilliseconds: 5000)
+        // Four threads spawn at once, so events come in bursts a 4 KiB buffer (a handful of datagrams) cannot
+        // hold however fast the watcher is; the service starts inside the burst, so its exec may be lost.
+        let spawners = (0..<4).map { _ in
+            Threads.spawn(name: "spawner") {
+                for _ in 0..<750 {
+                    if let pid = try? Spawn.start("/bin/true") { _ = try? Spawn.wait(pid) }
+                }
             }
         }
+        let children = [try ChildProcess(executable: fixture.tree.path("bin/\(name)"), arguments: ["30"])]
+        for spawner in spawners { Threads.join(spawner) }
         var lost: SeenAlert?
         var resolved: SeenAlert?
         while lost == nil || resolved == nil, let alert = fixture.next(timeoutMilliseconds: 10000) {
