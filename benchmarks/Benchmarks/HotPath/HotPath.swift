@@ -41,6 +41,23 @@ let benchmarks: @Sendable () -> Void = {
         fixture.runOnce()
     }
 
+    // 1b. Pure: decode 1,000 proc connector messages (exits, as the kernel shapes them) into records. The
+    // process watcher's per-event decode must not allocate either.
+    Benchmark(
+        "proc-decode",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock, .throughput],
+            scalingFactor: .kilo,
+            maxDuration: .seconds(2),
+            thresholds: [.mallocCountTotal: zeroMallocs],
+            setup: { ProcDecodeFixture.shared = ProcDecodeFixture() },
+            teardown: { ProcDecodeFixture.shared = nil }
+        )
+    ) { benchmark in
+        guard let fixture = ProcDecodeFixture.shared else { fatalError("proc-decode: setup did not run") }
+        fixture.runOnce()
+    }
+
     // 2. The real pipeline in-process: inotify events for files next to a watched config, which the matcher
     // reads, decodes and routes (and drops: no rule names them). Must not allocate.
     Benchmark(
@@ -133,6 +150,61 @@ final class DecodeFixture: @unchecked Sendable {
         var checksum: UInt32 = 0
         let consumed = ring.consume { record, _ in checksum &+= record.mask &+ UInt32(record.nameLength) }
         precondition(decoded == eventsPerIteration && pushed == decoded && consumed == decoded)
+        blackHole(checksum)
+    }
+}
+
+/// 1,000 proc connector messages back to back, each `nlmsghdr` + `cn_msg` + `proc_event` (an exit), laid out
+/// as `ProcEventDecoder` documents the kernel's bytes (the C shim pins those offsets with static asserts).
+final class ProcDecodeFixture: @unchecked Sendable {
+    // @unchecked Sendable: used by the benchmark thread only, between setup and teardown.
+    nonisolated(unsafe) static var shared: ProcDecodeFixture?
+    // nonisolated(unsafe): set in setup, read by the benchmark body, cleared in teardown; never concurrently.
+
+    let buffer: UnsafeMutableRawBufferPointer
+
+    init() {
+        let size = ProcEventDecoder.messageSize
+        buffer = .allocate(byteCount: size * eventsPerIteration, alignment: 16)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        for i in 0..<eventsPerIteration {
+            let o = i * size
+            let pid = Int32(1000 + i)
+            // nlmsghdr: length, type NLMSG_DONE (3), flags, sequence, port 0 (the kernel).
+            buffer.storeBytes(of: UInt32(size), toByteOffset: o, as: UInt32.self)
+            buffer.storeBytes(of: UInt16(3), toByteOffset: o + 4, as: UInt16.self)
+            // cn_msg: idx CN_IDX_PROC (1), val CN_VAL_PROC (1), seq, ack, len, flags.
+            let c = o + ProcEventDecoder.netlinkHeaderSize
+            buffer.storeBytes(of: UInt32(1), toByteOffset: c, as: UInt32.self)
+            buffer.storeBytes(of: UInt32(1), toByteOffset: c + 4, as: UInt32.self)
+            buffer.storeBytes(of: UInt32(i), toByteOffset: c + 8, as: UInt32.self)
+            buffer.storeBytes(of: UInt16(ProcEventDecoder.procEventSize), toByteOffset: c + 16, as: UInt16.self)
+            // proc_event: what PROC_EVENT_EXIT, cpu, timestamp, then pid, tgid, exit code (SIGKILL), exit
+            // signal (SIGCHLD), parent pid, parent tgid.
+            let e = c + ProcEventDecoder.connectorHeaderSize
+            buffer.storeBytes(of: UInt32(0x8000_0000), toByteOffset: e, as: UInt32.self)
+            buffer.storeBytes(of: UInt64(i), toByteOffset: e + 8, as: UInt64.self)
+            buffer.storeBytes(of: pid, toByteOffset: e + 16, as: Int32.self)
+            buffer.storeBytes(of: pid, toByteOffset: e + 20, as: Int32.self)
+            buffer.storeBytes(of: Int32(9), toByteOffset: e + 24, as: Int32.self)
+            buffer.storeBytes(of: Int32(17), toByteOffset: e + 28, as: Int32.self)
+            buffer.storeBytes(of: Int32(1), toByteOffset: e + 32, as: Int32.self)
+            buffer.storeBytes(of: Int32(1), toByteOffset: e + 36, as: Int32.self)
+        }
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Decodes the 1,000 messages.
+    @inline(never)
+    func runOnce() {
+        var checksum: Int32 = 0
+        var exits = 0
+        let outcome = ProcEventDecoder.decode(UnsafeRawBufferPointer(buffer), readTime: 1) { record in
+            checksum &+= record.tgid &+ (record.terminatingSignal ?? 0)
+            if record.kind == .exit { exits += 1 }
+        }
+        precondition(outcome.events == eventsPerIteration && exits == eventsPerIteration, "proc-decode: \(outcome)")
         blackHole(checksum)
     }
 }
