@@ -231,12 +231,30 @@ extension ProcessWatcher {
         let pids = procfs.pids()
         var seen = Set<Int32>()
         seen.reserveCapacity(pids.count)
+        // New processes (or a pid now used by another process), and known ones whose program changed
+        // while events were lost (their exec was lost: the table still has what they forked from).
         var found: [ProcessEntry] = []
+        var changed: [ProcessEntry] = []
         for pid in pids {
-            guard let entry = capture(pid: pid) else { continue }
+            guard var entry = capture(pid: pid) else { continue }
             seen.insert(pid)
-            if let known = table[pid], known.startTime == entry.startTime || known.startTime == 0 { continue }
-            found.append(entry)
+            guard let known = table[pid] else {
+                found.append(entry)
+                continue
+            }
+            guard known.startTime == entry.startTime || known.startTime == 0 else {
+                found.append(entry)  // the pid was reused
+                continue
+            }
+            if known.captured && known.executable == entry.executable && known.comm == entry.comm { continue }
+            entry.matched = known.matched
+            entry.startedByVigil = known.startedByVigil
+            if known.executable == entry.executable && known.comm == entry.comm {
+                table[pid] = entry  // the same program, read now (it had only what its fork inherited)
+                rematch(&entry, executed: false)
+            } else {
+                changed.append(entry)
+            }
         }
         if resynchronising {
             let restarted = Set(found.map(\.pid))  // the pid runs another process than the table says
@@ -245,13 +263,15 @@ extension ProcessWatcher {
                 processEnded(entry, exit: nil)
             }
         }
-        // Parents first, so `parent:` selectors find them.
-        for var entry in found.sorted(by: { $0.pid < $1.pid }) {
+        // Into the table first (new ones match nothing yet; changed ones keep what they matched, so counts
+        // move right), parents before children so `parent:` selectors find them; then judge each.
+        for var entry in found {
             entry.matched = []
             table[entry.pid] = entry
         }
-        for entry in found.sorted(by: { $0.pid < $1.pid }) {
-            var current = table[entry.pid]!
+        for entry in changed { table[entry.pid] = entry }
+        for pid in (found + changed).map(\.pid).sorted() {
+            guard var current = table[pid] else { continue }
             rematch(&current, executed: resynchronising)
         }
         if !resynchronising {
