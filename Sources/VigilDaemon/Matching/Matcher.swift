@@ -133,7 +133,8 @@ final class Matcher: @unchecked Sendable {
             preconditionFailure("Matcher: epoll setup failed: \(error)")
         }
         buildPlans()
-        rebuildWatches()
+        needsRebuild = true
+        rebuildWhileNeeded()
         for i in instances.indices { markDirty(i, mask: 0) }
         evaluateDirty()
         started = true
@@ -213,11 +214,19 @@ final class Matcher: @unchecked Sendable {
     }
 
     private func afterBatch() {
-        if needsRebuild {
+        rebuildWhileNeeded()
+        evaluateDirty()
+    }
+
+    /// Rebuilds the watches until they stand still: a directory created between resolving a path and
+    /// watching its ancestor sends that new watch no event, so a rebuild that sees it asks for another.
+    private func rebuildWhileNeeded() {
+        var rounds = 0
+        while needsRebuild && rounds < 16 {
             needsRebuild = false
             rebuildWatches()
+            rounds += 1
         }
-        evaluateDirty()
     }
 
     private func evaluateDirty() {
@@ -229,10 +238,7 @@ final class Matcher: @unchecked Sendable {
                 instance.isDirty = false
                 evaluate(instance, index: Int(index), mask: instance.pendingMask)
             }
-            if needsRebuild {
-                needsRebuild = false
-                rebuildWatches()
-            }
+            rebuildWhileNeeded()
         }
     }
 
@@ -351,6 +357,12 @@ final class Matcher: @unchecked Sendable {
                     }
                     if let wd = addWatch(resolution.existing, for: plan.serverPath) {
                         newRoles[wd, default: []].append(.ancestor(plan: planNumber))
+                        // Created between the resolve and the watch: the new watch will not report it.
+                        if let again = try? settings.root.resolve(plan.serverPath),
+                            again.missing.count < resolution.missing.count
+                        {
+                            needsRebuild = true
+                        }
                     }
                 }
             } catch {
