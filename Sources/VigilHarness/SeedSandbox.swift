@@ -118,18 +118,9 @@ public struct SeedSandbox: Sendable {
     /// Kills every process running one of the stand-ins' executables (found through /proc/PID/exe).
     public func stopServiceStandIns() {
         let executables = Set(Self.services.map { hostPath($0.executable) })
-        guard let directory = opendir("/proc") else { return }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard let pid = Int32(name) else { continue }
-            var buffer = [CChar](repeating: 0, count: 4096)
-            let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
-            guard n > 0 else { continue }
-            let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if executables.contains(target) { kill(pid, SIGKILL) }
+        let proc = ProcFS()
+        for pid in proc.pids() {
+            if let exe = proc.executable(pid), executables.contains(exe.path) { kill(pid, SIGKILL) }
         }
     }
 

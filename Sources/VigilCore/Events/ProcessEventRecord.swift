@@ -152,24 +152,20 @@ public struct ProcessEventRecord: BitwiseCopyable, Sendable {
     /// nil when a signal ended it, and for every other kind.
     @inline(__always)
     public var exitCode: Int32? {
-        guard kind == .exit, rawExitStatus & 0x7f == 0 else { return nil }
-        return (rawExitStatus >> 8) & 0xff
+        kind == .exit ? WaitStatus(rawExitStatus).exitCode : nil
     }
 
     /// Exit: the signal that ended the process (`WIFSIGNALED` → `WTERMSIG`); nil when it exited normally,
     /// and for every other kind.
     @inline(__always)
     public var terminatingSignal: Int32? {
-        guard kind == .exit else { return nil }
-        let signal = rawExitStatus & 0x7f
-        guard signal != 0, signal != 0x7f else { return nil }
-        return signal
+        kind == .exit ? WaitStatus(rawExitStatus).terminatingSignal : nil
     }
 
     /// Exit: whether the process dumped core (`WCOREDUMP`, the 0x80 bit of the wait status).
     @inline(__always)
     public var coreDumped: Bool {
-        kind == .exit && terminatingSignal != nil && rawExitStatus & 0x80 != 0
+        kind == .exit && WaitStatus(rawExitStatus).coreDumped
     }
 
     /// Ptrace: the tracer thread, 0 when a tracer detached. Stored in `parentPid`.

@@ -102,6 +102,37 @@ final class AlertOutlet {
     }
 }
 
+extension AlertOutlet {
+    /// Sends one of Vigil's own alerts (events lost, limits reached): an event about the host itself, to
+    /// `sinkMask` (every sink), with a fingerprint from the alert's name and the host.
+    func sendVigilAlert(
+        host: String,
+        rule: String,
+        severity: String,
+        kind: String,
+        message: String,
+        version: String,
+        sinkMask: UInt64,
+        eventTime: UInt64
+    ) {
+        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: host)
+        let time = Clock.realtime()
+        let record = AlertRecord(
+            id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
+            timeSeconds: time.seconds,
+            timeNanoseconds: time.nanoseconds,
+            host: host,
+            rule: rule,
+            severity: severity,
+            state: .event,
+            kind: kind,
+            message: message,
+            fingerprint: fingerprint
+        )
+        send(record, sinkMask: sinkMask, eventTime: eventTime)
+    }
+}
+
 /// Which sinks the action worker holds unwritten lines for (bit i: sink i), shared with the producers.
 final class SinkBacklog: Sendable {
     let mask = Atomic<UInt64>(0)

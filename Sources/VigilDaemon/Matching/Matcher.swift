@@ -871,24 +871,16 @@ final class Matcher: @unchecked Sendable {
     }
 
     private func emitInternal(rule: String, severity: Severity, kind: String, message: String, version: String) {
-        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: settings.host)
-        let time = Clock.realtime()
-        let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
-            timeSeconds: time.seconds,
-            timeNanoseconds: time.nanoseconds,
+        outlet.sendVigilAlert(
             host: settings.host,
             rule: rule,
             severity: severity.rawValue,
-            state: .event,
             kind: kind,
-            path: nil,
             message: message,
-            changes: [],
-            fingerprint: fingerprint,
-            labels: [:]
+            version: version,
+            sinkMask: allSinks,
+            eventTime: batchEventTime
         )
-        send(record, sinkMask: allSinks)
     }
 
     private func send(_ record: AlertRecord, sinkMask: UInt64) {

@@ -150,13 +150,8 @@ extension ProcessWatcher {
                 )
                 break
             }
-            let token = supervisor.ran(now: now, via: via)
-            if kind == .restart {
-                schedule(
-                    .confirmRestart(rule: index, token: token),
-                    at: now + UInt64(supervisor.action.confirmMilliseconds) * 1_000_000
-                )
-            } else {
+            ran(index, kind: kind, via: via, supervisor: &supervisor, now: now)
+            if kind == .reload {
                 emitAction(
                     index,
                     kind: "process.reloaded",
@@ -204,13 +199,7 @@ extension ProcessWatcher {
                 newSession: true
             )
             children[pid] = .action(rule: index, kind: kind, description: description)
-            let token = supervisor.ran(now: now, via: description)
-            if kind == .restart {
-                schedule(
-                    .confirmRestart(rule: index, token: token),
-                    at: now + UInt64(supervisor.action.confirmMilliseconds) * 1_000_000
-                )
-            }
+            ran(index, kind: kind, via: description, supervisor: &supervisor, now: now)
         } catch {
             emitActionFailure(
                 index,
@@ -218,6 +207,22 @@ extension ProcessWatcher {
                 message: "Failed to \(kind.rawValue) \(displayName(index)): could not start \(description): \(error)"
             )
         }
+    }
+
+    /// Records that the action ran; a restart then waits for its new process's exec until `confirm_within:`.
+    private func ran(
+        _ index: Int,
+        kind: ServiceSupervisor.Kind,
+        via: String,
+        supervisor: inout ServiceSupervisor,
+        now: UInt64
+    ) {
+        let token = supervisor.ran(now: now, via: via)
+        guard kind == .restart else { return }
+        schedule(
+            .confirmRestart(rule: index, token: token),
+            at: now + UInt64(supervisor.action.confirmMilliseconds) * 1_000_000
+        )
     }
 
     /// One of Vigil's own children ended: reap it, and report a failed action.
@@ -294,8 +299,7 @@ extension ProcessWatcher {
     /// What the rule is about, for action messages: the process name, or the rule's first name.
     func displayName(_ index: Int) -> String {
         if let entry = lastTrigger[index] { return entry.name.isEmpty ? "pid \(entry.pid)" : entry.name }
-        let selector = rules[index].process.selector
-        return selector.names.first ?? selector.executables.first ?? selector.units.first ?? "'\(rules[index].rule.id)'"
+        return ruleProcessName(index)
     }
 
     /// `upload-service` → `upload-service.service`; names with a suffix stay.

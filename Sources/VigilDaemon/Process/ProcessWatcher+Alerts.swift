@@ -210,21 +210,16 @@ extension ProcessWatcher {
     }
 
     func emitInternal(rule: String, severity: Severity, kind: String, message: String, version: String) {
-        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: settings.host)
-        let time = Clock.realtime()
-        let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
-            timeSeconds: time.seconds,
-            timeNanoseconds: time.nanoseconds,
+        outlet.sendVigilAlert(
             host: settings.host,
             rule: rule,
             severity: severity.rawValue,
-            state: .event,
             kind: kind,
             message: message,
-            fingerprint: fingerprint
+            version: version,
+            sinkMask: allSinks,
+            eventTime: eventTime
         )
-        outlet.send(record, sinkMask: allSinks, eventTime: eventTime)
     }
 }
 

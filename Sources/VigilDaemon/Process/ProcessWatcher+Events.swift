@@ -91,7 +91,7 @@ extension ProcessWatcher {
         for index in before where !now.contains(index) { changeRunning(index, by: -1, entry: entry) }
         for index in now where !before.contains(index) { changeRunning(index, by: 1, entry: entry) }
         guard executed else { return }
-        for index in now + everyProcessRules {
+        for index in chain(now, everyProcessRules) {
             switch rules[index].process.trigger {
             case .events(let kinds, _) where kinds.contains(.exec):
                 emitProcessEvent(index, entry, event: "exec", exit: nil)
@@ -116,7 +116,7 @@ extension ProcessWatcher {
         entry.effectiveUser = effective
         rematch(&entry, executed: false)
         guard !wasRoot && (real == 0 || effective == 0) else { return }
-        for index in entry.matched + everyProcessRules {
+        for index in chain(entry.matched, everyProcessRules) {
             if case .root = rules[index].process.trigger, !isAllowedRoot(index, entry) {
                 emitProcessEvent(index, entry, event: "root", exit: nil, status: "became root")
             }
@@ -136,7 +136,8 @@ extension ProcessWatcher {
         let pid = record.tgid
         var entry = table.removeValue(forKey: pid) ?? ProcessEntry(pid: pid, parent: record.parentTgid)
         if entry.parent == 0 || entry.parent == 1 && record.parentTgid > 1 { entry.parent = record.parentTgid }
-        let exit = ExitStatus(code: record.exitCode, signal: record.terminatingSignal, coreDumped: record.coreDumped)
+        // The connector's exit_code is the wait status the parent will collect.
+        let exit = ExitStatus(waitStatus: record.rawExitStatus)
         // One of Vigil's own children (the probe, a restart or reload command): reap it and report. A
         // command that is itself the service is also judged as the service below.
         if let purpose = children.removeValue(forKey: pid) {
@@ -157,7 +158,7 @@ extension ProcessWatcher {
 
     /// Judges the end of a process (from its exit event, or found gone by a resynchronisation).
     func processEnded(_ entry: ProcessEntry, exit: ExitStatus?) {
-        for index in entry.matched + everyProcessRules {
+        for index in chain(entry.matched, everyProcessRules) {
             let rule = rules[index]
             switch rule.process.trigger {
             case .expectRunning:
@@ -313,12 +314,7 @@ extension ProcessWatcher {
         for (pid, purpose) in children {
             guard let status = try? Spawn.poll(pid) else { continue }
             children[pid] = nil
-            let exit = ExitStatus(
-                code: status & 0x7f == 0 ? (status >> 8) & 0xff : nil,
-                signal: status & 0x7f != 0 ? status & 0x7f : nil,
-                coreDumped: status & 0x80 != 0
-            )
-            reapChild(pid: pid, purpose: purpose, exit: exit)
+            reapChild(pid: pid, purpose: purpose, exit: ExitStatus(waitStatus: status))
         }
         let before = table.count
         walkProc(resynchronising: true)
@@ -368,11 +364,40 @@ extension ProcessWatcher {
     }
 }
 
+/// Both lists of rule indices in turn, without building a third array per event (`a + b` allocates).
+func chain(_ first: [Int], _ second: [Int]) -> RuleIndices { RuleIndices(first: first, second: second) }
+
+struct RuleIndices: Sequence, IteratorProtocol {
+    let first: [Int]
+    let second: [Int]
+    private var position = 0
+
+    init(first: [Int], second: [Int]) {
+        self.first = first
+        self.second = second
+    }
+
+    mutating func next() -> Int? {
+        defer { position += 1 }
+        if position < first.count { return first[position] }
+        let index = position - first.count
+        return index < second.count ? second[index] : nil
+    }
+}
+
 /// How a process ended: an exit code, or a signal (and whether it dumped core).
 struct ExitStatus {
     var code: Int32?
     var signal: Int32?
     var coreDumped: Bool
+
+    /// From a wait status (`waitpid(2)`, or the connector's exit event, which carries the same).
+    init(waitStatus status: Int32) {
+        let decoded = WaitStatus(status)
+        code = decoded.exitCode
+        signal = decoded.terminatingSignal
+        coreDumped = decoded.coreDumped
+    }
 
     /// "exited with code 3", "killed by SIGKILL", "killed by SIGSEGV (core dumped)".
     var description: String {

@@ -158,29 +158,18 @@ private func spawnShare(thread: Int, total: Int, standIn: String, counters: Burs
 func runBurst(vigil: String, processes: Int) -> BurstResult {
     var result = BurstResult(processes: processes)
     result.sequentialRuns = max(processes / 100, 1)
-    let sandbox: SeedSandbox
-    do {
-        sandbox = try SeedSandbox(label: "bench-burst")
-    } catch {
-        result.failures.append(error.description)
-        return result
-    }
+    guard let sandbox = freshSandbox("bench-burst", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     do {
-        try sandbox.makeDirectories("/bench")
         try sandbox.makeDirectories("/usr/local/bin")
-        let work = sandbox.hostPath("/bench")
         let standIn = sandbox.hostPath(burstStandInPath)
         try StandIn.install("/bin/true", at: standIn)
         try StandIn.install("/bin/sleep", at: sandbox.hostPath(burstCookiePath))
-        let rules = work + "/burst.yaml"
-        try writeFile(rules, burstRules)
-        let follower = try LineFollower(path: sandbox.hostPath("/alerts.jsonl"))
-        try checkRules(vigil: vigil, rules: rules, work: work)
-        let daemon = try DaemonProcess(
-            executable: vigil,
-            arguments: ["--rules", rules, "--root", sandbox.root],
-            workDirectory: work
+        let (daemon, follower) = try startScenarioVigil(
+            vigil,
+            sandbox: sandbox,
+            rulesFile: "burst.yaml",
+            rules: burstRules
         )
         var stopped = false
         defer { if !stopped { daemon.stop() } }

@@ -88,13 +88,7 @@ let sslRule = "upload-ssl-verification-disabled"
 /// Runs the flips against the release `vigil run` on a fresh seed sandbox: write → alert line in `--alerts FILE`.
 func runVigilDrift(vigil: String, rules: String, flips: [Flip]) -> DriftResult {
     var result = DriftResult(subject: "vigil")
-    let sandbox: SeedSandbox
-    do {
-        sandbox = try SeedSandbox(label: "bench-vigil")
-    } catch {
-        result.failures.append(error.description)
-        return result
-    }
+    guard let sandbox = freshSandbox("bench-vigil", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     do {
         // The harness's own files live in the sandbox, in a directory no rule watches.
@@ -209,13 +203,7 @@ enum Peer: CaseIterable {
 /// Runs the flips against a shell peer on its own fresh sandbox.
 func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
     var result = DriftResult(subject: peer.name)
-    let sandbox: SeedSandbox
-    do {
-        sandbox = try SeedSandbox(label: "bench-peer")
-    } catch {
-        result.failures.append(error.description)
-        return result
-    }
+    guard let sandbox = freshSandbox("bench-peer", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     var process: ChildProcess?
     defer {

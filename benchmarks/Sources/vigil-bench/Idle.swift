@@ -95,9 +95,7 @@ func runIdle(vigil: String, rules: String, seconds: Int) -> IdleResult {
             return result
         }
         // The wait is the measurement: the daemon is left alone for the interval.
-        var request = timespec(tv_sec: seconds, tv_nsec: 0)
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        pause(milliseconds: seconds * 1_000)
         guard let after = ProcessUsage.read(daemon.process.pid) else {
             result.failures.append("idle: vigil exited during the idle interval; its log:\n\(daemon.log())")
             return result

@@ -32,13 +32,7 @@ struct FloorDetail {
 /// Kills one stand-in per trial and reads the connector until its exit event arrives.
 func runFloorDeath(trials: Int, detail: inout FloorDetail) -> DeathResult {
     var result = DeathResult(subject: DeathSubject.floor.name)
-    let sandbox: SeedSandbox
-    do {
-        sandbox = try SeedSandbox(label: "bench-death-floor")
-    } catch {
-        result.failures.append(error.description)
-        return result
-    }
+    guard let sandbox = freshSandbox("bench-death-floor", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     do {
         try sandbox.makeDirectories("/usr/local/bin")

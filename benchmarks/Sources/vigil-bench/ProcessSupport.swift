@@ -41,16 +41,37 @@ func findExecutable(_ name: String) -> String? {
     return nil
 }
 
-/// Writes `text` to `path` (created 0644, truncated).
-func writeFile(_ path: String, _ text: String) throws(HarnessError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw HarnessError("Failed to create '\(path)': \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
+/// A fresh seed sandbox for one subject; when it cannot be made, the reason goes into `failures` and the
+/// subject is skipped.
+func freshSandbox(_ label: String, failures: inout [String]) -> SeedSandbox? {
     do {
-        try Array(text.utf8).withUnsafeBytes { raw in try Syscall.writeAll(fd, raw) }
+        return try SeedSandbox(label: label)
     } catch {
-        throw HarnessError("Failed to write '\(path)': \(error)")
+        failures.append(error.description)
+        return nil
     }
+}
+
+/// `vigil run --rules SANDBOX/bench/FILE --root SANDBOX` on a scenario's own rule file (written there and
+/// checked first), following the alert lines of the rules' sink, SANDBOX/alerts.jsonl. Ready when it returns.
+func startScenarioVigil(
+    _ vigil: String,
+    sandbox: SeedSandbox,
+    rulesFile: String,
+    rules: String
+) throws(HarnessError) -> (daemon: DaemonProcess, follower: LineFollower) {
+    try sandbox.makeDirectories("/bench")
+    let work = sandbox.hostPath("/bench")
+    let path = work + "/" + rulesFile
+    try FileSaves.inPlace(path, rules)
+    let follower = try LineFollower(path: sandbox.hostPath("/alerts.jsonl"))
+    try checkRules(vigil: vigil, rules: path, work: work)
+    let daemon = try DaemonProcess(
+        executable: vigil,
+        arguments: ["--rules", path, "--root", sandbox.root],
+        workDirectory: work
+    )
+    return (daemon, follower)
 }
 
 /// `vigil check RULES`: fails fast, with vigil's diagnostics, when this vigil does not accept the rule file
