@@ -189,12 +189,17 @@ public final class Daemon: @unchecked Sendable {
                 need(.dacReadSearch, "to read files other users own", rule: nil)
                 // A read lease (how a config is proven complete) on another user's file needs CAP_LEASE.
                 need(.lease, "to take read leases on files other users own", rule: nil)
+            case .log:
+                need(.dacReadSearch, "to read logs other users own", rule: nil)
+                if rule.actions.contains(where: { if case .sanitize = $0 { true } else { false } }) {
+                    need(.dacOverride, "to mask secrets in logs other users own", rule: rule)
+                }
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
                 for action in rule.actions {
                     switch action {
-                    case .alert: break
+                    case .alert, .sanitize: break
                     case .restart(let spec), .reload(let spec):
                         if spec.command != nil || spec.unit != nil || HostFeatures.systemdIsRunning {
                             spawnsPrograms = true

@@ -1,4 +1,4 @@
-import VigilCore
+public import VigilCore
 
 // The compiled form of Vigil's rule files. `RuleCompiler` produces it from YAML; the daemon turns it into
 // hot matching tables. Every element keeps its `SourceLocation` so later errors (a capability a rule
@@ -103,6 +103,12 @@ public struct Rule: Sendable {
         return false
     }
 
+    /// True for `log:` rules (run by the log watcher, not the file matcher).
+    public var isLogRule: Bool {
+        if case .log = subject { return true }
+        return false
+    }
+
     /// State rules fire when their condition becomes true for an instance and resolve when it becomes
     /// false; event rules fire once per event and never resolve.
     public var isStateRule: Bool {
@@ -110,6 +116,7 @@ public struct Rule: Sendable {
         case .config(let config): config.trigger.isState
         case .file: false
         case .process(let process): process.trigger.isState
+        case .log: false
         }
     }
 }
@@ -123,6 +130,9 @@ public enum Subject: Sendable {
     /// `process: { … }` — processes from the kernel's proc connector (exec, exit, uid changes) and the
     /// process table built from `/proc`.
     case process(ProcessSubject)
+    /// `log: PATH` (or a list of paths and globs) — every line appended to the files, matched against
+    /// `match:` patterns; rotation and truncation followed by file identity.
+    case log(LogSubject)
 }
 
 /// A path as written in a rule: an absolute directory plus an exact name or a glob on the name.
@@ -254,6 +264,9 @@ public enum ActionSpec: Sendable {
     case restart(ServiceAction)
     /// `reload` or `reload: { … }` (process rules): make the running service reread its configuration.
     case reload(ServiceAction)
+    /// `sanitize` or `sanitize: { … }` (log rules): mask secrets in the log itself, in place, and/or write a
+    /// redacted copy.
+    case sanitize(SanitizeSpec)
 }
 
 /// How `restart` and `reload` reach a service. The daemon picks, in this order: `systemctl restart|reload
@@ -493,4 +506,124 @@ public enum SinkKind: Sendable, Equatable {
     case stdout
     /// A JSON Lines file (absolute path, resolved inside `--root` like every rule path).
     case jsonl(path: String)
+}
+
+// MARK: Log rules
+
+/// `log:` rules: which files, which lines, and (optionally) how many of them within a window.
+///
+/// A rule fires once per matching line, or, with `count:`, once per window in which `threshold` lines with
+/// the same key matched. A rule without `match:` sees every line (a `sanitize`-only rule).
+public struct LogSubject: Sendable {
+    /// `log:` — absolute paths; the last component may be a glob (`unified_*.log`), so files created
+    /// later (a new one every day) are followed from the moment they appear.
+    public var paths: [PathPattern]
+    /// `match:` — one pattern or a list (any may match). Empty: every line.
+    public var patterns: [LogPattern]
+    /// `count:` — fire once per window when this many lines with the same key matched.
+    public var count: LogCount?
+    /// `from:` — where to begin in a file that exists when Vigil starts for the first time (no state
+    /// file yet). Files that appear later, and files known from the state file, are always read from
+    /// where Vigil stopped (or their start).
+    public var start: LogStart
+
+    public init(paths: [PathPattern], patterns: [LogPattern], count: LogCount? = nil, start: LogStart = .end) {
+        self.paths = paths
+        self.patterns = patterns
+        self.count = count
+        self.start = start
+    }
+}
+
+/// A text pattern as written in a rule: PCRE-like syntax that Vectorscan compiles (no backreferences, no
+/// lookbehind of variable length). Named groups `(?<name>…)` become alert fields, extracted (with PCRE2)
+/// only for lines that matched.
+public struct LogPattern: Sendable, Equatable {
+    /// As written, after YAML unquoting.
+    public var expression: String
+    /// `caseless: true` on the rule (or `(?i)` at the start of the pattern).
+    public var caseless: Bool
+    /// Where the pattern's scalar starts in the rule file; `columnOffset` maps a byte offset of
+    /// `expression` to a column on that line when the scalar is on one line (plain or single-quoted);
+    /// nil when it cannot be mapped exactly (folded, double-quoted with escapes).
+    public var location: SourceLocation
+    public var columnOffset: Int?
+    /// Names of the named groups, in the order they open.
+    public var captureNames: [String]
+
+    public init(
+        expression: String,
+        caseless: Bool,
+        location: SourceLocation,
+        columnOffset: Int?,
+        captureNames: [String]
+    ) {
+        self.expression = expression
+        self.caseless = caseless
+        self.location = location
+        self.columnOffset = columnOffset
+        self.captureNames = captureNames
+    }
+
+    /// The location of byte `offset` of the expression, when it can be mapped exactly; else the scalar's.
+    public func location(ofOffset offset: Int) -> SourceLocation {
+        guard let columnOffset else { return location }
+        var mapped = location
+        mapped.column = location.column + columnOffset + offset
+        return mapped
+    }
+}
+
+/// `count: { at_least: 5, within: 60s, by: "{user}" }` — fail2ban's maxretry/findtime.
+public struct LogCount: Sendable, Equatable {
+    /// `at_least:` — how many matching lines fire the rule (≥ 1).
+    public var threshold: Int
+    /// `within:` — the window, from the first counted line.
+    public var windowMilliseconds: Int
+    /// `by:` — the key lines are counted by (a template over the pattern's named groups and `path`); nil:
+    /// one count for the whole rule.
+    public var key: MessageTemplate?
+
+    public init(threshold: Int, windowMilliseconds: Int, key: MessageTemplate?) {
+        self.threshold = threshold
+        self.windowMilliseconds = windowMilliseconds
+        self.key = key
+    }
+}
+
+/// `from:` of a log rule.
+public enum LogStart: String, Sendable, Equatable {
+    /// Like `tail -F`: only lines appended after Vigil first starts.
+    case end
+    /// The whole existing file, then what is appended.
+    case start
+}
+
+/// `sanitize:` — what to mask and where the masked text goes.
+public struct SanitizeSpec: Sendable, Equatable {
+    public var location: SourceLocation
+    /// `detectors:` — default: all.
+    public var detectors: Set<SecretDetector>
+    /// `patterns:` — custom patterns whose whole match is masked.
+    public var patterns: [LogPattern]
+    /// `in_place:` (default true): mask in the log itself with same-length replacements (`pwrite` over
+    /// bytes already written: size, inode and every writer's offset stay unchanged).
+    public var inPlace: Bool
+    /// `copy_to:` — a directory (absolute, resolved inside `--root`) that receives a redacted copy of each
+    /// log under the same name.
+    public var copyDirectory: String?
+
+    public init(
+        location: SourceLocation,
+        detectors: Set<SecretDetector> = Set(SecretDetector.allCases),
+        patterns: [LogPattern] = [],
+        inPlace: Bool = true,
+        copyDirectory: String? = nil
+    ) {
+        self.location = location
+        self.detectors = detectors
+        self.patterns = patterns
+        self.inPlace = inPlace
+        self.copyDirectory = copyDirectory
+    }
 }

@@ -83,27 +83,14 @@ final class Matcher: @unchecked Sendable {
         self.outlet = outlet
         self.counters = counters
         self.logger = logger
-        var index: [String: Int] = [:]
-        for (i, name) in sinkNames.enumerated() { index[name] = i }
-        allSinks = sinkNames.isEmpty ? 0 : (sinkNames.count >= 64 ? .max : (1 << UInt64(sinkNames.count)) - 1)
-        let everySink = allSinks
+        let masks = SinkMasks(sinkNames: sinkNames)
+        allSinks = masks.all
         facts = rules.map { rule in
             var firstKey: String?
             if case .config(let subject) = rule.subject, case .when(let condition) = subject.trigger {
                 firstKey = condition.keysMentioned().first
             }
-            var mask: UInt64 = 0
-            for action in rule.actions {
-                switch action {
-                case .alert(let sinks, _):
-                    guard let sinks else {
-                        mask |= everySink
-                        continue
-                    }
-                    for sink in sinks { if let i = index[sink] { mask |= 1 << UInt64(i) } }
-                case .restart, .reload: break
-                }
-            }
+            let mask = masks.mask(for: rule)
             return RuleFacts(
                 firstKey: firstKey,
                 labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
@@ -302,7 +289,7 @@ final class Matcher: @unchecked Sendable {
             switch rule.subject {
             case .config(let config): pattern = config.path
             case .file(let file): pattern = file.path
-            case .process: continue  // The process watcher's.
+            case .process, .log: continue  // The process and log watchers'.
             }
             let planNumber: Int
             if let existing = planIndex[pattern.directory] {

@@ -158,9 +158,8 @@ final class ProcessWatcher: @unchecked Sendable {
         displayUsers = display
         var problems: [String] = []
         var compiled: [CompiledRule] = []
-        let sinkIndex = Dictionary(sinkNames.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        let allSinks: UInt64 = sinkNames.count >= 64 ? .max : (1 << UInt64(sinkNames.count)) - 1
-        self.allSinks = allSinks
+        let masks = SinkMasks(sinkNames: sinkNames)
+        self.allSinks = masks.all
         for rule in rules {
             guard case .process(let subject) = rule.subject else { continue }
             let selector = CompiledSelector(
@@ -169,7 +168,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 users: users,
                 unknownUsers: &problems
             )
-            var mask: UInt64 = 0
+            let mask = masks.mask(for: rule)
             var restart: ServiceSupervisor?
             var reload: ServiceSupervisor?
             var targets: [ServiceSupervisor.Kind: CompiledSelector] = [:]
@@ -177,7 +176,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 let spec: ServiceAction
                 let kind: ServiceSupervisor.Kind
                 switch action {
-                case .alert: continue
+                case .alert, .sanitize: continue
                 case .restart(let action): (spec, kind) = (action, .restart)
                 case .reload(let action): (spec, kind) = (action, .reload)
                 }
@@ -187,12 +186,7 @@ final class ProcessWatcher: @unchecked Sendable {
             }
             for action in rule.actions {
                 switch action {
-                case .alert(let sinks, _):
-                    if let sinks {
-                        for sink in sinks { if let i = sinkIndex[sink] { mask |= 1 << UInt64(i) } }
-                    } else {
-                        mask |= allSinks
-                    }
+                case .alert, .sanitize: break
                 case .restart(let spec): restart = ServiceSupervisor(kind: .restart, action: spec)
                 case .reload(let spec): reload = ServiceSupervisor(kind: .reload, action: spec)
                 }
