@@ -5,6 +5,19 @@
 
 #ifndef __linux__
 #error "Vigil watches Linux kernel interfaces (inotify, netlink, PSI) and builds only on Linux."
+// MARK: - PCRE2 (see `man 3 pcre2api`)
+
+/// `PCRE2_UNSET`/`PCRE2_ZERO_TERMINATED` (`~(PCRE2_SIZE)0`): an ovector entry of a group that did not take part
+/// in the match. Swift does not import the cast macro.
+static inline size_t CVigilLinux_pcre2_unset(void) { return PCRE2_UNSET; }
+
+/// `pcre2_compile_8(pattern, length, options, …)` with the default compile context. Returns NULL with
+/// `*error_code` and `*error_offset` (a byte offset into `pattern`) set when the pattern is refused.
+static inline pcre2_code_8 *CVigilLinux_pcre2_compile(
+    const uint8_t *pattern, size_t length, uint32_t options, int *error_code, size_t *error_offset) {
+    return pcre2_compile_8(pattern, length, options, error_code, error_offset, (pcre2_compile_context_8 *)0);
+}
+
 #endif
 
 #include <errno.h>
@@ -31,6 +44,10 @@
 #include <sys/capability.h>
 #include <zlib.h>
 #include <hs/hs.h>
+// PCRE2 for named groups of log lines that matched (cold path). The header is width-generic; Swift sees
+// the 8-bit `_8` functions only when the width is fixed before the include.
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 /// The name that follows a `struct inotify_event` (a flexible array member Swift cannot see).
 /// Returns NULL when `len` is 0 (an event about the watched directory itself). See `man 7 inotify`.
@@ -120,5 +137,18 @@ int CVigilLinux_gettid(void);
 /// `unshare(CLONE_NEWNET)`: moves the calling *thread* into a new network namespace (needs CAP_SYS_ADMIN).
 /// Swift's Glibc module shows neither `unshare` nor the `CLONE_NEW*` flags. See `man 2 unshare`.
 int CVigilLinux_unshare_network(void);
+
+// MARK: - PCRE2 (see `man 3 pcre2api`)
+
+/// `PCRE2_UNSET`/`PCRE2_ZERO_TERMINATED` (`~(PCRE2_SIZE)0`): an ovector entry of a group that did not take part
+/// in the match. Swift does not import the cast macro.
+static inline size_t CVigilLinux_pcre2_unset(void) { return PCRE2_UNSET; }
+
+/// `pcre2_compile_8(pattern, length, options, …)` with the default compile context. Returns NULL with
+/// `*error_code` and `*error_offset` (a byte offset into `pattern`) set when the pattern is refused.
+static inline pcre2_code_8 *CVigilLinux_pcre2_compile(
+    const uint8_t *pattern, size_t length, uint32_t options, int *error_code, size_t *error_offset) {
+    return pcre2_compile_8(pattern, length, options, error_code, error_offset, (pcre2_compile_context_8 *)0);
+}
 
 #endif

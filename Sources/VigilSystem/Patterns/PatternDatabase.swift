@@ -23,12 +23,22 @@ public final class PatternDatabase: @unchecked Sendable {
         public var caseless: Bool
         /// Report at most one match per scan (the caller needs to know only that the line matched).
         public var singleMatch: Bool
+        /// Report where each match starts, leftmost (`HS_FLAG_SOM_LEFTMOST`): needed to mask a whole match.
+        /// It costs scan speed and the engine refuses some patterns with it, so only small sets use it.
+        public var leftmostStart: Bool
 
-        public init(id: UInt32, expression: String, caseless: Bool = false, singleMatch: Bool = true) {
+        public init(
+            id: UInt32,
+            expression: String,
+            caseless: Bool = false,
+            singleMatch: Bool = true,
+            leftmostStart: Bool = false
+        ) {
             self.id = id
             self.expression = expression
             self.caseless = caseless
             self.singleMatch = singleMatch
+            self.leftmostStart = leftmostStart
         }
     }
 
@@ -60,6 +70,7 @@ public final class PatternDatabase: @unchecked Sendable {
             var value: UInt32 = 0
             if pattern.caseless { value |= UInt32(HS_FLAG_CASELESS) }
             if pattern.singleMatch { value |= UInt32(HS_FLAG_SINGLEMATCH) }
+            if pattern.leftmostStart { value |= UInt32(HS_FLAG_SOM_LEFTMOST) }
             return value
         }
         var ids = patterns.map(\.id)
@@ -140,7 +151,44 @@ public final class PatternDatabase: @unchecked Sendable {
         }
     }
 
+    /// Scans `bytes` and calls `onMatch` with each match's pattern id, start and end offsets; the start is exact
+    /// only for patterns compiled with `leftmostStart` (0 otherwise). `onMatch` returns false to stop the scan.
+    /// Returns false when the engine failed (never for a match or a stop).
+    @discardableResult
+    public func scanRanges(
+        _ bytes: UnsafeRawBufferPointer,
+        scratch: Scratch,
+        _ onMatch: (_ id: UInt32, _ start: Int, _ end: Int) -> Bool
+    ) -> Bool {
+        guard let base = bytes.baseAddress else {
+            return withUnsafeBytes(of: UInt8(0)) { one in
+                scanRanges(UnsafeRawBufferPointer(start: one.baseAddress, count: 0), scratch: scratch, onMatch)
+            }
+        }
+        return withoutActuallyEscaping(onMatch) { handler in
+            var box = RangeBox(handler: handler)
+            let status = withUnsafeMutablePointer(to: &box) { context in
+                hs_scan(
+                    database,
+                    base.assumingMemoryBound(to: CChar.self),
+                    UInt32(bytes.count),
+                    0,
+                    scratch.pointer,
+                    { id, from, to, _, context in
+                        context!.assumingMemoryBound(to: RangeBox.self).pointee.handler(id, Int(from), Int(to)) ? 0 : 1
+                    },
+                    context
+                )
+            }
+            return status == HS_SUCCESS || status == HS_SCAN_TERMINATED
+        }
+    }
+
     private struct MatchBox {
         let handler: (UInt32, Int) -> Void
+    }
+
+    private struct RangeBox {
+        let handler: (UInt32, Int, Int) -> Bool
     }
 }
