@@ -107,7 +107,10 @@ extension DaemonFixture {
         #expect(alert.message == "SSL verification disabled for https://api.analytics-partner.com", "\(alert)")
         #expect(alert.path == "/var/log/analytics/unified/unified_20261128.log")
         // A name the glob does not match is not read.
-        fixture.tree.write("var/log/analytics/unified/other.txt", "SSL certificate verification disabled for endpoint: x\n")
+        fixture.tree.write(
+            "var/log/analytics/unified/other.txt",
+            "SSL certificate verification disabled for endpoint: x\n"
+        )
         #expect(fixture.sync().isEmpty)
     }
 

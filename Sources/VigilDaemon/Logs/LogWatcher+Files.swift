@@ -211,10 +211,26 @@ extension LogWatcher {
         case .new: offset = 0
         case .at(let given): offset = min(given, size)
         case .startUp(let state):
-            if let saved = state?.files.first(where: { $0.device == key.device && $0.inode == key.inode }),
-                saved.offset <= size, LogFingerprint.read(fd, length: saved.fingerprint.length) == saved.fingerprint
+            let saved = state?.files.first(where: { $0.device == key.device && $0.inode == key.inode })
+            if let saved, saved.offset <= size,
+                LogFingerprint.read(fd, length: saved.fingerprint.length) == saved.fingerprint
             {
                 offset = saved.offset
+            } else if let saved {
+                // The same inode, but shorter than where vigil stopped, or other first bytes: truncated (or
+                // replaced) while vigil was down. Read it whole, and say lines may be gone.
+                outlet.sendVigilAlert(
+                    host: settings.host,
+                    rule: "vigil-log-truncated",
+                    severity: "warning",
+                    kind: "vigil.log_truncated",
+                    message:
+                        "Log '\(serverPath)' was truncated or replaced while vigil was stopped (it had \(saved.offset) bytes read, it has \(size)); reading it from the start. Lines written before the truncation and after byte \(saved.offset) may be lost",
+                    version: "\(key.device):\(key.inode):\(saved.offset):\(size):startup",
+                    sinkMask: allSinks,
+                    eventTime: 0
+                )
+                offset = 0
             } else {
                 let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
                 let fromStart = indices(bits).contains { rules[$0].subject.start == .start }
@@ -383,6 +399,8 @@ extension LogWatcher {
     func finishRotated(_ state: LogState) {
         let now = Clock.monotonicNanoseconds()
         var missing = state.files.filter { byIdentity[LogFile.Key(device: $0.device, inode: $0.inode)] == nil }
+        // Names whose file is no longer under them: rotated by rename while vigil was down.
+        let renamedAway = Set(missing.map(\.path))
         for index in plans.indices {
             guard let directory = plans[index].hostDirectory else { continue }
             let followedNames = Set(byName.keys)
@@ -396,7 +414,7 @@ extension LogWatcher {
                 let serverPath = plans[index].serverDirectory + "/" + name
                 if let at = missing.firstIndex(where: { $0.device == key.device && $0.inode == key.inode }) {
                     let saved = missing.remove(at: at)
-                    let bits = generationRules(plan: index, name: name, savedPath: saved.path)
+                    let bits = generationRules(plan: index, name: name, savedPath: saved.path, renamedAway: nil)
                     guard !bits.isEmpty else { continue }
                     if let file = open(
                         target: hostName,
@@ -413,9 +431,12 @@ extension LogWatcher {
                     }
                     continue
                 }
+                // A generation never seen: only where the name's file was renamed away while vigil was down
+                // (after copy-and-truncate the name keeps its file, and the other files are copies of lines
+                // already read).
                 let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
                 guard modified > state.savedAtNanoseconds, !Self.isCompressed(name) else { continue }
-                let bits = generationRules(plan: index, name: name, savedPath: nil)
+                let bits = generationRules(plan: index, name: name, savedPath: nil, renamedAway: renamedAway)
                 guard !bits.isEmpty else { continue }
                 if let file = open(
                     target: hostName,
@@ -445,17 +466,23 @@ extension LogWatcher {
     }
 
     /// Rules of a rotated generation: those of the name it came from (`app.log` for `app.log.1`,
-    /// `app.log-20261127`), found by stripping a suffix after a dot, dash or underscore.
-    private func generationRules(plan: Int, name: String, savedPath: String?) -> [UInt64] {
+    /// `app.log-20261127`), found by stripping a suffix after a dot, dash or underscore. With `renamedAway`,
+    /// only a name in it counts.
+    private func generationRules(plan: Int, name: String, savedPath: String?, renamedAway: Set<String>?) -> [UInt64] {
         if let savedPath, let base = savedPath.split(separator: "/").last {
             let bits = ruleBits(plan: plan, name: String(base))
             if !bits.isEmpty { return bits }
         }
+        let directory = plans[plan].serverDirectory
         var candidate = Substring(name)
         while let cut = candidate.lastIndex(where: { $0 == "." || $0 == "-" || $0 == "_" }), cut > candidate.startIndex
         {
             candidate = candidate[..<cut]
-            let bits = ruleBits(plan: plan, name: String(candidate))
+            let base = String(candidate)
+            if let renamedAway, !renamedAway.contains(directory == "/" ? "/" + base : directory + "/" + base) {
+                continue
+            }
+            let bits = ruleBits(plan: plan, name: base)
             if !bits.isEmpty { return bits }
         }
         return []

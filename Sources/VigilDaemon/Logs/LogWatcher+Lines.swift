@@ -29,7 +29,14 @@ extension LogWatcher {
                 }
                 return
             }
-            guard n > 0 else { return }
+            guard n > 0 else {
+                // Nothing at the offset: truncated since the last look (copy-and-truncate)?
+                if let now = file.size, now < file.offset {
+                    truncated(file, size: now)
+                    continue
+                }
+                return
+            }
             file.lastGrowth = Clock.monotonicNanoseconds()
             // The fingerprint covers the first kilobyte once the file has it.
             let covered = Int(min(file.offset + Int64(n), Int64(LogFingerprint.span)))
