@@ -89,7 +89,11 @@ func testLocation(_ line: Int, _ column: Int) -> VigilRules.SourceLocation {
         #expect(set.rules[2].message.source == "{rule}: {count} lines within {window}")
 
         let mask = set.rules[3]
-        #expect(try logSubject(mask).paths.map(\.normalised) == ["/var/log/analytics/*.log", "/var/log/analytics/unified/*.log"])
+        #expect(
+            try logSubject(mask).paths.map(\.normalised) == [
+                "/var/log/analytics/*.log", "/var/log/analytics/unified/*.log",
+            ]
+        )
         #expect(mask.message.source == "{rule}: {line}")
         let bare = try #require(sanitizeSpec(mask, 0))
         #expect(bare == SanitizeSpec(location: VigilRules.SourceLocation(file: "valid/log.yaml", line: 25, column: 7)))
@@ -110,7 +114,9 @@ func testLocation(_ line: Int, _ column: Int) -> VigilRules.SourceLocation {
 
     @Test func logFieldsAreTheDocumentedOnes() {
         #expect(
-            MessageTemplate.logFields == ["rule", "severity", "host", "path", "line", "offset", "count", "key", "window"]
+            MessageTemplate.logFields == [
+                "rule", "severity", "host", "path", "line", "offset", "count", "key", "window",
+            ]
         )
     }
 }
@@ -129,8 +135,14 @@ func testLocation(_ line: Int, _ column: Int) -> VigilRules.SourceLocation {
     @Test(arguments: [
         ("'/var/log/a.log'", ["/var/log/a.log"]),
         ("[/var/log/a.log]", ["/var/log/a.log"]),
-        ("[/var/log//a.log, /var/log/./b.log, \"/var/log/c*.log\"]", ["/var/log/a.log", "/var/log/b.log", "/var/log/c*.log"]),
-        ("\n    - /srv/app/log/app.log\n    - /srv/app/log/app.log.1", ["/srv/app/log/app.log", "/srv/app/log/app.log.1"]),
+        (
+            "[/var/log//a.log, /var/log/./b.log, \"/var/log/c*.log\"]",
+            ["/var/log/a.log", "/var/log/b.log", "/var/log/c*.log"]
+        ),
+        (
+            "\n    - /srv/app/log/app.log\n    - /srv/app/log/app.log.1",
+            ["/srv/app/log/app.log", "/srv/app/log/app.log.1"]
+        ),
     ])
     func pathsAreOneOrAList(_ written: String, _ expected: [String]) throws {
         let rule = try onlyRule("- rule: r\n  log: \(written)\n")
@@ -197,15 +209,27 @@ func testLocation(_ line: Int, _ column: Int) -> VigilRules.SourceLocation {
             (LogSubject(paths: [path], patterns: []), "{rule}: {line}"),
             (LogSubject(paths: [path], patterns: [pattern]), "{rule}: {line}"),
             (
-                LogSubject(paths: [path], patterns: [pattern], count: LogCount(threshold: 2, windowMilliseconds: 1000, key: nil)),
+                LogSubject(
+                    paths: [path],
+                    patterns: [pattern],
+                    count: LogCount(threshold: 2, windowMilliseconds: 1000, key: nil)
+                ),
                 "{rule}: {count} matching lines within {window}"
             ),
             (
-                LogSubject(paths: [path], patterns: [pattern], count: LogCount(threshold: 2, windowMilliseconds: 1000, key: key)),
+                LogSubject(
+                    paths: [path],
+                    patterns: [pattern],
+                    count: LogCount(threshold: 2, windowMilliseconds: 1000, key: key)
+                ),
                 "{rule}: {count} matching lines within {window} for {key}"
             ),
             (
-                LogSubject(paths: [path], patterns: [], count: LogCount(threshold: 2, windowMilliseconds: 1000, key: key)),
+                LogSubject(
+                    paths: [path],
+                    patterns: [],
+                    count: LogCount(threshold: 2, windowMilliseconds: 1000, key: key)
+                ),
                 "{rule}: {count} lines within {window} for {key}"
             ),
         ]
@@ -225,24 +249,26 @@ func testLocation(_ line: Int, _ column: Int) -> VigilRules.SourceLocation {
 }
 
 @Suite struct CaptureNameTests {
-    @Test(arguments: [
-        (#"(?<a>x)(?P<b>y)(?'c'z)"#, ["a", "b", "c"]),
-        (#"(?:(?<outer>a(?<inner>b)))(?<last>c)"#, ["outer", "inner", "last"]),
-        (#"\(?<no>x\)"#, []),
-        (#"\\(?<yes>x)"#, ["yes"]),
-        (#"[(?<no>)](?<yes>x)"#, ["yes"]),
-        (#"[]()?<no>](?<yes>x)"#, ["yes"]),
-        (#"[^](?<no>)](?<yes>x)"#, ["yes"]),
-        (#"[\](?<no>)](?<yes>x)"#, ["yes"]),
-        (#"[[:alpha:](?<no>)](?<yes>x)"#, ["yes"]),
-        (#"(?<=a)(?<!b)(?<x>c)"#, ["x"]),
-        (#"(?P<x>a)(?P=x)(?P>x)"#, ["x"]),
-        (#"\Q(?<no>)\E(?<yes>x)"#, ["yes"]),
-        (#"(?# (?<no> )(?<yes>x)"#, ["yes"]),
-        (#"(?i)(?<_private9>x)"#, ["_private9"]),
-        (#"(?<open"#, []),
-        ("plain text", []),
-    ] as [(String, [String])])
+    @Test(
+        arguments: [
+            (#"(?<a>x)(?P<b>y)(?'c'z)"#, ["a", "b", "c"]),
+            (#"(?:(?<outer>a(?<inner>b)))(?<last>c)"#, ["outer", "inner", "last"]),
+            (#"\(?<no>x\)"#, []),
+            (#"\\(?<yes>x)"#, ["yes"]),
+            (#"[(?<no>)](?<yes>x)"#, ["yes"]),
+            (#"[]()?<no>](?<yes>x)"#, ["yes"]),
+            (#"[^](?<no>)](?<yes>x)"#, ["yes"]),
+            (#"[\](?<no>)](?<yes>x)"#, ["yes"]),
+            (#"[[:alpha:](?<no>)](?<yes>x)"#, ["yes"]),
+            (#"(?<=a)(?<!b)(?<x>c)"#, ["x"]),
+            (#"(?P<x>a)(?P=x)(?P>x)"#, ["x"]),
+            (#"\Q(?<no>)\E(?<yes>x)"#, ["yes"]),
+            (#"(?# (?<no> )(?<yes>x)"#, ["yes"]),
+            (#"(?i)(?<_private9>x)"#, ["_private9"]),
+            (#"(?<open"#, []),
+            ("plain text", []),
+        ] as [(String, [String])]
+    )
     func namesInOpeningOrder(_ expression: String, _ names: [String]) throws {
         // A single-quoted YAML scalar holds every expression as written, once its quotes are doubled.
         let patterns = try logPatterns(matching: "'\(expression.replacing("'", with: "''"))'")
@@ -270,21 +296,23 @@ func testLocation(_ line: Int, _ column: Int) -> VigilRules.SourceLocation {
 }
 
 @Suite struct PatternLocationTests {
-    @Test(arguments: [
-        // (value after `match: `, column of the scalar, columnOffset)
-        ("abc", 10, 0 as Int?),
-        ("'abc'", 10, 1),
-        ("'it''s'", 10, nil),
-        ("'ab'''", 10, nil),
-        ("\"abc\"", 10, nil),
-        ("\"a\\\\d\"", 10, nil),
-        ("[abc, 'def']", 11, 0),
-        (">-\n    abc", 10, nil),
-        ("|-\n    abc", 10, nil),
-        ("abc\n    def", 10, nil),
-        ("'abc\n    def'", 10, nil),
-        ("abc # a comment", 10, 0),
-    ] as [(String, Int, Int?)])
+    @Test(
+        arguments: [
+            // (value after `match: `, column of the scalar, columnOffset)
+            ("abc", 10, 0 as Int?),
+            ("'abc'", 10, 1),
+            ("'it''s'", 10, nil),
+            ("'ab'''", 10, nil),
+            ("\"abc\"", 10, nil),
+            ("\"a\\\\d\"", 10, nil),
+            ("[abc, 'def']", 11, 0),
+            (">-\n    abc", 10, nil),
+            ("|-\n    abc", 10, nil),
+            ("abc\n    def", 10, nil),
+            ("'abc\n    def'", 10, nil),
+            ("abc # a comment", 10, 0),
+        ] as [(String, Int, Int?)]
+    )
     func columnOffsetFollowsTheScalarStyle(_ written: String, _ column: Int, _ offset: Int?) throws {
         let pattern = try #require(try logPatterns(matching: written).first)
         #expect(pattern.location == testLocation(3, column))

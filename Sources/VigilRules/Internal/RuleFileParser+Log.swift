@@ -122,7 +122,8 @@ extension RuleFileParser {
         case .sequence(let sequence): elements = Array(sequence)
         case .scalar(let scalar) where scalar.value != .null: elements = [node]
         default:
-            var message = "'\(key)' is \(node.kindDescription); expected a pattern such as \(example), or a list of them"
+            var message =
+                "'\(key)' is \(node.kindDescription); expected a pattern such as \(example), or a list of them"
             if key == "match" { message += " (remove match: to see every line)" }
             error(message, at: node)
             return ([], false)
@@ -136,7 +137,10 @@ extension RuleFileParser {
         var complete = true
         for element in elements {
             guard case .scalar(let scalar) = element, scalar.value != .null else {
-                error("an entry of '\(key)' is \(element.kindDescription); expected a pattern such as \(example)", at: element)
+                error(
+                    "an entry of '\(key)' is \(element.kindDescription); expected a pattern such as \(example)",
+                    at: element
+                )
                 complete = false
                 continue
             }

@@ -161,7 +161,8 @@ extension RuleFileParser {
         case nil:
             var union = MessageTemplate.configFields
             let others =
-                MessageTemplate.fileFields + MessageTemplate.processFields + MessageTemplate.logFields + log.captureNames
+                MessageTemplate.fileFields + MessageTemplate.processFields + MessageTemplate.logFields
+                + log.captureNames
             for field in others where !union.contains(field) {
                 union.append(field)
             }

@@ -85,7 +85,11 @@ extension RuleFileParser {
     /// no `..`, no globs.
     private mutating func parseDirectory(_ node: Node, key: String) -> String? {
         guard
-            let raw = parseString(node, key: key, expected: "an absolute directory such as /var/log/analytics/sanitized")
+            let raw = parseString(
+                node,
+                key: key,
+                expected: "an absolute directory such as /var/log/analytics/sanitized"
+            )
         else { return nil }
         guard raw.hasPrefix("/") else {
             error("\(key) '\(raw)' is not absolute; write it from the root, such as '/\(raw)'", at: node)

@@ -41,7 +41,8 @@ enum TemplateParser {
                 guard end < scalars.count, scalars[end] == "}" else {
                     let error = MessageTemplate.ParseError(
                         offset: index,
-                        message: "unclosed '{' in \(context); close the field with '}' or write '{{' for a literal brace"
+                        message:
+                            "unclosed '{' in \(context); close the field with '}' or write '{{' for a literal brace"
                     )
                     return (segments, error)
                 }
