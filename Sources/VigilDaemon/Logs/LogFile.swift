@@ -46,6 +46,8 @@ final class LogFile {
     struct Sanitizer {
         var masker: SecretMasker
         var state = SecretMasker.State()
+        /// `patterns:` of the sanitize rules, with this file's scratch.
+        var custom: (patterns: CustomSecretPatterns, scratch: CustomSecretPatterns.Scratch)?
         var inPlace: Bool
         /// The redacted copy: descriptor, host path, bytes written.
         var copyDescriptor: CInt = -1

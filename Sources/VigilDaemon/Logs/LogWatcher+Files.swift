@@ -294,6 +294,16 @@ extension LogWatcher {
             masker: SecretMasker(detectors: detectors),
             inPlace: file.writable && specs.contains { $0.inPlace }
         )
+        let custom = specs.flatMap(\.patterns)
+        if !custom.isEmpty {
+            do {
+                let compiled = try CustomSecretPatterns(patterns: custom)
+                sanitizer.custom = (compiled, compiled.makeScratch())
+            } catch {
+                // `vigil check` and start-up report these; a file still gets the built-in detectors.
+                logger.error("\(error)")
+            }
+        }
         if let directory = specs.compactMap(\.copyDirectory).first {
             let name = file.path.split(separator: "/").last.map(String.init) ?? "log"
             let hostDirectory = settings.root.hostPath(directory)

@@ -109,8 +109,11 @@ extension LogWatcher {
         eventTime: UInt64
     ) {
         hits.removeAll(keepingCapacity: true)
+        var masks = false
         patterns.match(UnsafeRawBufferPointer(text), scratch: scratch) { rule in
-            if file.applies(rule) && rules[rule].sinkMask != 0 { hits.append(rule) }
+            guard file.applies(rule) else { return }
+            if rules[rule].sinkMask != 0 { hits.append(rule) }
+            if rules[rule].sanitize != nil { masks = true }
         }
         for rule in hits {
             fire(
@@ -122,7 +125,8 @@ extension LogWatcher {
                 eventTime: eventTime
             )
         }
-        if file.sanitizer != nil { sanitize(file, text, at: offset) }
+        // A sanitize rule masks the lines it matches (every line, without match:).
+        if masks { sanitize(file, text, at: offset) }
     }
 
     // MARK: Alerts (only for lines that matched)
@@ -206,7 +210,8 @@ extension LogWatcher {
         guard var sanitizer = file.sanitizer else { return }
         defer { file.sanitizer = sanitizer }
         if sanitizer.inPlace { original.replaceSubrange(original.startIndex..., with: UnsafeRawBufferPointer(text)) }
-        let changed = sanitizer.masker.mask(text, state: &sanitizer.state)
+        var changed = sanitizer.masker.mask(text, state: &sanitizer.state)
+        if let custom = sanitizer.custom { changed += custom.patterns.mask(text, scratch: custom.scratch) }
         if changed > 0 && sanitizer.inPlace {
             var first = 0
             while first < text.count && text[first] == original[first] { first += 1 }

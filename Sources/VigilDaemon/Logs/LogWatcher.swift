@@ -129,6 +129,8 @@ final class LogWatcher: @unchecked Sendable {
         self.outlet = outlet
         let masks = SinkMasks(sinkNames: sinkNames)
         allSinks = masks.all
+        let problems = LogPatternSet.check(rules: rules).filter { $0.severity == .error }
+        if !problems.isEmpty { throw DaemonError(problems.map(\.description).joined(separator: "\n")) }
         do {
             patterns = try LogPatternSet(rules: rules)
         } catch {
