@@ -38,6 +38,14 @@ public final class Daemon: @unchecked Sendable {
         public var zombieRecheckMilliseconds: Int = 250
         /// The proc connector's receive buffer (forced with SO_RCVBUFFORCE); smaller loses events in bursts.
         public var processReceiveBufferBytes: Int = 4 << 20
+        /// Host directory of Vigil's state (log offsets); nil: `/var/lib/vigil` inside the root.
+        public var stateDirectory: String?
+        /// Longest log line; longer lines are split into pieces of this size, each flagged.
+        public var logLineLimit: Int = 64 << 10
+        /// Least time between two saves of the log state, in milliseconds.
+        public var logStateIntervalMilliseconds: Int = 250
+        /// How long a rotated-away or deleted log stays open after its last growth, in milliseconds.
+        public var logLingerMilliseconds: Int = 2000
 
         public init(
             ruleSet: RuleSet,
@@ -60,11 +68,13 @@ public final class Daemon: @unchecked Sendable {
     private let ruleSet: RuleSet
     private let matcher: Matcher
     private let processWatcher: ProcessWatcher?
+    private let logWatcher: LogWatcher?
     private let worker: ActionWorker
     private let sinks: [AlertSink]
     private var workerThread: ThreadHandle?
     private var matcherThread: ThreadHandle?
     private var watcherThread: ThreadHandle?
+    private var logThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -111,7 +121,7 @@ public final class Daemon: @unchecked Sendable {
             )
             matcher = try Matcher(
                 settings: settings,
-                rules: options.ruleSet.rules.filter { $0.enabled && !$0.isProcessRule },
+                rules: options.ruleSet.rules.filter { $0.enabled && !$0.isProcessRule && !$0.isLogRule },
                 sinkNames: sinks.map(\.name),
                 inotify: inotify,
                 outlet: try worker.makeOutlet(),
@@ -122,6 +132,43 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonError(error.description)
         } catch {
             throw DaemonError("Failed to set up the event pipeline: \(error)")
+        }
+        let logRules = options.ruleSet.rules.filter { $0.enabled && $0.isLogRule }
+        if logRules.isEmpty {
+            logWatcher = nil
+        } else {
+            let stateDirectory = options.stateDirectory ?? root.hostPath("/var/lib/vigil")
+            if !FileTree.makeDirectories(stateDirectory, mode: 0o700) {
+                throw DaemonError(
+                    "Failed to create the state directory '\(stateDirectory)': \(String(cString: strerror(errno))); create it or pass --state-dir (StateDirectory=vigil in vigil.service)"
+                )
+            }
+            var settings = LogWatcher.Settings(
+                root: root,
+                host: HostName.current(),
+                statePath: stateDirectory + "/logs.state"
+            )
+            settings.lineLimit = max(1024, options.logLineLimit)
+            settings.saveIntervalNanoseconds = UInt64(max(1, options.logStateIntervalMilliseconds)) * 1_000_000
+            settings.lingerNanoseconds = UInt64(max(0, options.logLingerMilliseconds)) * 1_000_000
+            settings.sinkPaths = sinks.map { sink in
+                if case .file(let path) = sink.target { return path }
+                return nil
+            }
+            do {
+                logWatcher = try LogWatcher(
+                    settings: settings,
+                    rules: logRules,
+                    sinkNames: sinks.map(\.name),
+                    outlet: try worker.makeOutlet(),
+                    counters: counters,
+                    logger: logger
+                )
+            } catch let error as DaemonError {
+                throw error
+            } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
         }
         let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
         if !processRules.isEmpty && options.processRules {
@@ -243,6 +290,9 @@ public final class Daemon: @unchecked Sendable {
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
     }
 
+    /// Number of log rules running.
+    public var logRuleCount: Int { logWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -260,7 +310,11 @@ public final class Daemon: @unchecked Sendable {
         if let watcher = processWatcher {
             watcherThread = Threads.spawn(name: "vigil-proc") { watcher.run() }
         }
+        if let logWatcher {
+            logThread = Threads.spawn(name: "vigil-log") { logWatcher.run() }
+        }
         matcher.ready.wait()
+        logWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -281,12 +335,17 @@ public final class Daemon: @unchecked Sendable {
             Threads.join(watcherThread)
             processWatcher.connector.close()
         }
+        if let logThread, let logWatcher {
+            logWatcher.shutdown.ring()
+            Threads.join(logThread)
+        }
         worker.shutdown.ring()
         Threads.join(workerThread)
         worker.closeOutlets()
         self.workerThread = nil
         self.matcherThread = nil
         self.watcherThread = nil
+        self.logThread = nil
         for sink in sinks { sink.close() }
     }
 }

@@ -30,6 +30,12 @@ public final class PipelineCounters: Sendable {
     /// Execs whose process was gone before `/proc` could be read (judged on what its fork left).
     public let processDetailsMissed = Atomic<UInt64>(0)
 
+    /// Log lines read, and secrets masked in place in logs (one per line that had any).
+    public let logLines = Atomic<UInt64>(0)
+    public let secretsMasked = Atomic<UInt64>(0)
+    /// In-place masks not written because the file no longer held the line (truncated in between).
+    public let sanitizeSkipped = Atomic<UInt64>(0)
+
     /// Files the rules name (and glob matches found so far).
     public let watchedFiles = Atomic<UInt64>(0)
     /// inotify watch descriptors in use (one per directory holding watched files, or per missing directory's

@@ -18,8 +18,8 @@ public final class LineFollower: @unchecked Sendable {
     private var buffer = [UInt8](repeating: 0, count: 65536)
     private var eventBuffer = [UInt8](repeating: 0, count: 4096)
 
-    /// Creates the file if needed (empty) and starts following from its current end.
-    public init(path: String) throws(HarnessError) {
+    /// Creates the file if needed (empty) and starts following from its current end (or its start).
+    public init(path: String, fromStart: Bool = false) throws(HarnessError) {
         self.path = path
         do { inotify = try Inotify() } catch { throw HarnessError(error.description) }
         let created = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o640)
@@ -31,7 +31,7 @@ public final class LineFollower: @unchecked Sendable {
         }
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw HarnessError("Failed to open '\(path)': errno \(errno)") }
-        lseek(fd, 0, SEEK_END)
+        if !fromStart { lseek(fd, 0, SEEK_END) }
     }
 
     deinit { if fd >= 0 { close(fd) } }

@@ -565,11 +565,16 @@ public struct LogPattern: Sendable, Equatable {
         self.captureNames = captureNames
     }
 
-    /// The location of byte `offset` of the expression, when it can be mapped exactly; else the scalar's.
+    /// The location of byte `offset` of the expression (as Vectorscan and PCRE2 report positions), when it
+    /// can be mapped exactly; else the scalar's. Columns count Unicode scalars, as the rule compiler's
+    /// do, so a pattern with non-ASCII text before `offset` still points at the right column.
     public func location(ofOffset offset: Int) -> SourceLocation {
         guard let columnOffset else { return location }
+        let utf8 = expression.utf8
+        let inside = min(max(offset, 0), utf8.count)
+        let columns = String(decoding: utf8.prefix(inside), as: UTF8.self).unicodeScalars.count + (offset - inside)
         var mapped = location
-        mapped.column = location.column + columnOffset + offset
+        mapped.column = location.column + columnOffset + columns
         return mapped
     }
 }

@@ -44,6 +44,21 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Directory for Vigil's state (log offsets), a host path; default /var/lib/vigil inside --root.",
+            valueName: "dir"
+        )
+    )
+    var stateDir: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Least time between two saves of the log offsets, in milliseconds.", valueName: "ms")
+    )
+    var logStateInterval: Int = 250
+
     @Flag(
         name: .long,
         help: "Run without process rules (where the proc connector is unavailable, e.g. in some containers)."
@@ -93,6 +108,8 @@ struct Run: ParsableCommand {
                 options: {
                     var options = Daemon.Options(ruleSet: ruleSet, root: root, extraAlertFiles: alerts)
                     options.processRules = !noProcessRules
+                    options.stateDirectory = stateDir
+                    options.logStateIntervalMilliseconds = logStateInterval
                     return options
                 }(),
                 logger: logger
@@ -121,7 +138,7 @@ struct Run: ParsableCommand {
         let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
         let rootNote = root == "/" ? "" : " under root '\(root)'"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 

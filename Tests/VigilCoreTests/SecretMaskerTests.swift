@@ -58,7 +58,8 @@ func maskOne(_ text: String, _ detectors: Set<SecretDetector> = Set(SecretDetect
             let changed = copy.withUnsafeMutableBytes { all.mask($0, state: &state) }
             let text = String(decoding: line, as: UTF8.self)
             // Context lines around the private keys carry no secret of their own.
-            let isContext = text.hasSuffix("failed to load key:") || text.hasPrefix("-----BEGIN")
+            let isContext =
+                text.hasSuffix("failed to load key:") || text.hasPrefix("-----BEGIN")
                 || text.hasPrefix("-----END")
             #expect((changed > 0) != isContext, "\(text)")
         }

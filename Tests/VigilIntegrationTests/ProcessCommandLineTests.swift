@@ -59,7 +59,7 @@ struct ProcessCommandLineTests {
         )
         let log = daemon.log()
         #expect(log.contains("1 process rule(s) not loaded (--no-process-rules)"), "\(log)")
-        #expect(log.contains("(0 on processes)"), "\(log)")
+        #expect(log.contains("(0 on processes, 0 on logs)"), "\(log)")
         #expect(daemon.stop() == 0)
     }
 }

@@ -213,9 +213,13 @@ private struct MaskScan {
 
     // MARK: The pass
 
-    mutating func run(from start: Int, table: UnsafeBufferPointer<UInt8>, passwords: Bool, awsKeys: Bool,
-        state: inout SecretMasker.State)
-    {
+    mutating func run(
+        from start: Int,
+        table: UnsafeBufferPointer<UInt8>,
+        passwords: Bool,
+        awsKeys: Bool,
+        state: inout SecretMasker.State
+    ) {
         var index = start
         while index < count {
             let trigger = table[Int(bytes[index])]
@@ -251,8 +255,9 @@ private struct MaskScan {
         var start = end
         while start > 0 {
             let byte = bytes[start - 1]
-            guard isAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-                || byte == UInt8(ascii: ".")
+            guard
+                isAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+                    || byte == UInt8(ascii: ".")
             else { break }
             start -= 1
         }
@@ -490,8 +495,9 @@ private struct MaskScan {
     /// At `A`: `AKIA`, `ASIA` (and the other IAM unique-id prefixes) + 16 upper-case letters or digits.
     mutating func awsKeyID(at start: Int) -> Int {
         guard start + 20 <= count, start == 0 || !isAlphanumeric(bytes[start - 1]) else { return start + 1 }
-        guard has("AKIA", at: start) || has("ASIA", at: start) || has("AIDA", at: start) || has("AROA", at: start)
-            || has("AGPA", at: start) || has("ANPA", at: start) || has("AIPA", at: start)
+        guard
+            has("AKIA", at: start) || has("ASIA", at: start) || has("AIDA", at: start) || has("AROA", at: start)
+                || has("AGPA", at: start) || has("ANPA", at: start) || has("AIPA", at: start)
         else { return start + 1 }
         for index in (start + 4)..<(start + 20) {
             let byte = bytes[index]
@@ -581,8 +587,9 @@ private struct MaskScan {
         if has("Proc-Type:", at: 0) || has("DEK-Info:", at: 0) { return count }
         for offset in 0..<count {
             let byte = bytes[offset]
-            guard isAlphanumeric(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
-                || byte == UInt8(ascii: "=") || byte == star || isBlank(byte) || byte == 0x0D
+            guard
+                isAlphanumeric(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
+                    || byte == UInt8(ascii: "=") || byte == star || isBlank(byte) || byte == 0x0D
             else {
                 inKey = false
                 return 0

@@ -124,6 +124,7 @@ final class ActionWorker: @unchecked Sendable {
                         counters.recordAlertLatency(Clock.monotonicNanoseconds() &- frame.eventTime)
                     }
                 }
+                outlet.consumedFrames.add(1, ordering: .releasing)
             }
             if ring.consumerShouldWakeProducer() { outlet.spaceDoorbell.ring() }
             if n == 0 { return }

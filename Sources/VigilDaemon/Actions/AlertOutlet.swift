@@ -26,6 +26,11 @@ final class AlertOutlet {
     private var degraded: UInt64 = 0
     /// Bit i: the worker holds lines it could not write yet for sink i.
     private let workerBacklog: SinkBacklog
+    /// Frames this producer pushed into `ring` (producer's count), and frames the worker has taken from it
+    /// and handed to the sinks (written, or held in a sink's backlog). A producer that must know its alerts
+    /// reached the sinks (the log watcher, before it records an offset as done) compares the two.
+    private(set) var pushedFrames: UInt64 = 0
+    let consumedFrames = Atomic<UInt64>(0)
 
     init(
         capacity: Int,
@@ -89,6 +94,7 @@ final class AlertOutlet {
             }
             switch result {
             case .pushed(let wasEmpty):
+                pushedFrames &+= 1
                 if wasEmpty { workerDoorbell.ring() }
                 return
             case .full:
@@ -103,6 +109,14 @@ final class AlertOutlet {
 }
 
 extension AlertOutlet {
+    /// True when every alert sent before the frame count `pushed` (a value of `pushedFrames`) is in the
+    /// sinks' files or pipes, none held back by a failing sink: alerts written directly are written when
+    /// `send` returns; the rest once the worker took them and no sink holds a backlog.
+    func delivered(upTo pushed: UInt64) -> Bool {
+        consumedFrames.load(ordering: .acquiring) >= pushed && workerBacklog.mask.load(ordering: .acquiring) == 0
+            && degraded == 0
+    }
+
     /// Sends one of Vigil's own alerts (events lost, limits reached): an event about the host itself, to
     /// `sinkMask` (every sink), with a fingerprint from the alert's name and the host.
     func sendVigilAlert(

@@ -45,7 +45,7 @@ final class AlertSink {
             descriptor = STDOUT_FILENO
         case .file(let path):
             Self.makeParentDirectories(of: path)
-            let fd = path.withCString { Glibc.open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640) }
+            let fd = path.withCString { Glibc.open($0, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640) }
             if fd < 0 {
                 throw SinkError(
                     message: "Failed to open alert sink '\(name)' at '\(path)': \(Errno(rawValue: errno)); "
@@ -53,7 +53,20 @@ final class AlertSink {
                 )
             }
             descriptor = fd
+            Self.terminateLastLine(fd)
         }
+    }
+
+    /// A daemon killed in the middle of a write (SIGKILL, power loss) can leave a last line without its
+    /// newline; end it, so the next record starts a line of its own and readers skip one bad line instead
+    /// of losing a good one glued to it.
+    private static func terminateLastLine(_ fd: CInt) {
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return }
+        var last: UInt8 = 0
+        guard pread(fd, &last, 1, info.st_size - 1) == 1, last != UInt8(ascii: "\n") else { return }
+        var newline = UInt8(ascii: "\n")
+        _ = Glibc.write(fd, &newline, 1)
     }
 
     func close() {

@@ -4,14 +4,17 @@ extension RuleFileParser {
     /// Every action of the language, in the order the docs list them.
     static let actionNames = ["alert", "chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
     /// Actions designed but not implemented in this version.
-    static let plannedActions = ["chmod", "chown", "sanitize", "rotate", "exec"]
+    static let plannedActions = ["chmod", "chown", "rotate", "exec"]
+    /// Actions available in this version.
+    static let availableActions = ["alert", "restart", "reload", "sanitize"]
 
-    /// Parses `then:`; records `alert: [sink]` references for the cross-file check, and every `restart` and
-    /// `reload` (also those with errors) for the checks against the rule's kind.
+    /// Parses `then:`; records `alert: [sink]` references for the cross-file check, and every `restart`,
+    /// `reload` and `sanitize` (also those with errors) for the checks against the rule's kind.
     mutating func parseActions(
         _ node: Node,
         references: inout [(name: String, location: SourceLocation)],
-        serviceActions: inout [ServiceActionUse]
+        serviceActions: inout [ServiceActionUse],
+        sanitizeActions: inout [SanitizeUse]
     ) -> [ActionSpec]? {
         let items: [Node]
         switch node {
@@ -29,7 +32,12 @@ extension RuleFileParser {
         var actions: [ActionSpec] = []
         var failed = false
         for item in items {
-            if let action = parseAction(item, references: &references, serviceActions: &serviceActions) {
+            if let action = parseAction(
+                item,
+                references: &references,
+                serviceActions: &serviceActions,
+                sanitizeActions: &sanitizeActions
+            ) {
                 actions.append(action)
             } else {
                 failed = true
@@ -38,12 +46,13 @@ extension RuleFileParser {
         return failed ? nil : actions
     }
 
-    /// Parses one action: `alert`, `restart`, `reload`, or a one-key map such as `alert: [sink]` or
-    /// `restart: { … }`.
+    /// Parses one action: `alert`, `restart`, `reload`, `sanitize`, or a one-key map such as `alert: [sink]`,
+    /// `restart: { … }` or `sanitize: { … }`.
     private mutating func parseAction(
         _ node: Node,
         references: inout [(name: String, location: SourceLocation)],
-        serviceActions: inout [ServiceActionUse]
+        serviceActions: inout [ServiceActionUse],
+        sanitizeActions: inout [SanitizeUse]
     ) -> ActionSpec? {
         let location = node.location(in: file)
         switch node {
@@ -55,6 +64,10 @@ extension RuleFileParser {
                 let action = ServiceAction(location: location)
                 serviceActions.append(ServiceActionUse(name: name, location: location, action: action))
                 return name == "restart" ? .restart(action) : .reload(action)
+            case "sanitize":
+                let spec = SanitizeSpec(location: location)
+                sanitizeActions.append(SanitizeUse(location: location, spec: spec))
+                return .sanitize(spec)
             default:
                 return .alert(sinks: nil, location: location)
             }
@@ -73,14 +86,20 @@ extension RuleFileParser {
                 )
                 guard let action else { return nil }
                 return name == "restart" ? .restart(action) : .reload(action)
+            case "sanitize":
+                var use = SanitizeUse(location: keyNode.location(in: file))
+                use.spec = parseSanitize(value, at: location, copyNode: &use.copyNode)
+                sanitizeActions.append(use)
+                return use.spec.map(ActionSpec.sanitize)
             default:
                 guard let sinks = parseStringList(value, key: "alert") else { return nil }
                 for (sink, element) in sinks { references.append((sink, element.location(in: file))) }
                 return .alert(sinks: sinks.map(\.0), location: location)
             }
         case .mapping(let mapping) where mapping.count > 1:
-            if let first = mapping.first?.key.scalar?.string, first == "restart" || first == "reload",
-                let option = mapping[1].key.scalar?.string, Self.restartKeys.contains(option)
+            if let first = mapping.first?.key.scalar?.string, let option = mapping[1].key.scalar?.string,
+                (first == "restart" || first == "reload") && Self.restartKeys.contains(option)
+                    || first == "sanitize" && Self.sanitizeKeys.contains(option)
             {
                 error(
                     "'\(option)' is beside '\(first)', not under it; indent the options below \(first): or write \(first): { \(option): … }",
@@ -97,9 +116,9 @@ extension RuleFileParser {
         }
     }
 
-    /// Reports unknown and planned actions; true for `alert`, `restart` and `reload`.
+    /// Reports unknown and planned actions; true for the available ones.
     private mutating func checkActionName(_ name: String, at node: Node) -> Bool {
-        if ["alert", "restart", "reload"].contains(name) { return true }
+        if Self.availableActions.contains(name) { return true }
         if Self.plannedActions.contains(name) {
             error(
                 "action '\(name)' is not available in this version of vigil; it is planned — see docs/rules.md",
@@ -111,19 +130,33 @@ extension RuleFileParser {
         return false
     }
 
-    /// Parses `message:` and checks its fields against those of the rule kind.
-    mutating func parseTemplate(_ node: Node, allowedFields: [String]) -> MessageTemplate? {
+    /// Parses `message:` and checks its fields against those of the rule kind; `allowedFields` nil: the
+    /// fields are not all known (a log rule whose `match:` could not be read), so only the syntax is checked.
+    mutating func parseTemplate(_ node: Node, allowedFields: [String]?) -> MessageTemplate? {
         guard case .scalar(let scalar) = node, scalar.value != .null else {
             error("'message' is \(node.kindDescription); expected a string such as \"{rule}: {path}\"", at: node)
             return nil
         }
+        return parseTemplateText(scalar, node: node, allowedFields: allowedFields, context: "message")
+    }
+
+    /// Parses a template scalar (`message:`, `by:`), reporting unknown fields and syntax errors at their
+    /// columns; `context` names it in errors.
+    mutating func parseTemplateText(
+        _ scalar: Node.Scalar,
+        node: Node,
+        allowedFields: [String]?,
+        context: String
+    ) -> MessageTemplate? {
         let source = scalar.string
-        let parsed = TemplateParser.parse(source)
+        let parsed = TemplateParser.parse(source, context: context)
         var failed = false
         for located in parsed.segments {
-            guard case .field(let name) = located.segment, !allowedFields.contains(name) else { continue }
+            guard case .field(let name) = located.segment, let allowedFields, !allowedFields.contains(name) else {
+                continue
+            }
             error(
-                "unknown field '{\(name)}' in message" + Spelling.hint(for: name, among: allowedFields),
+                "unknown field '{\(name)}' in \(context)" + Spelling.hint(for: name, among: allowedFields),
                 at: templateLocation(scalar, node: node, offset: located.offset)
             )
             failed = true
@@ -139,7 +172,7 @@ extension RuleFileParser {
     ///
     /// Quoted scalars start one column after their quote; multi-line and block scalars point at the start.
     /// Escapes in double-quoted strings (`\"`) are counted as one column, which may shift the column by a little.
-    private func templateLocation(_ scalar: Node.Scalar, node: Node, offset: Int) -> SourceLocation {
+    func templateLocation(_ scalar: Node.Scalar, node: Node, offset: Int) -> SourceLocation {
         var location = node.location(in: file)
         guard !scalar.string.contains("\n") else { return location }
         switch scalar.style {

@@ -9,6 +9,8 @@ extension RuleFileParser {
         case file
         /// `process:`
         case process
+        /// `log:`
+        case log
     }
 
     /// Parses a `- rule:` item.
@@ -38,7 +40,7 @@ extension RuleFileParser {
         let enabled = keys["enabled"].flatMap { parseBool($0.value, key: "enabled") } ?? true
         let tags = keys["tags"].flatMap { parseStringList($0.value, key: "tags", allowEmpty: true) }?.map(\.0) ?? []
 
-        // The subject: exactly one of config:/file:/process:; planned kinds were reported by checkKeys.
+        // The subject: exactly one of config:/file:/process:/log:; planned kinds were reported by checkKeys.
         let subjects = mapping.compactMap { pair -> (String, Node)? in
             guard let name = pair.key.scalar?.string, Self.subjectKeys.contains(name) else { return nil }
             return (name, pair.key)
@@ -64,6 +66,8 @@ extension RuleFileParser {
             kind == .config || kind == .file
             ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
         let selector = kind == .process ? keys["process"].flatMap { parseProcessSelector($0.value) } : nil
+        // match:, count: and the others are log keys; on other kinds they are reported below.
+        let log = kind == .log || kind == nil ? parseLogSubject(keys) : LogSubjectDraft()
         let condition = keys["when"].flatMap { parseCondition($0.value) }
         let changes = keys["changes"].flatMap { parseChanges($0.value) }
         // on: means file changes or process events depending on the kind; unknown, it is left alone.
@@ -98,6 +102,7 @@ extension RuleFileParser {
                 )
             }
             reportProcessOnlyKeys(keys, kind: .config)
+            reportLogOnlyKeys(keys, kind: .config)
         case .file:
             for name in ["when", "changes", "format"] {
                 if let (key, _) = keys[name] {
@@ -108,6 +113,7 @@ extension RuleFileParser {
                 }
             }
             reportProcessOnlyKeys(keys, kind: .file)
+            reportLogOnlyKeys(keys, kind: .file)
         case .process:
             for name in ["when", "changes", "format"] {
                 if let (key, _) = keys[name] {
@@ -117,6 +123,7 @@ extension RuleFileParser {
                     )
                 }
             }
+            reportLogOnlyKeys(keys, kind: .process)
             process = parseProcessTrigger(keys, context: context, at: location)
             if process.shape == .expect, selector?.matchesEverything == true, let (_, node) = keys["process"] {
                 error(
@@ -124,27 +131,50 @@ extension RuleFileParser {
                     at: node
                 )
             }
+        case .log:
+            for name in ["when", "changes", "format"] {
+                if let (key, _) = keys[name] {
+                    error(
+                        "'\(name)' does not apply to log rules; use a config: rule to look at keys and values",
+                        at: key
+                    )
+                }
+            }
+            if let (key, _) = keys["on"] {
+                error(
+                    "'on' does not apply to log rules; a log rule fires on each line that matches match: (on every line without it)",
+                    at: key
+                )
+            }
+            reportProcessOnlyKeys(keys, kind: .log)
         case nil:
             break
         }
 
-        let allowedFields: [String]
+        // Fields a message may use; nil when a log rule's capture names are not all known.
+        let allowedFields: [String]?
         switch kind {
         case .config: allowedFields = MessageTemplate.configFields
         case .file: allowedFields = MessageTemplate.fileFields
         case .process: allowedFields = MessageTemplate.processFields
+        case .log: allowedFields = log.capturesKnown ? MessageTemplate.logFields + log.captureNames : nil
         case nil:
             var union = MessageTemplate.configFields
-            for field in MessageTemplate.fileFields + MessageTemplate.processFields where !union.contains(field) {
+            let others =
+                MessageTemplate.fileFields + MessageTemplate.processFields + MessageTemplate.logFields
+                + log.captureNames
+            for field in others where !union.contains(field) {
                 union.append(field)
             }
-            allowedFields = union
+            allowedFields = log.capturesKnown ? union : nil
         }
         var message: MessageTemplate?
         if let (_, node) = keys["message"] {
             message = parseTemplate(node, allowedFields: allowedFields)
         } else if kind == .process {
             message = process.trigger.flatMap { try? MessageTemplate(parsing: MessageTemplate.defaultSource(for: $0)) }
+        } else if kind == .log {
+            message = log.subject.flatMap { try? MessageTemplate(parsing: MessageTemplate.defaultSource(for: $0)) }
         } else {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultSource)
         }
@@ -158,7 +188,7 @@ extension RuleFileParser {
             isState =
                 keys["when"] != nil && keys["changes"] == nil
                 ? true : keys["changes"] != nil && keys["when"] == nil ? false : nil
-        case .file: isState = false
+        case .file, .log: isState = false
         case .process: isState = process.shape?.isState
         case nil: isState = nil
         }
@@ -179,13 +209,20 @@ extension RuleFileParser {
 
         var references: [(name: String, location: SourceLocation)] = []
         var serviceActions: [ServiceActionUse] = []
+        var sanitizeActions: [SanitizeUse] = []
         let actions: [ActionSpec]?
         if let (_, node) = keys["then"] {
-            actions = parseActions(node, references: &references, serviceActions: &serviceActions)
+            actions = parseActions(
+                node,
+                references: &references,
+                serviceActions: &serviceActions,
+                sanitizeActions: &sanitizeActions
+            )
         } else {
             actions = [.alert(sinks: nil, location: location)]
         }
         checkServiceActions(serviceActions, kind: kind, shape: process.shape)
+        checkSanitizeActions(sanitizeActions, kind: kind, logPaths: log.paths)
 
         var draft = RuleDraft(
             id: id ?? "",
@@ -217,6 +254,9 @@ extension RuleFileParser {
         case .process:
             guard let selector, let trigger = process.trigger else { return }
             subject = .process(ProcessSubject(selector: selector, trigger: trigger))
+        case .log:
+            guard let logSubject = log.subject else { return }
+            subject = .log(logSubject)
         }
         draft.rule = Rule(
             id: id,
@@ -232,7 +272,7 @@ extension RuleFileParser {
         )
     }
 
-    /// Reports `expect:`, `exit:`, `grace:` and `allow:` on config and file rules.
+    /// Reports `expect:`, `exit:`, `grace:` and `allow:` on config, file and log rules.
     private mutating func reportProcessOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
         for name in Self.processOnlyKeys {
             guard let (key, _) = keys[name] else { continue }

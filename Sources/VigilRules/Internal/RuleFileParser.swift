@@ -52,13 +52,14 @@ struct RuleFileParser {
     static let itemKinds = ["rule", "sink", "list"]
     /// Keys a rule may have.
     static let ruleKeys = [
-        "rule", "description", "severity", "config", "file", "process", "format", "when", "changes", "on", "expect",
-        "exit", "grace", "allow", "message", "resolved_message", "then", "enabled", "tags",
+        "rule", "description", "severity", "config", "file", "process", "log", "format", "when", "changes", "on",
+        "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "message", "resolved_message",
+        "then", "enabled", "tags",
     ]
     /// Rule subjects available in this version.
-    static let subjectKeys = ["config", "file", "process"]
+    static let subjectKeys = ["config", "file", "process", "log"]
     /// Rule kinds that are part of the language design but not implemented yet.
-    static let plannedKinds = ["log", "system", "socket", "mode", "owner", "group"]
+    static let plannedKinds = ["system", "socket", "mode", "owner", "group"]
     /// Keys a sink may have.
     static let sinkKeys = ["sink", "type", "path"]
     /// Keys a list may have.
@@ -74,6 +75,8 @@ struct RuleFileParser {
     var sinks: [SinkDraft] = []
     /// Named lists in file order.
     var lists: [ListDraft] = []
+    /// The file's lines, split at line feeds: a pattern's column offset is checked against what was written.
+    var sourceLines: [Substring] = []
 
     /// Creates a parser for the file shown as `file` in diagnostics.
     init(file: String) {
@@ -102,6 +105,7 @@ struct RuleFileParser {
 
     /// Parses the YAML text of the file.
     mutating func parse(text: String) {
+        sourceLines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

@@ -8,8 +8,12 @@ enum TemplateParser {
         var offset: Int
     }
 
-    /// The segments parsed up to the first error, and that error if any.
-    static func parse(_ source: String) -> (segments: [Located], error: MessageTemplate.ParseError?) {
+    /// The segments parsed up to the first error, and that error if any; `context` names the template in
+    /// errors ("message", "by:").
+    static func parse(
+        _ source: String,
+        context: String = "message"
+    ) -> (segments: [Located], error: MessageTemplate.ParseError?) {
         let scalars = Array(source.unicodeScalars)
         var segments: [Located] = []
         var literal = String.UnicodeScalarView()
@@ -37,7 +41,8 @@ enum TemplateParser {
                 guard end < scalars.count, scalars[end] == "}" else {
                     let error = MessageTemplate.ParseError(
                         offset: index,
-                        message: "unclosed '{' in message; close the field with '}' or write '{{' for a literal brace"
+                        message:
+                            "unclosed '{' in \(context); close the field with '}' or write '{{' for a literal brace"
                     )
                     return (segments, error)
                 }
@@ -45,7 +50,7 @@ enum TemplateParser {
                 guard !name.isEmpty else {
                     let error = MessageTemplate.ParseError(
                         offset: index,
-                        message: "empty field '{}' in message; write a field name or '{{}}' for literal braces"
+                        message: "empty field '{}' in \(context); write a field name or '{{}}' for literal braces"
                     )
                     return (segments, error)
                 }
@@ -56,7 +61,7 @@ enum TemplateParser {
                 guard index + 1 < scalars.count, scalars[index + 1] == "}" else {
                     let error = MessageTemplate.ParseError(
                         offset: index,
-                        message: "unmatched '}' in message; write '}}' for a literal brace"
+                        message: "unmatched '}' in \(context); write '}}' for a literal brace"
                     )
                     return (segments, error)
                 }
