@@ -1,9 +1,12 @@
 // vigil-bench: the end-to-end harness. Config drift latency (write → alert line) of the release `vigil run`
 // against two shell peers, process death latency (SIGKILL → alert line) against forkstat and a poll loop,
-// a burst of short-lived processes, and the daemon's idle cost; writes RESULTS.md.
+// a burst of short-lived processes, the daemon's idle cost, and log matching throughput (`vigil match` vs
+// grep, fail2ban-regex, SEC); writes RESULTS.md.
 //
 //     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--kills N] [--burst N]
-//         [--no-process] [--vigil PATH] [--results FILE]
+//         [--no-process] [--no-throughput | --throughput-only] [--vigil PATH] [--results FILE]
+//     swift run -c release --package-path benchmarks vigil-bench generate [--lines N] [--patterns 1,10,100,1000] DIR
+//         (the throughput scenario's log and rule sets: DIR/log.txt, DIR/rules-N.yaml, DIR/patterns-N.txt)
 //
 // Exits non-zero only when a scenario fails to detect what it should (a missed or doubled alert, no READY),
 // never because of absolute times.
@@ -23,10 +26,42 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-throughput | --throughput-only] [--vigil PATH] [--results FILE]"
     )
+    print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
 }
+
+/// `vigil-bench generate`: writes the throughput scenario's corpus and exits.
+func generateCommand(_ arguments: ArraySlice<String>) -> Never {
+    var lines = 1_000_000
+    var sizes = [1, 10, 100, 1000]
+    var directory: String?
+    var iterator = arguments.makeIterator()
+    while let argument = iterator.next() {
+        switch argument {
+        case "--lines":
+            guard let value = iterator.next().flatMap({ Int($0) }), value > 0 else { usage() }
+            lines = value
+        case "--patterns":
+            guard let value = iterator.next() else { usage() }
+            let parsed = value.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+            guard !parsed.isEmpty else { usage() }
+            sizes = parsed
+        default:
+            guard directory == nil, !argument.hasPrefix("-") else { usage() }
+            directory = argument
+        }
+    }
+    guard let directory else { usage() }
+    guard LogCorpus.generate(directory: directory, lines: lines, sizes: sizes) else {
+        print("vigil-bench: Failed to write the corpus into '\(directory)'")
+        exit(1)
+    }
+    print("vigil-bench: wrote \(directory)/log.txt (\(lines) lines) and rules-N.yaml, patterns-N.txt for N = \(sizes.map(String.init).joined(separator: ", "))")
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "generate" { generateCommand(CommandLine.arguments.dropFirst(2)) }
 
 func absolute(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
@@ -44,6 +79,8 @@ var flipOverride: Int?
 var killOverride: Int?
 var burstOverride: Int?
 var processScenarios = true
+var throughputScenario = true
+var throughputOnly = false
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -60,6 +97,8 @@ while let argument = arguments.next() {
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         burstOverride = value
     case "--no-process": processScenarios = false
+    case "--no-throughput": throughputScenario = false
+    case "--throughput-only": throughputOnly = true
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -87,6 +126,33 @@ let command =
     ?? (["swift run -c release --package-path benchmarks vigil-bench"] + CommandLine.arguments.dropFirst()).joined(
         separator: " "
     )
+
+/// The throughput scenario: its corpus lives under $TMPDIR (1 M lines are about 100 MB) and is removed after.
+@MainActor
+func runThroughputScenario() -> ThroughputResult {
+    let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    let directory = "\(base)/vigil-bench-throughput-\(getpid())"
+    defer { FileTree.remove(directory) }
+    return Throughput.run(vigil: vigilPath, quick: quick, directory: directory)
+}
+
+if throughputOnly {
+    let throughput = runThroughputScenario()
+    let text =
+        (["# Vigil benchmark results: log matching throughput only\n", "- Date: \(Machine.utcNow())",
+            "- Machine: Linux \(Machine.kernelRelease()), \(Machine.processors()) CPUs (nproc), \(Machine.cpuModel())",
+            "- Command: `\(command)`\n", "## Targets\n", "| target | required | measured | met |", "|---|---|---|---|"]
+        + throughput.targetRows() + [""] + throughput.markdown()).joined(separator: "\n") + "\n"
+    let path =
+        resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-throughput-quick.md" : benchmarksDirectory + "/out/RESULTS-throughput.md")
+    mkdir(benchmarksDirectory + "/out", 0o755)
+    if LogCorpus.write(text, to: path) { print("vigil-bench: wrote \(path)") }
+    if !throughput.detectedEverything {
+        print("vigil-bench: FAILED: \(throughput.failures.joined(separator: "; "))")
+        exit(1)
+    }
+    exit(0)
+}
 
 let flipCount = flipOverride ?? (quick ? 100 : 1_000)
 let killCount = killOverride ?? (quick ? 50 : 500)
@@ -188,6 +254,13 @@ if idle.failures.isEmpty {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
 
+var throughput: ThroughputResult?
+if throughputScenario {
+    let result = runThroughputScenario()
+    for failure in result.failures { print("throughput: \(failure)") }
+    throughput = result
+}
+
 let scratch = "/tmp"
 let report = Report(
     command: command,
@@ -200,7 +273,8 @@ let report = Report(
     scratch: scratch,
     onTmpfs: onTmpfs,
     processDeath: processDeath,
-    burst: burst
+    burst: burst,
+    throughput: throughput
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -222,5 +296,6 @@ if fd >= 0 {
 let detectionFailed =
     !([vigil] + peers + onTmpfs).allSatisfy(\.detectedEverything) || !idle.failures.isEmpty
     || !(processDeath?.detectedEverything ?? true) || !(burst?.detectedEverything ?? true)
+    || !(throughput?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
