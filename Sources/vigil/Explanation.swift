@@ -25,7 +25,9 @@ enum Explanation {
                 let found = set.matchingPatterns(ruleIndex: index, line: raw)
                 guard let first = found.first else {
                     let count = subject.patterns.count
-                    Swift.print("\(heading): no match (\(count == 1 ? "its pattern" : "none of its \(count) patterns") matches)")
+                    Swift.print(
+                        "\(heading): no match (\(count == 1 ? "its pattern does not match" : "none of its \(count) patterns matches"))"
+                    )
                     continue
                 }
                 matched += 1

@@ -277,3 +277,66 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
         }
     }
 }
+
+/// The same, from rule files as users write them: the positions of the parser's scalars reach the diagnostics.
+@Suite struct LogPatternSetYAMLTests {
+    func compile(_ text: String) throws -> [Rule] {
+        let compilation = RuleCompiler.compile(sources: [(file: "rules.yaml", text: text)])
+        #expect(compilation.errorCount == 0, "\(compilation.diagnostics)")
+        return try #require(compilation.ruleSet).rules
+    }
+
+    @Test func errorsPointAtTheColumnInThePatternForEveryScalarStyle() throws {
+        let rules = try compile(
+            """
+            - rule: plain
+              log: /var/log/a.log
+              match: login (failed|denied
+            - rule: quoted
+              log: /var/log/a.log
+              match: 'user=(\\w+) again \\1'
+            - rule: listed
+              log: /var/log/a.log
+              match:
+                - fine
+                - "level=[z-a]"
+
+            """
+        )
+        let lines = LogPatternSet.check(rules: rules).map(\.description)
+        #expect(lines.count == 3, "\(lines)")
+        // `match: login (failed|denied`: the scalar starts at column 10, the group at offset 6.
+        #expect(lines.first?.hasPrefix("rules.yaml:3:16: error: pattern 'login (failed|denied' cannot be compiled") == true)
+        // A backreference has no index in Vectorscan's message: the pattern's first character (after the quote).
+        #expect(lines.dropFirst().first?.hasPrefix("rules.yaml:6:11: error: pattern 'user=(\\w+) again \\1'") == true)
+        #expect(lines.dropFirst().first?.contains("Vectorscan does not support backreferences") == true)
+        // `- "level=[z-a]"`: a double-quoted scalar has no exact column mapping (the parser gives none), so the
+        // diagnostic points at the scalar (its quote, column 7) and Vectorscan's index stays in the message.
+        #expect(lines.last?.hasPrefix("rules.yaml:11:7: error: pattern 'level=[z-a]'") == true)
+        #expect(lines.last?.contains("at index 9") == true)
+    }
+
+    @Test func theShippedRulesCompileAndMatchTheSeedsLines() throws {
+        let compilation = RuleCompiler.compile(paths: [VigilSourceTree.root + "/rules"])
+        let rules = try #require(compilation.ruleSet).rules.filter(\.isLogRule)
+        #expect(LogPatternSet.check(rules: rules).isEmpty)
+        let set = try LogPatternSet(rules: rules)
+        let line =
+            "2025-04-13 07:15:22 UPLOAD WARN [SSLConnector] SSL certificate verification disabled for endpoint: https://api.analytics-partner.com"
+        var text = line
+        var matched: [String] = []
+        text.withUTF8 { set.match(UnsafeRawBufferPointer($0), scratch: set.makeScratch()) { matched.append(rules[$0].id) } }
+        #expect(matched.contains("upload-ssl-verification-disabled-logged"), "\(matched)")
+        let index = try #require(rules.firstIndex { $0.id == "upload-ssl-verification-disabled-logged" })
+        #expect(captures(set, index, line) == ["endpoint=https://api.analytics-partner.com"])
+    }
+}
+
+/// The repository root, from this file's path.
+enum VigilSourceTree {
+    static let root: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        parts.removeLast(3)  // Tests/VigilDaemonTests/LogPatternSetTests.swift
+        return parts.joined(separator: "/")
+    }()
+}
