@@ -56,12 +56,23 @@ struct MatchCommandTests {
         #expect(lines.contains { $0.hasPrefix("masked (\(dir.path)/rules.yaml:10:3): 7 lines (no match:") }, "\(lines)")
         #expect(!result.out.contains("off ("), "disabled rules take no part")
         // Samples are masked; the secret never reaches the output.
-        #expect(result.out.contains("    2025-04-13 08:02:00 UPLOAD ERROR [DBPool] retry with password=******** card ************1111"))
+        #expect(
+            result.out.contains(
+                "    2025-04-13 08:02:00 UPLOAD ERROR [DBPool] retry with password=******** card ************1111"
+            )
+        )
         #expect(!result.out.contains("Hunter2"))
         #expect(!result.out.contains("4111111111111111"))
-        #expect(lines.contains { $0.hasPrefix("vigil: 7 lines in 1 file, 5 matched by a pattern; ") && $0.hasSuffix(" M lines/s") }, "\(lines)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix("vigil: 7 lines in 1 file, 5 matched by a pattern; ") && $0.hasSuffix(" M lines/s")
+            },
+            "\(lines)"
+        )
 
-        let counted = try VigilBinary.run(["match", "--rules", dir.path + "/rules.yaml", "--count-only", dir.path + "/app.log"])
+        let counted = try VigilBinary.run([
+            "match", "--rules", dir.path + "/rules.yaml", "--count-only", dir.path + "/app.log",
+        ])
         #expect(counted.code == 0)
         #expect(counted.out == "5 7\n")
         // Two files: totals over both.
@@ -85,7 +96,10 @@ struct MatchCommandTests {
         let vigil = try VigilBinary.run(["match", "--rules", dir.path + "/rules.yaml", "--count-only", corpus])
         let grep = try Command.run("/usr/bin/grep", ["-E", "-c", "-f", dir.path + "/patterns.txt", corpus])
         #expect(vigil.code == 0, "\(vigil)")
-        #expect(vigil.out.split(separator: " ").first.map(String.init) == grep.out.split(separator: "\n").first.map(String.init))
+        #expect(
+            vigil.out.split(separator: " ").first.map(String.init)
+                == grep.out.split(separator: "\n").first.map(String.init)
+        )
     }
 
     @Test func aLineLongerThan64KiBIsMatchedInPiecesAndCountedOnce() throws {
@@ -97,12 +111,16 @@ struct MatchCommandTests {
         var long = "needle" + String(repeating: "a", count: 2 * piece) + "needle" + String(repeating: "b", count: 1000)
         long += "\nshort needle\n"
         dir.write("long.log", long)
-        let result = try VigilBinary.run(["match", "--rules", dir.path + "/rules.yaml", "--count-only", dir.path + "/long.log"])
+        let result = try VigilBinary.run([
+            "match", "--rules", dir.path + "/rules.yaml", "--count-only", dir.path + "/long.log",
+        ])
         #expect(result.out == "2 2\n", "\(result)")
         // A needle cut by a piece boundary is not seen (the daemon matches the same pieces).
         let cut = String(repeating: "a", count: piece - 3) + "needle\n"
         dir.write("cut.log", cut)
-        let split = try VigilBinary.run(["match", "--rules", dir.path + "/rules.yaml", "--count-only", dir.path + "/cut.log"])
+        let split = try VigilBinary.run([
+            "match", "--rules", dir.path + "/rules.yaml", "--count-only", dir.path + "/cut.log",
+        ])
         #expect(split.out == "0 1\n", "\(split)")
     }
 
@@ -115,10 +133,14 @@ struct MatchCommandTests {
         ])
         #expect(result.code == 0, "\(result)")
         let lines = result.out.split(separator: "\n").map(String.init)
-        #expect(lines.contains("ssl-disabled (\(dir.path)/rules.yaml:1:3): no match (its pattern does not match)"), "\(lines)")
+        #expect(
+            lines.contains("ssl-disabled (\(dir.path)/rules.yaml:1:3): no match (its pattern does not match)"),
+            "\(lines)"
+        )
         #expect(
             lines.contains {
-                $0 == "logins (\(dir.path)/rules.yaml:4:3): matches: pattern 2 'password=(?<secret>\\S+)' (\(dir.path)/rules.yaml:8:7), ignoring case"
+                $0
+                    == "logins (\(dir.path)/rules.yaml:4:3): matches: pattern 2 'password=(?<secret>\\S+)' (\(dir.path)/rules.yaml:8:7), ignoring case"
             },
             "\(lines)"
         )
@@ -131,17 +153,29 @@ struct MatchCommandTests {
         let dir = TempDirectory("match-errors")
         defer { dir.remove() }
         dir.write("rules.yaml", Self.rules)
-        let missing = try VigilBinary.run(["match", "--rules", dir.path + "/rules.yaml", dir.path + "/nope.log", dir.path])
+        let missing = try VigilBinary.run([
+            "match", "--rules", dir.path + "/rules.yaml", dir.path + "/nope.log", dir.path,
+        ])
         #expect(missing.code == 1)
-        #expect(missing.err.contains("vigil: Failed to open '\(dir.path)/nope.log': No such file or directory; check the path"))
-        #expect(missing.err.contains("vigil: Failed to read '\(dir.path)': it is a directory; give the log files in it"))
+        #expect(
+            missing.err.contains(
+                "vigil: Failed to open '\(dir.path)/nope.log': No such file or directory; check the path"
+            )
+        )
+        #expect(
+            missing.err.contains("vigil: Failed to read '\(dir.path)': it is a directory; give the log files in it")
+        )
         #expect(missing.out.isEmpty)
 
         dir.write("config.yaml", "- rule: c\n  config: /etc/a.conf\n  when: { key: a, is: b }\n")
         dir.write("app.log", "x\n")
         let none = try VigilBinary.run(["match", "--rules", dir.path + "/config.yaml", dir.path + "/app.log"])
         #expect(none.code == 1)
-        #expect(none.err.contains("vigil: no enabled log rules in '\(dir.path)/config.yaml'; add a rule with 'log:' and 'match:'"))
+        #expect(
+            none.err.contains(
+                "vigil: no enabled log rules in '\(dir.path)/config.yaml'; add a rule with 'log:' and 'match:'"
+            )
+        )
 
         let noFiles = try VigilBinary.run(["match", "--rules", dir.path + "/rules.yaml"])
         #expect(noFiles.code != 0)
@@ -169,8 +203,18 @@ struct MatchCommandTests {
         let check = try VigilBinary.run(["check", file])
         #expect(check.code == 1, "\(check)")
         let lines = check.err.split(separator: "\n").map(String.init)
-        #expect(lines.contains { $0.hasPrefix("\(file):3:17: error: pattern 'login (failed' cannot be compiled: Missing close parenthesis") }, "\(lines)")
-        #expect(lines.contains { $0.hasPrefix("\(file):7:") && $0.contains("Vectorscan does not support backreferences") }, "\(lines)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix(
+                    "\(file):3:17: error: pattern 'login (failed' cannot be compiled: Missing close parenthesis"
+                )
+            },
+            "\(lines)"
+        )
+        #expect(
+            lines.contains { $0.hasPrefix("\(file):7:") && $0.contains("Vectorscan does not support backreferences") },
+            "\(lines)"
+        )
         #expect(lines.last == "vigil: 2 errors in '\(file)'; no rules were loaded")
         let match = try VigilBinary.run(["match", "--rules", file, dir.path + "/app.log"])
         #expect(match.code == 1)

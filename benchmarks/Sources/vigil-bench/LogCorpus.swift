@@ -29,26 +29,38 @@ enum LogCorpus {
     // MARK: Vocabulary shared by the log and the patterns, so patterns hit some lines
 
     static let users: [String] = {
-        let first = ["ana", "ben", "carl", "dina", "eli", "fay", "gus", "hana", "ivan", "jin", "kai", "lea", "mina",
-            "nils", "omar", "pia", "quin", "rosa", "sam", "tara", "uma", "vic", "wen", "xia", "yara", "zeno"]
+        let first = [
+            "ana", "ben", "carl", "dina", "eli", "fay", "gus", "hana", "ivan", "jin", "kai", "lea", "mina",
+            "nils", "omar", "pia", "quin", "rosa", "sam", "tara", "uma", "vic", "wen", "xia", "yara", "zeno",
+        ]
         var names: [String] = []
         for (index, name) in first.enumerated() {
             for suffix in 0..<8 { names.append("\(name)\(10 + (index * 7 + suffix * 13) % 90)") }
         }
         return names
     }()
-    static let tables = ["events", "sessions", "uploads", "reports", "users", "orders", "invoices", "metrics",
-        "pageviews", "clicks", "jobs", "audit_log", "partners", "devices", "payments", "refunds"]
+    static let tables = [
+        "events", "sessions", "uploads", "reports", "users", "orders", "invoices", "metrics",
+        "pageviews", "clicks", "jobs", "audit_log", "partners", "devices", "payments", "refunds",
+    ]
     static let buckets = ["cc-raw-eu", "cc-raw-us", "cc-reports", "cc-archive", "cc-exports", "cc-tmp"]
-    static let jobs = ["daily_rollup", "hourly_rollup", "export_csv", "reindex", "gdpr_purge", "backfill",
-        "partner_sync", "invoice_run", "churn_model", "dedupe", "thumbnailer", "geoip_refresh"]
+    static let jobs = [
+        "daily_rollup", "hourly_rollup", "export_csv", "reindex", "gdpr_purge", "backfill",
+        "partner_sync", "invoice_run", "churn_model", "dedupe", "thumbnailer", "geoip_refresh",
+    ]
     static let resources = ["orders", "users", "reports", "uploads", "sessions", "invoices", "metrics", "health"]
-    static let partners = ["api.analytics-partner.com", "metrics.analytics-partner.com", "ingest.adnet.io",
-        "cdn.partner-cloud.net", "eu.collector.example"]
-    static let reasons = ["missing field", "bad timestamp", "duplicate id", "schema mismatch", "value out of range",
-        "invalid utf8"]
-    static let errors = ["connection reset by peer", "timeout after 30000 ms", "503 Service Unavailable",
-        "connection refused", "broken pipe", "TLS handshake failed"]
+    static let partners = [
+        "api.analytics-partner.com", "metrics.analytics-partner.com", "ingest.adnet.io",
+        "cdn.partner-cloud.net", "eu.collector.example",
+    ]
+    static let reasons = [
+        "missing field", "bad timestamp", "duplicate id", "schema mismatch", "value out of range",
+        "invalid utf8",
+    ]
+    static let errors = [
+        "connection reset by peer", "timeout after 30000 ms", "503 Service Unavailable",
+        "connection refused", "broken pipe", "TLS handshake failed",
+    ]
     static let components: [String: [String]] = [
         "UPLOAD": ["SSLConnector", "HTTPClient", "Uploader", "S3Sink", "Chunker", "Billing", "Auth", "Api"],
         "ANALYTICS": ["Ingest", "Aggregator", "QueryEngine", "Scheduler", "Mailer", "Cache", "Api"],
@@ -141,38 +153,49 @@ enum LogCorpus {
                 return "Retrying upload \(hex(&random, 8))-\(hex(&random, 4)) after error: \(random.pick(errors))"
             case 1:
                 let method = random.pick(["GET", "POST", "PUT", "DELETE"])
-                let path = "/api/v\(1 + random.below(3))/\(random.pick(resources))"
+                let path =
+                    "/api/v\(1 + random.below(3))/\(random.pick(resources))"
                     + (random.below(2) == 0 ? "/\(random.below(100_000))" : "")
-                let status = failing ? random.pick([400, 401, 403, 404, 429, 500, 502, 503]) : random.pick([200, 201, 204, 304])
-                return "Request \(method) \(path) from \(ip(&random)):\(1024 + random.below(60_000)) status=\(status) duration=\(random.below(5_000))ms"
+                let status =
+                    failing
+                    ? random.pick([400, 401, 403, 404, 429, 500, 502, 503]) : random.pick([200, 201, 204, 304])
+                return
+                    "Request \(method) \(path) from \(ip(&random)):\(1024 + random.below(60_000)) status=\(status) duration=\(random.below(5_000))ms"
             case 2:
                 let file = "\(random.pick(tables))_\(random.below(10_000)).\(random.pick(["csv", "json", "parquet"]))"
-                return "Uploaded file \(file) (\(random.below(50_000_000)) bytes) to bucket \(random.pick(buckets)) in \(random.below(9_000)) ms"
+                return
+                    "Uploaded file \(file) (\(random.below(50_000_000)) bytes) to bucket \(random.pick(buckets)) in \(random.below(9_000)) ms"
             default:
                 return "Chunk \(1 + random.below(64))/64 of upload \(hex(&random, 8))-\(hex(&random, 4)) stored"
             }
         case "ANALYTICS":
             switch random.below(failing ? 2 : 4) {
             case 0:
-                return "Query q-\(hex(&random, 6)) on table \(random.pick(tables)) returned \(random.below(100_000)) rows in \(random.below(20_000)) ms"
+                return
+                    "Query q-\(hex(&random, 6)) on table \(random.pick(tables)) returned \(random.below(100_000)) rows in \(random.below(20_000)) ms"
             case 1:
                 let key = "\(random.pick(["session", "user", "report"])):\(random.below(1_000_000))"
                 return "Cache miss for key \(key) (ratio \(random.below(100)) pct)"
             case 2:
-                return "Ingested \(random.below(50_000)) events from \(random.pick(partners)) in \(random.below(3_000)) ms"
+                return
+                    "Ingested \(random.below(50_000)) events from \(random.pick(partners)) in \(random.below(3_000)) ms"
             default:
-                return "Scheduled job \(random.pick(jobs)) next run at \(two(random.below(24))):\(two(random.below(60)))"
+                return
+                    "Scheduled job \(random.pick(jobs)) next run at \(two(random.below(24))):\(two(random.below(60)))"
             }
         case "PROCESSING":
             switch random.below(failing ? 2 : 5) {
             case 0:
                 return "Validation failed for record \(random.below(10_000_000)): \(random.pick(reasons))"
             case 1:
-                return "Job \(random.pick(jobs)) finished in \(random.below(100_000)) ms: \(random.below(100_000)) records, \(failing ? 1 + random.below(500) : 0) errors"
+                return
+                    "Job \(random.pick(jobs)) finished in \(random.below(100_000)) ms: \(random.below(100_000)) records, \(failing ? 1 + random.below(500) : 0) errors"
             case 2:
-                return "Job \(random.pick(jobs)) started pid=\(1000 + random.below(60_000)) on worker-\(random.below(16))"
+                return
+                    "Job \(random.pick(jobs)) started pid=\(1000 + random.below(60_000)) on worker-\(random.below(16))"
             case 3:
-                return "order ORD-202504\(two(1 + random.below(30)))-\(String(100_000 + random.below(900_000)).dropFirst()) processed"
+                return
+                    "order ORD-202504\(two(1 + random.below(30)))-\(String(100_000 + random.below(900_000)).dropFirst()) processed"
             default:
                 return "Queue depth \(random.below(5_000)) (high water \(5_000 + random.below(5_000)))"
             }
@@ -188,9 +211,11 @@ enum LogCorpus {
                 return "connection authorized: user=\(random.pick(users)) database=analytics"
             case 3:
                 let verb = random.pick(["SELECT", "UPDATE", "DELETE"])
-                return "duration: \(random.below(10_000)).\(random.below(1_000)) ms statement: \(verb) * FROM \(random.pick(tables)) WHERE id = \(random.below(1_000_000))"
+                return
+                    "duration: \(random.below(10_000)).\(random.below(1_000)) ms statement: \(verb) * FROM \(random.pick(tables)) WHERE id = \(random.below(1_000_000))"
             default:
-                return "automatic vacuum of table \"analytics.public.\(random.pick(tables))\": index scans: \(random.below(4))"
+                return
+                    "automatic vacuum of table \"analytics.public.\(random.pick(tables))\": index scans: \(random.below(4))"
             }
         }
     }
@@ -252,20 +277,24 @@ enum LogCorpus {
             return "order ORD-202504\(two(1 + random.below(30)))-0{2}[0-9]{3} processed"
         case 6:
             let extension_ = random.pick(["csv", "json", "parquet", "(csv|json)"])
-            return "Uploaded file \(random.pick(tables))_[0-9]+\\.\(extension_) \\([0-9]{8,} bytes\\) to bucket \(random.pick(buckets))"
+            return
+                "Uploaded file \(random.pick(tables))_[0-9]+\\.\(extension_) \\([0-9]{8,} bytes\\) to bucket \(random.pick(buckets))"
         case 7:
             return "password authentication failed for user \"\(random.pick(users))\""
         case 8:
             let kinds = random.pick(["session", "user", "report", "(session|user)"])
             return "Cache miss for key \(kinds):\(random.below(10))[0-9]{4,5} \\(ratio 9[0-9] pct\\)"
         case 9:
-            return "Validation failed for record [0-9]*\(random.below(100)): (\(random.pick(reasons))|\(random.pick(reasons)))"
+            return
+                "Validation failed for record [0-9]*\(random.below(100)): (\(random.pick(reasons))|\(random.pick(reasons)))"
         case 10:
             let verb = random.pick(["SELECT", "UPDATE", "DELETE", "(SELECT|UPDATE)"])
-            return "duration: [0-9]{4}\\.[0-9]+ ms statement: \(verb) .* FROM \(random.pick(tables)) WHERE id = [0-9]+\(random.below(10))"
+            return
+                "duration: [0-9]{4}\\.[0-9]+ ms statement: \(verb) .* FROM \(random.pick(tables)) WHERE id = [0-9]+\(random.below(10))"
         default:
             let method = random.pick(["GET", "POST", "PUT", "(GET|POST)"])
-            return "Request \(method) /api/v[0-9]+/\(random.pick(resources))(/[0-9]+)? from [0-9.]+:[0-9]+ status=4[0-9]{2}"
+            return
+                "Request \(method) /api/v[0-9]+/\(random.pick(resources))(/[0-9]+)? from [0-9.]+:[0-9]+ status=4[0-9]{2}"
         }
     }
 

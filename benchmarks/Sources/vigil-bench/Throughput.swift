@@ -47,7 +47,12 @@ enum Throughput {
     static let hyperfine = "/usr/bin/hyperfine"
 
     /// Runs `arguments` with stdout (and stderr) to a scratch file; returns the exit code and the output.
-    static func capture(_ executable: String, _ arguments: [String], environment: [String: String] = [:], scratch: String)
+    static func capture(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        scratch: String
+    )
         -> (code: Int32, output: String, seconds: Double)
     {
         let output = scratch + "/capture.txt"
@@ -66,7 +71,8 @@ enum Throughput {
             let status = child.wait(timeoutMilliseconds: 3_600_000)
         else { return (-1, "", 0) }
         let seconds = Double(Clock.monotonicNanoseconds() - started) / 1e9
-        let text = (ProcFile.readText(output, limit: 64 << 20) ?? "") + (ProcFile.readText(errors, limit: 1 << 20) ?? "")
+        let text =
+            (ProcFile.readText(output, limit: 64 << 20) ?? "") + (ProcFile.readText(errors, limit: 1 << 20) ?? "")
         return (ChildProcess.exitCode(status), text, seconds)
     }
 
@@ -146,7 +152,9 @@ enum Throughput {
         let lines = quick ? 100_000 : 1_000_000
         let sizes = quick ? [1, 1000] : [1, 10, 100, 1000]
         var result = ThroughputResult(quick: quick, lines: lines, sizes: sizes)
-        print("throughput: generating \(lines) lines and \(sizes.map(String.init).joined(separator: ", ")) patterns in '\(directory)'…")
+        print(
+            "throughput: generating \(lines) lines and \(sizes.map(String.init).joined(separator: ", ")) patterns in '\(directory)'…"
+        )
         guard LogCorpus.generate(directory: directory, lines: lines, sizes: sizes) else {
             result.failures.append("Failed to write the generated corpus into '\(directory)'")
             return result
@@ -159,7 +167,9 @@ enum Throughput {
         let fail2ban = quick ? nil : executable("/usr/bin/fail2ban-regex")
         let sec = quick ? nil : executable("/usr/bin/sec")
         if !quick {
-            if fail2ban == nil { result.notes.append("fail2ban-regex is not installed: skipped (apt-get install fail2ban)") }
+            if fail2ban == nil {
+                result.notes.append("fail2ban-regex is not installed: skipped (apt-get install fail2ban)")
+            }
             if sec == nil { result.notes.append("sec is not installed: skipped (apt-get install sec)") }
         }
         result.tools = versions(vigil: vigil, fail2ban: fail2ban, sec: sec, scratch: directory)
@@ -174,8 +184,15 @@ enum Throughput {
             let grepPlan = plan(grep.seconds, quick: quick)
             let grepTime = time(grepCommand, runs: grepPlan.runs, warmup: grepPlan.warmup, scratch: directory)
             result.rows.append(
-                ThroughputRow(tool: "grep", patterns: size, lines: lines, runs: grepPlan.runs, median: grepTime ?? 0,
-                    matched: grep.count, grepMatched: grep.count)
+                ThroughputRow(
+                    tool: "grep",
+                    patterns: size,
+                    lines: lines,
+                    runs: grepPlan.runs,
+                    median: grepTime ?? 0,
+                    matched: grep.count,
+                    grepMatched: grep.count
+                )
             )
 
             // vigil: the count, the matching loop's own rate, then wall time.
@@ -186,7 +203,9 @@ enum Throughput {
             if counted.code != 0 || vigilMatched == nil {
                 result.failures.append("vigil match failed at N = \(size): \(counted.output.prefix(400))")
             }
-            if vigilTotal != lines { result.failures.append("vigil match read \(vigilTotal ?? -1) lines, not \(lines), at N = \(size)") }
+            if vigilTotal != lines {
+                result.failures.append("vigil match read \(vigilTotal ?? -1) lines, not \(lines), at N = \(size)")
+            }
             if let vigilMatched, vigilMatched != grep.count {
                 result.failures.append("vigil matched \(vigilMatched) lines at N = \(size), grep \(grep.count ?? -1)")
             }
@@ -195,10 +214,20 @@ enum Throughput {
             let vigilPlan = plan(counted.seconds, quick: quick)
             let vigilTime = time(vigilCommand, runs: vigilPlan.runs, warmup: vigilPlan.warmup, scratch: directory)
             result.rows.append(
-                ThroughputRow(tool: "vigil", patterns: size, lines: lines, runs: vigilPlan.runs, median: vigilTime ?? 0,
-                    matched: vigilMatched, grepMatched: grep.count, engineRate: engineRate(summary.output))
+                ThroughputRow(
+                    tool: "vigil",
+                    patterns: size,
+                    lines: lines,
+                    runs: vigilPlan.runs,
+                    median: vigilTime ?? 0,
+                    matched: vigilMatched,
+                    grepMatched: grep.count,
+                    engineRate: engineRate(summary.output)
+                )
             )
-            print("throughput: N = \(size): vigil \(rate(result.row("vigil", size))), grep \(rate(result.row("grep", size))); matched \(vigilMatched ?? -1) / grep \(grep.count ?? -1)")
+            print(
+                "throughput: N = \(size): vigil \(rate(result.row("vigil", size))), grep \(rate(result.row("grep", size))); matched \(vigilMatched ?? -1) / grep \(grep.count ?? -1)"
+            )
 
             if let fail2ban {
                 let filter = directory + "/fail2ban-\(size).conf"
@@ -206,11 +235,20 @@ enum Throughput {
                 var text = "[Definition]\nfailregex = "
                 text += all.map { "(?P<fid>\($0))" }.joined(separator: "\n            ") + "\n"
                 _ = LogCorpus.write(text, to: filter)
-                if let row = slowTool("fail2ban-regex", size: size, fullLines: lines, log: log, patterns: patterns,
+                if let row = slowTool(
+                    "fail2ban-regex",
+                    size: size,
+                    fullLines: lines,
+                    log: log,
+                    patterns: patterns,
                     directory: directory,
                     command: { file in "\(fail2ban) --print-no-missed \(quote(file)) \(quote(filter))" },
-                    count: { file in fail2banMatched(capture(fail2ban, ["--print-no-missed", file, filter], scratch: directory).output) })
-                {
+                    count: { file in
+                        fail2banMatched(
+                            capture(fail2ban, ["--print-no-missed", file, filter], scratch: directory).output
+                        )
+                    }
+                ) {
                     result.rows.append(row)
                     print("throughput: N = \(size): fail2ban-regex \(rate(row)) on \(row.lines) lines")
                 }
@@ -220,17 +258,27 @@ enum Throughput {
                 let all = (ProcFile.readText(patterns, limit: 1 << 24) ?? "").split(separator: "\n")
                 var text = ""
                 for (index, pattern) in all.enumerated() {
-                    text += "type=Single\nptype=RegExp\npattern=\(pattern)\ndesc=bench-\(index + 1)\naction=write - x\n\n"
+                    text +=
+                        "type=Single\nptype=RegExp\npattern=\(pattern)\ndesc=bench-\(index + 1)\naction=write - x\n\n"
                 }
                 _ = LogCorpus.write(text, to: config)
-                if let row = slowTool("sec", size: size, fullLines: lines, log: log, patterns: patterns,
+                if let row = slowTool(
+                    "sec",
+                    size: size,
+                    fullLines: lines,
+                    log: log,
+                    patterns: patterns,
                     directory: directory,
                     command: { file in "\(sec) --conf=\(quote(config)) --input=\(quote(file)) --notail > /dev/null" },
                     count: { file in
-                        let output = capture(sec, ["--conf=" + config, "--input=" + file, "--notail"], scratch: directory).output
+                        let output = capture(
+                            sec,
+                            ["--conf=" + config, "--input=" + file, "--notail"],
+                            scratch: directory
+                        ).output
                         return output.split(separator: "\n").count { $0 == "x" }
-                    })
-                {
+                    }
+                ) {
                     result.rows.append(row)
                     print("throughput: N = \(size): sec \(rate(row)) on \(row.lines) lines")
                 }
@@ -266,8 +314,15 @@ enum Throughput {
         if lines != fullLines { guard prefix(log, lines: lines, to: file) else { return nil } }
         guard let median = time(command(file), runs: 1, warmup: 0, scratch: directory) else { return nil }
         let grep = grepCount(patterns, file, scratch: directory)
-        return ThroughputRow(tool: name, patterns: size, lines: lines, runs: 1, median: median, matched: count(file),
-            grepMatched: grep.count)
+        return ThroughputRow(
+            tool: name,
+            patterns: size,
+            lines: lines,
+            runs: 1,
+            median: median,
+            matched: count(file),
+            grepMatched: grep.count
+        )
     }
 
     /// `… 0.412 s, 2.43 M lines/s` (the last line of `vigil match`) → 2.43e6.
@@ -295,7 +350,9 @@ enum Throughput {
             let text = capture(executable, arguments, environment: environment, scratch: scratch).output
             return text.split(separator: "\n").first.map(String.init) ?? "unknown"
         }
-        out.append("vigil: `\(vigil)` (release), Vectorscan \(first("/usr/bin/dpkg-query", ["-W", "-f", "${Version}", "libvectorscan5"]))")
+        out.append(
+            "vigil: `\(vigil)` (release), Vectorscan \(first("/usr/bin/dpkg-query", ["-W", "-f", "${Version}", "libvectorscan5"]))"
+        )
         out.append("grep: \(first("/usr/bin/grep", ["--version"]))")
         out.append("hyperfine: \(first(hyperfine, ["--version"]))")
         if let fail2ban { out.append("fail2ban-regex: \(first(fail2ban, ["--version"]))") }
@@ -334,7 +391,9 @@ extension ThroughputResult {
         }
         if let small = row("vigil", smaller), small.linesPerSecond > 0 {
             let share = wall / small.linesPerSecond
-            out.append("| vigil N = \(largest) ÷ N = \(smaller) (wall) | ≥ 0.5 | \(ratio2(share)) | \(met(share >= 0.5)) |")
+            out.append(
+                "| vigil N = \(largest) ÷ N = \(smaller) (wall) | ≥ 0.5 | \(ratio2(share)) | \(met(share >= 0.5)) |"
+            )
             if let engine = vigil.engineRate, let smallEngine = small.engineRate, smallEngine > 0 {
                 let loop = engine / smallEngine
                 out.append(
@@ -374,7 +433,9 @@ extension ThroughputResult {
 
             """
         )
-        out.append("| N | tool | lines read | runs | median wall (s) | lines/s (wall) | matching loop alone | matched lines | grep -c on the same lines | vs grep (lines/s) |")
+        out.append(
+            "| N | tool | lines read | runs | median wall (s) | lines/s (wall) | matching loop alone | matched lines | grep -c on the same lines | vs grep (lines/s) |"
+        )
         out.append("|---|---|---|---|---|---|---|---|---|---|")
         for size in sizes {
             let grepRate = row("grep", size)?.linesPerSecond ?? 0
@@ -382,7 +443,9 @@ extension ThroughputResult {
                 guard let row = row(tool, size) else { continue }
                 let seconds = Double(Int((row.median * 1000).rounded())) / 1000
                 let versus = tool == "grep" || grepRate == 0 ? "1" : "\(ratio2(row.linesPerSecond / grepRate))×"
-                let name = tool == "vigil" ? "**vigil match --count-only**" : tool == "grep" ? "`LC_ALL=C grep -E -c -f`" : tool
+                let name =
+                    tool == "vigil"
+                    ? "**vigil match --count-only**" : tool == "grep" ? "`LC_ALL=C grep -E -c -f`" : tool
                 let engine = row.engineRate.map { "\(Throughput.millions($0)) M" } ?? ""
                 let agree = row.countsAgree.map { $0 ? "" : " **(differs)**" } ?? ""
                 out.append(

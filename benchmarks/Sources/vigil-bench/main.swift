@@ -58,7 +58,9 @@ func generateCommand(_ arguments: ArraySlice<String>) -> Never {
         print("vigil-bench: Failed to write the corpus into '\(directory)'")
         exit(1)
     }
-    print("vigil-bench: wrote \(directory)/log.txt (\(lines) lines) and rules-N.yaml, patterns-N.txt for N = \(sizes.map(String.init).joined(separator: ", "))")
+    print(
+        "vigil-bench: wrote \(directory)/log.txt (\(lines) lines) and rules-N.yaml, patterns-N.txt for N = \(sizes.map(String.init).joined(separator: ", "))"
+    )
     exit(0)
 }
 if CommandLine.arguments.dropFirst().first == "generate" { generateCommand(CommandLine.arguments.dropFirst(2)) }
@@ -139,12 +141,17 @@ func runThroughputScenario() -> ThroughputResult {
 if throughputOnly {
     let throughput = runThroughputScenario()
     let text =
-        (["# Vigil benchmark results: log matching throughput only\n", "- Date: \(Machine.utcNow())",
+        ([
+            "# Vigil benchmark results: log matching throughput only\n", "- Date: \(Machine.utcNow())",
             "- Machine: Linux \(Machine.kernelRelease()), \(Machine.processors()) CPUs (nproc), \(Machine.cpuModel())",
-            "- Command: `\(command)`\n", "## Targets\n", "| target | required | measured | met |", "|---|---|---|---|"]
+            "- Command: `\(command)`\n", "## Targets\n", "| target | required | measured | met |", "|---|---|---|---|",
+        ]
         + throughput.targetRows() + [""] + throughput.markdown()).joined(separator: "\n") + "\n"
     let path =
-        resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-throughput-quick.md" : benchmarksDirectory + "/out/RESULTS-throughput.md")
+        resultsPath
+        ?? (quick
+            ? benchmarksDirectory + "/out/RESULTS-throughput-quick.md"
+            : benchmarksDirectory + "/out/RESULTS-throughput.md")
     mkdir(benchmarksDirectory + "/out", 0o755)
     if LogCorpus.write(text, to: path) { print("vigil-bench: wrote \(path)") }
     if !throughput.detectedEverything {
