@@ -152,6 +152,19 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
         #expect(matches(set, scratch, all) == Array(0..<1000))
     }
 
+    @Test func manyHitsAreMergedWithEveryLineRulesInOrder() throws {
+        // More than 32 rules match: the seen bits give the order instead of sorting.
+        var rules: [Rule] = []
+        for index in 0..<50 {
+            rules.append(index % 7 == 0 ? logRule("all\(index)", []) : logRule("x\(index)", [logPattern("x")]))
+        }
+        let set = try LogPatternSet(rules: rules)
+        let scratch = set.makeScratch()
+        #expect(matches(set, scratch, "x") == Array(0..<50))
+        #expect(matches(set, scratch, "y") == Array(stride(from: 0, to: 50, by: 7)))
+        #expect(matches(set, scratch, "xx") == Array(0..<50))
+    }
+
     @Test func namedGroupsOfTheFirstMatchingPatternOnly() throws {
         let set = try LogPatternSet(rules: [
             logRule(

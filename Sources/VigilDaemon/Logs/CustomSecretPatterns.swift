@@ -43,12 +43,18 @@ public final class CustomSecretPatterns: @unchecked Sendable {
         self.patterns = patterns
     }
 
+    /// The matches of the current line, reached through the engine's context pointer.
+    fileprivate struct Ranges {
+        /// Start and end offsets; grown (rarely) when a line has more matches than ever before.
+        var pairs: UnsafeMutablePointer<(start: Int, end: Int)>
+        var capacity: Int
+        var count: Int
+    }
+
     /// Per-thread state: Vectorscan's scratch space and the ranges found in the current line.
     public final class Scratch {
         fileprivate let engine: PatternDatabase.Scratch
-        /// Start and end offsets of the matches of the current line (kept between lines: no allocation once
-        /// it has grown to the largest number of matches seen).
-        fileprivate var ranges: [(start: Int, end: Int)] = []
+        fileprivate let ranges: UnsafeMutablePointer<Ranges>
 
         fileprivate init(database: PatternDatabase) {
             do {
@@ -56,7 +62,13 @@ public final class CustomSecretPatterns: @unchecked Sendable {
             } catch {
                 fatalError("Failed to allocate Vectorscan scratch space: \(error)")
             }
-            ranges.reserveCapacity(16)
+            ranges = .allocate(capacity: 1)
+            ranges.initialize(to: Ranges(pairs: .allocate(capacity: 16), capacity: 16, count: 0))
+        }
+
+        deinit {
+            ranges.pointee.pairs.deallocate()
+            ranges.deallocate()
         }
     }
 
@@ -64,22 +76,41 @@ public final class CustomSecretPatterns: @unchecked Sendable {
     public func makeScratch() -> Scratch { Scratch(database: database) }
 
     /// Masks every byte of every match in `line` with `*`; returns the number of bytes changed (0 when there is
-    /// no match or the matches are already masked).
+    /// no match or the matches are already masked). Allocates nothing unless a line has more matches than any
+    /// before it.
     public func mask(_ line: UnsafeMutableRawBufferPointer, scratch: Scratch) -> Int {
-        scratch.ranges.removeAll(keepingCapacity: true)
-        database.scanRanges(UnsafeRawBufferPointer(line), scratch: scratch.engine) { _, start, end in
+        let ranges = scratch.ranges
+        ranges.pointee.count = 0
+        let context = UnsafeMutableRawPointer(ranges)
+        _ = database.scan(UnsafeRawBufferPointer(line), scratch: scratch.engine, context: context) {
+            _,
+            start,
+            end,
+            _,
+            context in
+            let ranges = context.unsafelyUnwrapped.assumingMemoryBound(to: Ranges.self)
+            let count = ranges.pointee.count
             // Leftmost start: a pattern reports each end of a growing match with the same start; keep the widest.
-            if let last = scratch.ranges.last, last.start == start {
-                if end > last.end { scratch.ranges[scratch.ranges.count - 1].end = end }
-            } else {
-                scratch.ranges.append((start, end))
+            if count > 0 && ranges.pointee.pairs[count - 1].start == Int(start) {
+                ranges.pointee.pairs[count - 1].end = max(ranges.pointee.pairs[count - 1].end, Int(end))
+                return 0
             }
-            return true
+            if count == ranges.pointee.capacity {
+                let larger = UnsafeMutablePointer<(start: Int, end: Int)>.allocate(capacity: count * 2)
+                larger.moveInitialize(from: ranges.pointee.pairs, count: count)
+                ranges.pointee.pairs.deallocate()
+                ranges.pointee.pairs = larger
+                ranges.pointee.capacity = count * 2
+            }
+            ranges.pointee.pairs[count] = (Int(start), Int(end))
+            ranges.pointee.count = count + 1
+            return 0
         }
         // Mask after the scan: the engine reads the line while it reports.
         var changed = 0
         let star = UInt8(ascii: "*")
-        for range in scratch.ranges {
+        for index in 0..<ranges.pointee.count {
+            let range = ranges.pointee.pairs[index]
             for offset in range.start..<min(range.end, line.count) where line[offset] != star {
                 line[offset] = star
                 changed += 1

@@ -66,14 +66,22 @@ public final class LogPatternSet: @unchecked Sendable {
 
     // MARK: Matching (hot path)
 
+    /// What the match callback updates for the current line, reached through the engine's context pointer.
+    fileprivate struct LineState {
+        /// One bit per rule: already reported for this line (a rule with several patterns matches once).
+        var seen: UnsafeMutablePointer<UInt64>
+        /// The rules found in this line, in the order the engine reported them.
+        var hits: UnsafeMutablePointer<Int32>
+        var count: Int
+        /// Words in `seen`.
+        var words: Int
+    }
+
     /// Per-thread state of `match`: Vectorscan's scratch space and the rule indexes seen in the current line.
     /// One per thread; never shared.
     public final class Scratch {
         fileprivate let engine: PatternDatabase.Scratch?
-        /// One bit per rule: already reported for this line (a rule with several patterns matches once).
-        fileprivate let seen: UnsafeMutableBufferPointer<UInt64>
-        /// The rules found in this line, in the order the engine reported them.
-        fileprivate let hits: UnsafeMutableBufferPointer<Int32>
+        fileprivate let state: UnsafeMutablePointer<LineState>
 
         fileprivate init(set: LogPatternSet) {
             if let database = set.database {
@@ -86,15 +94,19 @@ public final class LogPatternSet: @unchecked Sendable {
             } else {
                 engine = nil
             }
-            seen = .allocate(capacity: max(1, (set.ruleCount + 63) / 64))
-            seen.initialize(repeating: 0)
-            hits = .allocate(capacity: max(1, set.ruleCount))
-            hits.initialize(repeating: 0)
+            let words = max(1, (set.ruleCount + 63) / 64)
+            let seen = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
+            seen.initialize(repeating: 0, count: words)
+            let hits = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, set.ruleCount))
+            hits.initialize(repeating: 0, count: max(1, set.ruleCount))
+            state = .allocate(capacity: 1)
+            state.initialize(to: LineState(seen: seen, hits: hits, count: 0, words: words))
         }
 
         deinit {
-            seen.deallocate()
-            hits.deallocate()
+            state.pointee.seen.deallocate()
+            state.pointee.hits.deallocate()
+            state.deallocate()
         }
     }
 
@@ -102,30 +114,43 @@ public final class LogPatternSet: @unchecked Sendable {
     public func makeScratch() -> Scratch { Scratch(set: self) }
 
     /// Calls `body` once for each rule index whose patterns match `line` (no newline), in ascending order.
-    /// Allocates nothing.
+    /// Allocates nothing: the engine calls a C function with the scratch's line state (a Swift closure handed to
+    /// the engine would need a context).
     public func match(_ line: UnsafeRawBufferPointer, scratch: Scratch, _ body: (Int) -> Void) {
-        var count = 0
+        let state = scratch.state
+        state.pointee.count = 0
         if let database, let engine = scratch.engine {
-            let seen = scratch.seen
-            let hits = scratch.hits
-            database.scan(line, scratch: engine) { id, _ in
+            _ = database.scan(line, scratch: engine, context: UnsafeMutableRawPointer(state)) { id, _, _, _, context in
+                let state = context.unsafelyUnwrapped.assumingMemoryBound(to: LineState.self)
                 let rule = Int(id)
                 let bit: UInt64 = 1 << UInt64(rule & 63)
-                if seen[rule >> 6] & bit == 0 {
-                    seen[rule >> 6] |= bit
-                    hits[count] = Int32(truncatingIfNeeded: rule)
-                    count += 1
+                if state.pointee.seen[rule >> 6] & bit == 0 {
+                    state.pointee.seen[rule >> 6] |= bit
+                    state.pointee.hits[state.pointee.count] = Int32(truncatingIfNeeded: rule)
+                    state.pointee.count += 1
                 }
+                return 0
             }
         }
+        let count = state.pointee.count
         if count == 0 {
             for rule in everyLine { body(rule) }
             return
         }
-        let hits = scratch.hits
-        // The engine reports in order of match end; sort the few hits (insertion sort: no allocation).
-        if count > 1 {
-            for i in 1..<count {
+        let hits = state.pointee.hits
+        let seen = state.pointee.seen
+        var next = 0
+        /// Reports `rule` after the every-line rules below it (both ascending and disjoint).
+        func emit(_ rule: Int) {
+            while next < everyLine.count && everyLine[next] < rule {
+                body(everyLine[next])
+                next += 1
+            }
+            body(rule)
+        }
+        if count <= 32 {
+            // The engine reports in order of match end; sort the few hits (insertion sort: no allocation).
+            for i in 1..<max(1, count) {
                 let value = hits[i]
                 var j = i - 1
                 while j >= 0 && hits[j] > value {
@@ -134,17 +159,21 @@ public final class LogPatternSet: @unchecked Sendable {
                 }
                 hits[j + 1] = value
             }
-        }
-        // Merge with the rules that match every line (both ascending, disjoint), clearing the seen bits.
-        var next = 0
-        for i in 0..<count {
-            let rule = Int(hits[i])
-            scratch.seen[rule >> 6] = 0
-            while next < everyLine.count && everyLine[next] < rule {
-                body(everyLine[next])
-                next += 1
+            for i in 0..<count {
+                let rule = Int(hits[i])
+                seen[rule >> 6] = 0
+                emit(rule)
             }
-            body(rule)
+        } else {
+            // Many rules matched: the seen bits are the sorted list.
+            for word in 0..<state.pointee.words where seen[word] != 0 {
+                var bits = seen[word]
+                seen[word] = 0
+                while bits != 0 {
+                    emit(word << 6 | bits.trailingZeroBitCount)
+                    bits &= bits &- 1
+                }
+            }
         }
         while next < everyLine.count {
             body(everyLine[next])

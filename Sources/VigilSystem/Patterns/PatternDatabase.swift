@@ -117,8 +117,42 @@ public final class PatternDatabase: @unchecked Sendable {
         deinit { if let pointer { hs_free_scratch(pointer) } }
     }
 
+    /// The engine's match callback (`match_event_handler` in hs_runtime.h): pattern id, start offset (exact only
+    /// for `leftmostStart` patterns, else 0), end offset, flags (unused), and the context given to `scan`.
+    /// Return 0 to go on, non-zero to stop the scan.
+    public typealias MatchHandler =
+        @convention(c) (
+            _ id: UInt32, _ start: UInt64, _ end: UInt64, _ flags: UInt32, _ context: UnsafeMutableRawPointer?
+        ) -> Int32
+
+    /// Scans `bytes`, calling the C function `handler` with `context` for each match: no closure context, so no
+    /// allocation (the hot path's form; a closure literal without captures converts to `MatchHandler`).
+    /// Returns false when the engine failed (a stop asked by the handler is not a failure).
+    public func scan(
+        _ bytes: UnsafeRawBufferPointer,
+        scratch: Scratch,
+        context: UnsafeMutableRawPointer?,
+        handler: MatchHandler
+    ) -> Bool {
+        // The engine wants a valid pointer even for zero bytes.
+        var empty: UInt8 = 0
+        let status = withUnsafePointer(to: &empty) { emptyPointer in
+            hs_scan(
+                database,
+                (bytes.baseAddress ?? UnsafeRawPointer(emptyPointer)).assumingMemoryBound(to: CChar.self),
+                UInt32(bytes.count),
+                0,
+                scratch.pointer,
+                handler,
+                context
+            )
+        }
+        return status == HS_SUCCESS || status == HS_SCAN_TERMINATED
+    }
+
     /// Scans `bytes` and calls `onMatch` with each matching pattern's id and the offset just past the match.
-    /// Returns false when the engine failed (never for a match).
+    /// Returns false when the engine failed (never for a match). Convenient, but it may allocate a closure
+    /// context per call: hot paths use `scan(_:scratch:context:handler:)`.
     @discardableResult
     public func scan(
         _ bytes: UnsafeRawBufferPointer,

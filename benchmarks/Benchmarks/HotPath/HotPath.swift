@@ -58,6 +58,40 @@ let benchmarks: @Sendable () -> Void = {
         fixture.runOnce()
     }
 
+    // 1c. Pure: 1,000 log lines in the seed's format through one Vectorscan database of 1,000 log rules
+    // (`LogPatternSet.match`, rule indexes in order), as the log watcher does per line. Must not allocate.
+    Benchmark(
+        "log-match-1000-rules",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock, .throughput],
+            scalingFactor: .kilo,
+            maxDuration: .seconds(2),
+            thresholds: [.mallocCountTotal: zeroMallocs],
+            setup: { LogLineFixture.shared = try LogLineFixture() },
+            teardown: { LogLineFixture.shared = nil }
+        )
+    ) { benchmark in
+        guard let fixture = LogLineFixture.shared else { fatalError("log-match-1000-rules: setup did not run") }
+        blackHole(fixture.matchOnce())
+    }
+
+    // 1d. Pure: the same 1,000 lines (clean, as most are) through `SecretMasker` with every detector, as the
+    // sanitize action does per line. Must not allocate.
+    Benchmark(
+        "secret-mask-clean-lines",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock, .throughput],
+            scalingFactor: .kilo,
+            maxDuration: .seconds(2),
+            thresholds: [.mallocCountTotal: zeroMallocs],
+            setup: { LogLineFixture.shared = try LogLineFixture() },
+            teardown: { LogLineFixture.shared = nil }
+        )
+    ) { benchmark in
+        guard let fixture = LogLineFixture.shared else { fatalError("secret-mask-clean-lines: setup did not run") }
+        blackHole(fixture.maskOnce())
+    }
+
     // 2. The real pipeline in-process: inotify events for files next to a watched config, which the matcher
     // reads, decodes and routes (and drops: no rule names them). Must not allocate.
     Benchmark(
@@ -105,6 +139,104 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 // MARK: Fixtures
+
+/// 1,000 lines in the seed's unified format, one buffer, and 1,000 log rules compiled into one database.
+final class LogLineFixture: @unchecked Sendable {
+    // @unchecked Sendable: used by the benchmark thread only, between setup and teardown.
+    nonisolated(unsafe) static var shared: LogLineFixture?
+    // nonisolated(unsafe): set in setup, read by the benchmark body, cleared in teardown; never concurrently.
+
+    let buffer: UnsafeMutableRawBufferPointer
+    /// Start and length of each line in `buffer`.
+    let lines: [(start: Int, count: Int)]
+    let set: LogPatternSet
+    let scratch: LogPatternSet.Scratch
+    let masker = SecretMasker(detectors: Set(SecretDetector.allCases))
+
+    init() throws {
+        let services = ["UPLOAD", "ANALYTICS", "PROCESSING", "POSTGRES"]
+        let messages = [
+            "SSL certificate verification disabled for endpoint: https://api.analytics-partner.com",
+            "Connected to external API with insecure flag", "Job event-17 finished in 4203 ms: 1200 records, 0 errors",
+            "connection received: host=10.0.3.17 port=5432", "Request GET /api/v2/orders/4711 status=200 duration=12ms",
+            "Query q-3f2a1b on table events returned 1842 rows in 35 ms", "event-421 failed code=503 after retry",
+        ]
+        var text: [UInt8] = []
+        var lines: [(start: Int, count: Int)] = []
+        for i in 0..<eventsPerIteration {
+            let line = Array(
+                "2025-04-13 07:\(10 + i % 50):\(10 + i % 49) \(services[i % 4]) INFO [Component\(i % 7)] \(messages[i % 7])"
+                    .utf8
+            )
+            lines.append((text.count, line.count))
+            text += line
+        }
+        buffer = .allocate(byteCount: text.count, alignment: 64)
+        buffer.copyBytes(from: text)
+        self.lines = lines
+        let location = SourceLocation(file: "bench.yaml", line: 1, column: 1)
+        let rules = (0..<1000).map { index in
+            let expression =
+                index == 0
+                ? "SSL certificate verification disabled for endpoint: (?<endpoint>[^ ]+)"
+                : "event-\(index) (ok|failed) code=[0-9]{3}"
+            return Rule(
+                id: "r\(index)",
+                location: location,
+                severity: .warning,
+                description: nil,
+                message: MessageTemplate(segments: [], source: ""),
+                subject: .log(
+                    LogSubject(
+                        paths: [PathPattern(raw: "/var/log/a.log", directory: "/var/log", name: .exact("a.log"))],
+                        patterns: [
+                            LogPattern(
+                                expression: expression,
+                                caseless: false,
+                                location: location,
+                                columnOffset: nil,
+                                captureNames: index == 0 ? ["endpoint"] : []
+                            )
+                        ]
+                    )
+                ),
+                actions: [],
+                enabled: true,
+                tags: []
+            )
+        }
+        set = try LogPatternSet(rules: rules)
+        scratch = set.makeScratch()
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Matches every line; returns the sum of the matched rule indexes (so nothing is optimised away).
+    @inline(never)
+    func matchOnce() -> Int {
+        for line in lines {
+            set.match(
+                UnsafeRawBufferPointer(rebasing: buffer[line.start..<(line.start + line.count)]),
+                scratch: scratch
+            ) { _ in }
+        }
+        return 0
+    }
+
+    /// Masks every line in place; returns the bytes changed (0: the lines are clean).
+    @inline(never)
+    func maskOnce() -> Int {
+        var changed = 0
+        var state = SecretMasker.State()
+        for line in lines {
+            changed += masker.mask(
+                UnsafeMutableRawBufferPointer(rebasing: buffer[line.start..<(line.start + line.count)]),
+                state: &state
+            )
+        }
+        return changed
+    }
+}
 
 /// A prebuilt buffer of inotify records, laid out as `read(2)` returns them, and a ring to push them through.
 final class DecodeFixture: @unchecked Sendable {

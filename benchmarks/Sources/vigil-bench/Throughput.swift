@@ -335,13 +335,21 @@ enum Throughput {
 
     static func rate(_ row: ThroughputRow?) -> String {
         guard let row else { return "–" }
-        return "\(millions(row.linesPerSecond)) M lines/s"
+        return "\(figure(row.linesPerSecond)) lines/s"
     }
 
+    /// Millions with 2 decimals (`2.64`).
     static func millions(_ value: Double) -> String {
         let scaled = Int((value / 1e4).rounded())
         let fraction = scaled % 100
         return "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+
+    /// A rate for the table: `2.64 M` from a million up, `35.2 k` below.
+    static func figure(_ value: Double) -> String {
+        if value >= 1e6 { return "\(millions(value)) M" }
+        let tenths = Int((value / 100).rounded())
+        return "\(tenths / 10).\(tenths % 10) k"
     }
 
     static func versions(vigil: String, fail2ban: String?, sec: String?, scratch: String) -> [String] {
@@ -414,6 +422,23 @@ extension ThroughputResult {
         return "\(tenths / 10).\(tenths % 10)"
     }
 
+    /// Two decimals, or three significant digits below 0.1 (`0.0123`).
+    func ratio3(_ value: Double) -> String {
+        guard value < 0.1, value > 0 else { return ratio2(value) }
+        var scale = 1.0
+        while value * scale < 100 { scale *= 10 }
+        let digits = Int((value * scale).rounded())
+        var text = String(digits)
+        var zeros = 0
+        var s = scale
+        while s > 1 {
+            s /= 10
+            zeros += 1
+        }
+        while text.count < zeros { text = "0" + text }
+        return "0." + text
+    }
+
     func ratio2(_ value: Double) -> String {
         let hundredths = Int((value * 100).rounded())
         return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
@@ -442,14 +467,14 @@ extension ThroughputResult {
             for tool in ["vigil", "grep", "fail2ban-regex", "sec"] {
                 guard let row = row(tool, size) else { continue }
                 let seconds = Double(Int((row.median * 1000).rounded())) / 1000
-                let versus = tool == "grep" || grepRate == 0 ? "1" : "\(ratio2(row.linesPerSecond / grepRate))×"
+                let versus = tool == "grep" || grepRate == 0 ? "1" : "\(ratio3(row.linesPerSecond / grepRate))×"
                 let name =
                     tool == "vigil"
                     ? "**vigil match --count-only**" : tool == "grep" ? "`LC_ALL=C grep -E -c -f`" : tool
-                let engine = row.engineRate.map { "\(Throughput.millions($0)) M" } ?? ""
+                let engine = row.engineRate.map { Throughput.figure($0) } ?? ""
                 let agree = row.countsAgree.map { $0 ? "" : " **(differs)**" } ?? ""
                 out.append(
-                    "| \(size) | \(name) | \(row.lines) | \(row.runs) | \(seconds) | \(Throughput.millions(row.linesPerSecond)) M | \(engine) | \(row.matched.map(String.init) ?? "–")\(agree) | \(row.grepMatched.map(String.init) ?? "–") | \(versus) |"
+                    "| \(size) | \(name) | \(row.lines) | \(row.runs) | \(seconds) | \(Throughput.figure(row.linesPerSecond)) | \(engine) | \(row.matched.map(String.init) ?? "–")\(agree) | \(row.grepMatched.map(String.init) ?? "–") | \(versus) |"
                 )
             }
         }
