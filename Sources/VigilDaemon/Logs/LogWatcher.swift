@@ -301,9 +301,9 @@ final class LogWatcher: @unchecked Sendable {
 
     /// Periodic work: detached files, count windows, the state file.
     func tick(now: UInt64) {
-        for file in Array(byIdentity.values) where file.detachedSince != nil {
+        for file in Array(byIdentity.values) where file.detachedSince != nil || file.watch < 0 {
             read(file, eventTime: 0)
-            if now &- file.lastGrowth >= settings.lingerNanoseconds { retire(file) }
+            if file.detachedSince != nil && now &- file.lastGrowth >= settings.lingerNanoseconds { retire(file) }
         }
         if now >= nextSave { saveState(now: now) }
     }
@@ -312,7 +312,8 @@ final class LogWatcher: @unchecked Sendable {
         let now = Clock.monotonicNanoseconds()
         var deadline: UInt64 = 0
         if stateChanged || pendingState != nil { deadline = max(nextSave, now + 1_000_000) }
-        if byIdentity.values.contains(where: { $0.detachedSince != nil }) {
+        // Detached files (a writer may still append) and files without an inode watch are read on a timer.
+        if byIdentity.values.contains(where: { $0.detachedSince != nil || $0.watch < 0 }) {
             let poll = now + 100_000_000
             deadline = deadline == 0 ? poll : min(deadline, poll)
         }
