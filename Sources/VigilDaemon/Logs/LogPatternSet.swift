@@ -158,18 +158,26 @@ public final class LogPatternSet: @unchecked Sendable {
     /// UTF-8; groups that took no part are left out. Empty for rules without named groups. Meant for lines that
     /// matched: it runs PCRE2.
     public func captures(ruleIndex: Int, line: UnsafeRawBufferPointer) -> [(name: String, value: String)] {
+        captureRanges(ruleIndex: ruleIndex, line: line).map { name, range in
+            (name, String(decoding: UnsafeRawBufferPointer(rebasing: line[range]), as: UTF8.self))
+        }
+    }
+
+    /// Like `captures`, with byte ranges of `line` instead of values: take the values from a masked copy of the
+    /// line (same-length masking keeps the offsets) so that no alert carries a secret a group captured.
+    public func captureRanges(ruleIndex: Int, line: UnsafeRawBufferPointer) -> [(name: String, range: Range<Int>)] {
         guard ruleIndex >= 0, ruleIndex < ruleCount else { return [] }
         let codes = captureCode[ruleIndex]
         for (index, code) in codes.enumerated() {
             guard let groups = code.firstMatch(line) else { continue }
-            var values: [(name: String, value: String)] = []
+            var ranges: [(name: String, range: Range<Int>)] = []
             for name in patterns[ruleIndex][index].captureNames {
                 guard let number = code.groupNumber(named: name), number < groups.count,
                     let range = groups[number]
                 else { continue }
-                values.append((name, String(decoding: UnsafeRawBufferPointer(rebasing: line[range]), as: UTF8.self)))
+                ranges.append((name, range))
             }
-            return values
+            return ranges
         }
         return []
     }

@@ -25,6 +25,8 @@ enum PatternProblem {
     static func diagnostic(_ pattern: LogPattern, engineMessage: String) -> RuleDiagnostic {
         var message = engineMessage
         while message.hasSuffix(".") { message.removeLast() }
+        // Vectorscan's text names a flag of its C API; the user needs the meaning.
+        if message.hasPrefix("Pattern matches empty buffer") { message = "it matches an empty line" }
         var offset = index(in: message)
         if offset == nil, let error = pcre2Error(pattern) { offset = error.offset }
         let text = "\(quote(pattern)) cannot be compiled: \(message); \(fix(for: message))"
@@ -83,7 +85,7 @@ enum PatternProblem {
         if lower.contains("unescaped \\ at end") {
             return "write '\\\\' for a literal backslash"
         }
-        if lower.contains("matches empty buffer") {
+        if lower.contains("matches empty buffer") || lower.contains("matches an empty line") {
             return "a pattern that matches an empty line matches every line: make it need at least one character,"
                 + " or leave out match: to see every line"
         }
