@@ -25,14 +25,19 @@ enum Explanation {
                 let found = set.matchingPatterns(ruleIndex: index, line: raw)
                 guard let first = found.first else {
                     let count = subject.patterns.count
-                    Swift.print("\(heading): no match (\(count == 1 ? "its pattern" : "none of its \(count) patterns") matches)")
+                    Swift.print(
+                        "\(heading): no match (\(count == 1 ? "its pattern" : "none of its \(count) patterns") matches)"
+                    )
                     continue
                 }
                 matched += 1
                 let pattern = subject.patterns[first]
                 var reason = "\(heading): matches: pattern \(first + 1) '\(pattern.expression)' (\(pattern.location))"
                 if pattern.caseless { reason += ", ignoring case" }
-                if found.count > 1 { reason += "; also pattern\(found.count > 2 ? "s" : "") \(found.dropFirst().map { String($0 + 1) }.joined(separator: ", "))" }
+                if found.count > 1 {
+                    reason +=
+                        "; also pattern\(found.count > 2 ? "s" : "") \(found.dropFirst().map { String($0 + 1) }.joined(separator: ", "))"
+                }
                 Swift.print(reason)
                 for (name, range) in set.captureRanges(ruleIndex: index, line: raw) {
                     Swift.print("    \(name) = \(String(decoding: masked[range], as: UTF8.self))")

@@ -31,7 +31,10 @@ struct Match: ParsableCommand {
     @Flag(name: .long, help: "Print only 'MATCHED TOTAL': lines matched by some pattern and lines read.")
     var countOnly = false
 
-    @Option(name: .long, help: ArgumentHelp("Explain how each rule treats LINE instead of reading files.", valueName: "line"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Explain how each rule treats LINE instead of reading files.", valueName: "line")
+    )
     var explain: String?
 
     @Argument(help: ArgumentHelp("Log files to read.", valueName: "file"))
@@ -117,7 +120,9 @@ enum LogFileOpening {
         var info = stat()
         if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
             Syscall.close(fd)
-            return .failure("Failed to read '\(path)': it is a directory; give the log files in it, e.g. '\(path)/*.log'")
+            return .failure(
+                "Failed to read '\(path)': it is a directory; give the log files in it, e.g. '\(path)/*.log'"
+            )
         }
         return .success(fd)
     }

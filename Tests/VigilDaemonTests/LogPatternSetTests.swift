@@ -66,14 +66,21 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
     @Test func rulesAreReportedOnceEachInAscendingOrder() throws {
         let set = try LogPatternSet(rules: [
             logRule("ssl", [logPattern("SSL certificate verification disabled")]),
-            logRule("failed", [logPattern("Failed password for (invalid user )?\\w+"), logPattern("authentication failure")]),
+            logRule(
+                "failed",
+                [logPattern("Failed password for (invalid user )?\\w+"), logPattern("authentication failure")]
+            ),
             logRule("upload", [logPattern("^\\S+ \\S+ UPLOAD ")]),
             logRule("warn", [logPattern(" WARN ")]),
         ])
         let scratch = set.makeScratch()
         #expect(set.ruleCount == 4)
         #expect(
-            matches(set, scratch, "2025-04-13 07:15:22 UPLOAD WARN [SSLConnector] SSL certificate verification disabled")
+            matches(
+                set,
+                scratch,
+                "2025-04-13 07:15:22 UPLOAD WARN [SSLConnector] SSL certificate verification disabled"
+            )
                 == [0, 2, 3]
         )
         // Both patterns of rule 1 match: it is reported once.
@@ -136,7 +143,9 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
         let set = try LogPatternSet(rules: rules)
         let scratch = set.makeScratch()
         #expect(matches(set, scratch, "event-417 failed code=503") == [417])
-        #expect(matches(set, scratch, "event-4 ok code=200 event-999 failed code=500 event-41 ok code=404") == [4, 41, 999])
+        #expect(
+            matches(set, scratch, "event-4 ok code=200 event-999 failed code=500 event-41 ok code=404") == [4, 41, 999]
+        )
         #expect(matches(set, scratch, "event-417 failed code=5034") == [])
         // Every rule that matches, in order, when one line holds many.
         let all = (0..<1000).map { "event-\($0) ok code=200" }.joined(separator: " ")
@@ -178,7 +187,9 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
     }
 
     @Test func matchingPatternsExplainsWhichPatternMatched() throws {
-        let set = try LogPatternSet(rules: [logRule("r", [logPattern("alpha"), logPattern("beta"), logPattern("gamma")])])
+        let set = try LogPatternSet(rules: [
+            logRule("r", [logPattern("alpha"), logPattern("beta"), logPattern("gamma")])
+        ])
         var line = "beta and alpha"
         let found = line.withUTF8 { set.matchingPatterns(ruleIndex: 0, line: UnsafeRawBufferPointer($0)) }
         #expect(found == [0, 1])
@@ -212,9 +223,21 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
         ])
         let lines = diagnostics?.map(\.description) ?? []
         #expect(lines.count == 4)
-        #expect(lines.first?.hasPrefix("rules.yaml:7:21: error: pattern 'level=[z-a]' cannot be compiled: Range out of order") == true)
-        #expect(lines.dropFirst().first?.hasPrefix("rules.yaml:9:16: error: pattern 'oops)' cannot be compiled: Unmatched parentheses") == true)
-        #expect(lines.dropFirst(2).first?.hasPrefix("rules.yaml:10:13: error: pattern 'x{3,2}' cannot be compiled: Invalid repeat") == true)
+        #expect(
+            lines.first?.hasPrefix(
+                "rules.yaml:7:21: error: pattern 'level=[z-a]' cannot be compiled: Range out of order"
+            ) == true
+        )
+        #expect(
+            lines.dropFirst().first?.hasPrefix(
+                "rules.yaml:9:16: error: pattern 'oops)' cannot be compiled: Unmatched parentheses"
+            ) == true
+        )
+        #expect(
+            lines.dropFirst(2).first?.hasPrefix(
+                "rules.yaml:10:13: error: pattern 'x{3,2}' cannot be compiled: Invalid repeat"
+            ) == true
+        )
         #expect(lines.last?.contains("Vectorscan does not support lookahead or lookbehind assertions") == true)
     }
 

@@ -85,7 +85,7 @@ func runVigilLogLatency(vigil: String, rules: String, lines: Int) -> LogLatencyR
             if let seen { result.latencies.append(seen - start) } else { result.missed += 1 }
         }
     } catch {
-        result.failures.append("vigil: \(error.description)")
+        result.failures.append("vigil: \(error)")
     }
     return result
 }
@@ -133,7 +133,9 @@ func runTailGrepLogLatency(lines: Int) -> LogLatencyResult {
             }
         }
         guard ready else {
-            result.failures.append("tail -F | grep: no probe line within 20 s; stderr: \(ProcFile.readText(work + "/peer.err") ?? "")")
+            result.failures.append(
+                "tail -F | grep: no probe line within 20 s; stderr: \(ProcFile.readText(work + "/peer.err") ?? "")"
+            )
             return result
         }
         _ = follower.drain()
@@ -155,13 +157,18 @@ func runTailGrepLogLatency(lines: Int) -> LogLatencyResult {
             if let seen { result.latencies.append(seen - start) } else { result.missed += 1 }
         }
     } catch {
-        result.failures.append("tail -F | grep: \(error.description)")
+        result.failures.append("tail -F | grep: \(error)")
     }
     return result
 }
 
 /// Both subjects in interleaved rounds (a slow patch of the VM falls on both alike).
-func runLogLatency(vigil: String, rules: String, lines: Int, rounds: Int) -> (vigil: LogLatencyResult, peer: LogLatencyResult) {
+func runLogLatency(
+    vigil: String,
+    rules: String,
+    lines: Int,
+    rounds: Int
+) -> (vigil: LogLatencyResult, peer: LogLatencyResult) {
     var mine = LogLatencyResult(subject: "vigil")
     var theirs = LogLatencyResult(subject: "tail -F | grep --line-buffered")
     let perRound = max(1, lines / rounds)
@@ -176,9 +183,14 @@ func runLogLatency(vigil: String, rules: String, lines: Int, rounds: Int) -> (vi
 
 /// The log issue's torture on the release binary: `RotationTorture` (shared with the integration test)
 /// at full scale, by rename and by copy-and-truncate.
-func runLogTorture(vigil: String, settings: RotationTorture.Settings) -> (result: RotationTorture.Result?, failure: String?) {
+func runLogTorture(
+    vigil: String,
+    settings: RotationTorture.Settings
+) -> (result: RotationTorture.Result?, failure: String?) {
     let tree = "/tmp/vigil-bench-torture-\(getpid())-\(settings.rotation.rawValue)"
-    guard FileTree.makeDirectories(tree + "/var/log/torture", mode: 0o755), FileTree.makeDirectories(tree + "/run", mode: 0o755) else {
+    guard FileTree.makeDirectories(tree + "/var/log/torture", mode: 0o755),
+        FileTree.makeDirectories(tree + "/run", mode: 0o755)
+    else {
         return (nil, "cannot create \(tree)")
     }
     defer { FileTree.remove(tree) }
@@ -195,5 +207,118 @@ func runLogTorture(vigil: String, settings: RotationTorture.Settings) -> (result
         return (result, nil)
     } catch {
         return (nil, "\(error)")
+    }
+}
+
+// MARK: Report
+
+/// The log scenarios' results, for RESULTS.md.
+struct LogResults {
+    var vigil: LogLatencyResult
+    var peer: LogLatencyResult
+    var torture: [(settings: RotationTorture.Settings, result: RotationTorture.Result?, failure: String?)]
+
+    var detectedEverything: Bool {
+        vigil.missed == 0 && vigil.doubled == 0 && vigil.failures.isEmpty
+            && torture.allSatisfy { entry in
+                guard let result = entry.result else { return false }
+                switch entry.settings.rotation {
+                case .rename: return result.missing.isEmpty && result.duplicated.isEmpty
+                case .copyTruncate: return result.duplicated.isEmpty && result.truncationAlerts >= result.rotations
+                }
+            }
+    }
+
+    func targetRows() -> [String] {
+        var out: [String] = []
+        if let s = LatencySummary(vigil.latencies) {
+            out.append(
+                "| appended log line → alert line, p50 | ≤ \(milliseconds(Report.targetP50)) ms | \(milliseconds(s.p50)) ms | \(s.p50 <= Report.targetP50 ? "yes" : "**no**") |"
+            )
+            out.append(
+                "| appended log line → alert line, p99 | ≤ \(milliseconds(Report.targetP99)) ms | \(milliseconds(s.p99)) ms | \(s.p99 <= Report.targetP99 ? "yes" : "**no**") |"
+            )
+        }
+        for entry in torture {
+            let name = "rotation torture (\(entry.settings.rotation.rawValue), \(entry.settings.kills) SIGKILLs)"
+            guard let result = entry.result else {
+                out.append("| \(name) | completes | \(entry.failure ?? "failed") | **no** |")
+                continue
+            }
+            switch entry.settings.rotation {
+            case .rename:
+                let met = result.missing.isEmpty && result.duplicated.isEmpty
+                out.append(
+                    "| \(name): each line's alert exactly once | all \(result.written) | \(result.once) once, \(result.duplicated.count) twice, \(result.missing.count) missing | \(met ? "yes" : "**no**") |"
+                )
+            case .copyTruncate:
+                let met = result.duplicated.isEmpty && result.truncationAlerts >= result.rotations
+                out.append(
+                    "| \(name): every truncation alerted | \(result.rotations) | \(result.truncationAlerts) alerts (\(result.missing.count) lines lost between copy and truncate) | \(met ? "yes" : "**no**") |"
+                )
+            }
+        }
+        return out
+    }
+
+    func markdown() -> [String] {
+        var out: [String] = []
+        out.append("## Appended log line → alert line seen (ms)\n")
+        out.append(
+            """
+            The seed's `SSL certificate verification disabled for endpoint: …` line appended (one `write(2)`, \
+            `O_APPEND`) to today's `unified_YYYYMMDD.log` in a sandbox, with 0–7 lines that match nothing \
+            before each; time from just before the write to the moment the harness sees the subject's output \
+            line (inotify on that file). vigil runs the shipped `rules/` (`--no-process-rules`); the peer is \
+            `tail -n 0 -F LOG | grep --line-buffered 'SSL certificate verification disabled' >> OUT`. Both in \
+            interleaved rounds.
+
+            """
+        )
+        out.append("| subject | lines measured | missed | extra | p50 | p90 | p99 | max | mean |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for result in [vigil, peer] {
+            if let s = LatencySummary(result.latencies) {
+                out.append(
+                    "| \(result.subject) | \(result.latencies.count)/\(result.expected) | \(result.missed) | \(result.doubled) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) |"
+                )
+            } else {
+                out.append("| \(result.subject) | 0/\(result.expected) | \(result.missed) | – | – | – | – | – | – |")
+            }
+            for failure in result.failures { out.append("\nProblem: \(failure)\n") }
+        }
+        if let mine = LatencySummary(vigil.latencies), let theirs = LatencySummary(peer.latencies), mine.p50 > 0 {
+            out.append(
+                "\nRatio at p50: `tail -F | grep` / vigil = \(ratio(Double(theirs.p50), Double(mine.p50))); at p99: \(ratio(Double(theirs.p99), Double(max(1, mine.p99)))). The peer only prints the line; vigil also matches every rule, masks secrets and writes a JSON alert with a stable id.\n"
+            )
+        }
+        out.append("## Rotation torture\n")
+        out.append(
+            """
+            `RotationTorture` (VigilHarness; the integration test runs it small on the debug build): a writer \
+            appends numbered lines (one `write(2)` each, paced) to `/var/log/torture/app.log` while the log \
+            is rotated every half second, and vigil (rule: alert on every line) is killed with SIGKILL and \
+            started again at even intervals. Then every line's alert is counted in the JSON Lines file.
+
+            """
+        )
+        out.append(
+            "| rotation | lines/s × s | lines | rotations | SIGKILL restarts | alerted once | twice or more | missing | truncation alerts | catch-up after the last line |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for entry in torture {
+            let s = entry.settings
+            guard let r = entry.result else {
+                out.append("| \(s.rotation.rawValue) | failed: \(entry.failure ?? "?") | | | | | | | | |")
+                continue
+            }
+            out.append(
+                "| \(s.rotation.rawValue) | \(s.linesPerSecond) × \(Int(s.seconds)) | \(r.written) | \(r.rotations) | \(r.restarts) | \(r.once) | \(r.duplicated.count) | \(r.missing.count) | \(r.truncationAlerts) | \(Int(r.drainSeconds * 1000)) ms |"
+            )
+        }
+        out.append(
+            "\nWith copy-and-truncate, lines written between the copy and the truncation are in neither file: no tool can read them, and vigil says so (`vigil.log_truncated`) every time.\n"
+        )
+        return out
     }
 }

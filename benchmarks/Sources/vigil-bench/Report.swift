@@ -81,6 +81,8 @@ struct Report {
     var processDeath: ProcessDeathResults?
     /// Many short-lived processes while vigil watches for one name (nil when not run).
     var burst: BurstResult?
+    /// The log scenarios (nil with --no-logs).
+    var logs: LogResults?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -141,6 +143,7 @@ struct Report {
         }
         if let processDeath { out += processDeath.targetRows() }
         if let burst { out += burst.targetRows() }
+        if let logs { out += logs.targetRows() }
         out.append("")
 
         out.append("## Config drift: write → alert line seen (ms)\n")
@@ -235,6 +238,7 @@ struct Report {
 
         if let processDeath { out += processDeath.markdown() }
         if let burst { out += burst.markdown() }
+        if let logs { out += logs.markdown() }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {
