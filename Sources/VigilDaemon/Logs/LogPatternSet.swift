@@ -106,17 +106,8 @@ public final class LogPatternSet: @unchecked Sendable {
     public func match(_ line: UnsafeRawBufferPointer, scratch: Scratch, _ body: (Int) -> Void) {
         var count = 0
         if let database, let engine = scratch.engine {
-            let seen = scratch.seen
-            let hits = scratch.hits
-            database.scan(line, scratch: engine) { id, _ in
-                let rule = Int(id)
-                let bit: UInt64 = 1 << UInt64(rule & 63)
-                if seen[rule >> 6] & bit == 0 {
-                    seen[rule >> 6] |= bit
-                    hits[count] = Int32(truncatingIfNeeded: rule)
-                    count += 1
-                }
-            }
+            // Pattern ids are rule indexes: a rule with several patterns is reported once.
+            count = database.scanDistinct(line, scratch: engine, seen: scratch.seen, into: scratch.hits)
         }
         if count == 0 {
             for rule in everyLine { body(rule) }

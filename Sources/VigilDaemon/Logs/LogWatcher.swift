@@ -100,6 +100,7 @@ final class LogWatcher: @unchecked Sendable {
     var byName: [String: LogFile] = [:]
     /// Files queued for reading after the current batch of events.
     var dirtyFiles: [LogFile] = []
+    var readingFiles: [LogFile] = []
     /// The read buffer (pread target) and the copy of a line before masking.
     let buffer: UnsafeMutableRawBufferPointer
     var original: [UInt8] = []
@@ -234,13 +235,14 @@ final class LogWatcher: @unchecked Sendable {
             placeWatches(atStartUp: false)
         }
         if !dirtyFiles.isEmpty {
-            let files = dirtyFiles
-            dirtyFiles.removeAll(keepingCapacity: true)
-            for file in files {
+            // Swapped with a second list, not copied: both keep their storage, so no allocation per batch.
+            swap(&dirtyFiles, &readingFiles)
+            for file in readingFiles {
                 file.dirty = false
                 read(file, eventTime: eventTime)
                 if file.detachedSince == nil && file.links == 0 { detach(file, now: Clock.monotonicNanoseconds()) }
             }
+            readingFiles.removeAll(keepingCapacity: true)
         }
     }
 
@@ -301,9 +303,16 @@ final class LogWatcher: @unchecked Sendable {
 
     /// Periodic work: detached files, count windows, the state file.
     func tick(now: UInt64) {
-        for file in Array(byIdentity.values) where file.detachedSince != nil || file.watch < 0 {
+        // Runs after every wake-up: no array is built unless a file is due.
+        for file in byIdentity.values where file.detachedSince != nil || file.watch < 0 {
             read(file, eventTime: 0)
-            if file.detachedSince != nil && now &- file.lastGrowth >= settings.lingerNanoseconds { retire(file) }
+            if file.detachedSince != nil && now &- file.lastGrowth >= settings.lingerNanoseconds {
+                readingFiles.append(file)
+            }
+        }
+        if !readingFiles.isEmpty {
+            for file in readingFiles { retire(file) }
+            readingFiles.removeAll(keepingCapacity: true)
         }
         if now >= nextSave { saveState(now: now) }
     }
