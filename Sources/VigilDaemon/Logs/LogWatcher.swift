@@ -28,8 +28,7 @@ import Glibc
 /// their alerts carry the same ids, and the ledger of ids already in the JSON Lines sinks keeps each out
 /// of a sink a second time.
 final class LogWatcher: @unchecked Sendable {
-    // @unchecked Sendable: all mutable state is confined to the vigil-log thread after `run()` starts;
-    // `startFailure` is written before `ready` rings.
+    // @unchecked Sendable: all mutable state is confined to the vigil-log thread after `run()` starts.
 
     struct Settings {
         var root: RootedPath
@@ -114,7 +113,6 @@ final class LogWatcher: @unchecked Sendable {
     var nextSave: UInt64 = 0
     var needsRebuild = false
     var reportedStateFailure = false
-    var startFailure: String?
 
     init(
         settings: Settings,
