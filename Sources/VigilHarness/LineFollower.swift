@@ -15,6 +15,7 @@ public final class LineFollower: @unchecked Sendable {
     private var fd: CInt = -1
     private var pending: [UInt8] = []
     private var lines: [(String, UInt64)] = []
+    private var head = 0
     private var buffer = [UInt8](repeating: 0, count: 65536)
     private var eventBuffer = [UInt8](repeating: 0, count: 4096)
 
@@ -40,9 +41,11 @@ public final class LineFollower: @unchecked Sendable {
     public func next(timeoutMilliseconds: Int) -> (line: String, seenAt: UInt64)? {
         let deadline = Clock.monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         while true {
-            if !lines.isEmpty { return lines.removeFirst() }
-            readAvailable()
-            if !lines.isEmpty { return lines.removeFirst() }
+            if let line = popLine() { return line }
+            // One buffer at a time: a follower far behind (a million alert lines) keeps a bounded queue.
+            while readChunk() {
+                if let line = popLine() { return line }
+            }
             let now = Clock.monotonicNanoseconds()
             if now >= deadline { return nil }
             var pfd = pollfd(fd: inotify.descriptor, events: Int16(POLLIN), revents: 0)
@@ -54,21 +57,37 @@ public final class LineFollower: @unchecked Sendable {
 
     /// Every complete line available now (without waiting).
     public func drain() -> [String] {
-        readAvailable()
-        defer { lines.removeAll() }
-        return lines.map(\.0)
+        while readChunk() {}
+        defer {
+            lines.removeAll()
+            head = 0
+        }
+        return lines[head...].map(\.0)
     }
 
-    private func readAvailable() {
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            let now = Clock.monotonicNanoseconds()
-            pending.append(contentsOf: buffer[0..<n])
-            while let newline = pending.firstIndex(of: 0x0A) {
-                lines.append((String(decoding: pending[..<newline], as: UTF8.self), now))
-                pending.removeSubrange(...newline)
-            }
+    private func popLine() -> (line: String, seenAt: UInt64)? {
+        guard head < lines.count else { return nil }
+        let line = lines[head]
+        head += 1
+        if head == lines.count {
+            lines.removeAll(keepingCapacity: true)
+            head = 0
         }
+        return line
+    }
+
+    /// Reads one buffer and queues the complete lines in it; false when nothing was there.
+    private func readChunk() -> Bool {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return false }
+        let now = Clock.monotonicNanoseconds()
+        pending.append(contentsOf: buffer[0..<n])
+        var start = 0
+        while let newline = pending[start...].firstIndex(of: 0x0A) {
+            lines.append((String(decoding: pending[start..<newline], as: UTF8.self), now))
+            start = newline + 1
+        }
+        pending.removeSubrange(0..<start)
+        return true
     }
 }

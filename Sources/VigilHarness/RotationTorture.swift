@@ -100,7 +100,7 @@ public enum RotationTorture {
         let follower = try LineFollower(path: alertsPath, fromStart: true)
         while true {
             guard let (line, seenAt) = follower.next(timeoutMilliseconds: 3000) else { break }
-            if JSONField.string(line, "kind") == "vigil.log_truncated" { result.truncationAlerts += 1 }
+            if isTruncationAlert(line) { result.truncationAlerts += 1 }
             guard let number = sequenceNumber(line), number < total else { continue }
             if counts[number] == 0 { distinct += 1 }
             counts[number] &+= 1
@@ -125,23 +125,49 @@ public enum RotationTorture {
         return result
     }
 
-    /// `"message":"torture 123 …"` → 123.
+    /// `"message":"torture 123 …"` → 123 (a byte search: the benchmark reads millions of these).
     static func sequenceNumber(_ line: String) -> Int? {
-        let marker = Array("\"message\":\"torture ".utf8)
-        let bytes = Array(line.utf8)
-        guard bytes.count > marker.count else { return nil }
-        for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] {
-            guard bytes[start..<start + marker.count].elementsEqual(marker) else { continue }
+        var copy = line
+        return copy.withUTF8 { bytes -> Int? in
+            guard let base = bytes.baseAddress, let found = find(messageMarker, in: base, count: bytes.count) else {
+                return nil
+            }
             var value = 0
             var any = false
-            for c in bytes[(start + marker.count)...] {
-                guard c >= 48 && c <= 57 else { break }
-                value = value * 10 + Int(c - 48)
+            var index = found + messageMarker.count
+            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+                value = value * 10 + Int(bytes[index] - 48)
                 any = true
+                index += 1
             }
             return any ? value : nil
         }
-        return nil
+    }
+
+    /// True for a `vigil.log_truncated` alert line.
+    static func isTruncationAlert(_ line: String) -> Bool {
+        var copy = line
+        return copy.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return false }
+            return find(truncationMarker, in: base, count: bytes.count) != nil
+        }
+    }
+
+    private static let messageMarker = Array("\"message\":\"torture ".utf8)
+    private static let truncationMarker = Array("\"kind\":\"vigil.log_truncated\"".utf8)
+
+    /// Offset of `needle` in the bytes (memchr for its first byte, then memcmp).
+    private static func find(_ needle: [UInt8], in base: UnsafePointer<UInt8>, count: Int) -> Int? {
+        needle.withUnsafeBytes { n -> Int? in
+            var offset = 0
+            while count - offset >= n.count {
+                guard let hit = memchr(base + offset, Int32(n[0]), count - offset - n.count + 1) else { return nil }
+                let at = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+                if memcmp(base + at, n.baseAddress!, n.count) == 0 { return at }
+                offset = at + 1
+            }
+            return nil
+        }
     }
 
     /// Appends `total` numbered lines at the rate, one write(2) per line like an application, rotating.

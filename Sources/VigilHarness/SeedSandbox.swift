@@ -59,6 +59,28 @@ public struct SeedSandbox: Sendable {
     }
 
     /// Saves a file the way `sed -i`, `install` and many editors do: a temporary file renamed over it.
+    /// Appends `content` to a log the way an application does (one `write(2)` with `O_APPEND`).
+    public func append(_ serverPath: String, _ content: String) throws(HarnessError) {
+        let fd = open(hostPath(serverPath), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            throw HarnessError("Failed to open '\(hostPath(serverPath))': \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let bytes = Array(content.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw HarnessError("Failed to append to '\(hostPath(serverPath))': \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Today's unified log, `/var/log/analytics/unified/unified_YYYYMMDD.log` (UTC), as the seed names it.
+    public static func unifiedLogPath() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        let day = (parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday
+        return "/var/log/analytics/unified/unified_\(day).log"
+    }
+
     public func writeReplacing(_ serverPath: String, _ content: String) throws(HarnessError) {
         try FileSaves.replacing(hostPath(serverPath), content)
     }

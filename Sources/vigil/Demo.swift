@@ -124,6 +124,27 @@ struct Demo: ParsableCommand {
                 expectRule: "upload-ssl-verification-disabled",
                 expectState: "resolved"
             ),
+            Step(
+                title:
+                    "upload-service logs the seed's finding to today's unified log: 'SSL certificate verification disabled for endpoint: …'",
+                act: { sandbox throws(HarnessError) in
+                    try sandbox.append(
+                        SeedSandbox.unifiedLogPath(),
+                        "2025-04-13 07:15:22 UPLOAD WARN [SSLConnector] SSL certificate verification disabled for endpoint: https://api.analytics-partner.com\n"
+                    )
+                },
+                expectRule: "upload-ssl-verification-disabled-logged",
+                expectState: "event"
+            ),
+            Step(
+                title:
+                    "It logs a database password and a card number, then 'Connected to external API with insecure flag'",
+                act: { sandbox throws(HarnessError) in
+                    try sandbox.append(SeedSandbox.unifiedLogPath(), Self.leakingLines)
+                },
+                expectRule: "upload-insecure-api-connection",
+                expectState: "event"
+            ),
         ]
         var latencies: [UInt64] = []
         var failed = false
@@ -153,8 +174,21 @@ struct Demo: ParsableCommand {
                 break
             }
         }
+        if !failed {
+            // Lines are handled in order, so the leaking lines were masked in place before the alert above.
+            let log = String(decoding: readLog(sandbox), as: UTF8.self)
+            let masked = log.split(separator: "\n").filter { $0.contains("DBPool") || $0.contains("Billing") }
+            printLine("   The log itself now reads (masked in place: same size, same inode):")
+            for line in masked { printLine("     \(line)") }
+            if masked.isEmpty
+                || masked.contains(where: { $0.contains("Hunter2") || $0.contains("4111 1111 1111 1111") })
+            {
+                printLine("   ✗ the secrets are still in the log")
+                failed = true
+            }
+        }
         if !failed, let upload = services["upload-service"] {
-            failed = !killAndWatchRestart(upload, follower: follower, latencies: &latencies)
+            failed = !killAndWatchRestart(upload, step: steps.count + 1, follower: follower, latencies: &latencies)
         }
         let exit = daemon.stop()
         if failed || exit != 0 {
@@ -172,15 +206,37 @@ struct Demo: ParsableCommand {
         )
     }
 
+    /// Two lines that leak secrets, then the seed's insecure-connection line.
+    static let leakingLines =
+        "2025-04-13 07:16:40 UPLOAD ERROR [DBPool] connection refused: password=Hunter2! user=analytics\n"
+        + "2025-04-13 07:16:41 UPLOAD INFO [Billing] charged card 4111 1111 1111 1111 for order 1042\n"
+        + "2025-04-13 07:16:45 UPLOAD INFO [HTTPClient] Connected to external API with insecure flag\n"
+
+    /// Today's unified log in the sandbox, read plainly.
+    private func readLog(_ sandbox: SeedSandbox) -> [UInt8] {
+        let fd = open(sandbox.hostPath(SeedSandbox.unifiedLogPath()), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        return out
+    }
+
     /// Kills the upload service the way the OOM killer does, and shows Vigil's alert, its restart through
     /// the service's init script (no systemd in the sandbox) and the new process it saw start.
     private func killAndWatchRestart(
         _ upload: ChildProcess,
+        step: Int,
         follower: LineFollower,
         latencies: inout [UInt64]
     ) -> Bool {
         printLine(
-            "\n\(SeedSandbox.services.count + 1). The OOM killer sends SIGKILL to upload-service (pid \(upload.pid))"
+            "\n\(step). The OOM killer sends SIGKILL to upload-service (pid \(upload.pid))"
         )
         let before = Clock.monotonicNanoseconds()
         upload.signal(SIGKILL)

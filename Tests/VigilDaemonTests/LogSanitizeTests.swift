@@ -138,3 +138,28 @@ func readAll(_ path: String) -> [UInt8]? {
     }
     return out
 }
+
+/// A sanitizing root daemon must not be turned against the host: a hard link or a symlink planted in a log
+/// directory, pointing at a decoy outside it, leaves the decoy untouched.
+@Suite(.serialized) struct LogSanitizeSafetyTests {
+    @Test func plantedLinksToADecoyLeaveItUntouched() throws {
+        let decoy = "root:x:0:0:password=hunter2:/root:/bin/bash\n"
+        let fixture = try DaemonFixture(rules: LogSanitizeTests.rules, label: "sanitize-links") { tree in
+            tree.makeDirectory("var/log/analytics")
+            tree.makeDirectory("etc")
+            tree.write("etc/shadow-decoy", decoy)
+            tree.write("etc/passwd-decoy", decoy)
+            // Planted before vigil starts, and read from the start (from: start).
+            #expect(link(tree.path("etc/shadow-decoy"), tree.path("var/log/analytics/hard.log")) == 0)
+            tree.symlink("var/log/analytics/soft.log", to: "/etc/passwd-decoy")
+        }
+        // A line through each link, then the marker, through the hard link (the same file).
+        let hard = AppendingWriter(fixture.tree.path("var/log/analytics/hard.log"))
+        hard.write("token=abcdef123456 END-OF-TEST 3\n")
+        #expect(fixture.logAlerts(1).first?.rule == "done-marker")
+        #expect(fixture.tree.read("etc/shadow-decoy") == decoy + "token=abcdef123456 END-OF-TEST 3\n")
+        #expect(fixture.tree.read("etc/passwd-decoy") == decoy)
+        #expect(fixture.logs.messages.contains { $0.message.contains("hard links") }, "\(fixture.logs.messages)")
+        #expect(fixture.logs.messages.contains { $0.message.contains("is a symlink") }, "\(fixture.logs.messages)")
+    }
+}

@@ -100,7 +100,12 @@ struct CommandLineTests {
     @Test func demoRunsTheSeedsIncidentAndExitsZero() throws {
         let result = try VigilBinary.run(["demo", "--rules", VigilBinary.repositoryRoot + "/rules"])
         #expect(result.code == 0, "\(result)")
-        #expect(result.out.contains("5 reactions"), "\(result.out)")
+        #expect(result.out.contains("7 reactions"), "\(result.out)")
+        // The log steps: the SSL finding alerted with its endpoint, the leaked secrets masked in the log.
+        #expect(result.out.contains("upload-ssl-verification-disabled-logged"), "\(result.out)")
+        #expect(result.out.contains("password=******** user=analytics"), "\(result.out)")
+        #expect(result.out.contains("card **** **** **** 1111"), "\(result.out)")
+        #expect(!result.out.contains("Hunter2"), "\(result.out)")
         #expect(result.out.contains("killed by SIGKILL"), "\(result.out)")
         #expect(result.out.contains("Restarted upload-service: new pid"), "\(result.out)")
         #expect(result.out.components(separatedBy: "firing").count - 1 >= 2)

@@ -66,22 +66,14 @@ public final class LogPatternSet: @unchecked Sendable {
 
     // MARK: Matching (hot path)
 
-    /// What the match callback updates for the current line, reached through the engine's context pointer.
-    fileprivate struct LineState {
-        /// One bit per rule: already reported for this line (a rule with several patterns matches once).
-        var seen: UnsafeMutablePointer<UInt64>
-        /// The rules found in this line, in the order the engine reported them.
-        var hits: UnsafeMutablePointer<Int32>
-        var count: Int
-        /// Words in `seen`.
-        var words: Int
-    }
-
     /// Per-thread state of `match`: Vectorscan's scratch space and the rule indexes seen in the current line.
     /// One per thread; never shared.
     public final class Scratch {
         fileprivate let engine: PatternDatabase.Scratch?
-        fileprivate let state: UnsafeMutablePointer<LineState>
+        /// One bit per rule: already reported for this line (a rule with several patterns matches once).
+        fileprivate let seen: UnsafeMutableBufferPointer<UInt64>
+        /// The rules found in this line, in the order the engine reported them.
+        fileprivate let hits: UnsafeMutableBufferPointer<Int32>
 
         fileprivate init(set: LogPatternSet) {
             if let database = set.database {
@@ -94,19 +86,15 @@ public final class LogPatternSet: @unchecked Sendable {
             } else {
                 engine = nil
             }
-            let words = max(1, (set.ruleCount + 63) / 64)
-            let seen = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
-            seen.initialize(repeating: 0, count: words)
-            let hits = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, set.ruleCount))
-            hits.initialize(repeating: 0, count: max(1, set.ruleCount))
-            state = .allocate(capacity: 1)
-            state.initialize(to: LineState(seen: seen, hits: hits, count: 0, words: words))
+            seen = .allocate(capacity: max(1, (set.ruleCount + 63) / 64))
+            seen.initialize(repeating: 0)
+            hits = .allocate(capacity: max(1, set.ruleCount))
+            hits.initialize(repeating: 0)
         }
 
         deinit {
-            state.pointee.seen.deallocate()
-            state.pointee.hits.deallocate()
-            state.deallocate()
+            seen.deallocate()
+            hits.deallocate()
         }
     }
 
@@ -114,31 +102,19 @@ public final class LogPatternSet: @unchecked Sendable {
     public func makeScratch() -> Scratch { Scratch(set: self) }
 
     /// Calls `body` once for each rule index whose patterns match `line` (no newline), in ascending order.
-    /// Allocates nothing: the engine calls a C function with the scratch's line state (a Swift closure handed to
-    /// the engine would need a context).
+    /// Allocates nothing.
     public func match(_ line: UnsafeRawBufferPointer, scratch: Scratch, _ body: (Int) -> Void) {
-        let state = scratch.state
-        state.pointee.count = 0
+        var count = 0
         if let database, let engine = scratch.engine {
-            _ = database.scan(line, scratch: engine, context: UnsafeMutableRawPointer(state)) { id, _, _, _, context in
-                let state = context.unsafelyUnwrapped.assumingMemoryBound(to: LineState.self)
-                let rule = Int(id)
-                let bit: UInt64 = 1 << UInt64(rule & 63)
-                if state.pointee.seen[rule >> 6] & bit == 0 {
-                    state.pointee.seen[rule >> 6] |= bit
-                    state.pointee.hits[state.pointee.count] = Int32(truncatingIfNeeded: rule)
-                    state.pointee.count += 1
-                }
-                return 0
-            }
+            // Pattern ids are rule indexes: a rule with several patterns is reported once.
+            count = database.scanDistinct(line, scratch: engine, seen: scratch.seen, into: scratch.hits)
         }
-        let count = state.pointee.count
         if count == 0 {
             for rule in everyLine { body(rule) }
             return
         }
-        let hits = state.pointee.hits
-        let seen = state.pointee.seen
+        let hits = scratch.hits
+        let seen = scratch.seen
         var next = 0
         /// Reports `rule` after the every-line rules below it (both ascending and disjoint).
         func emit(_ rule: Int) {
@@ -166,7 +142,7 @@ public final class LogPatternSet: @unchecked Sendable {
             }
         } else {
             // Many rules matched: the seen bits are the sorted list.
-            for word in 0..<state.pointee.words where seen[word] != 0 {
+            for word in 0..<seen.count where seen[word] != 0 {
                 var bits = seen[word]
                 seen[word] = 0
                 while bits != 0 {

@@ -145,13 +145,18 @@ extension LogWatcher {
         // A log that is a symlink is followed to its target, resolved inside the root.
         guard let resolved = try? settings.root.resolve(serverPath), resolved.missing.isEmpty else { return nil }
         let target = settings.root.hostPath(resolved.existing)
+        // Secrets are masked in place only in a file that is under its own name: through a symlink (which
+        // anyone who can write the log directory may plant) vigil reads, alerts and copies, never writes.
+        var info = stat()
+        let isLink = lstat(hostName, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
         return open(
             target: target,
             serverPath: serverPath,
             hostName: hostName,
             bits: bits,
             mode: mode,
-            now: now
+            now: now,
+            writeAllowed: !isLink
         )
     }
 
@@ -163,20 +168,27 @@ extension LogWatcher {
         hostName: String?,
         bits: [UInt64],
         mode: OpenMode,
-        now: UInt64
+        now: UInt64,
+        writeAllowed: Bool = true
     ) -> LogFile? {
         let sanitize = sanitizeSpecs(bits)
-        let wantsWrite = sanitize.contains { $0.inPlace }
-        var fd = target.withCString {
-            Glibc.open($0, (wantsWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        let wantsWrite = writeAllowed && sanitize.contains { $0.inPlace }
+        if !writeAllowed && sanitize.contains(where: { $0.inPlace }) {
+            logger.warning(
+                "Log '\(serverPath)' is a symlink: vigil follows it but does not mask secrets in it in place (a link planted in a log directory could point at another file); name the target in the rule to mask it. Alerts and redacted copies are still masked"
+            )
         }
+        // `target` is already resolved (symlinks followed inside the root): O_NOFOLLOW refuses a symlink
+        // planted at the last component since, so a write open never lands on a file outside the logs.
+        let flags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
+        var fd = target.withCString { Glibc.open($0, (wantsWrite ? O_RDWR : O_RDONLY) | flags) }
         var writable = wantsWrite
         if fd < 0 && wantsWrite && (errno == EACCES || errno == EROFS || errno == EPERM) {
             logger.warning(
                 "Cannot open log '\(serverPath)' for writing (\(String(cString: strerror(errno)))): secrets in it cannot be masked in place; alerts still mask them. Give vigil CAP_DAC_OVERRIDE or write access"
             )
             writable = false
-            fd = target.withCString { Glibc.open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+            fd = target.withCString { Glibc.open($0, O_RDONLY | flags) }
         }
         guard fd >= 0 else {
             if errno != ENOENT {
@@ -189,6 +201,18 @@ extension LogWatcher {
             Syscall.close(fd)
             logger.warning("Log rule path '\(serverPath)' is not a regular file; it is not followed")
             return nil
+        }
+        if writable && info.st_nlink > 1 {
+            // A hard link is the file itself: one planted in a log directory could point at any file on the
+            // filesystem. Never write through it.
+            logger.warning(
+                "Log '\(serverPath)' has \(info.st_nlink) hard links; vigil reads it but does not mask secrets in it in place (a link planted in a log directory could point at another file). Alerts and redacted copies are still masked"
+            )
+            writable = false
+            let readOnly = target.withCString { Glibc.open($0, O_RDONLY | flags) }
+            Syscall.close(fd)
+            guard readOnly >= 0 else { return nil }
+            fd = readOnly
         }
         let key = LogFile.Key(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         if let existing = byIdentity[key] {

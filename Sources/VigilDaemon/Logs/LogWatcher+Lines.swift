@@ -108,6 +108,7 @@ extension LogWatcher {
         split: Bool,
         eventTime: UInt64
     ) {
+        counters.logLines.add(1, ordering: .relaxed)
         hits.removeAll(keepingCapacity: true)
         var masks = false
         patterns.match(UnsafeRawBufferPointer(text), scratch: scratch) { rule in

@@ -28,8 +28,7 @@ import Glibc
 /// their alerts carry the same ids, and the ledger of ids already in the JSON Lines sinks keeps each out
 /// of a sink a second time.
 final class LogWatcher: @unchecked Sendable {
-    // @unchecked Sendable: all mutable state is confined to the vigil-log thread after `run()` starts;
-    // `startFailure` is written before `ready` rings.
+    // @unchecked Sendable: all mutable state is confined to the vigil-log thread after `run()` starts.
 
     struct Settings {
         var root: RootedPath
@@ -100,6 +99,7 @@ final class LogWatcher: @unchecked Sendable {
     var byName: [String: LogFile] = [:]
     /// Files queued for reading after the current batch of events.
     var dirtyFiles: [LogFile] = []
+    var readingFiles: [LogFile] = []
     /// The read buffer (pread target) and the copy of a line before masking.
     let buffer: UnsafeMutableRawBufferPointer
     var original: [UInt8] = []
@@ -113,7 +113,6 @@ final class LogWatcher: @unchecked Sendable {
     var nextSave: UInt64 = 0
     var needsRebuild = false
     var reportedStateFailure = false
-    var startFailure: String?
 
     init(
         settings: Settings,
@@ -234,13 +233,14 @@ final class LogWatcher: @unchecked Sendable {
             placeWatches(atStartUp: false)
         }
         if !dirtyFiles.isEmpty {
-            let files = dirtyFiles
-            dirtyFiles.removeAll(keepingCapacity: true)
-            for file in files {
+            // Swapped with a second list, not copied: both keep their storage, so no allocation per batch.
+            swap(&dirtyFiles, &readingFiles)
+            for file in readingFiles {
                 file.dirty = false
                 read(file, eventTime: eventTime)
                 if file.detachedSince == nil && file.links == 0 { detach(file, now: Clock.monotonicNanoseconds()) }
             }
+            readingFiles.removeAll(keepingCapacity: true)
         }
     }
 
@@ -301,9 +301,16 @@ final class LogWatcher: @unchecked Sendable {
 
     /// Periodic work: detached files, count windows, the state file.
     func tick(now: UInt64) {
-        for file in Array(byIdentity.values) where file.detachedSince != nil {
+        // Runs after every wake-up: no array is built unless a file is due.
+        for file in byIdentity.values where file.detachedSince != nil || file.watch < 0 {
             read(file, eventTime: 0)
-            if now &- file.lastGrowth >= settings.lingerNanoseconds { retire(file) }
+            if file.detachedSince != nil && now &- file.lastGrowth >= settings.lingerNanoseconds {
+                readingFiles.append(file)
+            }
+        }
+        if !readingFiles.isEmpty {
+            for file in readingFiles { retire(file) }
+            readingFiles.removeAll(keepingCapacity: true)
         }
         if now >= nextSave { saveState(now: now) }
     }
@@ -312,7 +319,8 @@ final class LogWatcher: @unchecked Sendable {
         let now = Clock.monotonicNanoseconds()
         var deadline: UInt64 = 0
         if stateChanged || pendingState != nil { deadline = max(nextSave, now + 1_000_000) }
-        if byIdentity.values.contains(where: { $0.detachedSince != nil }) {
+        // Detached files (a writer may still append) and files without an inode watch are read on a timer.
+        if byIdentity.values.contains(where: { $0.detachedSince != nil || $0.watch < 0 }) {
             let poll = now + 100_000_000
             deadline = deadline == 0 ? poll : min(deadline, poll)
         }

@@ -185,6 +185,55 @@ public final class PatternDatabase: @unchecked Sendable {
         }
     }
 
+    /// One byte to point at when scanning nothing.
+    nonisolated(unsafe) private static let emptyBuffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
+    // nonisolated(unsafe): allocated once, never written or freed.
+
+    /// Where `scanDistinct` puts what it finds (the C callback's context: plain pointers, no closure, so a
+    /// scan allocates nothing).
+    private struct DistinctSink {
+        var seen: UnsafeMutablePointer<UInt64>
+        var ids: UnsafeMutablePointer<Int32>
+        var capacity: Int
+        var count: Int
+    }
+
+    /// Scans `bytes` and stores each distinct matching id once in `ids` (in the order the engine reports
+    /// them), marking it in the bit set `seen` (bit `id`; the caller clears the bits it finds set, for the
+    /// next scan); returns how many. `seen` holds a bit per id and `ids` room for every id. Allocates nothing.
+    public func scanDistinct(
+        _ bytes: UnsafeRawBufferPointer,
+        scratch: Scratch,
+        seen: UnsafeMutableBufferPointer<UInt64>,
+        into ids: UnsafeMutableBufferPointer<Int32>
+    ) -> Int {
+        var sink = DistinctSink(seen: seen.baseAddress!, ids: ids.baseAddress!, capacity: ids.count, count: 0)
+        // The engine wants a valid pointer even for zero bytes.
+        let base = bytes.baseAddress ?? UnsafeRawPointer(Self.emptyBuffer)
+        _ = withUnsafeMutablePointer(to: &sink) { context in
+            hs_scan(
+                database,
+                base.assumingMemoryBound(to: CChar.self),
+                UInt32(bytes.count),
+                0,
+                scratch.pointer,
+                { id, _, _, _, context in
+                    let sink = context!.assumingMemoryBound(to: DistinctSink.self)
+                    let word = Int(id >> 6)
+                    let bit: UInt64 = 1 << UInt64(id & 63)
+                    if sink.pointee.seen[word] & bit == 0 && sink.pointee.count < sink.pointee.capacity {
+                        sink.pointee.seen[word] |= bit
+                        sink.pointee.ids[sink.pointee.count] = Int32(truncatingIfNeeded: id)
+                        sink.pointee.count += 1
+                    }
+                    return 0
+                },
+                context
+            )
+        }
+        return sink.count
+    }
+
     /// Scans `bytes` and calls `onMatch` with each match's pattern id, start and end offsets; the start is exact
     /// only for patterns compiled with `leftmostStart` (0 otherwise). `onMatch` returns false to stop the scan.
     /// Returns false when the engine failed (never for a match or a stop).

@@ -116,6 +116,29 @@ let benchmarks: @Sendable () -> Void = {
         fixture.generateSiblingEvents(eventsPerIteration)
     }
 
+    // 2b. Log lines through the real log watcher: 1,000 of the seed's lines appended per iteration (one
+    // write, as a buffered writer does), each read, split, matched against 100 patterns that miss it and
+    // passed through the in-place sanitizer (no secret in them). Must not allocate.
+    Benchmark(
+        "daemon-log-lines",
+        configuration: .init(
+            metrics: [.mallocCountTotal, .wallClock, .throughput],
+            warmupIterations: 20,
+            scalingFactor: .kilo,
+            maxDuration: .seconds(3),
+            maxIterations: 2_000,
+            thresholds: [.mallocCountTotal: zeroMallocs],
+            setup: { LogFixture.shared = try LogFixture() },
+            teardown: {
+                LogFixture.shared?.close()
+                LogFixture.shared = nil
+            }
+        )
+    ) { benchmark in
+        guard let fixture = LogFixture.shared else { fatalError("daemon-log-lines: setup did not run") }
+        fixture.appendLines()
+    }
+
     // 3. Rare work, reported and not pinned: one in-place rewrite of the watched config that flips a state
     // rule, so the matcher reads and parses the file, diffs it and the worker writes one alert line.
     Benchmark(
@@ -214,13 +237,14 @@ final class LogLineFixture: @unchecked Sendable {
     /// Matches every line; returns the sum of the matched rule indexes (so nothing is optimised away).
     @inline(never)
     func matchOnce() -> Int {
+        var sum = 0
         for line in lines {
             set.match(
                 UnsafeRawBufferPointer(rebasing: buffer[line.start..<(line.start + line.count)]),
                 scratch: scratch
-            ) { _ in }
+            ) { sum &+= $0 + 1 }
         }
-        return 0
+        return sum
     }
 
     /// Masks every line in place; returns the bytes changed (0: the lines are clean).
@@ -431,27 +455,6 @@ final class PipelineFixture: @unchecked Sendable {
         awaitCounter(daemon.counters.alerts, reaching: target, what: "alerts")
     }
 
-    /// Yield-spins until `counter` reaches `target`; traps after 10 s (an event was lost: a bug to see).
-    @inline(__always)
-    private func awaitCounter(_ counter: borrowing Atomic<UInt64>, reaching target: UInt64, what: StaticString) {
-        var spins = 0
-        var deadline: UInt64 = 0
-        while counter.load(ordering: .acquiring) < target {
-            sched_yield()
-            spins += 1
-            if spins & 4095 == 0 {
-                let now = Self.monotonicNanoseconds()
-                if deadline == 0 {
-                    deadline = now + 10_000_000_000
-                } else if now > deadline {
-                    fatalError(
-                        "PipelineFixture: waited 10 s for \(what): \(counter.load(ordering: .relaxed)) of \(target)"
-                    )
-                }
-            }
-        }
-    }
-
     func close() {
         daemon.stop()
         for i in 0..<siblingCount {
@@ -486,7 +489,7 @@ final class PipelineFixture: @unchecked Sendable {
         Glibc.close(fd)
     }
 
-    private static func monotonicNanoseconds() -> UInt64 {
+    static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
@@ -497,4 +500,24 @@ final class PipelineFixture: @unchecked Sendable {
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Yield-spins until `counter` reaches `target`; traps after 10 s (an event was lost: a bug to see).
+/// Allocates nothing.
+@inline(__always)
+func awaitCounter(_ counter: borrowing Atomic<UInt64>, reaching target: UInt64, what: StaticString) {
+    var spins = 0
+    var deadline: UInt64 = 0
+    while counter.load(ordering: .acquiring) < target {
+        sched_yield()
+        spins += 1
+        if spins & 4095 == 0 {
+            let now = PipelineFixture.monotonicNanoseconds()
+            if deadline == 0 {
+                deadline = now + 10_000_000_000
+            } else if now > deadline {
+                fatalError("waited 10 s for \(what): \(counter.load(ordering: .relaxed)) of \(target)")
+            }
+        }
+    }
 }

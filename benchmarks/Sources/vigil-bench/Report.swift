@@ -83,6 +83,8 @@ struct Report {
     var burst: BurstResult?
     /// `vigil match` against grep, fail2ban-regex and SEC (nil when not run).
     var throughput: ThroughputResult?
+    /// The log scenarios (nil with --no-logs).
+    var logs: LogResults?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -144,6 +146,7 @@ struct Report {
         if let processDeath { out += processDeath.targetRows() }
         if let burst { out += burst.targetRows() }
         if let throughput { out += throughput.targetRows() }
+        if let logs { out += logs.targetRows() }
         out.append("")
 
         out.append("## Config drift: write → alert line seen (ms)\n")
@@ -239,6 +242,7 @@ struct Report {
         if let processDeath { out += processDeath.markdown() }
         if let burst { out += burst.markdown() }
         if let throughput { out += throughput.markdown() }
+        if let logs { out += logs.markdown() }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {

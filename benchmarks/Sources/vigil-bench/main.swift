@@ -4,7 +4,8 @@
 // grep, fail2ban-regex, SEC); writes RESULTS.md.
 //
 //     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--kills N] [--burst N]
-//         [--no-process] [--no-throughput | --throughput-only] [--vigil PATH] [--results FILE]
+//         [--no-process] [--no-logs | --logs-only] [--torture-seconds S] [--torture-rate N]
+//         [--no-throughput | --throughput-only] [--vigil PATH] [--results FILE]
 //     swift run -c release --package-path benchmarks vigil-bench generate [--lines N] [--patterns 1,10,100,1000] DIR
 //         (the throughput scenario's log and rule sets: DIR/log.txt, DIR/rules-N.yaml, DIR/patterns-N.txt)
 //
@@ -26,7 +27,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-throughput | --throughput-only] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -83,6 +84,10 @@ var burstOverride: Int?
 var processScenarios = true
 var throughputScenario = true
 var throughputOnly = false
+var logScenarios = true
+var logsOnly = false
+var tortureSecondsOverride: Double?
+var tortureRateOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -101,6 +106,14 @@ while let argument = arguments.next() {
     case "--no-process": processScenarios = false
     case "--no-throughput": throughputScenario = false
     case "--throughput-only": throughputOnly = true
+    case "--no-logs": logScenarios = false
+    case "--logs-only": logsOnly = true
+    case "--torture-seconds":
+        guard let value = arguments.next().flatMap({ Double($0) }), value > 0 else { usage() }
+        tortureSecondsOverride = value
+    case "--torture-rate":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        tortureRateOverride = value
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -210,6 +223,45 @@ func runDriftRounds(tmpfs: Bool) -> (vigil: DriftResult, peers: [DriftResult]) {
     return (vigil!, peers.map { $0! })
 }
 
+/// The log scenarios: appended line → alert against `tail -F | grep`, and the rotation torture.
+@MainActor
+func runLogScenarios() -> LogResults {
+    let lines = quick ? 100 : 1_000
+    print("log latency: \(lines) appended lines per subject in \(rounds) round\(rounds == 1 ? "" : "s")…")
+    let (mine, theirs) = runLogLatency(vigil: vigilPath, rules: rulesDirectory, lines: lines, rounds: rounds)
+    for result in [mine, theirs] {
+        let s = LatencySummary(result.latencies)
+        print(
+            "log latency: \(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) extra; "
+                + (s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms" } ?? "no samples")
+                + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
+        )
+    }
+    var torture: [(settings: RotationTorture.Settings, result: RotationTorture.Result?, failure: String?)] = []
+    let rotations: [RotationTorture.Rotation] = quick ? [.rename] : [.rename, .copyTruncate]
+    for rotation in rotations {
+        let settings = RotationTorture.Settings(
+            linesPerSecond: tortureRateOverride ?? (quick ? 5_000 : 50_000),
+            seconds: tortureSecondsOverride ?? (quick ? 4 : (rotation == .rename ? 60 : 20)),
+            rotateEveryMilliseconds: 500,
+            kills: 3,
+            rotation: rotation
+        )
+        print(
+            "log torture (\(rotation.rawValue)): \(settings.linesPerSecond) lines/s for \(settings.seconds) s, 3 SIGKILLs…"
+        )
+        let (result, failure) = runLogTorture(vigil: vigilPath, settings: settings)
+        print("log torture (\(rotation.rawValue)): \(result.map(\.description) ?? failure ?? "failed")")
+        torture.append((settings, result, failure))
+    }
+    return LogResults(vigil: mine, peer: theirs, torture: torture)
+}
+
+if logsOnly {
+    let logs = runLogScenarios()
+    exit(logs.detectedEverything ? 0 : 1)
+}
+
 print(
     "vigil-bench: \(flipCount) flips in \(rounds) round\(rounds == 1 ? "" : "s"), \(idleSeconds) s idle; vigil at '\(vigilPath)'"
 )
@@ -251,6 +303,8 @@ if processScenarios {
     burst = b
 }
 
+let logs: LogResults? = logScenarios ? runLogScenarios() : nil
+
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
 if idle.failures.isEmpty {
@@ -281,7 +335,8 @@ let report = Report(
     onTmpfs: onTmpfs,
     processDeath: processDeath,
     burst: burst,
-    throughput: throughput
+    throughput: throughput,
+    logs: logs
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -304,5 +359,6 @@ let detectionFailed =
     !([vigil] + peers + onTmpfs).allSatisfy(\.detectedEverything) || !idle.failures.isEmpty
     || !(processDeath?.detectedEverything ?? true) || !(burst?.detectedEverything ?? true)
     || !(throughput?.detectedEverything ?? true)
+    || !(logs?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
