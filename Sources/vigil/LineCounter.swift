@@ -172,7 +172,10 @@ final class LineCounter {
     /// `patterns: compiled in 0.87 s (cached in '…')`, `patterns: loaded from cache in 3 ms ('…')`.
     static func describe(_ origin: PatternDatabase.Origin) -> String {
         let seconds = Double(origin.nanoseconds) / 1e9
-        let time = seconds < 1 ? "\(Int((seconds * 1000).rounded())) ms" : "\(fixed(seconds, 2)) s"
+        let time =
+            seconds >= 1
+            ? "\(fixed(seconds, 2)) s"
+            : seconds >= 0.001 ? "\(Int((seconds * 1000).rounded())) ms" : "\(fixed(seconds * 1000, 1)) ms"
         let file = origin.cacheFile ?? ""
         switch origin.source {
         case .loadedFromCache: return "patterns: loaded from cache in \(time) ('\(file)')"

@@ -137,16 +137,28 @@ struct Match: ParsableCommand {
     }
 
     /// `--cache`, else `$XDG_CACHE_HOME/vigil` (an absolute one, as the XDG spec asks), else
-    /// `$HOME/.cache/vigil`; nil with `--no-cache` or neither variable.
+    /// `$HOME/.cache/vigil`; nil with `--no-cache` or neither variable. A default is used only when the
+    /// directory the variable names (or its nearest existing parent) belongs to the effective user:
+    /// `sudo vigil match` with the caller's `$HOME` must not leave root's files there, which the caller could
+    /// not remove.
     var cacheDirectory: String? {
         if noCache { return nil }
         if let cache { return cache }
-        func variable(_ name: String) -> String? {
+        func absolute(_ name: String) -> String? {
             guard let value = getenv(name).map({ String(cString: $0) }), value.hasPrefix("/") else { return nil }
             return value
         }
-        if let base = variable("XDG_CACHE_HOME") { return base + "/vigil" }
-        if let home = variable("HOME") { return (home == "/" ? "" : home) + "/.cache/vigil" }
+        func ours(_ path: String) -> Bool {
+            var current = path
+            while true {
+                var info = stat()
+                if stat(current, &info) == 0 { return info.st_uid == geteuid() }
+                guard errno == ENOENT, let slash = current.lastIndex(of: "/"), current != "/" else { return false }
+                current = slash == current.startIndex ? "/" : String(current[..<slash])
+            }
+        }
+        if let base = absolute("XDG_CACHE_HOME") { return ours(base) ? base + "/vigil" : nil }
+        if let home = absolute("HOME") { return ours(home) ? (home == "/" ? "" : home) + "/.cache/vigil" : nil }
         return nil
     }
 }

@@ -284,6 +284,18 @@ struct MatchCommandTests {
             uncached.out.split(separator: "\n").contains { $0.hasPrefix("patterns: compiled in ") && !$0.contains("(") }
         )
 
+        // A default directory that belongs to someone else (sudo with the caller's $HOME) is left alone.
+        if geteuid() == 0 {
+            let theirs = dir.path + "/theirs"
+            #expect(mkdir(theirs, 0o755) == 0 && chown(theirs, 65534, 65534) == 0)
+            let sudo = try VigilBinary.run(plain, environment: ["XDG_CACHE_HOME": theirs])
+            #expect(sudo.code == 0 && sudo.err.isEmpty, "\(sudo)")
+            #expect(
+                sudo.out.split(separator: "\n").contains { $0.hasPrefix("patterns: compiled in ") && !$0.contains("(") }
+            )
+            #expect(access(theirs + "/vigil", F_OK) != 0)
+        }
+
         // A cache others can write is not used, and says so on stderr; the run still succeeds.
         #expect(chmod(dir.path + "/cache", 0o777) == 0)
         let unsafe = try VigilBinary.run(arguments)
