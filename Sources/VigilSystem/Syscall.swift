@@ -42,6 +42,17 @@ public enum Syscall {
         }
     }
 
+    /// `pread(2)`: reads at `offset` without moving the file position, so threads can share a descriptor.
+    /// Returns 0 at end of file.
+    @inline(never)
+    public static func pread(
+        _ fd: CInt,
+        into buffer: UnsafeMutableRawBufferPointer,
+        at offset: Int
+    ) throws(Errno) -> Int {
+        try valueOrErrno { Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+    }
+
     /// `write(2)` of the whole buffer in one call where the kernel allows; loops on short writes.
     @inline(never)
     public static func writeAll(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) throws(Errno) {

@@ -7,133 +7,150 @@ import VigilSystem
 import Glibc
 #endif
 
-/// The hot loop of `vigil match`: reads files in large chunks with `read(2)`, finds lines with `memchr`, matches
-/// each with `LogPatternSet` and counts per rule. No allocation, `String` or Foundation per line; only the first
-/// 3 sample lines of each rule are copied.
+/// Counts the lines each rule matches over the files, on one thread or several, and prints the result.
+///
+/// With several threads the files' bytes (all files together) are cut into one part per thread. A thread
+/// matches the lines that *start* in its part: it skips to the first line start (the byte before its part is
+/// a newline, or it reads on to one) and reads past its end to finish its last line. Each line is matched by
+/// exactly one thread, in the same 64 KiB pieces, so the counts do not depend on the number of threads; each
+/// thread keeps its first samples per rule, and merging them by file position gives the first in file order.
+///
+/// The files are read with `pread`, not mapped: a log truncated while `mmap`ed would kill the process with
+/// SIGBUS (copytruncate rotation does exactly that), where `pread` just returns fewer bytes.
 final class LineCounter {
-    /// Lines longer than this are matched in pieces of this length, as the daemon does.
-    static let pieceLength = 64 * 1024
-    /// Samples kept per rule.
-    static let sampleCount = 3
+    /// One part of one file for one thread: lines starting at offsets `from..<to`.
+    struct Segment {
+        var file: Int
+        var from: Int
+        var to: Int
+    }
+
+    /// An input file: its descriptor and, for a regular file, its size when the work was planned.
+    struct Input {
+        var path: String
+        var fd: CInt
+        var size: Int?
+    }
+
+    /// At most this many threads by default (`--threads` may ask for more).
+    static let defaultThreadLimit = 8
+    /// By default, a thread per this many bytes at least: below it, starting threads costs more than it saves.
+    static let bytesPerThread = 1 << 20
 
     private let set: LogPatternSet
-    private let scratch: LogPatternSet.Scratch
-    private let masker = SecretMasker(detectors: Set(SecretDetector.allCases))
     /// Lines read, across files.
     private(set) var totalLines = 0
-    /// Lines that some rule's pattern matched (rules without patterns, which match every line, do not count).
+    /// Lines that some rule's pattern matched.
     private(set) var matchedLines = 0
-    /// Per rule: lines matched.
-    private let hits: UnsafeMutableBufferPointer<Int>
-    /// Per rule: the number of the last line counted (the pieces of a long line count once).
-    private let lastLine: UnsafeMutableBufferPointer<Int>
-    /// Per rule: whether it has patterns.
-    private let patterned: UnsafeMutableBufferPointer<Bool>
-    /// Per rule: up to `sampleCount` lines, masked.
+    /// Threads used.
+    private(set) var threadCount = 1
+    private var hits: [Int]
+    private var patterned: [Bool]
     private var samples: [[[UInt8]]]
-    private let buffer: UnsafeMutableRawBufferPointer
-    /// Whether a pattern matched the line being read (across its pieces).
-    private var lineMatched = false
 
     init(set: LogPatternSet) {
         self.set = set
-        scratch = set.makeScratch()
-        let count = set.ruleCount
-        hits = .allocate(capacity: count)
-        hits.initialize(repeating: 0)
-        lastLine = .allocate(capacity: count)
-        lastLine.initialize(repeating: -1)
-        patterned = .allocate(capacity: count)
-        for rule in 0..<count { patterned[rule] = !set.matchesEveryLine(ruleIndex: rule) }
-        samples = Array(repeating: [], count: count)
-        // 1 MiB: a partial line left at the end of a chunk (under 64 KiB) always leaves room for the next read.
-        buffer = .allocate(byteCount: 1 << 20, alignment: 64)
+        hits = Array(repeating: 0, count: set.ruleCount)
+        patterned = (0..<set.ruleCount).map { !set.matchesEveryLine(ruleIndex: $0) }
+        samples = Array(repeating: [], count: set.ruleCount)
     }
 
-    deinit {
-        hits.deallocate()
-        lastLine.deallocate()
-        patterned.deallocate()
-        buffer.deallocate()
+    /// The default thread count: online processors (`sysconf(_SC_NPROCESSORS_ONLN)`), at most
+    /// `defaultThreadLimit`, and no more than the input has megabytes.
+    static func defaultThreads(totalBytes: Int) -> Int {
+        let online = max(1, sysconf(CInt(_SC_NPROCESSORS_ONLN)))
+        return max(1, min(online, defaultThreadLimit, totalBytes / bytesPerThread))
     }
 
-    /// Reads `fd` to its end, matching every line. Returns an error message, or nil.
-    func read(_ fd: CInt, path: String) -> String? {
-        let base = buffer.baseAddress!
-        var filled = 0
-        while true {
-            let count: Int
-            do {
-                guard let n = try Syscall.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
-                else { continue }
-                count = n
-            } catch {
-                return "Failed to read '\(path)': \(error)"
+    /// Cuts `sizes` (bytes per file, in order) into `threads` parts of nearly equal bytes, as segments per
+    /// thread. Empty files give no segment; a part may span several files.
+    static func plan(sizes: [Int], threads: Int) -> [[Segment]] {
+        let total = sizes.reduce(0, +)
+        var parts: [[Segment]] = Array(repeating: [], count: threads)
+        for thread in 0..<threads {
+            let low = total * thread / threads
+            let high = total * (thread + 1) / threads
+            var base = 0
+            for (file, size) in sizes.enumerated() {
+                let from = max(low, base)
+                let to = min(high, base + size)
+                if from < to { parts[thread].append(Segment(file: file, from: from - base, to: to - base)) }
+                base += size
             }
-            if count == 0 {
-                // A last line without a newline counts.
-                if filled > 0 { completeLine(UnsafeRawBufferPointer(start: base, count: filled)) }
-                return nil
+        }
+        return parts
+    }
+
+    /// Matches every line of `inputs`; `threads` nil picks the default. Files that are not regular (pipes)
+    /// cannot be split: then one thread reads everything. Returns an error message, or nil.
+    func count(_ inputs: [Input], threads requested: Int?) -> String? {
+        let splittable = inputs.allSatisfy { $0.size != nil }
+        let totalBytes = inputs.reduce(0) { $0 + ($1.size ?? 0) }
+        let threads = splittable ? (requested ?? Self.defaultThreads(totalBytes: totalBytes)) : 1
+        threadCount = threads
+        if threads == 1 {
+            let tally = LineTally(set: set)
+            for (index, input) in inputs.enumerated() {
+                if let message = tally.readAll(input.fd, path: input.path, file: index) { return message }
             }
-            filled += count
-            var start = 0
-            while start < filled, let newline = memchr(base + start, 0x0A, filled - start) {
-                let end = base.distance(to: newline)
-                completeLine(UnsafeRawBufferPointer(start: base + start, count: end - start))
-                start = end + 1
-            }
-            // The partial line: match its whole 64 KiB pieces now, keep the rest for the next read.
-            while filled - start >= Self.pieceLength {
-                matchPiece(UnsafeRawBufferPointer(start: base + start, count: Self.pieceLength))
-                start += Self.pieceLength
-            }
-            if start > 0 {
-                memmove(base, base + start, filled - start)
-                filled -= start
+            merge([tally])
+            return nil
+        }
+        let parts = Self.plan(sizes: inputs.map { $0.size ?? 0 }, threads: threads)
+        let works = parts.map { Work(tally: LineTally(set: set), segments: $0, inputs: inputs) }
+        let handles = works.map { work in Threads.spawn(name: "vigil-match") { work.run() } }
+        for handle in handles { Threads.join(handle) }
+        if let message = works.lazy.compactMap(\.failure).first { return message }
+        merge(works.map(\.tally))
+        return nil
+    }
+
+    /// One thread's job.
+    private final class Work: @unchecked Sendable {
+        // @unchecked Sendable: the spawned thread alone touches `tally` and `failure` until it is joined; the
+        // rest is immutable.
+        let tally: LineTally
+        let segments: [Segment]
+        let inputs: [Input]
+        var failure: String?
+
+        init(tally: LineTally, segments: [Segment], inputs: [Input]) {
+            self.tally = tally
+            self.segments = segments
+            self.inputs = inputs
+        }
+
+        func run() {
+            for segment in segments {
+                let input = inputs[segment.file]
+                failure = tally.readLines(
+                    input.fd,
+                    path: input.path,
+                    file: segment.file,
+                    from: segment.from,
+                    to: segment.to,
+                    size: input.size ?? 0
+                )
+                if failure != nil { return }
             }
         }
     }
 
-    /// A whole line (or the last part of a long one), without its newline.
-    private func completeLine(_ line: UnsafeRawBufferPointer) {
-        var offset = 0
-        repeat {
-            let length = min(Self.pieceLength, line.count - offset)
-            matchPiece(UnsafeRawBufferPointer(rebasing: line[offset..<(offset + length)]))
-            offset += length
-        } while offset < line.count
-        if lineMatched { matchedLines += 1 }
-        lineMatched = false
-        totalLines += 1
-    }
-
-    /// Matches one piece of the current line.
-    @inline(__always)
-    private func matchPiece(_ piece: UnsafeRawBufferPointer) {
-        let line = totalLines
-        let hits = hits
-        let lastLine = lastLine
-        let patterned = patterned
-        set.match(piece, scratch: scratch) { rule in
-            guard lastLine[rule] != line else { return }
-            lastLine[rule] = line
-            hits[rule] += 1
-            if patterned[rule] { lineMatched = true }
-            if hits[rule] <= Self.sampleCount { keepSample(rule, piece) }
+    /// Sums the threads' counts; each rule's samples are the first `sampleCount` in file order.
+    private func merge(_ tallies: [LineTally]) {
+        for tally in tallies {
+            totalLines += tally.totalLines
+            matchedLines += tally.matchedLines
+            for rule in 0..<hits.count { hits[rule] += tally.hits[rule] }
+        }
+        for rule in 0..<hits.count {
+            let all = tallies.flatMap { $0.samples[rule] }.sorted { ($0.file, $0.offset) < ($1.file, $1.offset) }
+            samples[rule] = all.prefix(LineTally.sampleCount).map(\.bytes)
         }
     }
 
-    /// Copies a sample, masked and cut to 300 bytes (cold: at most 3 per rule).
-    private func keepSample(_ rule: Int, _ piece: UnsafeRawBufferPointer) {
-        var copy = Array(piece)
-        var state = SecretMasker.State()
-        _ = copy.withUnsafeMutableBytes { masker.mask($0, state: &state) }
-        if copy.count > 300 { copy = Array(copy.prefix(300)) + Array(" …".utf8) }
-        samples[rule].append(copy)
-    }
-
-    /// Prints each rule's hits and samples, then the totals.
-    func report(rules: [Rule], files: Int, elapsed: Double) {
+    /// Prints each rule's hits and samples, how the patterns were obtained, then the totals.
+    func report(rules: [Rule], files: Int, elapsed: Double, patterns: PatternDatabase.Origin?) {
         for (index, rule) in rules.enumerated() {
             let count = hits[index]
             var heading = "\(rule.id) (\(rule.location)): \(Self.plural(count, "line"))"
@@ -143,11 +160,28 @@ final class LineCounter {
                 for sample in samples[index] { print("    " + String(decoding: sample, as: UTF8.self)) }
             }
         }
+        if let patterns { print(Self.describe(patterns)) }
         let rate = elapsed > 0 ? Double(totalLines) / elapsed : 0
         print(
             "vigil: \(Self.plural(totalLines, "line")) in \(Self.plural(files, "file")), \(matchedLines) matched by a"
-                + " pattern; \(Self.fixed(elapsed, 3)) s, \(Self.fixed(rate / 1e6, 2)) M lines/s"
+                + " pattern; \(Self.plural(threadCount, "thread")), \(Self.fixed(elapsed, 3)) s,"
+                + " \(Self.fixed(rate / 1e6, 2)) M lines/s"
         )
+    }
+
+    /// `patterns: compiled in 0.87 s (cached in '…')`, `patterns: loaded from cache in 3 ms ('…')`.
+    static func describe(_ origin: PatternDatabase.Origin) -> String {
+        let seconds = Double(origin.nanoseconds) / 1e9
+        let time =
+            seconds >= 1
+            ? "\(fixed(seconds, 2)) s"
+            : seconds >= 0.001 ? "\(Int((seconds * 1000).rounded())) ms" : "\(fixed(seconds * 1000, 1)) ms"
+        let file = origin.cacheFile ?? ""
+        switch origin.source {
+        case .loadedFromCache: return "patterns: loaded from cache in \(time) ('\(file)')"
+        case .compiled where origin.stored: return "patterns: compiled in \(time) (cached in '\(file)')"
+        case .compiled: return "patterns: compiled in \(time)"
+        }
     }
 
     static func plural(_ count: Int, _ noun: String) -> String { count == 1 ? "1 \(noun)" : "\(count) \(noun)s" }

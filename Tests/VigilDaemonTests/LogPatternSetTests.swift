@@ -2,6 +2,8 @@ import Testing
 import VigilCore
 import VigilDaemon
 import VigilRules
+import VigilSystem
+import VigilTestSupport
 
 /// A `match:` pattern written on line `line` of `rules.yaml`, its scalar starting at column 12 (as in
 /// `    match: 'PATTERN'` the quote is at 11), so an offset maps to column 12 + offset.
@@ -150,6 +152,27 @@ func failure(_ rules: [Rule]) -> [RuleDiagnostic]? {
         // Every rule that matches, in order, when one line holds many.
         let all = (0..<1000).map { "event-\($0) ok code=200" }.joined(separator: " ")
         #expect(matches(set, scratch, all) == Array(0..<1000))
+    }
+
+    @Test func aCacheDirectoryGivesTheSameMatchesFromTheSecondSetOn() throws {
+        let tree = TempTree("log-set-cache")
+        defer { tree.remove() }
+        var rules: [Rule] = [logRule("all", [])]
+        for index in 0..<300 {
+            rules.append(logRule("r\(index)", [logPattern("event-\(index) (ok|failed) code=[0-9]{3}\\b")]))
+        }
+        let first = try LogPatternSet(rules: rules, cacheDirectory: tree.path("cache"))
+        #expect(first.databaseOrigin?.source == .compiled)
+        #expect(first.databaseOrigin?.stored == true)
+        let second = try LogPatternSet(rules: rules, cacheDirectory: tree.path("cache"))
+        #expect(second.databaseOrigin?.source == .loadedFromCache)
+        let line = "event-4 ok code=200 event-299 failed code=500 event-41 ok code=404"
+        #expect(matches(second, second.makeScratch(), line) == [0, 5, 42, 300])
+        #expect(matches(first, first.makeScratch(), line) == [0, 5, 42, 300])
+        // Without patterns there is no database, so nothing to cache.
+        #expect(
+            try LogPatternSet(rules: [logRule("all", [])], cacheDirectory: tree.path("cache")).databaseOrigin == nil
+        )
     }
 
     @Test func manyHitsAreMergedWithEveryLineRulesInOrder() throws {

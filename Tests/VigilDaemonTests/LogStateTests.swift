@@ -1,3 +1,4 @@
+import Logging
 import Testing
 import VigilDaemon
 import VigilHarness
@@ -16,6 +17,8 @@ final class RestartableDaemon {
     let rules: String
     let alertsPath: String
     private var daemon: Daemon?
+    /// What the last started daemon logged.
+    private(set) var logs = InMemoryLogHandler.Store()
 
     init(tree: TempTree, rules: String) {
         self.tree = tree
@@ -30,7 +33,8 @@ final class RestartableDaemon {
         guard let ruleSet = compilation.ruleSet else {
             throw HarnessError("rules did not compile: \(compilation.diagnostics.map(\.description))")
         }
-        let (logger, _) = InMemoryLogHandler.logger()
+        let (logger, logs) = InMemoryLogHandler.logger()
+        self.logs = logs
         var options = Daemon.Options(ruleSet: ruleSet, root: tree.root, extraAlertFiles: [alertsPath])
         options.processRules = false
         configure(&options)
@@ -120,6 +124,41 @@ final class RestartableDaemon {
         daemon.stop()
         let ids = daemon.alertLines().compactMap { JSONField.string($0, "id") }
         #expect(Set(ids).count == ids.count, "an alert id was written twice")
+    }
+
+    @Test func theCompiledPatternsAreCachedNextToTheStateFile() throws {
+        let tree = TempTree("log-pattern-cache")
+        defer { tree.remove() }
+        tree.makeDirectory("var/log")
+        let rules = """
+            - rule: failed
+              log: /var/log/app.log
+              match: 'Failed password for \\S+'
+
+            """
+        let daemon = RestartableDaemon(tree: tree, rules: rules)
+        try daemon.start()
+        daemon.stop()
+        #expect(daemon.logs.messages.contains { $0.message.hasPrefix("Compiled the log patterns in ") })
+        let directory = tree.path("var/lib/vigil/patterns")
+        var info = stat()
+        #expect(stat(directory, &info) == 0 && info.st_mode & 0o777 == 0o700)
+
+        try daemon.start()
+        AppendingWriter(tree.path("var/log/app.log")).write("sshd: Failed password for root\n")
+        let follower = try LineFollower(path: daemon.alertsPath, fromStart: true)
+        var matched = false
+        while let line = follower.next(timeoutMilliseconds: 5000)?.line {
+            if JSONField.string(line, "kind") == "log.matched" {
+                matched = true
+                break
+            }
+        }
+        daemon.stop()
+        #expect(matched)
+        let loaded = daemon.logs.messages.map(\.message).filter { $0.hasPrefix("Loaded the log patterns from ") }
+        #expect(loaded.count == 1 && loaded[0].contains("'\(directory)/patterns-"), "\(daemon.logs.messages)")
+        #expect(daemon.logs.messages(atLeast: .warning).isEmpty, "\(daemon.logs.messages(atLeast: .warning))")
     }
 
     @Test func aStateFileThatIsNotOneIsReportedAndReplaced() throws {

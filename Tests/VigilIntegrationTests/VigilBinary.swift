@@ -37,12 +37,17 @@ enum VigilBinary {
         )
     }
 
-    /// Runs `vigil ARGUMENTS` to completion; returns exit code, stdout and stderr.
+    /// Runs `vigil ARGUMENTS` to completion; returns exit code, stdout and stderr. `XDG_CACHE_HOME` points
+    /// into the run's scratch directory unless `environment` says otherwise, so `vigil match` never caches
+    /// patterns in the home directory of whoever runs the tests.
     static func run(
         _ arguments: [String],
+        environment: [String: String] = [:],
         timeoutMilliseconds: Int = 30_000
     ) throws -> (code: Int32, out: String, err: String) {
-        try Command.run(path, arguments, timeoutMilliseconds: timeoutMilliseconds)
+        try Command.run(path, arguments, environment: environment, timeoutMilliseconds: timeoutMilliseconds) {
+            work in ["XDG_CACHE_HOME": work + "/cache"]
+        }
     }
 }
 
@@ -51,13 +56,16 @@ enum Command {
     static func run(
         _ executable: String,
         _ arguments: [String],
-        timeoutMilliseconds: Int = 30_000
+        environment: [String: String] = [:],
+        timeoutMilliseconds: Int = 30_000,
+        scratchEnvironment: (String) -> [String: String] = { _ in [:] }
     ) throws -> (code: Int32, out: String, err: String) {
         let work = TempDirectory("cmd")
         defer { work.remove() }
         let child = try ChildProcess(
             executable: executable,
             arguments: arguments,
+            environment: scratchEnvironment(work.path).merging(environment) { _, given in given },
             standardOutput: work.path + "/out",
             standardError: work.path + "/err"
         )

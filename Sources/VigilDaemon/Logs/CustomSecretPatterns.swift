@@ -1,5 +1,5 @@
 public import VigilRules
-import VigilSystem
+public import VigilSystem
 
 /// The custom `patterns:` of a `sanitize` action, compiled into a small Vectorscan database that reports where
 /// each match starts (`HS_FLAG_SOM_LEFTMOST`), so that every byte of every match is masked with `*`.
@@ -12,8 +12,13 @@ public final class CustomSecretPatterns: @unchecked Sendable {
     /// The patterns, in the order written.
     public let patterns: [LogPattern]
 
+    /// How the Vectorscan database was obtained (compiled or loaded from the cache, any cache problem).
+    public var databaseOrigin: PatternDatabase.Origin { database.origin }
+
     /// Compiles `patterns` (at least one); throws every pattern the engine refuses, positioned at the pattern.
-    public init(patterns: [LogPattern]) throws(LogPatternSet.Failure) {
+    /// With a `cacheDirectory`, the compiled database is loaded from there or stored there, as for
+    /// `LogPatternSet`.
+    public init(patterns: [LogPattern], cacheDirectory: String? = nil) throws(LogPatternSet.Failure) {
         let list = patterns.enumerated().map { index, pattern in
             PatternDatabase.Pattern(
                 id: UInt32(index),
@@ -24,7 +29,7 @@ public final class CustomSecretPatterns: @unchecked Sendable {
             )
         }
         do {
-            database = try PatternDatabase(list)
+            database = try PatternDatabase(list, cacheDirectory: cacheDirectory)
         } catch {
             var diagnostics: [RuleDiagnostic] = []
             for (index, pattern) in patterns.enumerated() {

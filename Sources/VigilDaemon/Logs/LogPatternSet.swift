@@ -1,5 +1,5 @@
 public import VigilRules
-import VigilSystem
+public import VigilSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -35,11 +35,18 @@ public final class LogPatternSet: @unchecked Sendable {
     private let patterns: [[LogPattern]]
     /// Per rule: PCRE2 code for each of its patterns when any of them has named groups; else empty.
     private let captureCode: [[CapturePattern]]
+    /// How the Vectorscan database was obtained (compiled or loaded from the cache, how long it took, any
+    /// cache problem to report); nil when no rule has a pattern.
+    public var databaseOrigin: PatternDatabase.Origin? { database?.origin }
 
     /// Compiles the patterns of `rules`; throws every problem found (each pattern is checked with Vectorscan,
     /// and with PCRE2 when its rule needs named groups).
-    public init(rules: [Rule]) throws(Failure) {
-        let compiled = Self.compile(rules)
+    ///
+    /// With a `cacheDirectory`, the compiled database is loaded from there when an earlier run stored it, and
+    /// stored there otherwise (`PatternDatabase.init(_:cacheDirectory:)`); a cache that cannot be used only
+    /// means a compile: `databaseOrigin` says why, for the caller to report.
+    public init(rules: [Rule], cacheDirectory: String? = nil) throws(Failure) {
+        let compiled = Self.compile(rules, cacheDirectory: cacheDirectory)
         if !compiled.diagnostics.isEmpty { throw Failure(diagnostics: compiled.diagnostics) }
         ruleCount = rules.count
         database = compiled.database
@@ -51,7 +58,13 @@ public final class LogPatternSet: @unchecked Sendable {
     /// Every problem with the log rules' `match:` patterns and the custom patterns of their `sanitize`
     /// actions, for `vigil check`. Empty when the set compiles.
     public static func check(rules: [Rule]) -> [RuleDiagnostic] {
-        var diagnostics = compile(rules).diagnostics
+        compile(rules, cacheDirectory: nil).diagnostics + checkSanitizePatterns(rules: rules)
+    }
+
+    /// Every problem with the custom patterns of the rules' `sanitize` actions (`check` without the `match:`
+    /// patterns, for callers that compile those anyway).
+    public static func checkSanitizePatterns(rules: [Rule]) -> [RuleDiagnostic] {
+        var diagnostics: [RuleDiagnostic] = []
         for rule in rules {
             for case .sanitize(let spec) in rule.actions where !spec.patterns.isEmpty {
                 do {
@@ -214,7 +227,7 @@ public final class LogPatternSet: @unchecked Sendable {
         var diagnostics: [RuleDiagnostic] = []
     }
 
-    private static func compile(_ rules: [Rule]) -> Compiled {
+    private static func compile(_ rules: [Rule], cacheDirectory: String?) -> Compiled {
         var compiled = Compiled()
         var list: [PatternDatabase.Pattern] = []
         var owners: [(rule: Int, pattern: Int)] = []
@@ -247,7 +260,7 @@ public final class LogPatternSet: @unchecked Sendable {
         }
         guard !list.isEmpty else { return compiled }
         do {
-            compiled.database = try PatternDatabase(list)
+            compiled.database = try PatternDatabase(list, cacheDirectory: cacheDirectory)
         } catch {
             // The engine names only the first refused pattern: try each alone to report all of them.
             var found = false

@@ -321,7 +321,11 @@ extension LogWatcher {
         let custom = specs.flatMap(\.patterns)
         if !custom.isEmpty {
             do {
-                let compiled = try CustomSecretPatterns(patterns: custom)
+                let compiled = try CustomSecretPatterns(
+                    patterns: custom,
+                    cacheDirectory: settings.patternCacheDirectory
+                )
+                Self.report(compiled.databaseOrigin, what: "the sanitize patterns", logger: logger)
                 sanitizer.custom = (compiled, compiled.makeScratch())
             } catch {
                 // `vigil check` and start-up report these; a file still gets the built-in detectors.

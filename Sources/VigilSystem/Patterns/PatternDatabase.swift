@@ -54,25 +54,57 @@ public final class PatternDatabase: @unchecked Sendable {
         }
     }
 
-    private let database: OpaquePointer
+    /// The compiled database (`hs_database_t *`), freed with the object.
+    let database: OpaquePointer
     /// How many patterns it holds.
     public let count: Int
+    /// Whether it was compiled or loaded from the cache, and how long that took: for callers to report.
+    public let origin: Origin
 
     /// Compiles `patterns` for block mode (one line or buffer per scan). Throws the first error the engine
     /// reports, naming the pattern.
-    public init(_ patterns: [Pattern]) throws(CompileError) {
+    ///
+    /// With a `cacheDirectory`, the compiled form is looked up there first and stored there after a compile
+    /// (see `PatternDatabase+Cache.swift`); any problem with the cache only means a compile, told in `origin`.
+    public convenience init(_ patterns: [Pattern], cacheDirectory: String? = nil) throws(CompileError) {
         guard !patterns.isEmpty else { throw CompileError(index: nil, message: "no patterns given") }
+        let started = Clock.monotonicNanoseconds()
+        guard let cacheDirectory else {
+            let compiled = try Self.compile(patterns)
+            self.init(
+                database: compiled,
+                count: patterns.count,
+                origin: Origin(source: .compiled, nanoseconds: Clock.monotonicNanoseconds() - started)
+            )
+            return
+        }
+        let (database, origin) = try Self.cachedOrCompiled(patterns, directory: cacheDirectory, started: started)
+        self.init(database: database, count: patterns.count, origin: origin)
+    }
+
+    /// Takes ownership of `database`.
+    private init(database: OpaquePointer, count: Int, origin: Origin) {
+        self.database = database
+        self.count = count
+        self.origin = origin
+    }
+
+    /// The engine's flags for `pattern`.
+    static func flags(_ pattern: Pattern) -> UInt32 {
+        // Bytes, not UTF-8: Vectorscan's UTF8 mode is undefined behaviour on invalid UTF-8, and log lines may
+        // hold anything.
+        var value: UInt32 = 0
+        if pattern.caseless { value |= UInt32(HS_FLAG_CASELESS) }
+        if pattern.singleMatch { value |= UInt32(HS_FLAG_SINGLEMATCH) }
+        if pattern.leftmostStart { value |= UInt32(HS_FLAG_SOM_LEFTMOST) }
+        return value
+    }
+
+    /// `hs_compile_multi` for block mode: a database the caller owns (`hs_free_database`).
+    static func compile(_ patterns: [Pattern]) throws(CompileError) -> OpaquePointer {
         let expressions = patterns.map { strdup($0.expression) }
         defer { for pointer in expressions { free(pointer) } }
-        var flags = patterns.map { pattern -> UInt32 in
-            // Bytes, not UTF-8: Vectorscan's UTF8 mode is undefined behaviour on invalid UTF-8, and log lines may
-            // hold anything.
-            var value: UInt32 = 0
-            if pattern.caseless { value |= UInt32(HS_FLAG_CASELESS) }
-            if pattern.singleMatch { value |= UInt32(HS_FLAG_SINGLEMATCH) }
-            if pattern.leftmostStart { value |= UInt32(HS_FLAG_SOM_LEFTMOST) }
-            return value
-        }
+        var flags = patterns.map(Self.flags)
         var ids = patterns.map(\.id)
         var compiled: OpaquePointer?
         var error: UnsafeMutablePointer<hs_compile_error_t>?
@@ -98,8 +130,7 @@ public final class PatternDatabase: @unchecked Sendable {
             if let error { hs_free_compile_error(error) }
             throw CompileError(index: expression >= 0 ? expression : nil, message: message)
         }
-        database = compiled
-        count = patterns.count
+        return compiled
     }
 
     deinit { hs_free_database(database) }
