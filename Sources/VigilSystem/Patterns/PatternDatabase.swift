@@ -216,10 +216,6 @@ public final class PatternDatabase: @unchecked Sendable {
         }
     }
 
-    /// One byte to point at when scanning nothing.
-    nonisolated(unsafe) private static let emptyBuffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
-    // nonisolated(unsafe): allocated once, never written or freed.
-
     /// Where `scanDistinct` puts what it finds (the C callback's context: plain pointers, no closure, so a
     /// scan allocates nothing).
     private struct DistinctSink {
@@ -239,70 +235,23 @@ public final class PatternDatabase: @unchecked Sendable {
         into ids: UnsafeMutableBufferPointer<Int32>
     ) -> Int {
         var sink = DistinctSink(seen: seen.baseAddress!, ids: ids.baseAddress!, capacity: ids.count, count: 0)
-        // The engine wants a valid pointer even for zero bytes.
-        let base = bytes.baseAddress ?? UnsafeRawPointer(Self.emptyBuffer)
         _ = withUnsafeMutablePointer(to: &sink) { context in
-            hs_scan(
-                database,
-                base.assumingMemoryBound(to: CChar.self),
-                UInt32(bytes.count),
-                0,
-                scratch.pointer,
-                { id, _, _, _, context in
-                    let sink = context!.assumingMemoryBound(to: DistinctSink.self)
-                    let word = Int(id >> 6)
-                    let bit: UInt64 = 1 << UInt64(id & 63)
-                    if sink.pointee.seen[word] & bit == 0 && sink.pointee.count < sink.pointee.capacity {
-                        sink.pointee.seen[word] |= bit
-                        sink.pointee.ids[sink.pointee.count] = Int32(truncatingIfNeeded: id)
-                        sink.pointee.count += 1
-                    }
-                    return 0
-                },
-                context
-            )
+            scan(bytes, scratch: scratch, context: context) { id, _, _, _, context in
+                let sink = context!.assumingMemoryBound(to: DistinctSink.self)
+                let word = Int(id >> 6)
+                let bit: UInt64 = 1 << UInt64(id & 63)
+                if sink.pointee.seen[word] & bit == 0 && sink.pointee.count < sink.pointee.capacity {
+                    sink.pointee.seen[word] |= bit
+                    sink.pointee.ids[sink.pointee.count] = Int32(truncatingIfNeeded: id)
+                    sink.pointee.count += 1
+                }
+                return 0
+            }
         }
         return sink.count
     }
 
-    /// Scans `bytes` and calls `onMatch` with each match's pattern id, start and end offsets; the start is exact
-    /// only for patterns compiled with `leftmostStart` (0 otherwise). `onMatch` returns false to stop the scan.
-    /// Returns false when the engine failed (never for a match or a stop).
-    @discardableResult
-    public func scanRanges(
-        _ bytes: UnsafeRawBufferPointer,
-        scratch: Scratch,
-        _ onMatch: (_ id: UInt32, _ start: Int, _ end: Int) -> Bool
-    ) -> Bool {
-        guard let base = bytes.baseAddress else {
-            return withUnsafeBytes(of: UInt8(0)) { one in
-                scanRanges(UnsafeRawBufferPointer(start: one.baseAddress, count: 0), scratch: scratch, onMatch)
-            }
-        }
-        return withoutActuallyEscaping(onMatch) { handler in
-            var box = RangeBox(handler: handler)
-            let status = withUnsafeMutablePointer(to: &box) { context in
-                hs_scan(
-                    database,
-                    base.assumingMemoryBound(to: CChar.self),
-                    UInt32(bytes.count),
-                    0,
-                    scratch.pointer,
-                    { id, from, to, _, context in
-                        context!.assumingMemoryBound(to: RangeBox.self).pointee.handler(id, Int(from), Int(to)) ? 0 : 1
-                    },
-                    context
-                )
-            }
-            return status == HS_SUCCESS || status == HS_SCAN_TERMINATED
-        }
-    }
-
     private struct MatchBox {
         let handler: (UInt32, Int) -> Void
-    }
-
-    private struct RangeBox {
-        let handler: (UInt32, Int, Int) -> Bool
     }
 }
