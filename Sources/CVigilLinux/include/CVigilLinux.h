@@ -5,19 +5,6 @@
 
 #ifndef __linux__
 #error "Vigil watches Linux kernel interfaces (inotify, netlink, PSI) and builds only on Linux."
-// MARK: - PCRE2 (see `man 3 pcre2api`)
-
-/// `PCRE2_UNSET`/`PCRE2_ZERO_TERMINATED` (`~(PCRE2_SIZE)0`): an ovector entry of a group that did not take part
-/// in the match. Swift does not import the cast macro.
-static inline size_t CVigilLinux_pcre2_unset(void) { return PCRE2_UNSET; }
-
-/// `pcre2_compile_8(pattern, length, options, …)` with the default compile context. Returns NULL with
-/// `*error_code` and `*error_offset` (a byte offset into `pattern`) set when the pattern is refused.
-static inline pcre2_code_8 *CVigilLinux_pcre2_compile(
-    const uint8_t *pattern, size_t length, uint32_t options, int *error_code, size_t *error_offset) {
-    return pcre2_compile_8(pattern, length, options, error_code, error_offset, (pcre2_compile_context_8 *)0);
-}
-
 #endif
 
 #include <errno.h>
@@ -41,6 +28,8 @@ static inline pcre2_code_8 *CVigilLinux_pcre2_compile(
 #include <linux/netlink.h>
 #include <linux/connector.h>
 #include <linux/cn_proc.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/capability.h>
 #include <zlib.h>
 #include <hs/hs.h>
@@ -137,6 +126,38 @@ int CVigilLinux_gettid(void);
 /// `unshare(CLONE_NEWNET)`: moves the calling *thread* into a new network namespace (needs CAP_SYS_ADMIN).
 /// Swift's Glibc module shows neither `unshare` nor the `CLONE_NEW*` flags. See `man 2 unshare`.
 int CVigilLinux_unshare_network(void);
+
+// MARK: - openat2 (see `man 2 openat2`; Linux 5.6, no glibc wrapper on Debian 12)
+
+/// `openat2(dirfd, path, {flags, mode, resolve})`: -1 with errno on failure (ENOSYS before Linux 5.6; EXDEV
+/// or ELOOP when the path leaves `dirfd` or crosses a symlink under RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS).
+static inline int CVigilLinux_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags;
+    how.mode = mode;
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+static inline uint64_t CVigilLinux_resolve_beneath(void) { return RESOLVE_BENEATH; }
+/// `O_PATH` and `AT_EMPTY_PATH` are behind _GNU_SOURCE in glibc's headers: the kernel's values (the same on
+/// x86_64 and arm64).
+static inline int CVigilLinux_o_path(void) {
+#ifdef O_PATH
+    return O_PATH;
+#else
+    return 010000000;
+#endif
+}
+static inline int CVigilLinux_at_empty_path(void) {
+#ifdef AT_EMPTY_PATH
+    return AT_EMPTY_PATH;
+#else
+    return 0x1000;
+#endif
+}
+static inline uint64_t CVigilLinux_resolve_no_symlinks(void) { return RESOLVE_NO_SYMLINKS; }
+static inline uint64_t CVigilLinux_resolve_no_magiclinks(void) { return RESOLVE_NO_MAGICLINKS; }
 
 // MARK: - PCRE2 (see `man 3 pcre2api`)
 
