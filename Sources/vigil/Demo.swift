@@ -176,7 +176,7 @@ struct Demo: ParsableCommand {
         }
         if !failed {
             // Lines are handled in order, so the leaking lines were masked in place before the alert above.
-            let log = String(decoding: readLog(sandbox), as: UTF8.self)
+            let log = ProcFile.readText(sandbox.hostPath(SeedSandbox.unifiedLogPath())) ?? ""
             let masked = log.split(separator: "\n").filter { $0.contains("DBPool") || $0.contains("Billing") }
             printLine("   The log itself now reads (masked in place: same size, same inode):")
             for line in masked { printLine("     \(line)") }
@@ -211,21 +211,6 @@ struct Demo: ParsableCommand {
         "2025-04-13 07:16:40 UPLOAD ERROR [DBPool] connection refused: password=Hunter2! user=analytics\n"
         + "2025-04-13 07:16:41 UPLOAD INFO [Billing] charged card 4111 1111 1111 1111 for order 1042\n"
         + "2025-04-13 07:16:45 UPLOAD INFO [HTTPClient] Connected to external API with insecure flag\n"
-
-    /// Today's unified log in the sandbox, read plainly.
-    private func readLog(_ sandbox: SeedSandbox) -> [UInt8] {
-        let fd = open(sandbox.hostPath(SeedSandbox.unifiedLogPath()), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            out += chunk[0..<n]
-        }
-        return out
-    }
 
     /// Kills the upload service the way the OOM killer does, and shows Vigil's alert, its restart through
     /// the service's init script (no systemd in the sandbox) and the new process it saw start.

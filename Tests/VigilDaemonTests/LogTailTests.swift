@@ -115,15 +115,7 @@ extension DaemonFixture {
     }
 
     @Test func renameRotationReadsTheOldFileToItsEndThenTheNewOne() throws {
-        let rules = """
-            - rule: every-line
-              severity: info
-              log: /var/log/app.log
-              from: start
-              message: "{line}"
-
-            """
-        let fixture = try DaemonFixture(rules: rules, label: "log-rename") { tree in
+        let fixture = try DaemonFixture(rules: LogStateTests.everyLine, label: "log-rename") { tree in
             tree.makeDirectory("var/log")
         }
         let path = fixture.tree.path("var/log/app.log")
@@ -141,15 +133,7 @@ extension DaemonFixture {
     }
 
     @Test func copyAndTruncateIsDetectedAndTheFileReadAgain() throws {
-        let rules = """
-            - rule: every-line
-              severity: info
-              log: /var/log/app.log
-              from: start
-              message: "{line}"
-
-            """
-        let fixture = try DaemonFixture(rules: rules, label: "log-truncate") { tree in
+        let fixture = try DaemonFixture(rules: LogStateTests.everyLine, label: "log-truncate") { tree in
             tree.makeDirectory("var/log")
         }
         let writer = AppendingWriter(fixture.tree.path("var/log/app.log"))
@@ -164,15 +148,7 @@ extension DaemonFixture {
     }
 
     @Test func longLinesAreSplitAndFlaggedAndBinaryBytesPassThrough() throws {
-        let rules = """
-            - rule: every-line
-              severity: info
-              log: /var/log/app.log
-              from: start
-              message: "{line}"
-
-            """
-        let fixture = try DaemonFixture(rules: rules, label: "log-long") { tree in
+        let fixture = try DaemonFixture(rules: LogStateTests.everyLine, label: "log-long") { tree in
             tree.makeDirectory("var/log")
         } configure: { options in
             options.logLineLimit = 4096

@@ -43,16 +43,23 @@ final class LogFile {
     var reportedWriteFailure = false
 
     /// In-place masking and the redacted copy.
-    struct Sanitizer {
-        var masker: SecretMasker
+    /// A class, so the per-line path mutates it in place (a struct read out of the file and written back
+    /// copied and retained its fields for every line).
+    final class Sanitizer {
+        let masker: SecretMasker
         var state = SecretMasker.State()
         /// `patterns:` of the sanitize rules, with this file's scratch.
         var custom: (patterns: CustomSecretPatterns, scratch: CustomSecretPatterns.Scratch)?
-        var inPlace: Bool
+        let inPlace: Bool
         /// The redacted copy: descriptor, host path, bytes written.
         var copyDescriptor: CInt = -1
         var copyPath: String?
         var copySize: Int64 = 0
+
+        init(masker: SecretMasker, inPlace: Bool) {
+            self.masker = masker
+            self.inPlace = inPlace
+        }
     }
 
     init(

@@ -67,7 +67,9 @@ extension LogWatcher {
             do {
                 resolution = try settings.root.resolve(plans[index].serverDirectory)
             } catch {
-                logger.warning("Log rules on '\(plans[index].serverDirectory)': \(error)")
+                logger.warning(
+                    "Log rules on '\(plans[index].serverDirectory)' (\(ruleLocations(plan: index))): \(error); fix the log: path, the rules on it wait for the directory"
+                )
                 continue
             }
             guard resolution.missing.isEmpty else {
@@ -84,7 +86,9 @@ extension LogWatcher {
                 }
                 counters.watchDescriptors.store(UInt64(watches.count), ordering: .relaxed)
             } catch {
-                logger.error("Failed to watch log directory '\(plans[index].serverDirectory)': \(error)")
+                logger.error(
+                    "Failed to watch log directory '\(plans[index].serverDirectory)' (\(ruleLocations(plan: index))): \(error)"
+                )
                 continue
             }
             // Names already there (a directory that appeared may already hold files: scanned after the watch).
@@ -101,6 +105,14 @@ extension LogWatcher {
         } catch {
             logger.warning("Failed to watch '\(host)' for a missing log directory to appear: \(error)")
         }
+    }
+
+    /// Where the rules of a plan are written (`file:line:col`, comma-separated), for messages about it.
+    func ruleLocations(plan: Int) -> String {
+        var seen = Set<Int>()
+        return plans[plan].entries.compactMap { entry in
+            seen.insert(entry.rule).inserted ? "\(rules[entry.rule].rule.location)" : nil
+        }.joined(separator: ", ")
     }
 
     static func names(in directory: String) -> [String] {
@@ -192,14 +204,18 @@ extension LogWatcher {
         }
         guard fd >= 0 else {
             if errno != ENOENT {
-                logger.warning("Failed to open log '\(serverPath)': \(String(cString: strerror(errno)))")
+                logger.warning(
+                    "Failed to open log '\(serverPath)': \(String(cString: strerror(errno))); vigil needs read access (CAP_DAC_READ_SEARCH in vigil.service) and opens it again when it is re-created"
+                )
             }
             return nil
         }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             Syscall.close(fd)
-            logger.warning("Log rule path '\(serverPath)' is not a regular file; it is not followed")
+            logger.warning(
+                "Log rule path '\(serverPath)' is not a regular file (a directory, FIFO or device); it is not followed. Point the rule's log: at files, or narrow its glob"
+            )
             return nil
         }
         if writable && info.st_nlink > 1 {
@@ -314,7 +330,7 @@ extension LogWatcher {
     private func makeSanitizer(_ specs: [SanitizeSpec], for file: LogFile, state mode: OpenMode) -> LogFile.Sanitizer {
         var detectors = Set<SecretDetector>()
         for spec in specs { detectors.formUnion(spec.detectors) }
-        var sanitizer = LogFile.Sanitizer(
+        let sanitizer = LogFile.Sanitizer(
             masker: SecretMasker(detectors: detectors),
             inPlace: file.writable && specs.contains { $0.inPlace }
         )

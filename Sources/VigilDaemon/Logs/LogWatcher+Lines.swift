@@ -24,7 +24,9 @@ extension LogWatcher {
             if n < 0 {
                 if errno == EINTR { continue }
                 if !file.reportedWriteFailure {
-                    logger.error("Failed to read log '\(file.path)': \(String(cString: strerror(errno)))")
+                    logger.error(
+                        "Failed to read log '\(file.path)': \(String(cString: strerror(errno))); its lines are read again from byte \(file.offset) on its next change. Check the filesystem (an I/O error) and vigil's read access"
+                    )
                     file.reportedWriteFailure = true
                 }
                 return
@@ -93,10 +95,7 @@ extension LogWatcher {
         )
         file.offset = 0
         file.fingerprint = LogFingerprint(hash: 0, length: 0)
-        if var sanitizer = file.sanitizer {
-            sanitizer.state = SecretMasker.State()
-            file.sanitizer = sanitizer
-        }
+        file.sanitizer?.state = SecretMasker.State()
         stateChanged = true
     }
 
@@ -208,8 +207,7 @@ extension LogWatcher {
     /// Masks the secrets of one complete line in place (same length, `pwrite` over the bytes already in the
     /// file, only where they still are what was read) and appends the masked line to the redacted copy.
     private func sanitize(_ file: LogFile, _ text: UnsafeMutableRawBufferPointer, at offset: Int64) {
-        guard var sanitizer = file.sanitizer else { return }
-        defer { file.sanitizer = sanitizer }
+        guard let sanitizer = file.sanitizer else { return }
         if sanitizer.inPlace { original.replaceSubrange(original.startIndex..., with: UnsafeRawBufferPointer(text)) }
         var changed = sanitizer.masker.mask(text, state: &sanitizer.state)
         if let custom = sanitizer.custom { changed += custom.patterns.mask(text, scratch: custom.scratch) }

@@ -206,16 +206,7 @@ func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
     guard let sandbox = freshSandbox("bench-peer", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     var process: ChildProcess?
-    defer {
-        if let process {
-            // setsid made the shell a process-group leader: end the whole pipeline, by its group id.
-            kill(-process.pid, SIGTERM)
-            if process.wait(timeoutMilliseconds: 2_000) == nil {
-                kill(-process.pid, SIGKILL)
-                _ = process.wait(timeoutMilliseconds: 2_000)
-            }
-        }
-    }
+    defer { stopProcessGroup(process) }
     do {
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")

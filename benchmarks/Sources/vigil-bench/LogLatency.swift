@@ -39,6 +39,18 @@ let fillerLines = (0..<8).map {
     "2025-04-13 07:15:2\($0) UPLOAD INFO [Uploader] batch \($0) uploaded: 1842 records in 0.\($0)3 s\n"
 }
 
+/// Today's unified log in the sandbox, opened for appending as the service opens it.
+func openUnifiedLog(in sandbox: SeedSandbox) throws(HarnessError) -> CInt {
+    let log = sandbox.hostPath(SeedSandbox.unifiedLogPath())
+    let fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+    guard fd >= 0 else {
+        throw HarnessError(
+            "Failed to create '\(log)': \(String(cString: strerror(errno))); check that TMPDIR is writable"
+        )
+    }
+    return fd
+}
+
 /// Appends `text` with one write(2), as an application logs a line.
 func appendLine(_ fd: CInt, _ text: String) {
     let bytes = Array(text.utf8)
@@ -53,9 +65,7 @@ func runVigilLogLatency(vigil: String, rules: String, lines: Int) -> LogLatencyR
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
         let alerts = work + "/alerts.jsonl"
-        let log = sandbox.hostPath(SeedSandbox.unifiedLogPath())
-        let fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw HarnessError("Failed to create '\(log)'") }
+        let fd = try openUnifiedLog(in: sandbox)
         defer { close(fd) }
         let follower = try LineFollower(path: alerts)
         let daemon = try DaemonProcess(
@@ -95,22 +105,13 @@ func runTailGrepLogLatency(lines: Int) -> LogLatencyResult {
     guard let sandbox = freshSandbox("bench-log-peer", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     var process: ChildProcess?
-    defer {
-        if let process {
-            kill(-process.pid, SIGTERM)
-            if process.wait(timeoutMilliseconds: 2_000) == nil {
-                kill(-process.pid, SIGKILL)
-                _ = process.wait(timeoutMilliseconds: 2_000)
-            }
-        }
-    }
+    defer { stopProcessGroup(process) }
     do {
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
         let output = work + "/peer.out"
         let log = sandbox.hostPath(SeedSandbox.unifiedLogPath())
-        let fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw HarnessError("Failed to create '\(log)'") }
+        let fd = try openUnifiedLog(in: sandbox)
         defer { close(fd) }
         let follower = try LineFollower(path: output)
         process = try ChildProcess(

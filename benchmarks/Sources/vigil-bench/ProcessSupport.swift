@@ -132,3 +132,14 @@ struct CPUPressure {
         return "\(tenths / 10).\(tenths % 10) %"
     }
 }
+
+/// Ends a peer pipeline started under `setsid` (the shell is a process-group leader): SIGTERM to the whole
+/// group, then SIGKILL if it has not exited within two seconds.
+func stopProcessGroup(_ process: ChildProcess?) {
+    guard let process else { return }
+    kill(-process.pid, SIGTERM)
+    if process.wait(timeoutMilliseconds: 2_000) == nil {
+        kill(-process.pid, SIGKILL)
+        _ = process.wait(timeoutMilliseconds: 2_000)
+    }
+}
