@@ -241,12 +241,40 @@ public final class Daemon: @unchecked Sendable {
                 if rule.actions.contains(where: { if case .sanitize = $0 { true } else { false } }) {
                     need(.dacOverride, "to mask secrets in logs other users own", rule: rule)
                 }
+            case .permissions:
+                need(.dacReadSearch, "to walk directories other users own", rule: nil)
+                for action in rule.actions {
+                    switch action {
+                    // chmod of another user's file needs CAP_FOWNER; chown needs CAP_CHOWN, and clears
+                    // setuid/setgid bits that chmod then restores.
+                    case .chmod: need(.fowner, "to restore the mode of files other users own", rule: rule)
+                    case .chown: need([.chown, .fowner], "to restore owners and groups", rule: rule)
+                    default: break
+                    }
+                }
+            case .rotate(let subject):
+                need(.dacReadSearch, "to read logs other users own", rule: nil)
+                // Renaming, creating and deleting in log directories other users own, and the owner of the
+                // new file and the archives.
+                need(.dacOverride, "to rotate logs in directories other users own", rule: rule)
+                if subject.create?.owner != nil || subject.create?.group != nil
+                    || subject.oldDirectory?.attributes.owner != nil || subject.oldDirectory?.attributes.group != nil
+                {
+                    need(.chown, "to give new logs and archives their owner", rule: rule)
+                }
+                need(.fowner, "to set the mode of rotated logs other users own", rule: rule)
+                if let post = subject.postRotate {
+                    if post.command != nil || post.unit != nil || HostFeatures.systemdIsRunning {
+                        spawnsPrograms = true
+                    }
+                    if post.signal != nil { need(.kill, "to signal the writer of a rotated log", rule: rule) }
+                }
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
                 for action in rule.actions {
                     switch action {
-                    case .alert, .sanitize: break
+                    case .alert, .sanitize, .chmod, .chown: break
                     case .restart(let spec), .reload(let spec):
                         if spec.command != nil || spec.unit != nil || HostFeatures.systemdIsRunning {
                             spawnsPrograms = true

@@ -109,6 +109,18 @@ public struct Rule: Sendable {
         return false
     }
 
+    /// True for mode and owner rules (run by the permission watcher, not the file matcher).
+    public var isPermissionRule: Bool {
+        if case .permissions = subject { return true }
+        return false
+    }
+
+    /// True for `rotate:` rules (run by the rotation watcher, not the file matcher).
+    public var isRotateRule: Bool {
+        if case .rotate = subject { return true }
+        return false
+    }
+
     /// State rules fire when their condition becomes true for an instance and resolve when it becomes
     /// false; event rules fire once per event and never resolve.
     public var isStateRule: Bool {
@@ -117,6 +129,9 @@ public struct Rule: Sendable {
         case .file: false
         case .process(let process): process.trigger.isState
         case .log: false
+        // Drift that is not put right at once (audit, or a refused change) fires and resolves.
+        case .permissions: true
+        case .rotate: false
         }
     }
 }
@@ -133,6 +148,11 @@ public enum Subject: Sendable {
     /// `log: PATH` (or a list of paths and globs) — every line appended to the files, matched against
     /// `match:` patterns; rotation and truncation followed by file identity.
     case log(LogSubject)
+    /// `file: PATH` with `mode:`, `owner:` or `group:` — the mode and owner files must have, checked at
+    /// start-up and on every change the kernel reports; put right by `chmod`/`chown` actions.
+    case permissions(PermissionSubject)
+    /// `rotate: PATH` — logs rotated the moment they cross a size or a time boundary.
+    case rotate(RotateSubject)
 }
 
 /// A path as written in a rule: an absolute directory plus an exact name or a glob on the name.
@@ -267,6 +287,11 @@ public enum ActionSpec: Sendable {
     /// `sanitize` or `sanitize: { … }` (log rules): mask secrets in the log itself, in place, and/or write a
     /// redacted copy.
     case sanitize(SanitizeSpec)
+    /// `chmod` (mode and owner rules): restore the mode, through a descriptor opened without following
+    /// symlinks.
+    case chmod(SourceLocation)
+    /// `chown` (mode and owner rules): restore the owner and group, the same way.
+    case chown(SourceLocation)
 }
 
 /// How `restart` and `reload` reach a service. The daemon picks, in this order: `systemctl restart|reload

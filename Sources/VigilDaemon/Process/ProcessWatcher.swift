@@ -176,7 +176,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 let spec: ServiceAction
                 let kind: ServiceSupervisor.Kind
                 switch action {
-                case .alert, .sanitize: continue
+                case .alert, .sanitize, .chmod, .chown: continue
                 case .restart(let action): (spec, kind) = (action, .restart)
                 case .reload(let action): (spec, kind) = (action, .reload)
                 }
@@ -186,7 +186,7 @@ final class ProcessWatcher: @unchecked Sendable {
             }
             for action in rule.actions {
                 switch action {
-                case .alert, .sanitize: break
+                case .alert, .sanitize, .chmod, .chown: break
                 case .restart(let spec): restart = ServiceSupervisor(kind: .restart, action: spec)
                 case .reload(let spec): reload = ServiceSupervisor(kind: .reload, action: spec)
                 }
