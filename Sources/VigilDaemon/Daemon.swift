@@ -46,6 +46,8 @@ public final class Daemon: @unchecked Sendable {
         public var logStateIntervalMilliseconds: Int = 250
         /// How long a rotated-away or deleted log stays open after its last growth, in milliseconds.
         public var logLingerMilliseconds: Int = 2000
+        /// Most inotify watches the mode and owner rules may use (`--max-watches`); nil: the kernel's limit.
+        public var permissionWatchBudget: Int?
 
         public init(
             ruleSet: RuleSet,
@@ -69,12 +71,14 @@ public final class Daemon: @unchecked Sendable {
     private let matcher: Matcher
     private let processWatcher: ProcessWatcher?
     private let logWatcher: LogWatcher?
+    private let permissionWatcher: PermissionWatcher?
     private let worker: ActionWorker
     private let sinks: [AlertSink]
     private var workerThread: ThreadHandle?
     private var matcherThread: ThreadHandle?
     private var watcherThread: ThreadHandle?
     private var logThread: ThreadHandle?
+    private var permissionThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -121,7 +125,9 @@ public final class Daemon: @unchecked Sendable {
             )
             matcher = try Matcher(
                 settings: settings,
-                rules: options.ruleSet.rules.filter { $0.enabled && !$0.isProcessRule && !$0.isLogRule },
+                rules: options.ruleSet.rules.filter {
+                    $0.enabled && !$0.isProcessRule && !$0.isLogRule && !$0.isPermissionRule && !$0.isRotateRule
+                },
                 sinkNames: sinks.map(\.name),
                 inotify: inotify,
                 outlet: try worker.makeOutlet(),
@@ -169,6 +175,27 @@ public final class Daemon: @unchecked Sendable {
             } catch {
                 throw DaemonError("Failed to set up the event pipeline: \(error)")
             }
+        }
+        let permissionRules = options.ruleSet.rules.filter { $0.enabled && $0.isPermissionRule }
+        if permissionRules.isEmpty {
+            permissionWatcher = nil
+        } else {
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            permissionWatcher = try PermissionWatcher(
+                settings: PermissionWatcher.Settings(
+                    root: root,
+                    host: HostName.current(),
+                    watchBudget: options.permissionWatchBudget
+                ),
+                rules: permissionRules,
+                sinkNames: sinks.map(\.name),
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
         }
         let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
         if !processRules.isEmpty && options.processRules {
@@ -321,6 +348,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of log rules running.
     public var logRuleCount: Int { logWatcher?.ruleCount ?? 0 }
 
+    /// Number of mode and owner rules running.
+    public var permissionRuleCount: Int { permissionWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -341,8 +371,12 @@ public final class Daemon: @unchecked Sendable {
         if let logWatcher {
             logThread = Threads.spawn(name: "vigil-log") { logWatcher.run() }
         }
+        if let permissionWatcher {
+            permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
+        }
         matcher.ready.wait()
         logWatcher?.ready.wait()
+        permissionWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -367,6 +401,10 @@ public final class Daemon: @unchecked Sendable {
             logWatcher.shutdown.ring()
             Threads.join(logThread)
         }
+        if let permissionThread, let permissionWatcher {
+            permissionWatcher.shutdown.ring()
+            Threads.join(permissionThread)
+        }
         worker.shutdown.ring()
         Threads.join(workerThread)
         worker.closeOutlets()
@@ -374,6 +412,7 @@ public final class Daemon: @unchecked Sendable {
         self.matcherThread = nil
         self.watcherThread = nil
         self.logThread = nil
+        self.permissionThread = nil
         for sink in sinks { sink.close() }
     }
 }

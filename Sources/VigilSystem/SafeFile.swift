@@ -20,11 +20,25 @@ public enum SafeFile {
         public let owner: UInt32
         public let group: UInt32
         public let links: UInt64
+        /// The inode's change time (`st_ctim`), nanoseconds since the epoch: it moves with every mode or
+        /// owner change, so it tells one drift from the next.
+        public let changeTime: Int64
 
         public var isRegularFile: Bool { mode & 0o170000 == 0o100000 }
         public var isDirectory: Bool { mode & 0o170000 == 0o040000 }
 
         public func close() { Syscall.close(descriptor) }
+
+        init(_ descriptor: CInt, _ info: stat) {
+            self.descriptor = descriptor
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            mode = UInt32(info.st_mode)
+            owner = UInt32(info.st_uid)
+            group = UInt32(info.st_gid)
+            links = UInt64(info.st_nlink)
+            changeTime = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
+        }
     }
 
     /// Opens `relative` (no leading `/`) beneath the directory `directory` (a descriptor) for changing its
@@ -47,15 +61,15 @@ public enum SafeFile {
             Syscall.close(fd)
             throw Errno(rawValue: ELOOP)
         }
-        return Handle(
-            descriptor: fd,
-            device: UInt64(info.st_dev),
-            inode: UInt64(info.st_ino),
-            mode: UInt32(info.st_mode),
-            owner: UInt32(info.st_uid),
-            group: UInt32(info.st_gid),
-            links: UInt64(info.st_nlink)
-        )
+        return Handle(fd, info)
+    }
+
+    /// Opens the directory `path` (an absolute host path, such as `/` or `--root`'s directory) as the base
+    /// of `open(_:beneath:)`: an `O_PATH | O_DIRECTORY` descriptor; the caller closes it.
+    public static func openBase(_ path: String) throws(Errno) -> CInt {
+        let fd = path.withCString { Glibc.open($0, CVigilLinux_o_path() | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        return fd
     }
 
     /// No symlink anywhere, no magic link, never above the starting directory.
@@ -109,6 +123,13 @@ public enum SafeFile {
             body(Entry(name: name, inode: UInt64(entry.pointee.d_ino), type: entry.pointee.d_type))
         }
         return true
+    }
+
+    /// The file's attributes now (`fstat` of the descriptor), e.g. after a change.
+    public static func refresh(_ handle: Handle) throws(Errno) -> Handle {
+        var info = stat()
+        guard fstat(handle.descriptor, &info) == 0 else { throw Errno(rawValue: errno) }
+        return Handle(handle.descriptor, info)
     }
 
     /// Sets the permission bits through the descriptor. `fchmod` refuses an `O_PATH` descriptor (`EBADF`),
