@@ -10,17 +10,20 @@ public struct UserDatabase: Sendable {
     public private(set) var gids: [String: UInt32] = [:]
     /// Where the users were read from, for messages.
     public let passwdPath: String
+    /// Where the groups were read from, for messages.
+    public let groupPath: String
 
     /// Reads `root/etc/passwd` and `root/etc/group`; missing files give an empty database.
     public init(root: String) {
         let base = root == "/" ? "" : root
         passwdPath = base + "/etc/passwd"
+        groupPath = base + "/etc/group"
         for fields in Self.records(ProcFile.readText(passwdPath, limit: 4 << 20)) where fields.count >= 3 {
             guard let uid = UInt32(fields[2]) else { continue }
             if uids[String(fields[0])] == nil { uids[String(fields[0])] = uid }
             if userNames[uid] == nil { userNames[uid] = String(fields[0]) }
         }
-        for fields in Self.records(ProcFile.readText(base + "/etc/group", limit: 4 << 20)) where fields.count >= 3 {
+        for fields in Self.records(ProcFile.readText(groupPath, limit: 4 << 20)) where fields.count >= 3 {
             guard let gid = UInt32(fields[2]) else { continue }
             if gids[String(fields[0])] == nil { gids[String(fields[0])] = gid }
         }
