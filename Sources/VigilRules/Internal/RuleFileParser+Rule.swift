@@ -124,27 +124,13 @@ extension RuleFileParser {
             reportPermissionOnlyKeys(keys, kind: .config)
             reportRotateOnlyKeys(keys, kind: .config)
         case .file:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to file rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .file)
             reportProcessOnlyKeys(keys, kind: .file)
             reportLogOnlyKeys(keys, kind: .file)
             reportPermissionOnlyKeys(keys, kind: .file)
             reportRotateOnlyKeys(keys, kind: .file)
         case .permissions:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to mode and owner rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .permissions)
             if let (key, _) = keys["on"] {
                 error(
                     "'on' does not apply to mode and owner rules; they check the mode and owner at start-up and on every change, so remove on: (or watch changes with a file: rule without mode:, owner: and group:)",
@@ -155,14 +141,7 @@ extension RuleFileParser {
             reportLogOnlyKeys(keys, kind: .permissions)
             reportRotateOnlyKeys(keys, kind: .permissions)
         case .rotate:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to rotate rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .rotate)
             if let (key, _) = keys["on"] {
                 error(
                     "'on' does not apply to rotate rules; a rotate rule fires on each rotation, when a log reaches size: or every: comes round",
@@ -173,14 +152,7 @@ extension RuleFileParser {
             reportLogOnlyKeys(keys, kind: .rotate)
             reportPermissionOnlyKeys(keys, kind: .rotate)
         case .process:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to process rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .process)
             reportLogOnlyKeys(keys, kind: .process)
             reportPermissionOnlyKeys(keys, kind: .process)
             reportRotateOnlyKeys(keys, kind: .process)
@@ -192,14 +164,7 @@ extension RuleFileParser {
                 )
             }
         case .log:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to log rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .log)
             if let (key, _) = keys["on"] {
                 error(
                     "'on' does not apply to log rules; a log rule fires on each line that matches match: (on every line without it)",
@@ -341,6 +306,17 @@ extension RuleFileParser {
             tags: tags,
             resolvedMessage: resolvedMessage
         )
+    }
+
+    /// Reports `when:`, `changes:` and `format:` on rules other than config rules.
+    private mutating func reportConfigOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
+        for name in ["when", "changes", "format"] {
+            guard let (key, _) = keys[name] else { continue }
+            error(
+                "'\(name)' does not apply to \(kind.name) rules; use a config: rule to look at keys and values",
+                at: key
+            )
+        }
     }
 
     /// Reports `expect:`, `exit:`, `grace:` and `allow:` on rules other than process rules.
