@@ -14,7 +14,9 @@ struct Check: ParsableCommand {
         discussion: """
             Prints each problem as 'file:line:col: error: …; expected …' and exits 1 when there is any.
             Directories are read for *.yaml and *.yml files. User and group names are looked up in the
-            etc/passwd and etc/group of --root, as 'vigil run --root' does.
+            etc/passwd and etc/group of --root, as 'vigil run --root' does; without --root they are looked
+            up on this host, and a name it lacks is a warning (rules are often checked away from the servers
+            they are for; the daemon refuses to start on a host that lacks one).
             """
     )
 
@@ -28,11 +30,11 @@ struct Check: ParsableCommand {
             valueName: "dir"
         )
     )
-    var root: String = "/"
+    var root: String?
 
     func run() throws {
         guard let ruleSet = RuleLoading.load(paths) else { throw ExitCode(1) }
-        if root != "/" {
+        if let root, root != "/" {
             var info = stat()
             guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
                 RuleLoading.printError(
@@ -43,15 +45,22 @@ struct Check: ParsableCommand {
         }
         // The log rules' patterns, compiled by the engines the daemon uses (Vectorscan, PCRE2 for named groups),
         // and the names of users and groups, looked up where the daemon resolves them.
-        let users = UserDatabase(root: root)
-        let problems =
-            LogPatternSet.check(rules: ruleSet.rules)
-            + ruleSet.accountProblems(
-                knownUser: { users.uids[$0] != nil },
-                knownGroup: { users.gids[$0] != nil },
-                passwdPath: users.passwdPath,
-                groupPath: users.groupPath
-            )
+        let users = UserDatabase(root: root ?? "/")
+        var accounts = ruleSet.accountProblems(
+            knownUser: { users.uids[$0] != nil },
+            knownGroup: { users.gids[$0] != nil },
+            passwdPath: users.passwdPath,
+            groupPath: users.groupPath
+        )
+        if root == nil {
+            accounts = accounts.map { problem in
+                var warning = problem
+                warning.severity = .warning
+                warning.message += " (this host; check against the server's accounts with --root DIR)"
+                return warning
+            }
+        }
+        let problems = LogPatternSet.check(rules: ruleSet.rules) + accounts
         for diagnostic in problems { RuleLoading.printError(diagnostic.description) }
         let check = RuleCompilation(ruleSet: nil, diagnostics: problems)
         if check.errorCount > 0 {

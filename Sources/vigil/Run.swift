@@ -147,8 +147,12 @@ struct Run: ParsableCommand {
         Daemon.restorePriority(originalNice)
         let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
         let rootNote = root == "/" ? "" : " under root '\(root)'"
+        let modesNote =
+            daemon.permissionRuleCount == 0
+            ? ""
+            : ", \(daemon.permissionRuleCount) mode and owner rules over \(daemon.counters.permissionWatches.load(ordering: .relaxed)) watched directories"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs, \(daemon.permissionRuleCount) on modes and owners: \(daemon.counters.permissionWatches.load(ordering: .relaxed)) directories watched), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs)\(modesNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 

@@ -15,8 +15,19 @@ import Glibc
 /// created later, overlapping rules, audit, and the attacks a root daemon changing modes must survive.
 @Suite(.timeLimit(.minutes(2)))
 struct PermissionTests {
+    /// The permission watcher's cookie: a file created 0644 in `/perm-cookies/` is put right to 0600 and
+    /// alerted; since the watcher handles events in order, every change before it has been judged.
+    static let cookieRule = """
+        - rule: perm-cookie
+          file: /perm-cookies/*
+          mode: "0600"
+          then: [alert, chmod]
+
+        """
+
     /// `etc/passwd` and `etc/group` of the test root: the names rules use resolve from them.
     static func accounts(_ tree: TempTree) {
+        tree.makeDirectory("perm-cookies")
         tree.makeDirectory("etc")
         tree.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nanalytics:x:1234:1234::/var/lib/analytics:/usr/sbin/nologin\n")
         tree.write("etc/group", "root:x:0:\nanalytics:x:1234:\nlog-readers:x:1235:fatima,jin\n")
@@ -51,6 +62,7 @@ struct PermissionTests {
 
     static func seedTree(_ tree: TempTree) {
         accounts(tree)
+        tree.makeDirectory("perm-cookies")
         tree.makeDirectory("var/log/analytics/unified", mode: 0o750)
         tree.makeDirectory("var/log/analytics/alerts", mode: 0o700)
         for dir in ["var/log/analytics", "var/log/analytics/unified", "var/log/analytics/alerts"] {
@@ -64,8 +76,8 @@ struct PermissionTests {
     }
 
     @Test func chmod777IsRestoredAtOnceWithOneAlertAndNoLoop() throws {
-        let f = try DaemonFixture(rules: Self.seedRules, label: "perm-777", prepare: Self.seedTree)
-        #expect(f.sync().isEmpty, "a correct tree raises nothing at start-up")
+        let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-777", prepare: Self.seedTree)
+        #expect(f.permissionSync().isEmpty, "a correct tree raises nothing at start-up")
         let log = f.tree.path("var/log/analytics/unified/unified_20261127.log")
         chmod(log, 0o777)
         let alert = try #require(f.expect(rule: "analytics-log-tree", state: "event"))
@@ -73,19 +85,21 @@ struct PermissionTests {
         #expect(alert.path == "/var/log/analytics/unified/unified_20261127.log")
         #expect(alert.message.contains("mode 0777") && alert.message.contains("mode 0640"), "\(alert.message)")
         #expect(Self.stat(log)?.mode == 0o640)
-        // Vigil's own chmod comes back as IN_ATTRIB: it finds the file right and says nothing.
-        #expect(f.sync().isEmpty)
-        #expect(f.daemon.counters.permissionsRestored.load(ordering: .relaxed) == 1)
+        // Vigil's own chmod comes back as IN_ATTRIB: it finds the file right and says nothing (the only
+        // restore in between is the cookie's).
+        let restored = f.daemon.counters.permissionsRestored.load(ordering: .relaxed)
+        #expect(f.permissionSync().isEmpty)
+        #expect(f.daemon.counters.permissionsRestored.load(ordering: .relaxed) == restored + 1)
     }
 
     @Test func driftFoundAtStartUpIsPutRight() throws {
-        let f = try DaemonFixture(rules: Self.seedRules, label: "perm-start") { tree in
+        let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-start") { tree in
             Self.seedTree(tree)
             chmod(tree.path("var/log/analytics/unified/unified_20261127.log"), 0o666)
             chown(tree.path("var/log/analytics/alerts/a.json"), 0, 0)
             chmod(tree.path("var/log/analytics/alerts"), 0o755)
         }
-        let alerts = f.sync()
+        let alerts = f.permissionSync()
         #expect(alerts.count == 3, "\(alerts)")
         #expect(Self.stat(f.tree.path("var/log/analytics/unified/unified_20261127.log"))?.mode == 0o640)
         let json = Self.stat(f.tree.path("var/log/analytics/alerts/a.json"))
@@ -97,8 +111,8 @@ struct PermissionTests {
     }
 
     @Test func directoriesCreatedLaterAreWatchedAndWhatIsInsideIsPutRight() throws {
-        let f = try DaemonFixture(rules: Self.seedRules, label: "perm-new", prepare: Self.seedTree)
-        _ = f.sync()
+        let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-new", prepare: Self.seedTree)
+        _ = f.permissionSync()
         // mkdir -p with files at once: the files may be created before Vigil's watch on the new directory.
         f.tree.makeDirectory("var/log/analytics/reports/2026/11", mode: 0o777)
         f.tree.write("var/log/analytics/reports/2026/11/daily.csv", "a,b\n", mode: 0o666)
@@ -114,19 +128,19 @@ struct PermissionTests {
         let csv = Self.stat(f.tree.path("var/log/analytics/reports/2026/11/daily.csv"))
         #expect(csv?.mode == 0o640 && csv?.uid == 1234)
         // And later changes deep in the new tree are seen as they happen.
-        _ = f.sync()
+        _ = f.permissionSync()
         chmod(f.tree.path("var/log/analytics/reports/2026/11/daily.csv"), 0o604)
         let alert = f.expect(rule: "analytics-log-tree", state: "event")
         #expect(alert?.path == "/var/log/analytics/reports/2026/11/daily.csv")
     }
 
     @Test func symlinksAndHardlinksPlantedInTheTreeLeaveTheDecoyUntouched() throws {
-        let f = try DaemonFixture(rules: Self.seedRules, label: "perm-attack") { tree in
+        let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-attack") { tree in
             Self.seedTree(tree)
             tree.makeDirectory("etc-decoy")
             tree.write("etc-decoy/shadow", "root:*:19000:0:99999:7:::\n", mode: 0o640)
         }
-        _ = f.sync()
+        _ = f.permissionSync()
         let decoy = f.tree.path("etc-decoy/shadow")
         let before = try #require(Self.stat(decoy))
         // A symlink to the decoy, a symlinked directory, and a hard link to the decoy, all inside the tree.
@@ -136,14 +150,14 @@ struct PermissionTests {
         chmod(f.tree.path("var/log/analytics/unified/hard.log"), 0o666)  // the decoy's mode, through the link
         let refused = f.expect(rule: "analytics-log-tree", state: "firing")
         #expect(refused?.message.contains("hard link") == true, "\(refused?.message ?? "")")
-        _ = f.sync()
+        _ = f.permissionSync()
         let after = try #require(Self.stat(decoy))
         #expect(after.mode == 0o666, "the hard-linked decoy keeps the attacker's mode; Vigil refused to touch it")
         #expect(after.uid == before.uid && after.gid == before.gid, "the decoy's owner is untouched")
         #expect(Self.stat(f.tree.path("etc-decoy"))?.mode == 0o755, "the symlinked directory's target is untouched")
         // A rescan (what an overflow triggers) leaves them untouched too.
         chmod(decoy, 0o640)
-        _ = f.sync()
+        _ = f.permissionSync()
         #expect(Self.stat(decoy)?.mode == 0o640 && Self.stat(decoy)?.uid == before.uid)
     }
 
@@ -155,25 +169,30 @@ struct PermissionTests {
               owner: analytics
 
             """
-        let f = try DaemonFixture(rules: rules, label: "perm-audit") { tree in
+        let f = try DaemonFixture(rules: Self.cookieRule + rules, label: "perm-audit") { tree in
             Self.accounts(tree)
             tree.makeDirectory("var/log/archive")
             tree.write("var/log/archive/a.log-20261101.gz", "x", mode: 0o600)
             chown(tree.path("var/log/archive/a.log-20261101.gz"), 1234, 1234)
         }
-        _ = f.sync()
+        _ = f.permissionSync()
         let path = f.tree.path("var/log/archive/a.log-20261101.gz")
         chmod(path, 0o644)
         let firing = f.expect(rule: "archive-audit", state: "firing")
         #expect(firing?.message.contains("mode 0644") == true)
         #expect(Self.stat(path)?.mode == 0o644, "audit changes nothing")
-        chmod(path, 0o640)  // still wrong, already reported: no second alert
-        #expect(f.sync().isEmpty)
+        // Wrong in another way: the firing alert is updated (same fingerprint); the same drift again is not
+        // reported twice.
+        chmod(path, 0o640)
+        let updated = f.expect(rule: "archive-audit", state: "firing")
+        #expect(updated?.message.contains("mode 0640") == true && updated?.fingerprint == firing?.fingerprint)
+        chmod(path, 0o640)
+        #expect(f.permissionSync().isEmpty)
         chmod(path, 0o600)
         f.expect(rule: "archive-audit", state: "resolved")
         // A file not matching the glob is not judged.
         f.tree.write("var/log/archive/notes.txt", "x", mode: 0o666)
-        #expect(f.sync().isEmpty)
+        #expect(f.permissionSync().isEmpty)
     }
 
     @Test func unknownUsersAndGroupsStopTheStartWithTheirPosition() throws {
@@ -186,7 +205,7 @@ struct PermissionTests {
 
             """
         #expect {
-            _ = try DaemonFixture(rules: rules, label: "perm-unknown") { Self.accounts($0) }
+            _ = try DaemonFixture(rules: Self.cookieRule + rules, label: "perm-unknown") { Self.accounts($0) }
         } throws: { error in
             let text = "\(error)"
             return text.contains("test.yaml:") && text.contains("user 'analytx' is not in")
@@ -196,7 +215,7 @@ struct PermissionTests {
 
     @Test func directoriesBeyondTheWatchLimitArePutRightAndReported() throws {
         let f = try DaemonFixture(
-            rules: Self.seedRules,
+            rules: Self.cookieRule + Self.seedRules,
             label: "perm-limit",
             prepare: { tree in
                 Self.seedTree(tree)
@@ -205,7 +224,7 @@ struct PermissionTests {
             configure: { $0.permissionWatchBudget = 4 }
         )
         var sawLimit = false
-        for alert in f.sync() where alert.kind == "vigil.watch_limit" {
+        for alert in f.permissionSync() where alert.kind == "vigil.watch_limit" {
             sawLimit = true
             #expect(alert.message.contains("--max-watches") && alert.message.contains("not watched"), "\(alert.message)")
         }
@@ -223,7 +242,7 @@ struct PermissionTests {
             let original = ProcFile.readText(OverflowTests.limitPath)?.filter { $0.isNumber } ?? "16384"
             try OverflowTests.writeLimit("64")
             defer { try? OverflowTests.writeLimit(original) }
-            return try DaemonFixture(rules: Self.seedRules, label: "perm-burst", lock: false) { tree in
+            return try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-burst", lock: false) { tree in
                 Self.seedTree(tree)
                 for d in 0..<20 {
                     tree.makeDirectory("var/log/analytics/unified/d\(d)", mode: 0o750)
@@ -236,7 +255,7 @@ struct PermissionTests {
                 }
             }
         }
-        _ = f.sync()
+        _ = f.permissionSync()
         for d in 0..<20 {
             for i in 0..<100 { chmod(f.tree.path("var/log/analytics/unified/d\(d)/f\(i).log"), 0o666) }
         }
@@ -246,7 +265,7 @@ struct PermissionTests {
             if alert.kind == "vigil.events_lost" { sawLoss = true }
         }
         #expect(sawLoss, "the overflow must be alerted")
-        _ = f.sync()
+        _ = f.permissionSync()
         var wrong: [String] = []
         for d in 0..<20 {
             for i in 0..<100 {
@@ -256,5 +275,20 @@ struct PermissionTests {
         }
         #expect(wrong.isEmpty, "\(wrong.count) files left wrong, such as \(wrong.prefix(3))")
         #expect(f.daemon.counters.overflows.load(ordering: .relaxed) >= 1)
+    }
+}
+
+extension DaemonFixture {
+    /// Creates a permission cookie and returns every other alert that arrived before its alert.
+    func permissionSync(sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [SeenAlert] {
+        let name = "p\(Clock.monotonicNanoseconds())"
+        tree.write("perm-cookies/\(name)", "x", mode: 0o644)
+        var others: [SeenAlert] = []
+        while let alert = next() {
+            if alert.rule == "perm-cookie" && alert.path == "/perm-cookies/\(name)" { return others }
+            if alert.rule != "cookie" && alert.rule != "perm-cookie" { others.append(alert) }
+        }
+        Issue.record("permission cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)", sourceLocation: sourceLocation)
+        return others
     }
 }
