@@ -29,7 +29,10 @@ struct PermissionTests {
     static func accounts(_ tree: TempTree) {
         tree.makeDirectory("perm-cookies")
         tree.makeDirectory("etc")
-        tree.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nanalytics:x:1234:1234::/var/lib/analytics:/usr/sbin/nologin\n")
+        tree.write(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nanalytics:x:1234:1234::/var/lib/analytics:/usr/sbin/nologin\n"
+        )
         tree.write("etc/group", "root:x:0:\nanalytics:x:1234:\nlog-readers:x:1235:fatima,jin\n")
     }
 
@@ -123,7 +126,10 @@ struct PermissionTests {
         }
         for dir in ["reports", "reports/2026", "reports/2026/11"] {
             let found = Self.stat(f.tree.path("var/log/analytics/" + dir))
-            #expect(found?.mode == 0o750 && found?.uid == 1234 && found?.gid == 1235, "\(dir): \(String(describing: found))")
+            #expect(
+                found?.mode == 0o750 && found?.uid == 1234 && found?.gid == 1235,
+                "\(dir): \(String(describing: found))"
+            )
         }
         let csv = Self.stat(f.tree.path("var/log/analytics/reports/2026/11/daily.csv"))
         #expect(csv?.mode == 0o640 && csv?.uid == 1234)
@@ -226,7 +232,10 @@ struct PermissionTests {
         var sawLimit = false
         for alert in f.permissionSync() where alert.kind == "vigil.watch_limit" {
             sawLimit = true
-            #expect(alert.message.contains("--max-watches") && alert.message.contains("not watched"), "\(alert.message)")
+            #expect(
+                alert.message.contains("--max-watches") && alert.message.contains("not watched"),
+                "\(alert.message)"
+            )
         }
         #expect(sawLimit)
         for i in 0..<6 { #expect(Self.stat(f.tree.path("var/log/analytics/reports/r\(i)"))?.mode == 0o750) }
@@ -242,7 +251,8 @@ struct PermissionTests {
             let original = ProcFile.readText(OverflowTests.limitPath)?.filter { $0.isNumber } ?? "16384"
             try OverflowTests.writeLimit("64")
             defer { try? OverflowTests.writeLimit(original) }
-            return try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-burst", lock: false) { tree in
+            return try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-burst", lock: false) {
+                tree in
                 Self.seedTree(tree)
                 for d in 0..<20 {
                     tree.makeDirectory("var/log/analytics/unified/d\(d)", mode: 0o750)
@@ -288,7 +298,10 @@ extension DaemonFixture {
             if alert.rule == "perm-cookie" && alert.path == "/perm-cookies/\(name)" { return others }
             if alert.rule != "cookie" && alert.rule != "perm-cookie" { others.append(alert) }
         }
-        Issue.record("permission cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)", sourceLocation: sourceLocation)
+        Issue.record(
+            "permission cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)",
+            sourceLocation: sourceLocation
+        )
         return others
     }
 }

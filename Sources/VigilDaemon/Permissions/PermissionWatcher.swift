@@ -134,7 +134,9 @@ final class PermissionWatcher: @unchecked Sendable {
         var compiled: [CompiledRule] = []
         var claimList: [PermissionClaims.Claim] = []
         for rule in rules {
-            guard case .permissions(let subject) = rule.subject else { preconditionFailure("not a mode rule: \(rule.id)") }
+            guard case .permissions(let subject) = rule.subject else {
+                preconditionFailure("not a mode rule: \(rule.id)")
+            }
             let owner = Self.resolve(subject.owner, in: names.uids, what: "user", file: names.passwdPath, &problems)
             let group = Self.resolve(subject.group, in: names.gids, what: "group", file: names.groupPath, &problems)
             compiled.append(
@@ -296,7 +298,13 @@ final class PermissionWatcher: @unchecked Sendable {
             return
         }
         if let claim = claims.governing(name, in: node.view, directoryDepth: node.depth) {
-            check(path, relative: Self.relative(path), beneath: rootDescriptor, claim: claim, eventTime: record.readTime)
+            check(
+                path,
+                relative: Self.relative(path),
+                beneath: rootDescriptor,
+                claim: claim,
+                eventTime: record.readTime
+            )
         }
         if record.mask & InotifyMask.isDirectory != 0
             && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0
@@ -362,7 +370,8 @@ final class PermissionWatcher: @unchecked Sendable {
                 if entry.type == 0 {  // DT_UNKNOWN
                     var info = stat()
                     isDirectory =
-                        fstatat(directory, entry.name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                        fstatat(directory, entry.name, &info, AT_SYMLINK_NOFOLLOW) == 0
+                        && info.st_mode & S_IFMT == S_IFDIR
                 }
                 if isDirectory && claims.view(of: child).needsWatch { stack.append(child) }
             }
