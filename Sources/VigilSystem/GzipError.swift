@@ -7,10 +7,12 @@ public struct GzipError: Error, Sendable, CustomStringConvertible {
     /// The whole message: what failed, the files in single quotes, the cause, what to do, and what was left.
     public let message: String
 
+    /// An error with `errno` (0 for none) and the whole one-line `message`.
     public init(errno: Int32, message: String) {
         self.errno = errno
         self.message = message
     }
 
+    /// The message, one line.
     public var description: String { message }
 }
