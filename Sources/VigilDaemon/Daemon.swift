@@ -88,6 +88,8 @@ public final class Daemon: @unchecked Sendable {
         // would kill the daemon; a reader on a closed stdout gets SIGPIPE. Both become plain errors.
         SignalFD.ignore(SIGIO)
         SignalFD.ignore(SIGPIPE)
+        // A file past RLIMIT_FSIZE (a compressed rotation, an alert file) must fail with EFBIG, not kill us.
+        SignalFD.ignore(SIGXFSZ)
         let root = RootedPath(root: options.root)
         var sinks: [AlertSink] = []
         for spec in options.ruleSet.sinks {
