@@ -166,6 +166,31 @@ struct PermissionTests {
         #expect(Self.stat(f.tree.path("outside/gone/sub/batch.log"))?.mode == 0o666)
     }
 
+    /// A rule may name a path through a symlink the administrator made (`/var/run` → `/run`): it is resolved
+    /// once at start-up; below it nothing is followed.
+    @Test func aRulePathThroughAnAdministratorsSymlinkIsResolvedOnce() throws {
+        let rules = """
+            - rule: spool-tree
+              file: /var/spool/reports
+              recursive: true
+              file_mode: "0600"
+              then: [alert, chmod]
+
+            """
+        let f = try DaemonFixture(rules: Self.cookieRule + rules, label: "perm-admin-link") { tree in
+            Self.accounts(tree)
+            tree.makeDirectory("data/reports")
+            tree.write("data/reports/r.csv", "x", mode: 0o600)
+            tree.makeDirectory("var/spool")
+            tree.symlink("var/spool/reports", to: "../../data/reports")
+        }
+        _ = f.permissionSync()
+        chmod(f.tree.path("data/reports/r.csv"), 0o644)
+        let alert = f.expect(rule: "spool-tree", state: "event")
+        #expect(alert?.path == "/data/reports/r.csv")
+        #expect(Self.stat(f.tree.path("data/reports/r.csv"))?.mode == 0o600)
+    }
+
     @Test func aDirectorySwappedForASymlinkIsNeverFollowed() throws {
         let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-swap") { tree in
             Self.seedTree(tree)

@@ -152,12 +152,22 @@ final class PermissionWatcher: @unchecked Sendable {
                 )
             )
             for path in subject.paths {
-                let directory = Self.canonical(path.directory, root: settings.root)
+                // An exact name is resolved whole (a rule may name a symlinked directory such as /var/run);
+                // a glob's directory only. Nothing below the claimed paths is ever followed.
+                var directory = Self.canonical(path.directory, root: settings.root)
+                var name = path.name
+                if case .exact(let exact) = path.name {
+                    let full = Self.canonical(Self.join(path.directory, exact), root: settings.root)
+                    if let parent = Self.parent(of: full), full != "/" {
+                        directory = parent
+                        name = .exact(String(full.dropFirst(parent == "/" ? 1 : parent.count + 1)))
+                    }
+                }
                 claimList.append(
                     PermissionClaims.Claim(
                         rule: compiled.count - 1,
                         directory: directory,
-                        name: path.name,
+                        name: name,
                         recursive: subject.recursive,
                         depth: PermissionClaims.depth(of: directory)
                     )
