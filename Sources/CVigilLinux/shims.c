@@ -182,3 +182,9 @@ int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *
 int CVigilLinux_gettid(void) { return (int)syscall(SYS_gettid); }
 
 int CVigilLinux_unshare_network(void) { return unshare(CLONE_NEWNET); }
+
+int CVigilLinux_deflateInit2(z_streamp stream, int level, int windowBits, int memLevel, int strategy) {
+    return deflateInit2(stream, level, Z_DEFLATED, windowBits, memLevel, strategy);
+}
+
+int CVigilLinux_o_tmpfile(void) { return O_TMPFILE; }

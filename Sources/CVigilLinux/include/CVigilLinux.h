@@ -176,6 +176,17 @@ static inline int CVigilLinux_at_empty_path(void) {
 static inline uint64_t CVigilLinux_resolve_no_symlinks(void) { return RESOLVE_NO_SYMLINKS; }
 static inline uint64_t CVigilLinux_resolve_no_magiclinks(void) { return RESOLVE_NO_MAGICLINKS; }
 
+// MARK: - zlib and unnamed files (gzip rotation; see zlib.h and `man 2 open`)
+
+/// `deflateInit2(stream, level, Z_DEFLATED, windowBits, memLevel, strategy)`. The zlib name is a macro that
+/// passes `ZLIB_VERSION` and `sizeof(z_stream)` to `deflateInit2_`, which Swift cannot call. `windowBits`
+/// 16 + 15 writes a gzip wrapper (RFC 1952) around a 32 KiB-window deflate stream.
+int CVigilLinux_deflateInit2(z_streamp stream, int level, int windowBits, int memLevel, int strategy);
+
+/// `O_TMPFILE` (glibc shows it only under _GNU_SOURCE): with `O_WRONLY`, `openat(dirfd, ".", …)` creates an
+/// unnamed regular file in that directory, which `linkat` can give a name later (Linux 3.11).
+int CVigilLinux_o_tmpfile(void);
+
 // MARK: - PCRE2 (see `man 3 pcre2api`)
 
 /// `PCRE2_UNSET`/`PCRE2_ZERO_TERMINATED` (`~(PCRE2_SIZE)0`): an ovector entry of a group that did not take part
