@@ -744,6 +744,54 @@ struct RotationTests {
         #expect(timed.sync().isEmpty)
     }
 
+    @Test func aDirectoryThatAppearsLaterIsWatched() throws {
+        let rule = rotateRule(
+            RotateSubject(paths: [pathPattern("/var/log/later/*.log")], maximumBytes: 100, compress: false)
+        )
+        let fixture = try DaemonFixture(rotate: [rule], label: "rotate-later") { tree in
+            tree.makeDirectory("var")
+        }
+        fixture.tree.makeDirectory("var/log/later")
+        fixture.tree.write("var/log/later/app.log", String(repeating: "l", count: 150) + "\n")
+        let alert = try #require(fixture.alert(kind: "log.rotated"), "\(fixture.logs.messages)")
+        #expect(alert.path == "/var/log/later/app.log")
+        #expect(JSONField.label(alert.line, "reason") == "size")
+    }
+
+    @Test(.enabled(if: OverflowTests.canLowerQueue, "needs write access to max_queued_events (root)"))
+    func anOverflowRechecksEveryRuledFile() throws {
+        let rule = rotateRule(
+            RotateSubject(paths: [pathPattern("/var/log/burst/*.log")], maximumBytes: 100, compress: false)
+        )
+        // The rotation watcher's inotify queue holds 16 events: bursts of writes to 64 logs overflow it while
+        // it renames, and only the re-check after IN_Q_OVERFLOW finds the logs whose events were dropped.
+        let fixture: DaemonFixture = try DaemonFixture.startLock.withLock { _ in
+            let original = ProcFile.readText(OverflowTests.limitPath)?.filter { $0.isNumber } ?? "16384"
+            try OverflowTests.writeLimit("16")
+            defer { try? OverflowTests.writeLimit(original) }
+            return try DaemonFixture(rules: "", label: "rotate-overflow", lock: false) { tree in
+                tree.makeDirectory("var/log/burst")
+            } configure: { options in
+                options.ruleSet.rules.append(rule)
+            }
+        }
+        var rotated = Set<String>()
+        var written = Set<String>()
+        for round in 0..<10 where fixture.daemon.counters.overflows.load(ordering: .relaxed) == 0 {
+            let line = String(repeating: "b", count: 150) + "\n"
+            for i in 0..<64 {
+                let name = "r\(round)-\(i).log"
+                written.insert("/var/log/burst/" + name)
+                AppendingWriter(fixture.tree.path("var/log/burst/" + name)).write(line)
+            }
+            while rotated.count < written.count, let alert = fixture.alert(kind: "log.rotated") {
+                rotated.insert(alert.path)
+            }
+        }
+        #expect(rotated == written, "\(written.subtracting(rotated).sorted().prefix(5)) not rotated")
+        #expect(fixture.daemon.counters.overflows.load(ordering: .relaxed) > 0, "no overflow in 10 bursts")
+    }
+
     @Test func unknownUsersAndGroupsStopTheDaemonWithTheirPositions() throws {
         let tree = TempTree("rotate-users")
         defer { tree.remove() }

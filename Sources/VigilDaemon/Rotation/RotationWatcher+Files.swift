@@ -54,17 +54,19 @@ extension RotationWatcher {
     /// Opens and watches every plan directory that is not watched yet (a missing one: its nearest existing
     /// ancestor, until it appears), then checks the files in each newly watched directory.
     func placeWatches(startUp: Bool = false) {
+        // Watches on ancestors of missing directories are placed again below for those still missing.
+        for wd in ancestorWatches { inotify.removeWatch(wd) }
+        ancestorWatches.removeAll()
         for index in plans.indices where plans[index].descriptor < 0 {
             let directory = plans[index].serverDirectory
             let fd: CInt
             do {
                 fd = try SafeDirectory.open(Self.relative(directory), beneath: rootDescriptor)
             } catch {
-                if error == .noSuchFileOrDirectory {
-                    watchAncestor(of: directory)
-                } else {
-                    reportDirectoryProblem(plan: index, error)
-                }
+                if error != .noSuchFileOrDirectory { reportDirectoryProblem(plan: index, error) }
+                // Its nearest ancestor that opens safely: a directory created (or a link replaced by one)
+                // there brings the plan back.
+                watchAncestor(of: directory)
                 continue
             }
             do {
@@ -88,6 +90,7 @@ extension RotationWatcher {
 
     private func watchAncestor(of directory: String) {
         var components = directory.split(separator: "/").map(String.init)
+        logger.debug("Rotation directory '\(directory)/' cannot be opened yet; watching its nearest ancestor")
         while !components.isEmpty {
             components.removeLast()
             let relative = components.isEmpty ? "." : components.joined(separator: "/")
