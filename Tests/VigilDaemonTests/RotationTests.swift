@@ -792,6 +792,88 @@ struct RotationTests {
         #expect(fixture.daemon.counters.overflows.load(ordering: .relaxed) > 0, "no overflow in 10 bursts")
     }
 
+    @Test func copytruncateCopiesThenTruncatesInPlace() throws {
+        let rule = rotateRule(
+            RotateSubject(paths: [pathPattern("/var/log/app.log")], maximumBytes: 1000, copyTruncate: true)
+        )
+        let fixture = try DaemonFixture(rotate: [rule], label: "rotate-copytruncate") { tree in
+            tree.makeDirectory("var/log")
+            tree.write("var/log/app.log", "", mode: 0o640)
+        }
+        let path = fixture.tree.path("var/log/app.log")
+        let before = try #require(lstatOf(path))
+        // A writer that never reopens its log: it keeps its descriptor, and copytruncate is for it.
+        let writer = AppendingWriter(path)
+        let text = String(repeating: "c", count: 1499) + "\n"
+        writer.write(text)
+        let alert = try #require(fixture.alert(kind: "log.rotated"), "\(fixture.logs.messages)")
+        #expect(alert.message.contains("copied and truncated in place"), "\(alert.message)")
+        let compressed = try #require(JSONField.label(alert.line, "compressed"))
+        let gz = fixture.tree.path(String(compressed.dropFirst()))
+        #expect(try runGzip(["-dc", gz], scratch: fixture.tree.root).output == Array(text.utf8))
+        // The same inode, now empty, still written by the same descriptor.
+        let after = try #require(lstatOf(path))
+        #expect(after.st_ino == before.st_ino && after.st_size == 0)
+        #expect(try #require(lstatOf(gz)).st_mode & 0o7777 == 0o640)
+        writer.write("after\n")
+        #expect(contents(of: path) == Array("after\n".utf8))
+    }
+
+    @Test func postrotateCommandRunsBeforeTheCompressionAndItsFailureIsAlerted() throws {
+        let rule = rotateRule(
+            RotateSubject(
+                paths: [pathPattern("/var/log/app.log")],
+                maximumBytes: 100,
+                postRotate: ServiceAction(location: testLocation, command: ["/usr/local/bin/reopen", "--now"])
+            )
+        )
+        let fixture = try DaemonFixture(rotate: [rule], label: "rotate-command") { tree in
+            tree.makeDirectory("var/log")
+            tree.makeDirectory("usr/local/bin")
+            tree.write(
+                "usr/local/bin/reopen",
+                "#!/bin/sh\necho \"$1 $VIGIL_RULE $VIGIL_PATHS\" > \(tree.path("reopened"))\nexit 3\n",
+                mode: 0o755
+            )
+        }
+        AppendingWriter(fixture.tree.path("var/log/app.log")).write(String(repeating: "p", count: 200) + "\n")
+        let seen = fixture.alerts(kinds: ["log.rotated", "log.rotation_failed"])
+        let failure = try #require(seen["log.rotation_failed"], "\(fixture.logs.messages)")
+        #expect(JSONField.label(failure.line, "step") == "postrotate")
+        #expect(failure.message.contains("'/usr/local/bin/reopen --now' exited with code 3"), "\(failure.message)")
+        let rotated = try #require(seen["log.rotated"])
+        #expect(rotated.message.contains("'/usr/local/bin/reopen --now' run"), "\(rotated.message)")
+        #expect(JSONField.label(rotated.line, "compressed_bytes") != nil)
+        #expect(contents(of: fixture.tree.path("reopened")) == Array("--now rotate /var/log/app.log\n".utf8))
+    }
+
+    @Test func maxAgeDeletesOldRotationsWhateverKeepSays() throws {
+        let rule = rotateRule(
+            RotateSubject(
+                paths: [pathPattern("/var/log/app.log")],
+                maximumBytes: 100,
+                keep: 14,
+                maximumAgeMilliseconds: 5 * 86_400_000,
+                compress: false
+            )
+        )
+        let fixture = try DaemonFixture(rotate: [rule], label: "rotate-maxage") { tree in
+            tree.makeDirectory("var/log")
+            tree.write("var/log/app.log-20250101.gz", "old")
+            age(tree.path("var/log/app.log-20250101.gz"), seconds: 10 * 86_400)
+            tree.write("var/log/app.log-20250110", "recent")
+            age(tree.path("var/log/app.log-20250110"), seconds: 2 * 86_400)
+            tree.write("var/log/app.log.bak", "not a rotation")
+            age(tree.path("var/log/app.log.bak"), seconds: 30 * 86_400)
+        }
+        // Retention runs after a rotation.
+        AppendingWriter(fixture.tree.path("var/log/app.log")).write(String(repeating: "m", count: 200) + "\n")
+        _ = try #require(fixture.alert(kind: "log.rotated"))
+        #expect(lstatOf(fixture.tree.path("var/log/app.log-20250101.gz")) == nil)
+        #expect(lstatOf(fixture.tree.path("var/log/app.log-20250110")) != nil)
+        #expect(lstatOf(fixture.tree.path("var/log/app.log.bak")) != nil)
+    }
+
     @Test func unknownUsersAndGroupsStopTheDaemonWithTheirPositions() throws {
         let tree = TempTree("rotate-users")
         defer { tree.remove() }
