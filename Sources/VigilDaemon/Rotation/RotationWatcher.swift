@@ -28,6 +28,11 @@ import Glibc
 ///   its content belongs before it), or, where the filesystem records birth times and the rule does not
 ///   copy-and-truncate, the file was created before it (a rotation at the boundary would have left a file
 ///   created after it). A file created and written after the boundary is left for the next one.
+/// - **Names:** `NAME` + `strftime(dateext:)` of the moment of rotation (logrotate's `dateext` default, not
+///   `dateyesterday`: a rotation at midnight carries the new day's date) + `.1`, `.2`… when taken.
+/// - **Batches:** the rotations made while handling one wake-up (a burst of inotify events, a boundary, the
+///   start-up scan) form a batch: `postrotate:` runs once per rule and batch, then retention, compression and
+///   the sweep.
 ///
 /// Every step works relative to directory descriptors opened without following symlinks (`SafeDirectory`):
 /// a log directory the application user can write cannot redirect root's rename, create, chown, compress,
