@@ -54,6 +54,8 @@ public final class Daemon: @unchecked Sendable {
         public var rotationIntervalOverrideMilliseconds: Int?
         /// Overrides whether `postrotate: { unit: }` goes through systemctl (nil: systemd is detected).
         public var systemdRunning: Bool?
+        /// Most inotify watches the mode and owner rules may use (`--max-watches`); nil: the kernel's limit.
+        public var permissionWatchBudget: Int?
 
         public init(
             ruleSet: RuleSet,
@@ -78,6 +80,7 @@ public final class Daemon: @unchecked Sendable {
     private let processWatcher: ProcessWatcher?
     private let logWatcher: LogWatcher?
     private let rotationWatcher: RotationWatcher?
+    private let permissionWatcher: PermissionWatcher?
     private let worker: ActionWorker
     private let sinks: [AlertSink]
     private var workerThread: ThreadHandle?
@@ -85,6 +88,7 @@ public final class Daemon: @unchecked Sendable {
     private var watcherThread: ThreadHandle?
     private var logThread: ThreadHandle?
     private var rotationThread: ThreadHandle?
+    private var permissionThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -131,7 +135,9 @@ public final class Daemon: @unchecked Sendable {
             )
             matcher = try Matcher(
                 settings: settings,
-                rules: options.ruleSet.rules.filter { $0.enabled && !$0.isProcessRule && !$0.isLogRule },
+                rules: options.ruleSet.rules.filter {
+                    $0.enabled && !$0.isProcessRule && !$0.isLogRule && !$0.isPermissionRule && !$0.isRotateRule
+                },
                 sinkNames: sinks.map(\.name),
                 inotify: inotify,
                 outlet: try worker.makeOutlet(),
@@ -199,6 +205,27 @@ public final class Daemon: @unchecked Sendable {
             rotationWatcher = try RotationWatcher(
                 settings: settings,
                 rules: rotateRules,
+                sinkNames: sinks.map(\.name),
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
+        }
+        let permissionRules = options.ruleSet.rules.filter { $0.enabled && $0.isPermissionRule }
+        if permissionRules.isEmpty {
+            permissionWatcher = nil
+        } else {
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            permissionWatcher = try PermissionWatcher(
+                settings: PermissionWatcher.Settings(
+                    root: root,
+                    host: HostName.current(),
+                    watchBudget: options.permissionWatchBudget
+                ),
+                rules: permissionRules,
                 sinkNames: sinks.map(\.name),
                 outlet: outlet,
                 counters: counters,
@@ -362,6 +389,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of rotate rules running.
     public var rotateRuleCount: Int { rotationWatcher?.ruleCount ?? 0 }
 
+    /// Number of mode and owner rules running.
+    public var permissionRuleCount: Int { permissionWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -385,9 +415,13 @@ public final class Daemon: @unchecked Sendable {
         if let rotationWatcher {
             rotationThread = Threads.spawn(name: "vigil-rotate") { rotationWatcher.run() }
         }
+        if let permissionWatcher {
+            permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
+        }
         matcher.ready.wait()
         logWatcher?.ready.wait()
         rotationWatcher?.ready.wait()
+        permissionWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -417,6 +451,10 @@ public final class Daemon: @unchecked Sendable {
             rotationWatcher.shutdown.ring()
             Threads.join(rotationThread)
         }
+        if let permissionThread, let permissionWatcher {
+            permissionWatcher.shutdown.ring()
+            Threads.join(permissionThread)
+        }
         worker.shutdown.ring()
         Threads.join(workerThread)
         worker.closeOutlets()
@@ -425,6 +463,7 @@ public final class Daemon: @unchecked Sendable {
         self.watcherThread = nil
         self.logThread = nil
         self.rotationThread = nil
+        self.permissionThread = nil
         for sink in sinks { sink.close() }
     }
 }

@@ -50,6 +50,13 @@ public final class PipelineCounters: Sendable {
     public let logArchivesDeleted = Atomic<UInt64>(0)
     public let logArchivesRestricted = Atomic<UInt64>(0)
 
+    /// Mode and owner checks (a file judged against its rule), drifts put right, directories watched for
+    /// mode and owner rules, and full rescans of their trees (start-up, after `IN_Q_OVERFLOW`).
+    public let permissionChecks = Atomic<UInt64>(0)
+    public let permissionsRestored = Atomic<UInt64>(0)
+    public let permissionWatches = Atomic<UInt64>(0)
+    public let permissionRescans = Atomic<UInt64>(0)
+
     /// Files the rules name (and glob matches found so far).
     public let watchedFiles = Atomic<UInt64>(0)
     /// inotify watch descriptors in use (one per directory holding watched files, or per missing directory's

@@ -48,7 +48,49 @@ public struct SeedSandbox: Sendable {
             try makeDirectories(dir, mode: UInt32(mode))
         }
         try write(Self.configPath, Self.fixedConfig)
+        try write("/etc/passwd", Self.passwd)
+        try write("/etc/group", Self.group)
+        // The seed's hardening: `chown -R analytics:log-readers /var/log/analytics` and an archive directory
+        // owned by analytics:analytics. Only root can give files away; elsewhere the tree stays the caller's.
+        try write(Self.unifiedLogPath(), "")
+        if geteuid() == 0 {
+            for path in [
+                "/var/log/analytics", "/var/log/analytics/unified", "/var/log/analytics/reports",
+                "/var/log/analytics/alerts", Self.unifiedLogPath(),
+            ] {
+                chown(hostPath(path), Self.analyticsUser, Self.logReadersGroup)
+            }
+            chmod(hostPath(Self.unifiedLogPath()), 0o640)
+            chown(hostPath("/var/log/archive"), Self.analyticsUser, Self.analyticsUser)
+        }
     }
+
+    /// uid and gid of the sandbox's `analytics` user, and gid of `log-readers`.
+    public static let analyticsUser: UInt32 = 1001
+    public static let logReadersGroup: UInt32 = 1002
+
+    /// The sandbox's `etc/passwd`: the seed's service account and the people of day 6.
+    public static let passwd = """
+        root:x:0:0:root:/root:/bin/bash
+        analytics:x:1001:1001:Analytics services:/var/lib/analytics:/usr/sbin/nologin
+        postgres:x:1003:1003:PostgreSQL administrator:/var/lib/postgresql:/bin/bash
+        fatima:x:1010:1010::/home/fatima:/bin/bash
+        jin:x:1011:1011::/home/jin:/bin/bash
+        luis:x:1012:1012::/home/luis:/bin/bash
+        aanya:x:1013:1013::/home/aanya:/bin/bash
+        noah:x:1014:1014::/home/noah:/bin/bash
+        taylor:x:1015:1015::/home/taylor:/bin/bash
+
+        """
+
+    /// The sandbox's `etc/group`, with the seed's `log-readers` group.
+    public static let group = """
+        root:x:0:
+        analytics:x:1001:
+        log-readers:x:1002:fatima,jin,luis,aanya,noah,taylor
+        postgres:x:1003:
+
+        """
 
     /// Host path for a server path.
     public func hostPath(_ serverPath: String) -> String { root + serverPath }
@@ -120,7 +162,8 @@ public struct SeedSandbox: Sendable {
                   start) setsid \(executable) infinity </dev/null >/dev/null 2>&1 & ;;
                   stop) pkill -KILL -f '^\(executable) infinity$' ;;
                   restart) "$0" stop; "$0" start ;;
-                  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
+                  reload) : ;;  # the stand-in writes no log to reopen
+                  *) echo "usage: $0 start|stop|restart|reload" >&2; exit 2 ;;
                 esac
 
                 """

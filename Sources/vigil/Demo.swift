@@ -145,6 +145,16 @@ struct Demo: ParsableCommand {
                 expectRule: "upload-insecure-api-connection",
                 expectState: "event"
             ),
+            Step(
+                title: "Someone runs 'chmod 777' on today's unified log, undoing Fatima's chmod -R 750",
+                act: { sandbox throws(HarnessError) in
+                    guard chmod(sandbox.hostPath(SeedSandbox.unifiedLogPath()), 0o777) == 0 else {
+                        throw HarnessError("chmod failed: \(String(cString: strerror(errno)))")
+                    }
+                },
+                expectRule: "analytics-log-permissions",
+                expectState: "event"
+            ),
         ]
         var latencies: [UInt64] = []
         var failed = false
@@ -184,6 +194,17 @@ struct Demo: ParsableCommand {
                 || masked.contains(where: { $0.contains("Hunter2") || $0.contains("4111 1111 1111 1111") })
             {
                 printLine("   ✗ the secrets are still in the log")
+                failed = true
+            }
+        }
+        if !failed {
+            var info = stat()
+            let mode = stat(sandbox.hostPath(SeedSandbox.unifiedLogPath()), &info) == 0 ? info.st_mode & 0o7777 : 0
+            printLine(
+                "   The log's mode is \(String(mode, radix: 8)) again (changed through a descriptor opened without following symlinks)."
+            )
+            if mode != 0o640 {
+                printLine("   ✗ the mode was not restored")
                 failed = true
             }
         }

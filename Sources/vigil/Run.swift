@@ -59,6 +59,15 @@ struct Run: ParsableCommand {
     )
     var logStateInterval: Int = 250
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Most inotify watches the mode and owner rules may use (default: the kernel's fs.inotify.max_user_watches).",
+            valueName: "n"
+        )
+    )
+    var maxWatches: Int?
+
     @Flag(
         name: .long,
         help: "Run without process rules (where the proc connector is unavailable, e.g. in some containers)."
@@ -110,6 +119,7 @@ struct Run: ParsableCommand {
                     options.processRules = !noProcessRules
                     options.stateDirectory = stateDir
                     options.logStateIntervalMilliseconds = logStateInterval
+                    options.permissionWatchBudget = maxWatches.map { max(1, $0) }
                     return options
                 }(),
                 logger: logger
@@ -137,8 +147,12 @@ struct Run: ParsableCommand {
         Daemon.restorePriority(originalNice)
         let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e6
         let rootNote = root == "/" ? "" : " under root '\(root)'"
+        let modesNote =
+            daemon.permissionRuleCount == 0
+            ? ""
+            : ", \(daemon.permissionRuleCount) mode and owner rules over \(daemon.counters.permissionWatches.load(ordering: .relaxed)) watched directories"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs\(daemon.rotateRuleCount > 0 ? ", \(daemon.rotateRuleCount) rotating logs" : "")), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs\(daemon.rotateRuleCount > 0 ? ", \(daemon.rotateRuleCount) rotating logs" : ""))\(modesNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 

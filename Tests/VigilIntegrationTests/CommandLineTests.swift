@@ -47,6 +47,61 @@ struct CommandLineTests {
         #expect(result.out.contains("no errors"))
     }
 
+    /// `vigil check --root DIR` looks owners, groups and process users up in DIR/etc/passwd and DIR/etc/group.
+    @Test func checkLooksUpUserAndGroupNamesInTheRoot() throws {
+        let dir = TempDirectory("check-root")
+        defer { dir.remove() }
+        #expect(mkdir(dir.path + "/etc", 0o755) == 0)
+        dir.write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nanalytics:x:1001:1001::/srv/analytics:/bin/false\n")
+        dir.write("etc/group", "root:x:0:\nlog-readers:x:1002:analytics\n")
+        dir.write(
+            "rules.yaml",
+            """
+            - rule: analytics-log-tree
+              file: /var/log/analytics/**
+              owner: analytx
+              group: log-readers
+              mode: "0750"
+              then: [alert, chmod, chown]
+            - rule: analytics-log-rotation
+              rotate: /var/log/analytics/unified/*.log
+              size: 100M
+              create: { mode: "0640", owner: analytics, group: log-reader }
+            - rule: upload-exit
+              process: { name: upload-service, user: [analytics, 1002, uploader] }
+              on: [exit]
+
+            """
+        )
+        let file = dir.path + "/rules.yaml"
+        let result = try VigilBinary.run(["check", "--root", dir.path, file])
+        #expect(result.code == 1, "\(result)")
+        #expect(
+            result.err.split(separator: "\n").map(String.init) == [
+                "\(file):3:10: error: user 'analytx' is not in \(dir.path)/etc/passwd; use a user name from that file or a uid",
+                "\(file):10:52: error: group 'log-reader' is not in \(dir.path)/etc/group; use a group name from that file or a gid",
+                "\(file):12:60: error: user 'uploader' is not in \(dir.path)/etc/passwd; use a user name from that file or a uid",
+                "vigil: 3 errors in '\(file)'; no rules were loaded",
+            ]
+        )
+
+        dir.write(
+            "etc/passwd",
+            "analytics:x:1001:1001::/:/bin/false\nanalytx:x:1003:1003::/:/bin/false\nuploader:x:1004:1004::/:/bin/false\n"
+        )
+        dir.write("etc/group", "log-readers:x:1002:\nlog-reader:x:1005:\n")
+        let fixed = try VigilBinary.run(["check", "--root", dir.path, file])
+        #expect(fixed.code == 0, "\(fixed)")
+        #expect(fixed.out.contains("3 rules and 0 sinks in 1 file: no errors"), "\(fixed)")
+
+        let missing = try VigilBinary.run(["check", "--root", dir.path + "/nonexistent", file])
+        #expect(missing.code == 1)
+        #expect(
+            missing.err.contains("Failed to use --root '\(dir.path)/nonexistent': it is not a directory"),
+            "\(missing)"
+        )
+    }
+
     @Test func runRejectsAMissingRoot() throws {
         let result = try VigilBinary.run([
             "run", "--rules", VigilBinary.repositoryRoot + "/rules", "--root", "/nonexistent/vigil-root",
@@ -100,7 +155,10 @@ struct CommandLineTests {
     @Test func demoRunsTheSeedsIncidentAndExitsZero() throws {
         let result = try VigilBinary.run(["demo", "--rules", VigilBinary.repositoryRoot + "/rules"])
         #expect(result.code == 0, "\(result)")
-        #expect(result.out.contains("7 reactions"), "\(result.out)")
+        #expect(result.out.contains("8 reactions"), "\(result.out)")
+        // The chmod 777 step: put right, and said so.
+        #expect(result.out.contains("mode 0777, expected mode 0640; restored"), "\(result.out)")
+        #expect(result.out.contains("The log's mode is 640 again"), "\(result.out)")
         // The log steps: the SSL finding alerted with its endpoint, the leaked secrets masked in the log.
         #expect(result.out.contains("upload-ssl-verification-disabled-logged"), "\(result.out)")
         #expect(result.out.contains("password=******** user=analytics"), "\(result.out)")

@@ -328,8 +328,8 @@ func makeTemporaryDirectory() throws -> URL {
     @Test func fixtureDirectoryCompilesAsAWhole() {
         let compilation = RuleCompiler.compile(paths: [fixturesDirectory.appendingPathComponent("valid").path])
         #expect(compilation.errorCount == 0, "\(compilation.diagnostics)")
-        // seed.yaml 4, process.yaml 5, log.yaml 5.
-        #expect(compilation.ruleSet?.rules.count == 14)
+        // seed.yaml 4, process.yaml 5, log.yaml 5, permissions.yaml 3, rotate.yaml 2.
+        #expect(compilation.ruleSet?.rules.count == 19)
     }
 }
 

@@ -3,19 +3,27 @@ internal import Yams
 extension RuleFileParser {
     /// Every action of the language, in the order the docs list them.
     static let actionNames = ["alert", "chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
-    /// Actions designed but not implemented in this version.
-    static let plannedActions = ["chmod", "chown", "rotate", "exec"]
+    /// Actions designed but not implemented in this version (`rotate` is a rule kind instead; see
+    /// `checkActionName`).
+    static let plannedActions = ["rotate", "exec"]
     /// Actions available in this version.
-    static let availableActions = ["alert", "restart", "reload", "sanitize"]
+    static let availableActions = ["alert", "chmod", "chown", "restart", "reload", "sanitize"]
 
-    /// Parses `then:`; records `alert: [sink]` references for the cross-file check, and every `restart`,
-    /// `reload` and `sanitize` (also those with errors) for the checks against the rule's kind.
-    mutating func parseActions(
-        _ node: Node,
-        references: inout [(name: String, location: SourceLocation)],
-        serviceActions: inout [ServiceActionUse],
-        sanitizeActions: inout [SanitizeUse]
-    ) -> [ActionSpec]? {
+    /// What `then:` used, also where an action's options had errors, for the checks that need the rest of
+    /// the rule (its kind, its keys, the sinks of every file).
+    struct ActionUses {
+        /// Sinks named in `alert: [...]`.
+        var sinkReferences: [(name: String, location: SourceLocation)] = []
+        /// Every `restart` and `reload`.
+        var serviceActions: [ServiceActionUse] = []
+        /// Every `sanitize`.
+        var sanitizeActions: [SanitizeUse] = []
+        /// Every `chmod` and `chown`.
+        var permissionActions: [PermissionActionUse] = []
+    }
+
+    /// Parses `then:`; records every action in `uses` for the checks against the rule and the other files.
+    mutating func parseActions(_ node: Node, uses: inout ActionUses) -> [ActionSpec]? {
         let items: [Node]
         switch node {
         case .sequence(let sequence): items = Array(sequence)
@@ -32,12 +40,7 @@ extension RuleFileParser {
         var actions: [ActionSpec] = []
         var failed = false
         for item in items {
-            if let action = parseAction(
-                item,
-                references: &references,
-                serviceActions: &serviceActions,
-                sanitizeActions: &sanitizeActions
-            ) {
+            if let action = parseAction(item, uses: &uses) {
                 actions.append(action)
             } else {
                 failed = true
@@ -46,14 +49,9 @@ extension RuleFileParser {
         return failed ? nil : actions
     }
 
-    /// Parses one action: `alert`, `restart`, `reload`, `sanitize`, or a one-key map such as `alert: [sink]`,
-    /// `restart: { … }` or `sanitize: { … }`.
-    private mutating func parseAction(
-        _ node: Node,
-        references: inout [(name: String, location: SourceLocation)],
-        serviceActions: inout [ServiceActionUse],
-        sanitizeActions: inout [SanitizeUse]
-    ) -> ActionSpec? {
+    /// Parses one action: `alert`, `chmod`, `chown`, `restart`, `reload`, `sanitize`, or a one-key map such as
+    /// `alert: [sink]`, `restart: { … }` or `sanitize: { … }`.
+    private mutating func parseAction(_ node: Node, uses: inout ActionUses) -> ActionSpec? {
         let location = node.location(in: file)
         switch node {
         case .scalar(let scalar) where scalar.value != .null:
@@ -62,12 +60,15 @@ extension RuleFileParser {
             switch name {
             case "restart", "reload":
                 let action = ServiceAction(location: location)
-                serviceActions.append(ServiceActionUse(name: name, location: location, action: action))
+                uses.serviceActions.append(ServiceActionUse(name: name, location: location, action: action))
                 return name == "restart" ? .restart(action) : .reload(action)
             case "sanitize":
                 let spec = SanitizeSpec(location: location)
-                sanitizeActions.append(SanitizeUse(location: location, spec: spec))
+                uses.sanitizeActions.append(SanitizeUse(location: location, spec: spec))
                 return .sanitize(spec)
+            case "chmod", "chown":
+                uses.permissionActions.append(PermissionActionUse(name: name, location: location))
+                return name == "chmod" ? .chmod(location) : .chown(location)
             default:
                 return .alert(sinks: nil, location: location)
             }
@@ -81,7 +82,7 @@ extension RuleFileParser {
             switch name {
             case "restart", "reload":
                 let action = parseServiceAction(name, value, at: location)
-                serviceActions.append(
+                uses.serviceActions.append(
                     ServiceActionUse(name: name, location: keyNode.location(in: file), action: action)
                 )
                 guard let action else { return nil }
@@ -89,11 +90,22 @@ extension RuleFileParser {
             case "sanitize":
                 var use = SanitizeUse(location: keyNode.location(in: file))
                 use.spec = parseSanitize(value, at: location, copyNode: &use.copyNode)
-                sanitizeActions.append(use)
+                uses.sanitizeActions.append(use)
                 return use.spec.map(ActionSpec.sanitize)
+            case "chmod", "chown":
+                uses.permissionActions.append(PermissionActionUse(name: name, location: keyNode.location(in: file)))
+                if case .scalar(let scalar) = value, scalar.value == .null {
+                    return name == "chmod" ? .chmod(location) : .chown(location)
+                }
+                let keys = name == "chmod" ? "mode:, file_mode: and dir_mode:" : "owner: and group:"
+                error(
+                    "action '\(name)' takes no options; it restores what the rule's \(keys) say, so write \(name) on its own",
+                    at: value
+                )
+                return nil
             default:
                 guard let sinks = parseStringList(value, key: "alert") else { return nil }
-                for (sink, element) in sinks { references.append((sink, element.location(in: file))) }
+                for (sink, element) in sinks { uses.sinkReferences.append((sink, element.location(in: file))) }
                 return .alert(sinks: sinks.map(\.0), location: location)
             }
         case .mapping(let mapping) where mapping.count > 1:
@@ -119,7 +131,12 @@ extension RuleFileParser {
     /// Reports unknown and planned actions; true for the available ones.
     private mutating func checkActionName(_ name: String, at node: Node) -> Bool {
         if Self.availableActions.contains(name) { return true }
-        if Self.plannedActions.contains(name) {
+        if name == "rotate" {
+            error(
+                "action 'rotate' does not exist; rotation is a rule kind of its own, so write a rule with rotate: PATH and size: or every: (see docs/rules.md#rotation-rules)",
+                at: node
+            )
+        } else if Self.plannedActions.contains(name) {
             error(
                 "action '\(name)' is not available in this version of vigil; it is planned — see docs/rules.md",
                 at: node

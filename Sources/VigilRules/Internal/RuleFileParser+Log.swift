@@ -26,7 +26,9 @@ extension RuleFileParser {
     mutating func parseLogSubject(_ keys: [String: (key: Node, value: Node)]) -> LogSubjectDraft {
         let errorsBefore = errorCount
         var draft = LogSubjectDraft()
-        let paths = keys["log"].flatMap { parseLogPaths($0.value) }
+        let paths = keys["log"].flatMap {
+            parsePathList($0.value, key: "log", example: "/var/log/app.log")?.map(\.path)
+        }
         draft.paths = paths ?? []
         let caseless = keys["caseless"].flatMap { parseBool($0.value, key: "caseless") } ?? false
         var patterns: [LogPattern] = []
@@ -60,48 +62,6 @@ extension RuleFileParser {
         guard errorCount == errorsBefore, let paths else { return draft }
         draft.subject = LogSubject(paths: paths, patterns: patterns, count: count, start: start)
         return draft
-    }
-
-    /// Parses `log:`: one absolute path or a list of them; the last component of each may be a glob.
-    private mutating func parseLogPaths(_ node: Node) -> [PathPattern]? {
-        let elements: [Node]
-        switch node {
-        case .sequence(let sequence): elements = Array(sequence)
-        case .scalar(let scalar) where scalar.value != .null: elements = [node]
-        default:
-            error(
-                "'log' is \(node.kindDescription); expected an absolute path such as /var/log/app.log, or a list of them",
-                at: node
-            )
-            return nil
-        }
-        guard !elements.isEmpty else {
-            error("'log' is an empty list; expected at least one absolute path such as /var/log/app.log", at: node)
-            return nil
-        }
-        var paths: [PathPattern] = []
-        var failed = false
-        for element in elements {
-            guard case .scalar(let scalar) = element, scalar.value != .null else {
-                error(
-                    "an entry of 'log' is \(element.kindDescription); expected an absolute path such as /var/log/app.log",
-                    at: element
-                )
-                failed = true
-                continue
-            }
-            guard let path = parsePath(element, key: "log", allowGlob: true) else {
-                failed = true
-                continue
-            }
-            if paths.contains(where: { $0.normalised == path.normalised }) {
-                error("path '\(path.raw)' is listed twice in log:; remove one of them", at: element)
-                failed = true
-                continue
-            }
-            paths.append(path)
-        }
-        return failed ? nil : paths
     }
 
     /// Parses patterns (`match:`, or sanitize's `patterns:`): one non-empty string or a list of them.
@@ -277,11 +237,11 @@ extension RuleFileParser {
         return key
     }
 
-    /// Reports `match:`, `caseless:`, `from:` and `count:` on config, file and process rules.
+    /// Reports `match:`, `caseless:`, `from:` and `count:` on rules other than log rules.
     mutating func reportLogOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
         for name in Self.logOnlyKeys {
             guard let (key, _) = keys[name] else { continue }
-            error("'\(name)' does not apply to \(kind.rawValue) rules; it belongs to log: rules", at: key)
+            error("'\(name)' does not apply to \(kind.name) rules; it belongs to log: rules", at: key)
         }
     }
 }

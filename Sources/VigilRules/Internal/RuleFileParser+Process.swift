@@ -150,37 +150,49 @@ extension RuleFileParser {
     /// Parses `user:`: names (checked as POSIX user names) and numbers (uids).
     private mutating func parseUsers(_ value: Node?) -> [UserReference] {
         guard let value, let entries = parseStringList(value, key: "user") else { return [] }
-        var users: [UserReference] = []
-        for (text, element) in entries {
-            if !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
-                // uid_t is 32 bits; (uid_t)-1 means "no user" to the kernel (see `man 2 setreuid`).
-                guard let id = UInt32(text), id != UInt32.max else {
-                    error("user id \(text) is out of range; expected a uid from 0 to 4294967294", at: element)
-                    continue
-                }
-                users.append(.id(id))
-            } else if let problem = Self.userNameProblem(text) {
-                error(problem, at: element)
-            } else {
-                users.append(.name(text, element.location(in: file)))
-            }
-        }
-        return users
+        return entries.compactMap { text, element in accountReference(text, at: element, key: "user") }
     }
 
-    /// Why `text` is not a user name (POSIX portable characters, not starting with `-`, optionally ending in
-    /// `$` as Samba machine accounts do); nil when it is one.
-    private static func userNameProblem(_ text: String) -> String? {
+    /// A user (`user:`, `owner:`) or group (`group:`) named in a rule: a number is an id, anything else a
+    /// name, checked by `accountNameProblem`. Reports and returns nil for what is neither.
+    mutating func accountReference(_ text: String, at node: Node, key: String) -> UserReference? {
+        if !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+            // uid_t and gid_t are 32 bits; -1 means "no change" to chown and "no user" to the kernel (see
+            // `man 2 chown`, `man 2 setreuid`).
+            guard let id = UInt32(text), id != UInt32.max else {
+                let (account, idName) = key == "group" ? ("group", "gid") : ("user", "uid")
+                error("\(account) id \(text) is out of range; expected a \(idName) from 0 to 4294967294", at: node)
+                return nil
+            }
+            return .id(id)
+        }
+        if let problem = Self.accountNameProblem(text, key: key) {
+            error(problem, at: node)
+            return nil
+        }
+        return .name(text, node.location(in: file))
+    }
+
+    /// Why `text` is not a user name (`key` is `user` or `owner`) or group name (`key` is `group`): POSIX
+    /// portable characters, not starting with `-`, optionally ending in `$` as Samba machine accounts do;
+    /// nil when it is one.
+    static func accountNameProblem(_ text: String, key: String) -> String? {
+        let (account, idName, example) = key == "group" ? ("group", "gid", "log-readers") : ("user", "uid", "analytics")
         if text.isEmpty {
-            return "an entry of 'user' is an empty string; write a user name such as analytics, or a uid such as 1001"
+            let subject = key == "user" ? "an entry of 'user'" : "'\(key)'"
+            return
+                "\(subject) is an empty string; write a \(account) name such as \(example), or a \(idName) such as 1001"
         }
         if DecimalNumber.parse(text) != nil {
             return
-                "user id \(text) is not a whole number from 0 to 4294967294; write a uid such as 1001, or a user name"
+                "\(account) id \(text) is not a whole number from 0 to 4294967294; write a \(idName) such as 1001, or a \(account) name"
         }
         if GlobPattern.hasMetacharacters(text) {
-            return
-                "user '\(text)' is a glob; users are matched exactly, so list them, such as user: [analytics, www-data]"
+            if key == "user" {
+                return
+                    "user '\(text)' is a glob; users are matched exactly, so list them, such as user: [analytics, www-data]"
+            }
+            return "\(key) '\(text)' is a glob; write one \(account) name, such as \(key): \(example)"
         }
         let body = text.hasSuffix("$") ? text.utf8.dropLast() : text.utf8[...]
         let valid =
@@ -193,7 +205,7 @@ extension RuleFileParser {
             }
         guard !valid else { return nil }
         return
-            "user '\(text)' is not a valid user name; a user name has letters, digits, '.', '_' and '-' and does not start with '-'; or write a uid such as 1001"
+            "\(key) '\(text)' is not a valid \(account) name; a \(account) name has letters, digits, '.', '_' and '-' and does not start with '-'; or write a \(idName) such as 1001"
     }
 
     // MARK: Trigger

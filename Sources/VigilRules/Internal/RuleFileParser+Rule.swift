@@ -1,16 +1,23 @@
 internal import Yams
 
 extension RuleFileParser {
-    /// The subject kind of a rule, once known; the raw value is how errors name it ("config rules").
+    /// The subject kind of a rule, once known; the raw value is its subject key.
     enum RuleKind: String {
         /// `config:`
         case config
-        /// `file:`
+        /// `file:` without mode or owner keys
         case file
         /// `process:`
         case process
         /// `log:`
         case log
+        /// `file:` with `mode:`, `file_mode:`, `dir_mode:`, `owner:` or `group:`
+        case permissions
+        /// `rotate:`
+        case rotate
+
+        /// How errors name the kind ("config rules", "mode and owner rules").
+        var name: String { self == .permissions ? "mode and owner" : rawValue }
     }
 
     /// Parses a `- rule:` item.
@@ -40,7 +47,8 @@ extension RuleFileParser {
         let enabled = keys["enabled"].flatMap { parseBool($0.value, key: "enabled") } ?? true
         let tags = keys["tags"].flatMap { parseStringList($0.value, key: "tags", allowEmpty: true) }?.map(\.0) ?? []
 
-        // The subject: exactly one of config:/file:/process:/log:; planned kinds were reported by checkKeys.
+        // The subject: exactly one of config:/file:/process:/log:/rotate:, a file: with a mode or owner key
+        // being a mode and owner rule; planned kinds were reported by checkKeys.
         let subjects = mapping.compactMap { pair -> (String, Node)? in
             guard let name = pair.key.scalar?.string, Self.subjectKeys.contains(name) else { return nil }
             return (name, pair.key)
@@ -54,17 +62,27 @@ extension RuleFileParser {
             )
         } else if let (name, _) = subjects.first {
             kind = RuleKind(rawValue: name)
+            if kind == .file && Self.permissionKeys.contains(where: { keys[$0] != nil }) { kind = .permissions }
         } else if !hasPlannedKind && !suggestions.contains(where: Self.subjectKeys.contains) {
-            error(
-                "\(context) has no subject; expected one of: \(Self.subjectKeys.joined(separator: ", "))",
-                at: location
-            )
+            var message = "\(context) has no subject; expected one of: \(Self.subjectKeys.joined(separator: ", "))"
+            if let name = Self.permissionKeys.first(where: { keys[$0] != nil }) {
+                message += " (\(name): needs file: with the paths it applies to)"
+            }
+            error(message, at: location)
         }
 
         // Parse every part that is present, whatever the kind, so all errors show at once.
-        let path =
-            kind == .config || kind == .file
-            ? parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true) : nil
+        var path: PathPattern?
+        if kind == .file, case .sequence = keys["file"]!.value {
+            error(
+                "'file' is a list, but only mode and owner rules take several paths; write one file: rule per path, or add mode:, owner: or group:",
+                at: keys["file"]!.value
+            )
+        } else if kind == .config || kind == .file {
+            path = parsePath(keys[subjects[0].0]!.value, key: subjects[0].0, allowGlob: true)
+        }
+        let permissions = kind == .permissions ? parsePermissionSubject(keys) : PermissionDraft()
+        let rotation = kind == .rotate ? parseRotateSubject(keys, context: context, at: location) : nil
         let selector = kind == .process ? keys["process"].flatMap { parseProcessSelector($0.value) } : nil
         // match:, count: and the others are log keys; on other kinds they are reported below.
         let log = kind == .log || kind == nil ? parseLogSubject(keys) : LogSubjectDraft()
@@ -103,27 +121,41 @@ extension RuleFileParser {
             }
             reportProcessOnlyKeys(keys, kind: .config)
             reportLogOnlyKeys(keys, kind: .config)
+            reportPermissionOnlyKeys(keys, kind: .config)
+            reportRotateOnlyKeys(keys, kind: .config)
         case .file:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to file rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .file)
             reportProcessOnlyKeys(keys, kind: .file)
             reportLogOnlyKeys(keys, kind: .file)
-        case .process:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to process rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
+            reportPermissionOnlyKeys(keys, kind: .file)
+            reportRotateOnlyKeys(keys, kind: .file)
+        case .permissions:
+            reportConfigOnlyKeys(keys, kind: .permissions)
+            if let (key, _) = keys["on"] {
+                error(
+                    "'on' does not apply to mode and owner rules; they check the mode and owner at start-up and on every change, so remove on: (or watch changes with a file: rule without mode:, owner: and group:)",
+                    at: key
+                )
             }
+            reportProcessOnlyKeys(keys, kind: .permissions)
+            reportLogOnlyKeys(keys, kind: .permissions)
+            reportRotateOnlyKeys(keys, kind: .permissions)
+        case .rotate:
+            reportConfigOnlyKeys(keys, kind: .rotate)
+            if let (key, _) = keys["on"] {
+                error(
+                    "'on' does not apply to rotate rules; a rotate rule fires on each rotation, when a log reaches size: or every: comes round",
+                    at: key
+                )
+            }
+            reportProcessOnlyKeys(keys, kind: .rotate)
+            reportLogOnlyKeys(keys, kind: .rotate)
+            reportPermissionOnlyKeys(keys, kind: .rotate)
+        case .process:
+            reportConfigOnlyKeys(keys, kind: .process)
             reportLogOnlyKeys(keys, kind: .process)
+            reportPermissionOnlyKeys(keys, kind: .process)
+            reportRotateOnlyKeys(keys, kind: .process)
             process = parseProcessTrigger(keys, context: context, at: location)
             if process.shape == .expect, selector?.matchesEverything == true, let (_, node) = keys["process"] {
                 error(
@@ -132,14 +164,7 @@ extension RuleFileParser {
                 )
             }
         case .log:
-            for name in ["when", "changes", "format"] {
-                if let (key, _) = keys[name] {
-                    error(
-                        "'\(name)' does not apply to log rules; use a config: rule to look at keys and values",
-                        at: key
-                    )
-                }
-            }
+            reportConfigOnlyKeys(keys, kind: .log)
             if let (key, _) = keys["on"] {
                 error(
                     "'on' does not apply to log rules; a log rule fires on each line that matches match: (on every line without it)",
@@ -147,6 +172,8 @@ extension RuleFileParser {
                 )
             }
             reportProcessOnlyKeys(keys, kind: .log)
+            reportPermissionOnlyKeys(keys, kind: .log)
+            reportRotateOnlyKeys(keys, kind: .log)
         case nil:
             break
         }
@@ -158,11 +185,13 @@ extension RuleFileParser {
         case .file: allowedFields = MessageTemplate.fileFields
         case .process: allowedFields = MessageTemplate.processFields
         case .log: allowedFields = log.capturesKnown ? MessageTemplate.logFields + log.captureNames : nil
+        case .permissions: allowedFields = MessageTemplate.permissionFields
+        case .rotate: allowedFields = MessageTemplate.rotateFields
         case nil:
             var union = MessageTemplate.configFields
             let others =
                 MessageTemplate.fileFields + MessageTemplate.processFields + MessageTemplate.logFields
-                + log.captureNames
+                + MessageTemplate.permissionFields + MessageTemplate.rotateFields + log.captureNames
             for field in others where !union.contains(field) {
                 union.append(field)
             }
@@ -175,6 +204,10 @@ extension RuleFileParser {
             message = process.trigger.flatMap { try? MessageTemplate(parsing: MessageTemplate.defaultSource(for: $0)) }
         } else if kind == .log {
             message = log.subject.flatMap { try? MessageTemplate(parsing: MessageTemplate.defaultSource(for: $0)) }
+        } else if kind == .permissions {
+            message = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionSource)
+        } else if kind == .rotate {
+            message = try? MessageTemplate(parsing: MessageTemplate.defaultRotateSource)
         } else {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultSource)
         }
@@ -188,7 +221,8 @@ extension RuleFileParser {
             isState =
                 keys["when"] != nil && keys["changes"] == nil
                 ? true : keys["changes"] != nil && keys["when"] == nil ? false : nil
-        case .file, .log: isState = false
+        case .file, .log, .rotate: isState = false
+        case .permissions: isState = true
         case .process: isState = process.shape?.isState
         case nil: isState = nil
         }
@@ -197,7 +231,7 @@ extension RuleFileParser {
                 resolvedMessage = parseTemplate(node, allowedFields: allowedFields)
             } else if isState == false {
                 error(
-                    "'resolved_message' applies only to state rules (config: with when:, process: with expect: or on: [zombie]); event rules never resolve",
+                    "'resolved_message' applies only to state rules (config: with when:, process: with expect: or on: [zombie], and mode and owner rules); event rules never resolve",
                     at: keyNode
                 )
             }
@@ -205,31 +239,27 @@ extension RuleFileParser {
             let source = MessageTemplate.defaultResolvedSource(for: trigger)
         {
             resolvedMessage = try? MessageTemplate(parsing: source)
+        } else if keys["message"] == nil, kind == .permissions {
+            resolvedMessage = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionResolvedSource)
         }
 
-        var references: [(name: String, location: SourceLocation)] = []
-        var serviceActions: [ServiceActionUse] = []
-        var sanitizeActions: [SanitizeUse] = []
+        var uses = ActionUses()
         let actions: [ActionSpec]?
         if let (_, node) = keys["then"] {
-            actions = parseActions(
-                node,
-                references: &references,
-                serviceActions: &serviceActions,
-                sanitizeActions: &sanitizeActions
-            )
+            actions = parseActions(node, uses: &uses)
         } else {
             actions = [.alert(sinks: nil, location: location)]
         }
-        checkServiceActions(serviceActions, kind: kind, shape: process.shape)
-        checkSanitizeActions(sanitizeActions, kind: kind, logPaths: log.paths)
+        checkServiceActions(uses.serviceActions, kind: kind, shape: process.shape)
+        checkSanitizeActions(uses.sanitizeActions, kind: kind, logPaths: log.paths)
+        checkPermissionActions(uses.permissionActions, kind: kind, draft: permissions)
 
         var draft = RuleDraft(
             id: id ?? "",
             idLocation: idNode.location(in: file),
             location: location,
             rule: nil,
-            sinkReferences: references,
+            sinkReferences: uses.sinkReferences,
             listReferences: process.listReferences
         )
         defer { if id != nil { rules.append(draft) } }
@@ -257,6 +287,12 @@ extension RuleFileParser {
         case .log:
             guard let logSubject = log.subject else { return }
             subject = .log(logSubject)
+        case .permissions:
+            guard let permissionSubject = permissions.subject else { return }
+            subject = .permissions(permissionSubject)
+        case .rotate:
+            guard let rotation else { return }
+            subject = .rotate(rotation)
         }
         draft.rule = Rule(
             id: id,
@@ -272,11 +308,22 @@ extension RuleFileParser {
         )
     }
 
-    /// Reports `expect:`, `exit:`, `grace:` and `allow:` on config, file and log rules.
+    /// Reports `when:`, `changes:` and `format:` on rules other than config rules.
+    private mutating func reportConfigOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
+        for name in ["when", "changes", "format"] {
+            guard let (key, _) = keys[name] else { continue }
+            error(
+                "'\(name)' does not apply to \(kind.name) rules; use a config: rule to look at keys and values",
+                at: key
+            )
+        }
+    }
+
+    /// Reports `expect:`, `exit:`, `grace:` and `allow:` on rules other than process rules.
     private mutating func reportProcessOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
         for name in Self.processOnlyKeys {
             guard let (key, _) = keys[name] else { continue }
-            error("'\(name)' does not apply to \(kind.rawValue) rules; it belongs to process: rules", at: key)
+            error("'\(name)' does not apply to \(kind.name) rules; it belongs to process: rules", at: key)
         }
     }
 

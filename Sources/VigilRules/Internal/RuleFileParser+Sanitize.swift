@@ -83,12 +83,14 @@ extension RuleFileParser {
 
     /// An absolute directory, normalised like rule paths (`//` collapses, `.` and a trailing `/` dropped);
     /// no `..`, no globs.
-    private mutating func parseDirectory(_ node: Node, key: String) -> String? {
+    mutating func parseDirectory(_ node: Node, key: String) -> String? {
         guard
             let raw = parseString(
                 node,
                 key: key,
-                expected: "an absolute directory such as /var/log/analytics/sanitized"
+                expected: key == "copy_to"
+                    ? "an absolute directory such as /var/log/analytics/sanitized"
+                    : "an absolute directory such as /var/log/archive"
             )
         else { return nil }
         guard raw.hasPrefix("/") else {
@@ -123,7 +125,7 @@ extension RuleFileParser {
         guard kind == .log else {
             for use in uses {
                 error(
-                    "action 'sanitize' does not apply to \(kind.rawValue) rules; sanitize applies to log rules: it masks secrets in the lines of log: files",
+                    "action 'sanitize' does not apply to \(kind.name) rules; sanitize applies to log rules: it masks secrets in the lines of log: files",
                     at: use.location
                 )
             }

@@ -19,7 +19,8 @@ extension RuleFileParser {
         var action: ServiceAction?
     }
 
-    /// Parses the value of `restart:` or `reload:`; empty means every default.
+    /// Parses the value of `restart:` or `reload:`, or of a rotate rule's `postrotate:` (which takes what
+    /// `reload:` takes); empty means every default.
     mutating func parseServiceAction(_ name: String, _ value: Node, at location: SourceLocation) -> ServiceAction? {
         var action = ServiceAction(location: location)
         let mapping: Node.Mapping
@@ -29,7 +30,13 @@ extension RuleFileParser {
         case .mapping(let map):
             mapping = map
         default:
-            let example = name == "restart" ? "{ unit: upload-service, backoff: 1s }" : "{ signal: HUP }"
+            let example =
+                switch name {
+                case "restart": "{ unit: upload-service, backoff: 1s }"
+                case "postrotate":
+                    "{ unit: analytics-service } or { command: [/usr/sbin/service, analytics-service, reload] }"
+                default: "{ signal: HUP }"
+                }
             error("'\(name)' is \(value.kindDescription); expected a map such as \(example)", at: value)
             return nil
         }
@@ -41,10 +48,14 @@ extension RuleFileParser {
             ignoring: name == "restart" ? [] : restartOnly,
             context: "\(name):"
         )
-        if name == "reload" {
+        if name != "restart" {
             for pair in mapping {
                 guard let key = pair.key.scalar?.string, restartOnly.contains(key) else { continue }
-                error("'\(key)' applies only to restart; reload runs once each time the rule fires", at: pair.key)
+                let reason =
+                    name == "postrotate"
+                    ? "'\(key)' does not apply to postrotate; it runs once per rotation, and a rotation that fails is alerted"
+                    : "'\(key)' applies only to restart; reload runs once each time the rule fires"
+                error(reason, at: pair.key)
             }
         }
         if let (_, node) = keys["unit"] { action.unit = parseUnitName(node) }
@@ -183,9 +194,16 @@ extension RuleFileParser {
         guard let kind else { return }
         for use in uses {
             let name = use.name
+            if kind == .rotate {
+                error(
+                    "action '\(name)' does not apply to rotate rules; to tell the writer to reopen its log after a rotation, use postrotate: { unit: …, command: […], signal: … }",
+                    at: use.location
+                )
+                continue
+            }
             guard kind == .process else {
                 error(
-                    "action '\(name)' does not apply to \(kind.rawValue) rules; \(name) acts on processes, so use it in a process: rule",
+                    "action '\(name)' does not apply to \(kind.name) rules; \(name) acts on processes, so use it in a process: rule",
                     at: use.location
                 )
                 continue

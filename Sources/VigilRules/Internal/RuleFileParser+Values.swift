@@ -58,6 +58,17 @@ extension RuleFileParser {
     /// `//` collapses, `.` components and a trailing `/` are dropped; `..` is refused rather than
     /// resolved, since rule paths are resolved again inside `--root`.
     mutating func parsePath(_ node: Node, key: String, allowGlob: Bool) -> PathPattern? {
+        parsePath(node, key: key, allowGlob: allowGlob, allowRecursive: false)?.path
+    }
+
+    /// `parsePath`, and with `allowRecursive` a last component `**` (`DIR/**`: the directory and everything
+    /// below it), which is dropped from the pattern and returned as `recursive`. `raw` stays as written.
+    mutating func parsePath(
+        _ node: Node,
+        key: String,
+        allowGlob: Bool,
+        allowRecursive: Bool
+    ) -> (path: PathPattern, recursive: Bool)? {
         guard let raw = parseString(node, key: key, expected: "an absolute path such as /etc/app.conf") else {
             return nil
         }
@@ -65,13 +76,16 @@ extension RuleFileParser {
             error("path '\(raw)' is not absolute; write it from the root, such as '/\(raw)'", at: node)
             return nil
         }
-        let components = raw.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        var components = raw.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
         if components.contains("..") {
             error("path '\(raw)' contains '..'; write the path without it", at: node)
             return nil
         }
+        let recursive = allowRecursive && components.last == "**"
+        if recursive { components.removeLast() }
         guard let last = components.last else {
-            error("path '\(raw)' names no file; expected a file path such as /etc/app.conf", at: node)
+            let example = recursive ? "such as /var/log/analytics/**" : "such as /etc/app.conf"
+            error("path '\(raw)' names no file; expected a file path \(example)", at: node)
             return nil
         }
         if let globbed = components.dropLast().first(where: { GlobPattern.hasMetacharacters(String($0)) }) {
@@ -84,7 +98,7 @@ extension RuleFileParser {
         let directory = "/" + components.dropLast().joined(separator: "/")
         let name = String(last)
         guard GlobPattern.hasMetacharacters(name) else {
-            return PathPattern(raw: raw, directory: directory, name: .exact(name))
+            return (PathPattern(raw: raw, directory: directory, name: .exact(name)), recursive)
         }
         guard allowGlob else {
             error("path '\(raw)' contains a glob; a \(key) must name one file", at: node)
@@ -94,7 +108,57 @@ extension RuleFileParser {
             error("path '\(raw)': \(reason.reason)", at: node)
             return nil
         }
-        return PathPattern(raw: raw, directory: directory, name: .glob(name))
+        return (PathPattern(raw: raw, directory: directory, name: .glob(name)), recursive)
+    }
+
+    /// Parses a subject that takes one absolute path or a list of them (`log:`, `rotate:`, the `file:` of a
+    /// mode and owner rule); the last component of each may be a glob, and with `allowRecursive` it may be
+    /// `**` (see `parsePath`). A path listed twice is an error. Returns each path with its node.
+    mutating func parsePathList(
+        _ node: Node,
+        key: String,
+        example: String,
+        allowRecursive: Bool = false
+    ) -> [(path: PathPattern, recursive: Bool, node: Node)]? {
+        let elements: [Node]
+        switch node {
+        case .sequence(let sequence): elements = Array(sequence)
+        case .scalar(let scalar) where scalar.value != .null: elements = [node]
+        default:
+            error(
+                "'\(key)' is \(node.kindDescription); expected an absolute path such as \(example), or a list of them",
+                at: node
+            )
+            return nil
+        }
+        guard !elements.isEmpty else {
+            error("'\(key)' is an empty list; expected at least one absolute path such as \(example)", at: node)
+            return nil
+        }
+        var paths: [(path: PathPattern, recursive: Bool, node: Node)] = []
+        var failed = false
+        for element in elements {
+            guard case .scalar(let scalar) = element, scalar.value != .null else {
+                error(
+                    "an entry of '\(key)' is \(element.kindDescription); expected an absolute path such as \(example)",
+                    at: element
+                )
+                failed = true
+                continue
+            }
+            guard let (path, recursive) = parsePath(element, key: key, allowGlob: true, allowRecursive: allowRecursive)
+            else {
+                failed = true
+                continue
+            }
+            if paths.contains(where: { $0.path.normalised == path.normalised }) {
+                error("path '\(path.raw)' is listed twice in \(key):; remove one of them", at: element)
+                failed = true
+                continue
+            }
+            paths.append((path, recursive, element))
+        }
+        return failed ? nil : paths
     }
 }
 
@@ -119,6 +183,38 @@ extension RuleFileParser {
             return nil
         }
         return milliseconds
+    }
+
+    /// An age for `key` in milliseconds (see `RuleAge`: `max_age:`, `after:`, `delete_after:`); reports
+    /// zero, too long, unitless, ambiguous and malformed ones.
+    mutating func parseAge(_ node: Node, key: String) -> Int? {
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'\(key)' is \(node.kindDescription); expected \(RuleAge.expectedForms)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        switch RuleAge.milliseconds(text) {
+        case .success(let milliseconds):
+            return milliseconds
+        case .failure(.malformed):
+            error("'\(key)' is '\(text)'; expected \(RuleAge.expectedForms)", at: node)
+        case .failure(.bareNumber):
+            error(
+                "'\(key)' is \(text), a number without a unit; write the unit, such as \(text)d for \(text) days",
+                at: node
+            )
+        case .failure(.ambiguousMinutes):
+            let number = Int(text.dropLast()) ?? 1
+            error(
+                "'\(key)' is \(text), and m could mean minutes or months; write months as days, such as \(number * 30)d, or minutes as seconds, such as \(number * 60)s",
+                at: node
+            )
+        case .failure(.zero):
+            error("'\(key)' is \(text); expected an age longer than zero, such as 30d", at: node)
+        case .failure(.tooLong):
+            error("'\(key)' is \(text), longer than the limit of 3650d (ten years); write a shorter age", at: node)
+        }
+        return nil
     }
 
     /// A whole number (quoted or not) within `range`; `what` names it in errors ("exit code", "'running'").

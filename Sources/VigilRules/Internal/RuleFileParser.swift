@@ -52,14 +52,17 @@ struct RuleFileParser {
     static let itemKinds = ["rule", "sink", "list"]
     /// Keys a rule may have.
     static let ruleKeys = [
-        "rule", "description", "severity", "config", "file", "process", "log", "format", "when", "changes", "on",
-        "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "message", "resolved_message",
-        "then", "enabled", "tags",
+        "rule", "description", "severity", "config", "file", "process", "log", "rotate", "format", "when", "changes",
+        "on", "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "recursive", "mode",
+        "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext", "olddir", "compress",
+        "compress_level", "delaycompress", "copytruncate", "if_empty", "create", "postrotate", "sweep", "message",
+        "resolved_message", "then", "enabled", "tags",
     ]
-    /// Rule subjects available in this version.
-    static let subjectKeys = ["config", "file", "process", "log"]
+    /// Rule subjects available in this version. A `file:` rule with any of `permissionKeys` is a mode and
+    /// owner rule.
+    static let subjectKeys = ["config", "file", "process", "log", "rotate"]
     /// Rule kinds that are part of the language design but not implemented yet.
-    static let plannedKinds = ["system", "socket", "mode", "owner", "group"]
+    static let plannedKinds = ["system", "socket"]
     /// Keys a sink may have.
     static let sinkKeys = ["sink", "type", "path"]
     /// Keys a list may have.
@@ -201,9 +204,6 @@ struct RuleFileParser {
             } else if planned.contains(name) {
                 keys[name] = (keyNode, valueNode)
                 error("rule kind '\(name)' is not available in this version of vigil; see docs/rules.md", at: keyNode)
-                if name == "mode", let text = valueNode.scalar?.string, !Self.isOctalMode(text) {
-                    error("mode '\(text)' is not octal; write e.g. mode: \"0640\"", at: valueNode)
-                }
             } else if !usesPlannedKind {
                 if let suggestion = Spelling.suggestion(for: name, among: allowed) { suggestions.append(suggestion) }
                 error("unknown key '\(name)' in \(context)" + Spelling.hint(for: name, among: allowed), at: keyNode)

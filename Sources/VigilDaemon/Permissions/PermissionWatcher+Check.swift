@@ -1,0 +1,235 @@
+import Synchronization
+import SystemPackage
+import VigilCore
+import VigilRules
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension PermissionWatcher {
+    /// What is wrong with a file, against its rule.
+    struct Drift {
+        var mode: UInt32?
+        var owner: UInt32?
+        var group: UInt32?
+        var isEmpty: Bool { mode == nil && owner == nil && group == nil }
+    }
+
+    /// Judges the file `path` (named `relative` beneath the open directory `base`) against claim `claim`'s
+    /// rule, and puts it right if the rule says so.
+    func check(_ path: String, relative: String, beneath base: CInt, claim: Int, eventTime: UInt64) {
+        counters.permissionChecks.add(1, ordering: .relaxed)
+        let ruleIndex = claims.claims[claim].rule
+        let compiled = rules[ruleIndex]
+        var handle: SafeFile.Handle
+        do {
+            handle = try SafeFile.open(relative, beneath: base)
+        } catch {
+            // Gone (the next event says so), or a symlink: Vigil never changes a symlink or what it points to.
+            if error == .noSuchFileOrDirectory { resolveGone(path) }
+            return
+        }
+        defer { handle.close() }
+        // The descriptor must be the file the name named: a name swapped between the open and now is judged
+        // by the event its swap causes, never through this descriptor.
+        var named = stat()
+        guard fstatat(base, relative, &named, AT_SYMLINK_NOFOLLOW) == 0, UInt64(named.st_dev) == handle.device,
+            UInt64(named.st_ino) == handle.inode
+        else { return }
+
+        let found = drift(of: handle, against: compiled)
+        if found.isEmpty {
+            if let open = firing[path] { resolve(path, open, handle: handle, eventTime: eventTime) }
+            return
+        }
+        let wantsChange =
+            compiled.restoresMode && found.mode != nil
+            || compiled.restoresOwner && (found.owner != nil || found.group != nil)
+        var outcome: String
+        if !wantsChange {
+            outcome = "not changed (audit: add chmod or chown to then: to restore)"
+        } else if handle.isRegularFile && handle.links > 1 {
+            outcome =
+                "refused: it has \(handle.links) hard links, and a hard link is the file itself (it may be /etc/shadow); remove the extra links"
+        } else {
+            outcome = restore(&handle, found: found, compiled: compiled)
+        }
+        let left = drift(of: handle, against: compiled)
+        if left.isEmpty {
+            counters.permissionsRestored.add(1, ordering: .relaxed)
+            if firing.removeValue(forKey: path) != nil {
+                emit(
+                    ruleIndex,
+                    path: path,
+                    handle: handle,
+                    drift: found,
+                    state: .resolved,
+                    outcome: "restored",
+                    eventTime: eventTime
+                )
+            } else {
+                emit(
+                    ruleIndex,
+                    path: path,
+                    handle: handle,
+                    drift: found,
+                    state: .event,
+                    outcome: "restored",
+                    eventTime: eventTime
+                )
+            }
+            return
+        }
+        if outcome == "restored" {
+            // The rule restores one part (chmod without chown): the rest is reported.
+            outcome = "partly restored; the rest is not changed (audit: add chmod or chown to then: to restore it)"
+        }
+        let description = describe(left, kind: handle.isDirectory)
+        if let open = firing[path], open.found == description { return }  // Already reported, unchanged.
+        firing[path] = Firing(rule: ruleIndex, found: description)
+        emit(ruleIndex, path: path, handle: handle, drift: left, state: .firing, outcome: outcome, eventTime: eventTime)
+    }
+
+    /// What differs from the rule (only what the rule names).
+    func drift(of handle: SafeFile.Handle, against compiled: CompiledRule) -> Drift {
+        var drift = Drift()
+        let wanted = handle.isDirectory ? compiled.subject.directoryMode : compiled.subject.fileMode
+        if let wanted, handle.mode & 0o7777 != wanted { drift.mode = handle.mode & 0o7777 }
+        if let owner = compiled.owner, handle.owner != owner { drift.owner = handle.owner }
+        if let group = compiled.group, handle.group != group { drift.group = handle.group }
+        return drift
+    }
+
+    /// Changes owner and group first (a chown clears setuid and setgid bits), then the mode, through the
+    /// descriptor. Returns "restored", or what failed and what to do.
+    private func restore(_ handle: inout SafeFile.Handle, found: Drift, compiled: CompiledRule) -> String {
+        do {
+            if compiled.restoresOwner && (found.owner != nil || found.group != nil) {
+                try SafeFile.changeOwner(
+                    handle,
+                    owner: found.owner != nil ? compiled.owner : nil,
+                    group: found.group != nil ? compiled.group : nil
+                )
+                handle = try SafeFile.refresh(handle)
+            }
+            let wanted = handle.isDirectory ? compiled.subject.directoryMode : compiled.subject.fileMode
+            if compiled.restoresMode, let wanted, handle.mode & 0o7777 != wanted {
+                try SafeFile.changeMode(handle, to: wanted)
+                handle = try SafeFile.refresh(handle)
+            }
+        } catch {
+            let fix =
+                error == .readOnlyFileSystem
+                ? "the filesystem is read-only"
+                : "vigil needs CAP_CHOWN and CAP_FOWNER (AmbientCapabilities= in vigil.service)"
+            return "could not restore: \(error); \(fix)"
+        }
+        return "restored"
+    }
+
+    /// A drift put right, or gone, or the file deleted: the firing alert is resolved.
+    private func resolve(_ path: String, _ open: Firing, handle: SafeFile.Handle, eventTime: UInt64) {
+        firing[path] = nil
+        emit(
+            open.rule,
+            path: path,
+            handle: handle,
+            drift: Drift(),
+            state: .resolved,
+            outcome: "right again",
+            eventTime: eventTime
+        )
+    }
+
+    /// The file is gone: a drift reported for it is resolved.
+    func resolveGone(_ path: String) {
+        guard let open = firing.removeValue(forKey: path) else { return }
+        emit(open.rule, path: path, handle: nil, drift: Drift(), state: .resolved, outcome: "gone", eventTime: 0)
+    }
+
+    /// "mode 0777, owner root, group root".
+    func describe(_ drift: Drift, kind isDirectory: Bool) -> String {
+        var parts: [String] = []
+        if let mode = drift.mode { parts.append("mode " + Self.octal(mode)) }
+        if let owner = drift.owner { parts.append("owner " + names.userName(owner)) }
+        if let group = drift.group { parts.append("group " + names.groupName(group)) }
+        return parts.joined(separator: ", ")
+    }
+
+    /// What the rule wants, for the attributes in `drift` (all of the rule's when `drift` is empty).
+    func expected(_ compiled: CompiledRule, drift: Drift, isDirectory: Bool) -> String {
+        let all = drift.isEmpty
+        var parts: [String] = []
+        let wanted = isDirectory ? compiled.subject.directoryMode : compiled.subject.fileMode
+        if let wanted, all || drift.mode != nil { parts.append("mode " + Self.octal(wanted)) }
+        if let owner = compiled.owner, all || drift.owner != nil { parts.append("owner " + names.userName(owner)) }
+        if let group = compiled.group, all || drift.group != nil { parts.append("group " + names.groupName(group)) }
+        return parts.joined(separator: ", ")
+    }
+
+    static func octal(_ mode: UInt32) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    /// Sends one alert of rule `ruleIndex` about `path`.
+    private func emit(
+        _ ruleIndex: Int,
+        path: String,
+        handle: SafeFile.Handle?,
+        drift: Drift,
+        state: AlertState,
+        outcome: String,
+        eventTime: UInt64
+    ) {
+        let compiled = rules[ruleIndex]
+        guard compiled.sinkMask != 0 else { return }
+        let isDirectory = handle?.isDirectory ?? false
+        let found = drift.isEmpty ? "" : describe(drift, kind: isDirectory)
+        let expected = expected(compiled, drift: drift, isDirectory: isDirectory)
+        let kindName = handle == nil ? "file" : (isDirectory ? "directory" : "file")
+        let fields: (String) -> String? = { name in
+            switch name {
+            case "rule": compiled.rule.id
+            case "severity": compiled.rule.severity.rawValue
+            case "host": self.settings.host
+            case "path": path
+            case "kind": kindName
+            case "found": found
+            case "expected": expected
+            case "outcome": outcome
+            default: nil
+            }
+        }
+        let message =
+            state == .resolved
+            ? compiled.rule.resolvedMessage?.render(fields) ?? "Resolved: " + compiled.rule.message.render(fields)
+            : compiled.rule.message.render(fields)
+        var labels = compiled.labels
+        if !found.isEmpty { labels["found"] = found }
+        labels["expected"] = expected
+        labels["outcome"] = outcome
+        let fingerprint = AlertIdentity.fingerprint(rule: compiled.rule.id, instance: path)
+        // The same drift seen again (a rescan) has the same inode and change time, so the same id.
+        let version =
+            handle.map { "\($0.device):\($0.inode):\($0.changeTime)" } ?? "gone:\(Clock.monotonicNanoseconds())"
+        let time = Clock.realtime()
+        let record = AlertRecord(
+            id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
+            timeSeconds: time.seconds,
+            timeNanoseconds: time.nanoseconds,
+            host: settings.host,
+            rule: compiled.rule.id,
+            severity: compiled.rule.severity.rawValue,
+            state: state,
+            kind: state == .event ? "file.permissions_restored" : "file.permissions_drift",
+            path: path,
+            message: message,
+            fingerprint: fingerprint,
+            labels: labels
+        )
+        outlet.send(record, sinkMask: compiled.sinkMask, eventTime: eventTime)
+    }
+}
