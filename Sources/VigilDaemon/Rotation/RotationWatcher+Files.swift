@@ -120,6 +120,15 @@ extension RotationWatcher {
         }
         let key = "dir:\(directory)"
         guard failures[key]?.signature != "\(error.rawValue)" else { return }
+        if error == .permissionDenied || error == .notPermitted {
+            // A missing capability: said at start-up with each rule's position (dropCapabilities) and here,
+            // in the log, like the log watcher's directories; not an alert about the host.
+            failures[key] = FailureState(signature: "\(error.rawValue)", nextAttempt: 0, backoff: 0, firstSeen: 0)
+            logger.error(
+                "Failed to open log directory '\(directory)/' for rotate rules (\(ruleLocations(plan: index))): \(cause); its logs are not rotated"
+            )
+            return
+        }
         failures[key] = FailureState(
             signature: "\(error.rawValue)",
             nextAttempt: 0,
