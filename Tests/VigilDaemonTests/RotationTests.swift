@@ -874,6 +874,41 @@ struct RotationTests {
         #expect(lstatOf(fixture.tree.path("var/log/app.log.bak")) != nil)
     }
 
+    @Test func theSeedsPolicyWrittenInYAMLRotatesAndArchives() throws {
+        // The shape of rules/cloudcrest.yaml's analytics-log-rotation, names resolved from the root's files.
+        let yaml = """
+            - rule: analytics-log-rotation
+              severity: info
+              rotate: /var/log/analytics/*.log
+              every: daily
+              size: 2k
+              keep: 14
+              olddir: { path: /var/log/archive, mode: "0750", owner: analytics, group: analytics }
+              create: { mode: "0640", owner: analytics, group: log-readers }
+              delaycompress: true
+              sweep: { chmod: "0600", after: 30d, delete_after: 90d }
+
+            """
+        let fixture = try DaemonFixture(rules: yaml, label: "rotate-yaml") { tree in
+            tree.makeDirectory("etc")
+            tree.write("etc/passwd", "root:x:0:0::/root:/bin/sh\nanalytics:x:1234:1234::/:/bin/false\n")
+            tree.write("etc/group", "root:x:0:\nanalytics:x:1234:\nlog-readers:x:1240:\n")
+            tree.makeDirectory("var/log/analytics")
+        }
+        #expect(fixture.daemon.rotateRuleCount == 1)
+        let writer = AppendingWriter(fixture.tree.path("var/log/analytics/upload.log"))
+        writer.write(String(repeating: "2025-04-13 07:15:22 UPLOAD INFO ok\n", count: 100))
+        let alert = try #require(fixture.alert(kind: "log.rotated"), "\(fixture.logs.messages)")
+        let rotated = try #require(JSONField.label(alert.line, "rotated"))
+        #expect(rotated.hasPrefix("/var/log/archive/upload.log-"))
+        #expect(alert.message.hasPrefix("/var/log/analytics/upload.log rotated to \(rotated) (size, 3500 bytes); "))
+        #expect(alert.message.contains("created anew with mode 0640 owner analytics:log-readers"), "\(alert.message)")
+        let fresh = try #require(lstatOf(fixture.tree.path("var/log/analytics/upload.log")))
+        #expect(fresh.st_uid == 1234 && fresh.st_gid == 1240 && fresh.st_mode & 0o7777 == 0o640)
+        let archive = try #require(lstatOf(fixture.tree.path("var/log/archive")))
+        #expect(archive.st_uid == 1234 && archive.st_gid == 1234 && archive.st_mode & 0o7777 == 0o750)
+    }
+
     @Test func unknownUsersAndGroupsStopTheDaemonWithTheirPositions() throws {
         let tree = TempTree("rotate-users")
         defer { tree.remove() }

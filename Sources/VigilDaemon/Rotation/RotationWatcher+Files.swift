@@ -659,6 +659,7 @@ extension RotationWatcher {
             )
             return "created anew, owner or mode not set"
         }
-        return "created anew with mode 0\(String(mode, radix: 8)) owner \(owner):\(group)"
+        return
+            "created anew with mode 0\(String(mode, radix: 8)) owner \(userNames[owner] ?? String(owner)):\(groupNames[group] ?? String(group))"
     }
 }

@@ -214,6 +214,9 @@ final class RotationWatcher: @unchecked Sendable {
     let rootDescriptor: CInt
     var rules: [CompiledRule]
     let allSinks: UInt64
+    /// Names of the root's users and groups, for messages.
+    let userNames: [UInt32: String]
+    let groupNames: [UInt32: String]
     /// Readers of /proc, for postrotate signals.
     let procfs = ProcFS()
     let ownPid = getpid()
@@ -287,6 +290,10 @@ final class RotationWatcher: @unchecked Sendable {
         let rootPath = settings.root.root.isEmpty ? "/" : settings.root.root
         let users = UserDatabase(root: rootPath)
         let groupPath = (settings.root.root.isEmpty ? "" : settings.root.root) + "/etc/group"
+        userNames = users.userNames
+        var groups: [UInt32: String] = [:]
+        for (name, gid) in users.gids where groups[gid] == nil || name < groups[gid]! { groups[gid] = name }
+        groupNames = groups
         var problems: [String] = []
         func resolve(_ attributes: FileAttributes?) -> Attributes? {
             guard let attributes else { return nil }
