@@ -535,6 +535,11 @@ struct RotationTests {
         // (random data does not compress) does not fit beside them.
         var mounted: String?
         var rootToRemove: String?
+        // Also when an expectation throws: a lazy unmount works while the daemon still holds descriptors.
+        defer {
+            if let mounted { umount2(mounted, Int32(MNT_DETACH)) }
+            if let rootToRemove { FileTree.remove(rootToRemove) }
+        }
         do {
             let rule = rotateRule(
                 RotateSubject(
@@ -568,13 +573,16 @@ struct RotationTests {
             #expect(lstatOf(fixture.tree.path(String(rotatedPath.dropFirst())) + ".gz") == nil)
             #expect(fixture.daemon.counters.logCompressionFailures.load(ordering: .relaxed) == 1)
         }
-        if let mounted { umount2(mounted, Int32(MNT_DETACH)) }
-        if let rootToRemove { FileTree.remove(rootToRemove) }
     }
 
     @Test func olddirOnAnotherFilesystemIsAlertedNotCopied() throws {
         var mounted: String?
         var rootToRemove: String?
+        // Also when an expectation throws: a lazy unmount works while the daemon still holds descriptors.
+        defer {
+            if let mounted { umount2(mounted, Int32(MNT_DETACH)) }
+            if let rootToRemove { FileTree.remove(rootToRemove) }
+        }
         do {
             let rule = rotateRule(
                 RotateSubject(
@@ -603,8 +611,6 @@ struct RotationTests {
             AppendingWriter(fixture.tree.path("var/log/app.log")).write("more\n")
             #expect(fixture.sync().isEmpty)
         }
-        if let mounted { umount2(mounted, Int32(MNT_DETACH)) }
-        if let rootToRemove { FileTree.remove(rootToRemove) }
     }
 
     @Test func symlinksPlantedAsOlddirOrAsTheLogAreRefused() throws {
