@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sched.h>
+#include <stdio.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -120,6 +121,28 @@ int CVigilLinux_filesystem_magic(const char *path, unsigned long *magic) {
     if (statfs(path, &info) != 0) return -1;
     *magic = (unsigned long)info.f_type;
     return 0;
+}
+
+int CVigilLinux_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname) {
+#ifdef SYS_renameat2
+    return (int)syscall(SYS_renameat2, olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int CVigilLinux_birth_time(int dirfd, const char *name, int64_t *seconds, uint32_t *nanoseconds) {
+    struct statx info;
+    if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BTIME, &info) != 0) return -1;
+    if (!(info.stx_mask & STATX_BTIME)) return 0;
+    *seconds = (int64_t)info.stx_btime.tv_sec;
+    *nanoseconds = info.stx_btime.tv_nsec;
+    return 1;
+}
+
+long CVigilLinux_copy_file_range(int in, int out, size_t length) {
+    return (long)copy_file_range(in, (loff_t *)0, out, (loff_t *)0, length, 0);
 }
 
 size_t CVigilLinux_proc_cn_mcast_message(void *buffer, size_t capacity, uint32_t operation, uint32_t sequence) {
