@@ -191,6 +191,25 @@ struct PermissionTests {
         #expect(Self.stat(f.tree.path("data/reports/r.csv"))?.mode == 0o600)
     }
 
+    @Test func aClaimedDirectoryThatAppearsLaterIsWatched() throws {
+        let rules = """
+            - rule: later-tree
+              file: /srv/later/data
+              recursive: true
+              file_mode: "0600"
+              then: [alert, chmod]
+
+            """
+        let f = try DaemonFixture(rules: Self.cookieRule + rules, label: "perm-later") { Self.accounts($0) }
+        _ = f.permissionSync()
+        // mkdir -p and a file at once: every level appears while Vigil moves its watch down the path.
+        f.tree.makeDirectory("srv/later/data/deep")
+        f.tree.write("srv/later/data/deep/x.csv", "x", mode: 0o644)
+        let alert = f.expect(rule: "later-tree", state: "event")
+        #expect(alert?.path == "/srv/later/data/deep/x.csv")
+        #expect(Self.stat(f.tree.path("srv/later/data/deep/x.csv"))?.mode == 0o600)
+    }
+
     @Test func aDirectorySwappedForASymlinkIsNeverFollowed() throws {
         let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-swap") { tree in
             Self.seedTree(tree)

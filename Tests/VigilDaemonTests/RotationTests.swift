@@ -443,6 +443,13 @@ struct RotationTests {
         #expect(lstatOf(fixture.tree.path("var/log/\(base).1.gz")) != nil)
         #expect(lstatOf(fixture.tree.path("var/log/\(base).2")) != nil)
         #expect(contents(of: fixture.tree.path("var/log/\(base).2")) == Array(line.utf8))
+        // The file goes before the counter moves (it counts unlinks that succeeded): wait for it, with a deadline.
+        let deadline = Clock.monotonicNanoseconds() + 5_000_000_000
+        while fixture.daemon.counters.logArchivesDeleted.load(ordering: .relaxed) < 1
+            && Clock.monotonicNanoseconds() < deadline
+        {
+            _ = poll(nil, 0, 1)
+        }
         #expect(fixture.daemon.counters.logArchivesDeleted.load(ordering: .relaxed) == 1)
     }
 

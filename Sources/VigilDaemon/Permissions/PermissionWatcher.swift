@@ -273,8 +273,14 @@ final class PermissionWatcher: @unchecked Sendable {
                 eventTime: 0
             )
         } else if rebuildPending {
-            rebuildPending = false
-            for directory in claims.claimDirectories where watchByPath[directory] == nil { visit(directory) }
+            // A directory created between a failed open and its ancestor's watch raises no event: go round
+            // again while one appeared meanwhile (at most once per path component).
+            var rounds = 0
+            while rebuildPending && rounds < 64 {
+                rebuildPending = false
+                rounds += 1
+                for directory in claims.claimDirectories where watchByPath[directory] == nil { visit(directory) }
+            }
             reportUnwatched()
         }
     }
@@ -447,6 +453,11 @@ final class PermissionWatcher: @unchecked Sendable {
                 node.generation = generation
             } else if let node = watch(current, directory: directory, view: claims.view(of: current)) {
                 node.ancestor = true
+            }
+            // The next component may have been created before the watch was in place.
+            if let next = PermissionClaims.firstComponent(of: path, below: current) {
+                var info = stat()
+                if fstatat(directory, String(next), &info, AT_SYMLINK_NOFOLLOW) == 0 { rebuildPending = true }
             }
             return
         }

@@ -54,6 +54,18 @@ extension RotationWatcher {
     /// Opens and watches every plan directory that is not watched yet (a missing one: its nearest existing
     /// ancestor, until it appears), then checks the files in each newly watched directory.
     func placeWatches(startUp: Bool = false) {
+        // A directory created between a failed open and the ancestor's new watch sends no event to any
+        // watch: go round again until every missing directory is waited on by an ancestor that still
+        // lacks the next component (at most once per component).
+        var rounds = 0
+        repeat {
+            appearedMeanwhile = false
+            placeWatchesOnce(startUp: startUp)
+            rounds += 1
+        } while appearedMeanwhile && rounds < 64
+    }
+
+    private func placeWatchesOnce(startUp: Bool) {
         // Watches on ancestors of missing directories are placed again below for those still missing.
         for wd in ancestorWatches { inotify.removeWatch(wd) }
         ancestorWatches.removeAll()
@@ -99,6 +111,10 @@ extension RotationWatcher {
             if let wd = try? inotify.addWatch("/proc/self/fd/\(fd)", mask: Self.ancestorMask) {
                 ancestorWatches.insert(wd)
             }
+            // The next component may have been created before the watch was in place.
+            let next = directory.split(separator: "/").map(String.init)[components.count]
+            var info = stat()
+            if fstatat(fd, next, &info, AT_SYMLINK_NOFOLLOW) == 0 { appearedMeanwhile = true }
             return
         }
     }

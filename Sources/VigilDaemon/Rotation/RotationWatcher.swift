@@ -228,6 +228,9 @@ final class RotationWatcher: @unchecked Sendable {
     var watchedPlans: [Int32: [Int]] = [:]
     var ancestorWatches: Set<Int32> = []
     var needsRebuild = false
+    /// Set by `placeWatches` when a missing directory's next component appeared while its ancestor was
+    /// being watched: it goes round again.
+    var appearedMeanwhile = false
     var rescanAll = false
     /// Names reported modified in this batch, by plan.
     var dirty: [Int: Set<String>] = [:]
