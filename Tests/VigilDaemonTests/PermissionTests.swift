@@ -210,6 +210,23 @@ struct PermissionTests {
         #expect(Self.stat(f.tree.path("srv/later/data/deep/x.csv"))?.mode == 0o600)
     }
 
+    /// The tree's owner replaced `alerts/` with a link to a decoy `/etc` while Vigil was down: at start-up the
+    /// rule path is resolved, but only through links root made, so the decoy is never walked or changed.
+    @Test func aSymlinkPlantedWhileVigilWasDownIsNotFollowed() throws {
+        let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-planted") { tree in
+            Self.seedTree(tree)
+            tree.makeDirectory("etc-decoy")
+            tree.write("etc-decoy/shadow", "x", mode: 0o644)
+            FileTree.remove(tree.path("var/log/analytics/alerts"))
+            tree.symlink("var/log/analytics/alerts", to: tree.path("etc-decoy"))
+            lchown(tree.path("var/log/analytics/alerts"), 1234, 1235)
+        }
+        _ = f.permissionSync()
+        #expect(Self.stat(f.tree.path("etc-decoy/shadow"))?.mode == 0o644)
+        #expect(Self.stat(f.tree.path("etc-decoy"))?.mode == 0o755)
+        #expect(Self.stat(f.tree.path("etc-decoy"))?.uid == 0)
+    }
+
     @Test func aDirectorySwappedForASymlinkIsNeverFollowed() throws {
         let f = try DaemonFixture(rules: Self.cookieRule + Self.seedRules, label: "perm-swap") { tree in
             Self.seedTree(tree)

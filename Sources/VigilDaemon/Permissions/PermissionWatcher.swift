@@ -154,10 +154,10 @@ final class PermissionWatcher: @unchecked Sendable {
             for path in subject.paths {
                 // An exact name is resolved whole (a rule may name a symlinked directory such as /var/run);
                 // a glob's directory only. Nothing below the claimed paths is ever followed.
-                var directory = Self.canonical(path.directory, root: settings.root)
+                var directory = settings.root.canonical(path.directory)
                 var name = path.name
                 if case .exact(let exact) = path.name {
-                    let full = Self.canonical(Self.join(path.directory, exact), root: settings.root)
+                    let full = settings.root.canonical(Self.join(path.directory, exact))
                     if let parent = Self.parent(of: full), full != "/" {
                         directory = parent
                         name = .exact(String(full.dropFirst(parent == "/" ? 1 : parent.count + 1)))
@@ -215,14 +215,6 @@ final class PermissionWatcher: @unchecked Sendable {
             )
             return nil
         }
-    }
-
-    /// The rule directory with symlinks resolved inside the root (a rule may name `/var/run` for `/run`);
-    /// below it nothing is followed.
-    private static func canonical(_ serverPath: String, root: RootedPath) -> String {
-        guard let resolved = try? root.resolve(serverPath) else { return serverPath }
-        let full = resolved.fullPath
-        return full.isEmpty ? "/" : full
     }
 
     private static let inotifyTag: UInt64 = 1

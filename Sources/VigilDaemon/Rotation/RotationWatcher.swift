@@ -366,7 +366,10 @@ final class RotationWatcher: @unchecked Sendable {
                     labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
                     names: RotationNames(dateFormat: subject.dateFormat),
                     create: create,
-                    oldDirectory: subject.oldDirectory?.path,
+                    // An absolute olddir is resolved like the log directories; a relative one is below each.
+                    oldDirectory: subject.oldDirectory.map {
+                        $0.path.hasPrefix("/") ? settings.root.canonical($0.path) : $0.path
+                    },
                     oldDirectoryAttributes: archive,
                     signalTargets: targets
                 )
@@ -379,11 +382,14 @@ final class RotationWatcher: @unchecked Sendable {
         var planIndex: [String: Int] = [:]
         for (ruleIndex, rule) in compiled.enumerated() {
             for path in rule.subject.paths {
-                if let existing = planIndex[path.directory] {
+                // Resolved once (an administrator's symlink such as /var/log → /srv/log works); below it, and
+                // on every later open, no symlink is followed.
+                let directory = settings.root.canonical(path.directory)
+                if let existing = planIndex[directory] {
                     plans[existing].entries.append((path.name, ruleIndex))
                 } else {
-                    planIndex[path.directory] = plans.count
-                    plans.append(DirectoryPlan(serverDirectory: path.directory, entries: [(path.name, ruleIndex)]))
+                    planIndex[directory] = plans.count
+                    plans.append(DirectoryPlan(serverDirectory: directory, entries: [(path.name, ruleIndex)]))
                 }
             }
         }
