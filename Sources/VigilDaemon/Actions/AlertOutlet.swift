@@ -129,19 +129,52 @@ extension AlertOutlet {
         sinkMask: UInt64,
         eventTime: UInt64
     ) {
-        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: host)
+        sendRuleAlert(
+            host: host,
+            rule: rule,
+            severity: severity,
+            instance: host,
+            state: .event,
+            version: version,
+            kind: kind,
+            path: nil,
+            message: message,
+            sinkMask: sinkMask,
+            eventTime: eventTime
+        )
+    }
+
+    /// Sends an alert of `rule` about `instance` (a path, a process): the fingerprint names the rule and the
+    /// instance, the id the fingerprint, the state and `version` (what caused it), the time is now.
+    func sendRuleAlert(
+        host: String,
+        rule: String,
+        severity: String,
+        instance: String,
+        state: AlertState,
+        version: String,
+        kind: String,
+        path: String?,
+        message: String,
+        labels: [String: String] = [:],
+        sinkMask: UInt64,
+        eventTime: UInt64
+    ) {
+        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: instance)
         let time = Clock.realtime()
         let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
+            id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
             timeSeconds: time.seconds,
             timeNanoseconds: time.nanoseconds,
             host: host,
             rule: rule,
             severity: severity,
-            state: .event,
+            state: state,
             kind: kind,
+            path: path,
             message: message,
-            fingerprint: fingerprint
+            fingerprint: fingerprint,
+            labels: labels
         )
         send(record, sinkMask: sinkMask, eventTime: eventTime)
     }

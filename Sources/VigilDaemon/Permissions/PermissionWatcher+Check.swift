@@ -211,25 +211,22 @@ extension PermissionWatcher {
         if !found.isEmpty { labels["found"] = found }
         labels["expected"] = expected
         labels["outcome"] = outcome
-        let fingerprint = AlertIdentity.fingerprint(rule: compiled.rule.id, instance: path)
         // The same drift seen again (a rescan) has the same inode and change time, so the same id.
         let version =
             handle.map { "\($0.device):\($0.inode):\($0.changeTime)" } ?? "gone:\(Clock.monotonicNanoseconds())"
-        let time = Clock.realtime()
-        let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
-            timeSeconds: time.seconds,
-            timeNanoseconds: time.nanoseconds,
+        outlet.sendRuleAlert(
             host: settings.host,
             rule: compiled.rule.id,
             severity: compiled.rule.severity.rawValue,
+            instance: path,
             state: state,
+            version: version,
             kind: state == .event ? "file.permissions_restored" : "file.permissions_drift",
             path: path,
             message: message,
-            fingerprint: fingerprint,
-            labels: labels
+            labels: labels,
+            sinkMask: compiled.sinkMask,
+            eventTime: eventTime
         )
-        outlet.send(record, sinkMask: compiled.sinkMask, eventTime: eventTime)
     }
 }

@@ -190,23 +190,20 @@ extension ProcessWatcher {
             if exit.coreDumped { labels["core_dumped"] = "true" }
         }
         labels.merge(extraLabels) { $1 }
-        let fingerprint = AlertIdentity.fingerprint(rule: compiled.rule.id, instance: instance)
-        let time = Clock.realtime()
-        let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
-            timeSeconds: time.seconds,
-            timeNanoseconds: time.nanoseconds,
+        outlet.sendRuleAlert(
             host: settings.host,
             rule: compiled.rule.id,
             severity: (severity ?? compiled.rule.severity).rawValue,
+            instance: instance,
             state: state,
+            version: version,
             kind: kind,
             path: entry.flatMap { $0.executable.isEmpty ? nil : Self.serverPath($0.executable, root: settings.root) },
             message: message,
-            fingerprint: fingerprint,
-            labels: labels
+            labels: labels,
+            sinkMask: compiled.sinkMask,
+            eventTime: eventTime
         )
-        outlet.send(record, sinkMask: compiled.sinkMask, eventTime: eventTime)
     }
 
     func emitInternal(rule: String, severity: Severity, kind: String, message: String, version: String) {

@@ -105,23 +105,20 @@ extension RotationWatcher {
         sinkMask: UInt64
     ) {
         let compiled = rules[index]
-        let fingerprint = AlertIdentity.fingerprint(rule: compiled.rule.id, instance: path)
-        let time = Clock.realtime()
-        let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: .event, version: version),
-            timeSeconds: time.seconds,
-            timeNanoseconds: time.nanoseconds,
+        outlet.sendRuleAlert(
             host: settings.host,
             rule: compiled.rule.id,
             severity: severity.rawValue,
+            instance: path,
             state: .event,
+            version: version,
             kind: kind,
             path: path,
             message: message,
-            fingerprint: fingerprint,
-            labels: labels
+            labels: labels,
+            sinkMask: sinkMask,
+            eventTime: 0
         )
-        outlet.send(record, sinkMask: sinkMask, eventTime: 0)
     }
 
     /// Milliseconds with two decimals.
