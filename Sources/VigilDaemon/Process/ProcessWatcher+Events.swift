@@ -45,9 +45,6 @@ extension ProcessWatcher {
             } ?? ProcessEntry(pid: child, parent: parent)
         entry.pid = child
         entry.parent = parent
-        // Vigil's own children (a postrotate command of the rotation watcher, a restart command) and what
-        // they start are Vigil's actions, not processes to judge as unexpected root programs.
-        if parent == ownPid { entry.startedByVigil = true }
         // Unknown until it execs (0): a zombie check then accepts the pid without comparing start times,
         // which saves a /proc read on every fork.
         entry.startTime = 0
