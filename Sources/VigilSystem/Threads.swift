@@ -17,6 +17,11 @@ public enum Threads {
         return ThreadHandle(raw: UInt(thread))
     }
 
+    /// The calling thread's kernel id (`gettid(2)`; `parentPid` of the process events of what it forks).
+    public static func currentID() -> Int32 {
+        Int32(CVigilLinux_gettid())
+    }
+
     /// Waits for `thread` to finish.
     public static func join(_ thread: ThreadHandle) {
         _ = pthread_join(pthread_t(thread.raw), nil)

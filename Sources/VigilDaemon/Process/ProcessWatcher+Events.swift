@@ -15,7 +15,7 @@ extension ProcessWatcher {
         switch record.kind {
         case .fork:
             guard record.childPid == record.childTgid else { return }
-            forked(child: record.childTgid, parent: record.parentTgid)
+            forked(child: record.childTgid, parent: record.parentTgid, parentThread: record.parentPid)
         case .exec:
             executed(pid: record.tgid)
         case .exit:
@@ -36,7 +36,7 @@ extension ProcessWatcher {
     // MARK: Table
 
     /// A new process: it runs its parent's program until it execs, so it inherits the parent's details.
-    private func forked(child: Int32, parent: Int32) {
+    private func forked(child: Int32, parent: Int32, parentThread: Int32) {
         var entry =
             table[parent].map { parentEntry -> ProcessEntry in
                 var copy = parentEntry
@@ -45,6 +45,8 @@ extension ProcessWatcher {
             } ?? ProcessEntry(pid: child, parent: parent)
         entry.pid = child
         entry.parent = parent
+        // Forked by the rotation watcher (a postrotate command): Vigil's action, like its own restarts.
+        if parent == ownPid && ActionThreads.contains(parentThread) { entry.startedByVigil = true }
         // Unknown until it execs (0): a zombie check then accepts the pid without comparing start times,
         // which saves a /proc read on every fork.
         entry.startTime = 0

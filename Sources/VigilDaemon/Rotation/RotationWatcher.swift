@@ -435,6 +435,8 @@ final class RotationWatcher: @unchecked Sendable {
     /// `shutdown` rings. On the way out the gzip worker finishes the job it is on (queued ones stay
     /// uncompressed and are compressed at the next start) and every alert still waiting is sent.
     func run() {
+        ActionThreads.registerCurrent()
+        defer { ActionThreads.unregisterCurrent() }
         let worker = compression
         let gzipThread = Threads.spawn(name: "vigil-gzip") { worker.run() }
         startUp()
