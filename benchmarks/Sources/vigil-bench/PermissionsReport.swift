@@ -87,10 +87,12 @@ struct PermissionResults {
                 "| chmod restores alerted with the file 0640 again | all \(vigil.expected) | \(vigil.latencies.count - vigil.wrongAfter) (\(vigil.missed) missed, \(vigil.doubled) doubled) | \(vigil.detectedEverything ? "yes" : "**no**") |"
             )
         }
-        for (index, burst) in vigilBursts.enumerated() {
-            let met = burst.failures.isEmpty && burst.wrongAtEnd == 0 && burst.confirmedNanoseconds != nil
+        for nice in Set(vigilBursts.map(\.writerNice)).sorted() {
+            let runs = vigilBursts.filter { $0.writerNice == nice }
+            let met = runs.allSatisfy { $0.failures.isEmpty && $0.wrongAtEnd == 0 && $0.confirmedNanoseconds != nil }
+            let overflows = runs.map(\.overflows).reduce(0, +)
             out.append(
-                "| overflow burst \(index + 1) (\(burst.files) files chmodded 0666, writer at nice \(burst.writerNice)): files left wrong | 0 | \(burst.wrongAtEnd) (\(burst.overflows) overflow\(burst.overflows == 1 ? "" : "s")) | \(met ? "yes" : "**no**") |"
+                "| overflow burst (\(runs.count) × \(runs[0].files) files chmodded 0666, writer at nice \(nice)): files left wrong | 0 | \(runs.map { String($0.wrongAtEnd) }.joined(separator: ", ")) (\(overflows) overflow\(overflows == 1 ? "" : "s") in all) | \(met ? "yes" : "**no**") |"
             )
         }
         if let scan {

@@ -330,7 +330,7 @@ func runPermissionScenarios() -> PermissionResults {
         )
         for b in bursts {
             print(
-                "mode and owner: burst, \(b.subject) (writer at nice \(b.writerNice)): chmod of \(b.files) files in \(milliseconds(b.burstNanoseconds)) ms; all right after \(b.allRightNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–"), confirmed \(b.confirmedNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–"); \(b.overflows) overflows, \(b.restoredLines) lines (\(b.restoredDistinct) files), \(b.wrongAtEnd) wrong at the end"
+                "mode and owner: burst, \(b.isVigil ? "vigil" : b.subject) (writer at nice \(b.writerNice)): chmod of \(b.files) files in \(milliseconds(b.burstNanoseconds)) ms; all right after \(b.allRightNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–"), confirmed \(b.confirmedNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–"); \(b.overflows) overflows, \(b.restoredLines) lines (\(b.restoredDistinct) files), \(b.wrongAtEnd) wrong at the end"
                     + (b.failures.isEmpty ? "" : "; problems: \(b.failures.joined(separator: "; "))")
             )
         }
