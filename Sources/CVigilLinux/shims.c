@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sched.h>
+#include <stdio.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -122,6 +123,28 @@ int CVigilLinux_filesystem_magic(const char *path, unsigned long *magic) {
     return 0;
 }
 
+int CVigilLinux_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname) {
+#ifdef SYS_renameat2
+    return (int)syscall(SYS_renameat2, olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int CVigilLinux_birth_time(int dirfd, const char *name, int64_t *seconds, uint32_t *nanoseconds) {
+    struct statx info;
+    if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BTIME, &info) != 0) return -1;
+    if (!(info.stx_mask & STATX_BTIME)) return 0;
+    *seconds = (int64_t)info.stx_btime.tv_sec;
+    *nanoseconds = info.stx_btime.tv_nsec;
+    return 1;
+}
+
+long CVigilLinux_copy_file_range(int in, int out, size_t length) {
+    return (long)copy_file_range(in, (loff_t *)0, out, (loff_t *)0, length, 0);
+}
+
 size_t CVigilLinux_proc_cn_mcast_message(void *buffer, size_t capacity, uint32_t operation, uint32_t sequence) {
     const size_t length = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op));
     if (buffer == NULL || capacity < length) return 0;
@@ -159,3 +182,9 @@ int CVigilLinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *
 int CVigilLinux_gettid(void) { return (int)syscall(SYS_gettid); }
 
 int CVigilLinux_unshare_network(void) { return unshare(CLONE_NEWNET); }
+
+int CVigilLinux_deflateInit2(z_streamp stream, int level, int windowBits, int memLevel, int strategy) {
+    return deflateInit2(stream, level, Z_DEFLATED, windowBits, memLevel, strategy);
+}
+
+int CVigilLinux_o_tmpfile(void) { return O_TMPFILE; }

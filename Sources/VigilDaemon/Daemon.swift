@@ -46,6 +46,14 @@ public final class Daemon: @unchecked Sendable {
         public var logStateIntervalMilliseconds: Int = 250
         /// How long a rotated-away or deleted log stays open after its last growth, in milliseconds.
         public var logLingerMilliseconds: Int = 2000
+        /// Jobs the gzip worker of `rotate:` rules queues; when full, a rotation stays uncompressed (alerted)
+        /// and is compressed at the rule's next rotation.
+        public var compressionQueueCapacity: Int = 64
+        /// Tests only: `every:` rotations come every this many milliseconds from start-up instead of at
+        /// calendar boundaries (and start-up catch-up is off). nil in production.
+        public var rotationIntervalOverrideMilliseconds: Int?
+        /// Overrides whether `postrotate: { unit: }` goes through systemctl (nil: systemd is detected).
+        public var systemdRunning: Bool?
         /// Most inotify watches the mode and owner rules may use (`--max-watches`); nil: the kernel's limit.
         public var permissionWatchBudget: Int?
 
@@ -71,6 +79,7 @@ public final class Daemon: @unchecked Sendable {
     private let matcher: Matcher
     private let processWatcher: ProcessWatcher?
     private let logWatcher: LogWatcher?
+    private let rotationWatcher: RotationWatcher?
     private let permissionWatcher: PermissionWatcher?
     private let worker: ActionWorker
     private let sinks: [AlertSink]
@@ -78,6 +87,7 @@ public final class Daemon: @unchecked Sendable {
     private var matcherThread: ThreadHandle?
     private var watcherThread: ThreadHandle?
     private var logThread: ThreadHandle?
+    private var rotationThread: ThreadHandle?
     private var permissionThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
@@ -88,6 +98,8 @@ public final class Daemon: @unchecked Sendable {
         // would kill the daemon; a reader on a closed stdout gets SIGPIPE. Both become plain errors.
         SignalFD.ignore(SIGIO)
         SignalFD.ignore(SIGPIPE)
+        // A file past RLIMIT_FSIZE (a compressed rotation, an alert file) must fail with EFBIG, not kill us.
+        SignalFD.ignore(SIGXFSZ)
         let root = RootedPath(root: options.root)
         var sinks: [AlertSink] = []
         for spec in options.ruleSet.sinks {
@@ -175,6 +187,31 @@ public final class Daemon: @unchecked Sendable {
             } catch {
                 throw DaemonError("Failed to set up the event pipeline: \(error)")
             }
+        }
+        let rotateRules = options.ruleSet.rules.filter { $0.enabled && $0.isRotateRule }
+        if rotateRules.isEmpty {
+            rotationWatcher = nil
+        } else {
+            // Compressing a log over RLIMIT_FSIZE must fail with EFBIG, not kill the daemon with SIGXFSZ.
+            SignalFD.ignore(SIGXFSZ)
+            var settings = RotationWatcher.Settings(root: root, host: HostName.current())
+            settings.compressionQueueCapacity = max(1, options.compressionQueueCapacity)
+            settings.boundaryOverrideNanoseconds = options.rotationIntervalOverrideMilliseconds.map {
+                UInt64(max(1, $0)) * 1_000_000
+            }
+            if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            rotationWatcher = try RotationWatcher(
+                settings: settings,
+                rules: rotateRules,
+                sinkNames: sinks.map(\.name),
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
         }
         let permissionRules = options.ruleSet.rules.filter { $0.enabled && $0.isPermissionRule }
         if permissionRules.isEmpty {
@@ -294,7 +331,10 @@ public final class Daemon: @unchecked Sendable {
                     if post.command != nil || post.unit != nil || HostFeatures.systemdIsRunning {
                         spawnsPrograms = true
                     }
-                    if post.signal != nil { need(.kill, "to signal the writer of a rotated log", rule: rule) }
+                    // `to:` alone sends SIGHUP.
+                    if post.signal != nil || post.target != nil {
+                        need(.kill, "to signal the writer of a rotated log", rule: rule)
+                    }
                 }
             case .process:
                 guard processWatcher != nil else { continue }
@@ -348,6 +388,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of log rules running.
     public var logRuleCount: Int { logWatcher?.ruleCount ?? 0 }
 
+    /// Number of rotate rules running.
+    public var rotateRuleCount: Int { rotationWatcher?.ruleCount ?? 0 }
+
     /// Number of mode and owner rules running.
     public var permissionRuleCount: Int { permissionWatcher?.ruleCount ?? 0 }
 
@@ -371,11 +414,15 @@ public final class Daemon: @unchecked Sendable {
         if let logWatcher {
             logThread = Threads.spawn(name: "vigil-log") { logWatcher.run() }
         }
+        if let rotationWatcher {
+            rotationThread = Threads.spawn(name: "vigil-rotate") { rotationWatcher.run() }
+        }
         if let permissionWatcher {
             permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
         }
         matcher.ready.wait()
         logWatcher?.ready.wait()
+        rotationWatcher?.ready.wait()
         permissionWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
@@ -401,6 +448,11 @@ public final class Daemon: @unchecked Sendable {
             logWatcher.shutdown.ring()
             Threads.join(logThread)
         }
+        if let rotationThread, let rotationWatcher {
+            // Waits for the compression in progress (queued ones are done at the next start).
+            rotationWatcher.shutdown.ring()
+            Threads.join(rotationThread)
+        }
         if let permissionThread, let permissionWatcher {
             permissionWatcher.shutdown.ring()
             Threads.join(permissionThread)
@@ -412,6 +464,7 @@ public final class Daemon: @unchecked Sendable {
         self.matcherThread = nil
         self.watcherThread = nil
         self.logThread = nil
+        self.rotationThread = nil
         self.permissionThread = nil
         for sink in sinks { sink.close() }
     }

@@ -36,6 +36,20 @@ public final class PipelineCounters: Sendable {
     /// In-place masks not written because the file no longer held the line (truncated in between).
     public let sanitizeSkipped = Atomic<UInt64>(0)
 
+    /// Logs rotated by `rotate:` rules, and rotations that failed (each alerted).
+    public let logRotations = Atomic<UInt64>(0)
+    public let logRotationFailures = Atomic<UInt64>(0)
+    /// Rotations compressed by the gzip worker, compressions that failed (left uncompressed, retried at the
+    /// next rotation), and the bytes read and written by the successful ones.
+    public let logCompressions = Atomic<UInt64>(0)
+    public let logCompressionFailures = Atomic<UInt64>(0)
+    public let logCompressionInputBytes = Atomic<UInt64>(0)
+    public let logCompressionOutputBytes = Atomic<UInt64>(0)
+    /// Rotations deleted (`keep:`, `max_age:`, `sweep:` `delete_after:`) and archives whose mode the sweep
+    /// narrowed.
+    public let logArchivesDeleted = Atomic<UInt64>(0)
+    public let logArchivesRestricted = Atomic<UInt64>(0)
+
     /// Mode and owner checks (a file judged against its rule), drifts put right, directories watched for
     /// mode and owner rules, and full rescans of their trees (start-up, after `IN_Q_OVERFLOW`).
     public let permissionChecks = Atomic<UInt64>(0)

@@ -162,7 +162,8 @@ public struct SeedSandbox: Sendable {
                   start) setsid \(executable) infinity </dev/null >/dev/null 2>&1 & ;;
                   stop) pkill -KILL -f '^\(executable) infinity$' ;;
                   restart) "$0" stop; "$0" start ;;
-                  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
+                  reload) : ;;  # the stand-in writes no log to reopen
+                  *) echo "usage: $0 start|stop|restart|reload" >&2; exit 2 ;;
                 esac
 
                 """

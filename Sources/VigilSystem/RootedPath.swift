@@ -42,6 +42,8 @@ public struct RootedPath: Sendable, Equatable {
         case symlinkLoop(String)
         case notADirectory(String)
         case permissionDenied(String)
+        /// A symlink not made by root (see `canonical`).
+        case untrustedSymlink(String)
 
         public var description: String {
             switch self {
@@ -51,12 +53,37 @@ public struct RootedPath: Sendable, Equatable {
                 "Failed to resolve '\(path)': a path component is not a directory"
             case .permissionDenied(let path):
                 "Failed to resolve '\(path)': permission denied on a directory in the path"
+            case .untrustedSymlink(let path):
+                "Failed to resolve '\(path)': a symlink on the way was not made by root (it, or its directory, belongs to or is writable by another user); it is not followed"
             }
         }
     }
 
+    /// `serverPath` with the symlinks on its way resolved inside the root (what is missing kept as written),
+    /// or `serverPath` itself when it cannot be resolved. Watchers that change files resolve a rule's path
+    /// once at start-up, so an administrator's symlink (`/var/run` → `/run`) works, and then open everything
+    /// below it without following any symlink.
+    ///
+    /// Only a symlink only root could have made is followed: owned by root, in a directory owned by root that
+    /// no group or other user can write. A symlink someone else planted while Vigil was down (the log
+    /// directory's owner replacing `alerts/` with a link to `/etc`) leaves the path as written, so every
+    /// later open refuses it instead of changing files where it points.
+    public func canonical(_ serverPath: String) -> String {
+        guard let resolved = try? resolve(serverPath, trustedSymlinksOnly: true) else { return serverPath }
+        let full = resolved.fullPath
+        return full.isEmpty ? "/" : full
+    }
+
     /// Resolves `serverPath` (absolute). `followFinal: false` leaves a symlink in the last component as is.
     public func resolve(_ serverPath: String, followFinal: Bool = true) throws(ResolveError) -> Resolution {
+        try resolve(serverPath, followFinal: followFinal, trustedSymlinksOnly: false)
+    }
+
+    private func resolve(
+        _ serverPath: String,
+        followFinal: Bool = true,
+        trustedSymlinksOnly: Bool
+    ) throws(ResolveError) -> Resolution {
         var pending = Array(
             serverPath.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed()
         )
@@ -88,6 +115,13 @@ public struct RootedPath: Sendable, Equatable {
             let type = info.st_mode & S_IFMT
             let isLast = pending.isEmpty
             if type == S_IFLNK && (!isLast || followFinal) {
+                if trustedSymlinksOnly {
+                    var parent = stat()
+                    let parentHost = hostPath("/" + current.joined(separator: "/"))
+                    guard info.st_uid == 0, lstat(parentHost, &parent) == 0, parent.st_uid == 0,
+                        parent.st_mode & 0o022 == 0
+                    else { throw .untrustedSymlink(serverPath) }
+                }
                 links += 1
                 if links > 40 { throw .symlinkLoop(serverPath) }
                 followed = true

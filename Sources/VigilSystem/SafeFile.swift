@@ -81,7 +81,13 @@ public enum SafeFile {
     /// Returns the descriptor; the caller closes it.
     public static func openDirectory(_ relative: String, beneath directory: CInt) throws(Errno) -> CInt {
         let fd = relative.withCString {
-            CVigilLinux_openat2(directory, $0, UInt64(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), 0, strictResolve)
+            CVigilLinux_openat2(
+                directory,
+                $0,
+                UInt64(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+                0,
+                strictResolve
+            )
         }
         guard fd >= 0 else { throw Errno(rawValue: errno) }
         return fd

@@ -145,34 +145,52 @@ struct Demo: ParsableCommand {
                 expectRule: "upload-insecure-api-connection",
                 expectState: "event"
             ),
+            Step(
+                title: "Someone runs 'chmod 777' on today's unified log, undoing Fatima's chmod -R 750",
+                act: { sandbox throws(HarnessError) in
+                    guard chmod(sandbox.hostPath(SeedSandbox.unifiedLogPath()), 0o777) == 0 else {
+                        throw HarnessError("chmod failed: \(String(cString: strerror(errno)))")
+                    }
+                },
+                expectRule: "analytics-log-permissions",
+                expectState: "event"
+            ),
         ]
+        // After the masking and mode checks below, which read today's log before it is rotated away.
+        let rotation = Step(
+            title:
+                "A busy day: the upload service writes 100 MiB to today's unified log, past the rotation rule's 100M",
+            act: { sandbox throws(HarnessError) in
+                for _ in 0..<101 { try sandbox.append(SeedSandbox.unifiedLogPath(), Self.busyMebibyte) }
+            },
+            expectRule: "unified-log-rotation",
+            expectState: "event"
+        )
         var latencies: [UInt64] = []
         var failed = false
-        for (number, step) in steps.enumerated() {
-            printLine("\n\(number + 1). \(step.title)")
+        // `timed: false`: the reaction comes after writing 100 MiB and compressing them, not a latency.
+        func perform(_ step: Step, number: Int, timed: Bool = true) -> Bool {
+            printLine("\n\(number). \(step.title)")
             let before = Clock.monotonicNanoseconds()
             do { try step.act(sandbox) } catch {
                 printLine("   vigil demo: \(error)")
-                failed = true
-                break
+                return false
             }
-            var seen = false
             while let (line, seenAt) = follower.next(timeoutMilliseconds: 5000) {
                 let rule = JSONField.string(line, "rule") ?? "?"
                 let state = JSONField.string(line, "state") ?? "?"
                 let latency = seenAt &- min(before, seenAt)  // a line already queued before the act counts as 0
                 printLine("   → \(summary(of: line))   [\(milliseconds(latency)) ms after the write]")
                 if rule == step.expectRule && state == step.expectState {
-                    latencies.append(latency)
-                    seen = true
-                    break
+                    if timed { latencies.append(latency) }
+                    return true
                 }
             }
-            if !seen {
-                printLine("   ✗ no '\(step.expectState)' alert from rule '\(step.expectRule)' within 5 s")
-                failed = true
-                break
-            }
+            printLine("   ✗ no '\(step.expectState)' alert from rule '\(step.expectRule)' within 5 s")
+            return false
+        }
+        for (number, step) in steps.enumerated() where !failed {
+            failed = !perform(step, number: number + 1)
         }
         if !failed {
             // Lines are handled in order, so the leaking lines were masked in place before the alert above.
@@ -187,8 +205,20 @@ struct Demo: ParsableCommand {
                 failed = true
             }
         }
+        if !failed {
+            var info = stat()
+            let mode = stat(sandbox.hostPath(SeedSandbox.unifiedLogPath()), &info) == 0 ? info.st_mode & 0o7777 : 0
+            printLine(
+                "   The log's mode is \(String(mode, radix: 8)) again (changed through a descriptor opened without following symlinks)."
+            )
+            if mode != 0o640 {
+                printLine("   ✗ the mode was not restored")
+                failed = true
+            }
+        }
+        if !failed { failed = !perform(rotation, number: steps.count + 1, timed: false) || !showArchive(sandbox) }
         if !failed, let upload = services["upload-service"] {
-            failed = !killAndWatchRestart(upload, step: steps.count + 1, follower: follower, latencies: &latencies)
+            failed = !killAndWatchRestart(upload, step: steps.count + 2, follower: follower, latencies: &latencies)
         }
         let exit = daemon.stop()
         if failed || exit != 0 {
@@ -199,7 +229,7 @@ struct Demo: ParsableCommand {
         }
         let sorted = latencies.sorted()
         printLine(
-            "\n\(latencies.count) reactions, change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
+            "\n\(latencies.count + 1) reactions (the rotation untimed), change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
         )
         printLine(
             "The daemon stopped cleanly on SIGTERM. \(keep ? "Sandbox kept at \(sandbox.root)" : "Sandbox removed.")"
@@ -211,6 +241,60 @@ struct Demo: ParsableCommand {
         "2025-04-13 07:16:40 UPLOAD ERROR [DBPool] connection refused: password=Hunter2! user=analytics\n"
         + "2025-04-13 07:16:41 UPLOAD INFO [Billing] charged card 4111 1111 1111 1111 for order 1042\n"
         + "2025-04-13 07:16:45 UPLOAD INFO [HTTPClient] Connected to external API with insecure flag\n"
+
+    /// One MiB of the upload service's ordinary log lines (nothing a rule matches).
+    static let busyMebibyte: String = {
+        var text = ""
+        var batch = 0
+        while text.utf8.count < 1 << 20 {
+            batch += 1
+            text += "2025-04-13 07:20:00 UPLOAD INFO [Uploader] batch \(batch) uploaded 512 records in 143 ms\n"
+        }
+        return String(
+            text.utf8.prefix(1 << 20).split(separator: UInt8(ascii: "\n")).dropLast().map {
+                String(decoding: $0, as: UTF8.self) + "\n"
+            }.joined()
+        )
+    }()
+
+    /// Lists the archive directory after the rotation and tests each compressed file with `gzip -t` (where
+    /// gzip is installed). False when there is no compressed rotation or one is corrupt.
+    private func showArchive(_ sandbox: SeedSandbox) -> Bool {
+        let archive = sandbox.hostPath("/var/log/archive")
+        var names: [String] = []
+        if let directory = opendir(archive) {
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(directory)
+        }
+        let compressed = names.filter { $0.hasSuffix(".gz") }.sorted()
+        var info = stat()
+        if stat(sandbox.hostPath(SeedSandbox.unifiedLogPath()), &info) == 0 {
+            printLine(
+                "   A new empty \(SeedSandbox.unifiedLogPath()) took its place (mode \(String(info.st_mode & 0o7777, radix: 8)), \(info.st_size) bytes); the archive holds:"
+            )
+        }
+        var good = !compressed.isEmpty
+        for name in compressed {
+            let path = archive + "/" + name
+            let size = stat(path, &info) == 0 ? Int(info.st_size) : 0
+            var verdict = ""
+            if access("/usr/bin/gzip", X_OK) == 0,
+                let check = try? ChildProcess(executable: "/usr/bin/gzip", arguments: ["-t", path]),
+                let status = check.wait(timeoutMilliseconds: 20_000)
+            {
+                verdict = status == 0 ? "   gzip -t: OK" : "   gzip -t: FAILED"
+                if status != 0 { good = false }
+            }
+            printLine("     /var/log/archive/\(name)   \(size) bytes\(verdict)")
+        }
+        if compressed.isEmpty { printLine("   ✗ no compressed rotation in /var/log/archive") }
+        return good
+    }
 
     /// Kills the upload service the way the OOM killer does, and shows Vigil's alert, its restart through
     /// the service's init script (no systemd in the sandbox) and the new process it saw start.

@@ -152,7 +152,7 @@ struct Run: ParsableCommand {
             ? ""
             : ", \(daemon.permissionRuleCount) mode and owner rules over \(daemon.counters.permissionWatches.load(ordering: .relaxed)) watched directories"
         logger.info(
-            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs)\(modesNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
+            "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs\(daemon.rotateRuleCount > 0 ? ", \(daemon.rotateRuleCount) rotating logs" : ""))\(modesNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
         ServiceNotify.send("READY=1\nSTATUS=watching")
 
@@ -180,8 +180,12 @@ struct Run: ParsableCommand {
             : "; kernel event → alert written: mean "
                 + String(format2: Double(c.alertLatencyTotal.load(ordering: .relaxed)) / Double(latencyCount) / 1e3)
                 + " µs, max " + String(format2: Double(c.alertLatencyMaximum.load(ordering: .relaxed)) / 1e3) + " µs"
+        let rotation =
+            daemon.rotateRuleCount == 0
+            ? ""
+            : ", \(c.logRotations.load(ordering: .relaxed)) log rotations (\(c.logRotationFailures.load(ordering: .relaxed)) failed), \(c.logCompressions.load(ordering: .relaxed)) compressed (\(c.logCompressionFailures.load(ordering: .relaxed)) failed)"
         logger.info(
-            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows, \(c.processEvents.load(ordering: .relaxed)) process events (\(c.processEventsLost.load(ordering: .relaxed)) losses, \(c.processDetailsMissed.load(ordering: .relaxed)) processes gone before /proc could be read at exec)\(latency)"
+            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows, \(c.processEvents.load(ordering: .relaxed)) process events (\(c.processEventsLost.load(ordering: .relaxed)) losses, \(c.processDetailsMissed.load(ordering: .relaxed)) processes gone before /proc could be read at exec)\(rotation)\(latency)"
         )
     }
 }

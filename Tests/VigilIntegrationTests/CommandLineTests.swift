@@ -155,7 +155,13 @@ struct CommandLineTests {
     @Test func demoRunsTheSeedsIncidentAndExitsZero() throws {
         let result = try VigilBinary.run(["demo", "--rules", VigilBinary.repositoryRoot + "/rules"])
         #expect(result.code == 0, "\(result)")
-        #expect(result.out.contains("7 reactions"), "\(result.out)")
+        #expect(result.out.contains("9 reactions"), "\(result.out)")
+        // The rotation step: rotated past 100M, compressed, and the archive passes gzip -t.
+        #expect(result.out.contains("unified-log-rotation"), "\(result.out)")
+        #expect(result.out.contains("gzip -t: OK") || access("/usr/bin/gzip", X_OK) != 0, "\(result.out)")
+        // The chmod 777 step: put right, and said so.
+        #expect(result.out.contains("mode 0777, expected mode 0640; restored"), "\(result.out)")
+        #expect(result.out.contains("The log's mode is 640 again"), "\(result.out)")
         // The log steps: the SSL finding alerted with its endpoint, the leaked secrets masked in the log.
         #expect(result.out.contains("upload-ssl-verification-disabled-logged"), "\(result.out)")
         #expect(result.out.contains("password=******** user=analytics"), "\(result.out)")

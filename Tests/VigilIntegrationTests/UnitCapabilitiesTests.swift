@@ -69,5 +69,19 @@ struct UnitCapabilitiesTests {
             sawConfig = JSONField.string(line, "rule") == "upload-ssl-verification-disabled"
         }
         #expect(sawConfig, "\(daemon.log())")
+        // And a mode and owner rule: CAP_FOWNER and CAP_CHOWN put a log given to root with 0777 right.
+        let unified = sandbox.hostPath(SeedSandbox.unifiedLogPath())
+        chown(unified, 0, 0)
+        chmod(unified, 0o777)
+        var restored = false
+        while !restored, let line = follower.next(timeoutMilliseconds: 5000)?.line {
+            restored =
+                JSONField.string(line, "rule") == "analytics-log-permissions"
+                && JSONField.string(line, "kind") == "file.permissions_restored"
+        }
+        var info = stat()
+        #expect(restored && stat(unified, &info) == 0, "\(daemon.log())")
+        #expect(info.st_mode & 0o7777 == 0o640 && info.st_uid == SeedSandbox.analyticsUser, "\(daemon.log())")
+        #expect(!daemon.log().contains("which vigil does not hold"), "\(daemon.log())")
     }
 }

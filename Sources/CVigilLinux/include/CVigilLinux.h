@@ -127,6 +127,23 @@ int CVigilLinux_gettid(void);
 /// Swift's Glibc module shows neither `unshare` nor the `CLONE_NEW*` flags. See `man 2 unshare`.
 int CVigilLinux_unshare_network(void);
 
+// MARK: - Rotation: renames that never replace, birth times, kernel-side copies
+
+/// `renameat2(olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE)` (Linux 3.15): fails with EEXIST instead
+/// of replacing `newname`, atomically (a check before a plain rename would race). -1 with errno: EXDEV
+/// across filesystems, EINVAL where the filesystem lacks the flag. Called through syscall(2): glibc shows
+/// its wrapper only under _GNU_SOURCE. See `man 2 rename`.
+int CVigilLinux_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+
+/// `statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BTIME)`: the file's birth (creation) time. Returns 1 with
+/// `*seconds` and `*nanoseconds` set, 0 when the filesystem does not record it, -1 with errno. See `man 2 statx`.
+int CVigilLinux_birth_time(int dirfd, const char *name, int64_t *seconds, uint32_t *nanoseconds);
+
+/// `copy_file_range(in, NULL, out, NULL, length, 0)` (Linux 4.5): copies up to `length` bytes between the two
+/// descriptors' file positions inside the kernel. Returns the bytes copied (0 at end of input), or -1 with
+/// errno (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP where it cannot: the caller falls back to read/write).
+long CVigilLinux_copy_file_range(int in, int out, size_t length);
+
 // MARK: - openat2 (see `man 2 openat2`; Linux 5.6, no glibc wrapper on Debian 12)
 
 /// `openat2(dirfd, path, {flags, mode, resolve})`: -1 with errno on failure (ENOSYS before Linux 5.6; EXDEV
@@ -158,6 +175,17 @@ static inline int CVigilLinux_at_empty_path(void) {
 }
 static inline uint64_t CVigilLinux_resolve_no_symlinks(void) { return RESOLVE_NO_SYMLINKS; }
 static inline uint64_t CVigilLinux_resolve_no_magiclinks(void) { return RESOLVE_NO_MAGICLINKS; }
+
+// MARK: - zlib and unnamed files (gzip rotation; see zlib.h and `man 2 open`)
+
+/// `deflateInit2(stream, level, Z_DEFLATED, windowBits, memLevel, strategy)`. The zlib name is a macro that
+/// passes `ZLIB_VERSION` and `sizeof(z_stream)` to `deflateInit2_`, which Swift cannot call. `windowBits`
+/// 16 + 15 writes a gzip wrapper (RFC 1952) around a 32 KiB-window deflate stream.
+int CVigilLinux_deflateInit2(z_streamp stream, int level, int windowBits, int memLevel, int strategy);
+
+/// `O_TMPFILE` (glibc shows it only under _GNU_SOURCE): with `O_WRONLY`, `openat(dirfd, ".", …)` creates an
+/// unnamed regular file in that directory, which `linkat` can give a name later (Linux 3.11).
+int CVigilLinux_o_tmpfile(void);
 
 // MARK: - PCRE2 (see `man 3 pcre2api`)
 

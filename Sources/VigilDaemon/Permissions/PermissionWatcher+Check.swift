@@ -60,9 +60,25 @@ extension PermissionWatcher {
         if left.isEmpty {
             counters.permissionsRestored.add(1, ordering: .relaxed)
             if firing.removeValue(forKey: path) != nil {
-                emit(ruleIndex, path: path, handle: handle, drift: found, state: .resolved, outcome: "restored", eventTime: eventTime)
+                emit(
+                    ruleIndex,
+                    path: path,
+                    handle: handle,
+                    drift: found,
+                    state: .resolved,
+                    outcome: "restored",
+                    eventTime: eventTime
+                )
             } else {
-                emit(ruleIndex, path: path, handle: handle, drift: found, state: .event, outcome: "restored", eventTime: eventTime)
+                emit(
+                    ruleIndex,
+                    path: path,
+                    handle: handle,
+                    drift: found,
+                    state: .event,
+                    outcome: "restored",
+                    eventTime: eventTime
+                )
             }
             return
         }
@@ -116,7 +132,15 @@ extension PermissionWatcher {
     /// A drift put right, or gone, or the file deleted: the firing alert is resolved.
     private func resolve(_ path: String, _ open: Firing, handle: SafeFile.Handle, eventTime: UInt64) {
         firing[path] = nil
-        emit(open.rule, path: path, handle: handle, drift: Drift(), state: .resolved, outcome: "right again", eventTime: eventTime)
+        emit(
+            open.rule,
+            path: path,
+            handle: handle,
+            drift: Drift(),
+            state: .resolved,
+            outcome: "right again",
+            eventTime: eventTime
+        )
     }
 
     /// The file is gone: a drift reported for it is resolved.
@@ -189,7 +213,8 @@ extension PermissionWatcher {
         labels["outcome"] = outcome
         let fingerprint = AlertIdentity.fingerprint(rule: compiled.rule.id, instance: path)
         // The same drift seen again (a rescan) has the same inode and change time, so the same id.
-        let version = handle.map { "\($0.device):\($0.inode):\($0.changeTime)" } ?? "gone:\(Clock.monotonicNanoseconds())"
+        let version =
+            handle.map { "\($0.device):\($0.inode):\($0.changeTime)" } ?? "gone:\(Clock.monotonicNanoseconds())"
         let time = Clock.realtime()
         let record = AlertRecord(
             id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),

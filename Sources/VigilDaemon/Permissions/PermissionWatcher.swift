@@ -134,7 +134,9 @@ final class PermissionWatcher: @unchecked Sendable {
         var compiled: [CompiledRule] = []
         var claimList: [PermissionClaims.Claim] = []
         for rule in rules {
-            guard case .permissions(let subject) = rule.subject else { preconditionFailure("not a mode rule: \(rule.id)") }
+            guard case .permissions(let subject) = rule.subject else {
+                preconditionFailure("not a mode rule: \(rule.id)")
+            }
             let owner = Self.resolve(subject.owner, in: names.uids, what: "user", file: names.passwdPath, &problems)
             let group = Self.resolve(subject.group, in: names.gids, what: "group", file: names.groupPath, &problems)
             compiled.append(
@@ -150,12 +152,22 @@ final class PermissionWatcher: @unchecked Sendable {
                 )
             )
             for path in subject.paths {
-                let directory = Self.canonical(path.directory, root: settings.root)
+                // An exact name is resolved whole (a rule may name a symlinked directory such as /var/run);
+                // a glob's directory only. Nothing below the claimed paths is ever followed.
+                var directory = settings.root.canonical(path.directory)
+                var name = path.name
+                if case .exact(let exact) = path.name {
+                    let full = settings.root.canonical(Self.join(path.directory, exact))
+                    if let parent = Self.parent(of: full), full != "/" {
+                        directory = parent
+                        name = .exact(String(full.dropFirst(parent == "/" ? 1 : parent.count + 1)))
+                    }
+                }
                 claimList.append(
                     PermissionClaims.Claim(
                         rule: compiled.count - 1,
                         directory: directory,
-                        name: path.name,
+                        name: name,
                         recursive: subject.recursive,
                         depth: PermissionClaims.depth(of: directory)
                     )
@@ -203,14 +215,6 @@ final class PermissionWatcher: @unchecked Sendable {
             )
             return nil
         }
-    }
-
-    /// The rule directory with symlinks resolved inside the root (a rule may name `/var/run` for `/run`);
-    /// below it nothing is followed.
-    private static func canonical(_ serverPath: String, root: RootedPath) -> String {
-        guard let resolved = try? root.resolve(serverPath) else { return serverPath }
-        let full = resolved.fullPath
-        return full.isEmpty ? "/" : full
     }
 
     private static let inotifyTag: UInt64 = 1
@@ -261,8 +265,14 @@ final class PermissionWatcher: @unchecked Sendable {
                 eventTime: 0
             )
         } else if rebuildPending {
-            rebuildPending = false
-            for directory in claims.claimDirectories where watchByPath[directory] == nil { visit(directory) }
+            // A directory created between a failed open and its ancestor's watch raises no event: go round
+            // again while one appeared meanwhile (at most once per path component).
+            var rounds = 0
+            while rebuildPending && rounds < 64 {
+                rebuildPending = false
+                rounds += 1
+                for directory in claims.claimDirectories where watchByPath[directory] == nil { visit(directory) }
+            }
             reportUnwatched()
         }
     }
@@ -296,7 +306,13 @@ final class PermissionWatcher: @unchecked Sendable {
             return
         }
         if let claim = claims.governing(name, in: node.view, directoryDepth: node.depth) {
-            check(path, relative: Self.relative(path), beneath: rootDescriptor, claim: claim, eventTime: record.readTime)
+            check(
+                path,
+                relative: Self.relative(path),
+                beneath: rootDescriptor,
+                claim: claim,
+                eventTime: record.readTime
+            )
         }
         if record.mask & InotifyMask.isDirectory != 0
             && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0
@@ -362,7 +378,8 @@ final class PermissionWatcher: @unchecked Sendable {
                 if entry.type == 0 {  // DT_UNKNOWN
                     var info = stat()
                     isDirectory =
-                        fstatat(directory, entry.name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                        fstatat(directory, entry.name, &info, AT_SYMLINK_NOFOLLOW) == 0
+                        && info.st_mode & S_IFMT == S_IFDIR
                 }
                 if isDirectory && claims.view(of: child).needsWatch { stack.append(child) }
             }
@@ -428,6 +445,11 @@ final class PermissionWatcher: @unchecked Sendable {
                 node.generation = generation
             } else if let node = watch(current, directory: directory, view: claims.view(of: current)) {
                 node.ancestor = true
+            }
+            // The next component may have been created before the watch was in place.
+            if let next = PermissionClaims.firstComponent(of: path, below: current) {
+                var info = stat()
+                if fstatat(directory, String(next), &info, AT_SYMLINK_NOFOLLOW) == 0 { rebuildPending = true }
             }
             return
         }

@@ -1,3 +1,5 @@
+import VigilSystem
+
 /// What Vigil knows about one live process: captured from `/proc` when it was found at start-up or when
 /// it ran a new program, inherited from its parent when it forked. The kernel's events carry only pids, and
 /// a process may be gone before `/proc` can be read, so this table entry is the truth at its exit.
@@ -50,5 +52,36 @@ struct ProcessEntry {
     private static func baseName(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
+    }
+}
+
+extension ProcessEntry {
+    /// Reads what process `pid` is now from `/proc` (stat and exe always; status, the command line and the
+    /// cgroup only when asked, each one more read); nil when it is gone. Shared by the process watcher (at
+    /// exec and in walks) and the rotation watcher (finding the writers a `postrotate:` signal goes to).
+    static func capture(pid: Int32, procfs: ProcFS, users: Bool, commandLine: Bool, cgroup: Bool) -> ProcessEntry? {
+        guard let stat = procfs.stat(pid) else { return nil }
+        var entry = ProcessEntry(pid: pid, parent: stat.ppid)
+        entry.startTime = stat.startTime
+        entry.comm = stat.comm
+        if users, let status = procfs.status(pid) {
+            entry.realUser = status.ruid
+            entry.effectiveUser = status.euid
+        }
+        entry.executable = procfs.executable(pid)?.path ?? ""
+        if commandLine {
+            let arguments = procfs.commandLine(pid, limit: 4096) ?? []
+            var line = arguments.joined(separator: " ")
+            if line.utf8.count > commandLineLimit {
+                line = String(decoding: line.utf8.prefix(commandLineLimit), as: UTF8.self)
+            }
+            entry.commandLine = line
+        }
+        if cgroup, let path = procfs.cgroup(pid) {
+            entry.cgroup = path
+            entry.unit = ProcFS.unit(fromCgroup: path)
+        }
+        entry.captured = true
+        return entry
     }
 }

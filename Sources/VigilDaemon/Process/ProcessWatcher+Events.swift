@@ -201,29 +201,13 @@ extension ProcessWatcher {
 
     /// Reads what a process is now; nil when it is gone.
     func capture(pid: Int32) -> ProcessEntry? {
-        guard let stat = procfs.stat(pid) else { return nil }
-        var entry = ProcessEntry(pid: pid, parent: stat.ppid)
-        entry.startTime = stat.startTime
-        entry.comm = stat.comm
-        if needsUsers, let status = procfs.status(pid) {
-            entry.realUser = status.ruid
-            entry.effectiveUser = status.euid
-        }
-        entry.executable = procfs.executable(pid)?.path ?? ""
-        if needsCommandLine {
-            let arguments = procfs.commandLine(pid, limit: 4096) ?? []
-            var line = arguments.joined(separator: " ")
-            if line.utf8.count > ProcessEntry.commandLineLimit {
-                line = String(decoding: line.utf8.prefix(ProcessEntry.commandLineLimit), as: UTF8.self)
-            }
-            entry.commandLine = line
-        }
-        if needsCgroup, let cgroup = procfs.cgroup(pid) {
-            entry.cgroup = cgroup
-            entry.unit = ProcFS.unit(fromCgroup: cgroup)
-        }
-        entry.captured = true
-        return entry
+        ProcessEntry.capture(
+            pid: pid,
+            procfs: procfs,
+            users: needsUsers,
+            commandLine: needsCommandLine,
+            cgroup: needsCgroup
+        )
     }
 
     /// Builds the table from `/proc` (at start-up), or brings it back in line after events were lost:
