@@ -87,6 +87,8 @@ struct Report {
     var logs: LogResults?
     /// The mode and owner scenarios (nil with --no-permissions).
     var permissions: PermissionResults?
+    /// The rotation scenario (nil with --no-rotation).
+    var rotation: RotationResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -150,6 +152,7 @@ struct Report {
         if let throughput { out += throughput.targetRows() }
         if let logs { out += logs.targetRows() }
         if let permissions { out += permissions.targetRows() }
+        if let rotation { out += rotation.targetRows() }
         out.append("")
 
         out.append("## Config drift: write → alert line seen (ms)\n")
@@ -247,6 +250,7 @@ struct Report {
         if let throughput { out += throughput.markdown() }
         if let logs { out += logs.markdown() }
         if let permissions { out += permissions.markdown() }
+        if let rotation { out += rotation.markdown() }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {

@@ -1,16 +1,21 @@
 // vigil-bench: the end-to-end harness. Config drift latency (write → alert line) of the release `vigil run`
 // against two shell peers, process death latency (SIGKILL → alert line) against forkstat and a poll loop,
 // a burst of short-lived processes, the daemon's idle cost, log matching throughput (`vigil match` vs
-// grep, fail2ban-regex, SEC), and the mode and owner rules (chmod → restored against an inotifywait loop,
-// an overflow burst, the start-up scan of a large tree against chown -R/chmod -R); writes RESULTS.md.
+// grep, fail2ban-regex, SEC), the mode and owner rules (chmod → restored against an inotifywait loop, an
+// overflow burst, the start-up scan of a large tree against chown -R/chmod -R), and the rotation and
+// compression of a 1 GiB log (against gzip -6 and logrotate); writes RESULTS.md.
 //
 //     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--kills N] [--burst N]
 //         [--no-process] [--no-logs | --logs-only] [--torture-seconds S] [--torture-rate N]
 //         [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N]
-//         [--overflow-files N] [--scan-files N] [--vigil PATH] [--results FILE]
+//         [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N]
+//         [--vigil PATH] [--results FILE]
 //
 //     --permissions-only runs the mode and owner scenarios alone and writes benchmarks/out/RESULTS-permissions.md
 //     (-quick.md with --quick); --restores 0, --overflow-files 0 or --scan-files 0 leaves one of them out.
+//     --rotation-only runs the rotation scenario alone (a 1 GiB log; 64 MiB with --quick; --rotation-bytes N)
+//     and writes benchmarks/out/RESULTS-rotation.md (-quick.md). --rotation-keep-capabilities runs vigil there
+//     with --keep-capabilities (a workaround, named in the report, for a capability its drop leaves out).
 //     swift run -c release --package-path benchmarks vigil-bench generate [--lines N] [--patterns 1,10,100,1000] DIR
 //         (the throughput scenario's log and rule sets: DIR/log.txt, DIR/rules-N.yaml, DIR/patterns-N.txt)
 //
@@ -32,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -98,6 +103,10 @@ var permissionsOnly = false
 var restoreOverride: Int?
 var overflowFilesOverride: Int?
 var scanFilesOverride: Int?
+var rotationScenario = true
+var rotationOnly = false
+var rotationBytesOverride: Int?
+var rotationKeepCapabilities = false
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -135,6 +144,12 @@ while let argument = arguments.next() {
     case "--scan-files":
         guard let value = arguments.next().flatMap({ Int($0) }), value >= 0 else { usage() }
         scanFilesOverride = value
+    case "--no-rotation": rotationScenario = false
+    case "--rotation-only": rotationOnly = true
+    case "--rotation-keep-capabilities": rotationKeepCapabilities = true
+    case "--rotation-bytes":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        rotationBytesOverride = value
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -367,6 +382,45 @@ func writeOnlyReport(title: String, targets: [String], sections: [String], path:
     if LogCorpus.write(text, to: path) { print("vigil-bench: wrote \(path)") }
 }
 
+/// The rotation scenario: its log lives under $TMPDIR (1 GiB, and a copy per tool) and is removed after.
+@MainActor
+func runRotationScenario() -> RotationResult {
+    let bytes = rotationBytesOverride ?? (quick ? 64 << 20 : 1 << 30)
+    let rotationRounds = quick ? 1 : 3
+    let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    print(
+        "rotation: a \(bytes)-byte log rotated and compressed by vigil, gzip -6 and logrotate, \(rotationRounds) round\(rotationRounds == 1 ? "" : "s")…"
+    )
+    let result = RotationBench.run(
+        vigil: vigilPath,
+        bytes: bytes,
+        rounds: rotationRounds,
+        directory: "\(base)/vigil-bench-rotation-\(getpid())",
+        provenance: provenance,
+        filesystem: FileSystemType.name(of: base),
+        quick: quick,
+        keepCapabilities: rotationKeepCapabilities
+    )
+    for problem in result.problems { print("rotation: \(problem)") }
+    return result
+}
+
+if rotationOnly {
+    let rotation = runRotationScenario()
+    writeOnlyReport(
+        title: "rotation and compression only",
+        targets: rotation.targetRows(),
+        sections: rotation.markdown(),
+        path: resultsPath
+            ?? benchmarksDirectory + (quick ? "/out/RESULTS-rotation-quick.md" : "/out/RESULTS-rotation.md")
+    )
+    if !rotation.detectedEverything {
+        print("vigil-bench: FAILED: \(rotation.problems.joined(separator: "; "))")
+        exit(1)
+    }
+    exit(0)
+}
+
 if permissionsOnly {
     let permissions = runPermissionScenarios()
     writeOnlyReport(
@@ -431,6 +485,8 @@ if let permissions, !permissions.detectedEverything {
     print("mode and owner: FAILED: \(permissions.failures.joined(separator: "; "))")
 }
 
+let rotation: RotationResult? = rotationScenario ? runRotationScenario() : nil
+
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
 if idle.failures.isEmpty {
@@ -463,7 +519,8 @@ let report = Report(
     burst: burst,
     throughput: throughput,
     logs: logs,
-    permissions: permissions
+    permissions: permissions,
+    rotation: rotation
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -487,5 +544,6 @@ let detectionFailed =
     || !(processDeath?.detectedEverything ?? true) || !(burst?.detectedEverything ?? true)
     || !(throughput?.detectedEverything ?? true)
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
+    || !(rotation?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
