@@ -410,6 +410,11 @@ extension RotationResult {
 
             """
         )
+        if runs.first?.tool.hasSuffix("--keep-capabilities") == true {
+            out.append(
+                "vigil ran with `--keep-capabilities` (vigil-bench `--rotation-keep-capabilities`): every capability kept, instead of only those vigil keeps for the loaded rules.\n"
+            )
+        }
         out.append("| round | tool | time | MB/s | output bytes | ratio out/in | `gzip -t` | content | notes |")
         out.append("|---|---|---|---|---|---|---|---|---|")
         for (index, run) in runs.enumerated() {
