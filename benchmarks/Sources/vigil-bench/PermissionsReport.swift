@@ -208,8 +208,8 @@ struct PermissionResults {
             right; the subject is started (vigil: READY=1 after its start-up walk; the peer: inotifywait's \
             "Watches established."), then the harness alone, one process, calls `chmod(path, 0666)` on every \
             file as fast as it can, reading nothing meanwhile, at nice -10: the priority of vigil's pipeline \
-            threads, so that the writer is not held back by vigil's priority. Rows *writer at nice 0* (reference \
-            run only) are the same burst from an ordinary process: when other work contends for the 2 cores, \
+            threads, so that the writer is not held back by vigil's priority. Rows *writer at nice 0* (not in \
+            quick runs) are the same burst from an ordinary process: when other work contends for the 2 cores, \
             vigil's pipeline at -10 wins the CPU over it, which slows the writer and can spare the queue an \
             overflow (compare the burst times and the CPU pressure). The kernel queues at most \
             fs.inotify.max_queued_events = \(queued) events per inotify instance; beyond that it drops them \
