@@ -71,17 +71,24 @@ enum LogCorpus {
 
     // MARK: The log
 
-    /// Writes `lines` lines to `path`; returns false when the file cannot be written.
-    static func writeLog(path: String, lines: Int) -> Bool {
+    /// Writes `lines` lines to `path`, or stops at the first line that makes it at least `bytes` long
+    /// (the rotation scenario's 1 GiB log). The clock advances 0–2 s every `pace` lines (about `pace` lines
+    /// a second; a 1 GiB day of the unified log is some 120 a second). Returns false when the file cannot be
+    /// written.
+    static func writeLog(path: String, lines: Int = .max, atLeastBytes bytes: Int = .max, pace: Int = 1) -> Bool {
         var random = SplitMix64(seed: logSeed)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var out: [UInt8] = []
         out.reserveCapacity(1 << 20)
+        var written = 0
+        var count = 0
         var seconds = 7 * 3600  // 2025-04-13 07:00:00, advancing a little per line
-        for _ in 0..<lines {
-            seconds += random.below(3)
+        while count < lines && written + out.count < bytes {
+            count += 1
+            let step = random.below(3)
+            if count % pace == 0 { seconds += step }
             let day = 13 + seconds / 86_400
             let time = seconds % 86_400
             out += Array("2025-04-\(two(day)) \(two(time / 3600)):\(two(time / 60 % 60)):\(two(time % 60)) ".utf8)
@@ -89,6 +96,7 @@ enum LogCorpus {
             out.append(0x0A)
             if out.count >= 1 << 20 {
                 guard (try? out.withUnsafeBytes { try Syscall.writeAll(fd, $0) }) != nil else { return false }
+                written += out.count
                 out.removeAll(keepingCapacity: true)
             }
         }

@@ -74,13 +74,14 @@ func startScenarioVigil(
     return (daemon, follower)
 }
 
-/// `vigil check RULES`: fails fast, with vigil's diagnostics, when this vigil does not accept the rule file
-/// (a build without process rules would otherwise be noticed only when READY=1 never comes).
-func checkRules(vigil: String, rules: String, work: String) throws(HarnessError) {
+/// `vigil check RULES` (with `--root ROOT` when given: user and group names are then looked up there):
+/// fails fast, with vigil's diagnostics, when this vigil does not accept the rule file (a build without
+/// process rules would otherwise be noticed only when READY=1 never comes).
+func checkRules(vigil: String, rules: String, work: String, root: String? = nil) throws(HarnessError) {
     let output = work + "/check.out"
     let process = try ChildProcess(
         executable: vigil,
-        arguments: ["check", rules],
+        arguments: ["check"] + (root.map { ["--root", $0] } ?? []) + [rules],
         standardOutput: output,
         standardError: output
     )
@@ -118,6 +119,12 @@ struct CPUPressure {
         wallNanoseconds += Clock.monotonicNanoseconds() - start
         if let before, let after = Self.total(), after >= before { waitingMicroseconds += after - before }
         return value
+    }
+
+    /// Adds the wall time since `start` (monotonic ns) and the pressure since `before` (a `total()`).
+    mutating func add(since start: UInt64, pressureBefore before: UInt64?) {
+        wallNanoseconds += Clock.monotonicNanoseconds() - start
+        if let before, let after = Self.total(), after >= before { waitingMicroseconds += after - before }
     }
 
     mutating func merge(_ other: CPUPressure) {

@@ -85,6 +85,10 @@ struct Report {
     var throughput: ThroughputResult?
     /// The log scenarios (nil with --no-logs).
     var logs: LogResults?
+    /// The mode and owner scenarios (nil with --no-permissions).
+    var permissions: PermissionResults?
+    /// The rotation scenario (nil with --no-rotation).
+    var rotation: RotationResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -147,6 +151,8 @@ struct Report {
         if let burst { out += burst.targetRows() }
         if let throughput { out += throughput.targetRows() }
         if let logs { out += logs.targetRows() }
+        if let permissions { out += permissions.targetRows() }
+        if let rotation { out += rotation.targetRows() }
         out.append("")
 
         out.append("## Config drift: write → alert line seen (ms)\n")
@@ -243,6 +249,8 @@ struct Report {
         if let burst { out += burst.markdown() }
         if let throughput { out += throughput.markdown() }
         if let logs { out += logs.markdown() }
+        if let permissions { out += permissions.markdown() }
+        if let rotation { out += rotation.markdown() }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {
