@@ -321,10 +321,10 @@ public final class Daemon: @unchecked Sendable {
                 // Renaming, creating and deleting in log directories other users own, and the owner of the
                 // new file and the archives.
                 need(.dacOverride, "to rotate logs in directories other users own", rule: rule)
-                if subject.create?.owner != nil || subject.create?.group != nil
-                    || subject.oldDirectory?.attributes.owner != nil || subject.oldDirectory?.attributes.group != nil
-                {
-                    need(.chown, "to give new logs and archives their owner", rule: rule)
+                // The new log (create:) and the compressed rotation get the rotated log's owner (or the one
+                // the rule names) through fchown: needed whenever the log is not root's own.
+                if subject.create != nil || subject.compress || subject.copyTruncate {
+                    need(.chown, "to give new logs and compressed rotations their owner", rule: rule)
                 }
                 need(.fowner, "to set the mode of rotated logs other users own", rule: rule)
                 if let post = subject.postRotate {
