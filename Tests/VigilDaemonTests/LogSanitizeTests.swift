@@ -125,19 +125,7 @@ import Glibc
 }
 
 /// The whole file, read plainly (a writer may hold it open).
-func readAll(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        out += chunk[0..<n]
-    }
-    return out
-}
+func readAll(_ path: String) -> [UInt8]? { fileBytes(path) }
 
 /// A sanitizing root daemon must not be turned against the host: a hard link or a symlink planted in a log
 /// directory, pointing at a decoy outside it, leaves the decoy untouched.

@@ -130,19 +130,7 @@ func waitForAbsence(_ path: String, timeoutMilliseconds: Int = 10_000) -> Bool {
 }
 
 /// The whole content of a file, or nil when it cannot be opened.
-func contents(of path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        out += buffer[0..<n]
-    }
-    return out
-}
+func contents(of path: String) -> [UInt8]? { fileBytes(path) }
 
 /// `lstat` of a path, nil when missing.
 func lstatOf(_ path: String) -> stat? {

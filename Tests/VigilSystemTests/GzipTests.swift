@@ -24,19 +24,7 @@ struct GzipTests {
         return fd
     }
 
-    func readBytes(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-        }
-        return out
-    }
+    func readBytes(_ path: String) -> [UInt8]? { fileBytes(path) }
 
     /// Writes `bytes` to a new file and sets its atime and mtime to `atime` and `mtime`.
     func writeBytes(_ path: String, _ bytes: [UInt8]) {
