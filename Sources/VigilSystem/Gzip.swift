@@ -80,10 +80,10 @@ public enum Gzip {
     /// Names are single path components. An existing destination is never replaced (`EEXIST`); a symlink
     /// as the source is refused (`ELOOP`); on a full disk (`ENOSPC`, `EDQUOT`, `EFBIG`) nothing is left in
     /// the destination directory and the source is intact. `removeSource: false` keeps the source. The
-    /// directory descriptors may be `O_PATH`. Blocks for as long as the compression takes, on one core at
-    /// level 6 about 50 MB/s for varied log lines and 350 MB/s for one line repeated (gzip 1.12: 45 and 200):
-    /// call it from a worker thread, never from Swift's cooperative pool (C6). See the type's documentation
-    /// for each step.
+    /// directory descriptors may be `O_PATH`. Blocks for as long as the compression takes (a 1 GiB day of
+    /// the seed's unified log: about 65 MB/s at level 6 on one core, against 55 MB/s for `gzip -6`; see
+    /// `benchmarks/run --rotation-only`): call it from a worker thread, never from Swift's cooperative pool
+    /// (C6). See the type's documentation for each step.
     public static func compress(
         sourceName: String,
         in sourceDirectory: CInt,

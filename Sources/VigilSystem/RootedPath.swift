@@ -59,6 +59,13 @@ public struct RootedPath: Sendable, Equatable {
         }
     }
 
+    /// `serverPath` relative to a descriptor of the root, for `openat2(… RESOLVE_BENEATH)` and the `*at`
+    /// calls: no leading `/`, and `.` for the root itself.
+    public static func relative(_ serverPath: String) -> String {
+        let trimmed = serverPath.drop { $0 == "/" }
+        return trimmed.isEmpty ? "." : String(trimmed)
+    }
+
     /// `serverPath` with the symlinks on its way resolved inside the root (what is missing kept as written),
     /// or `serverPath` itself when it cannot be resolved. Watchers that change files resolve a rule's path
     /// once at start-up, so an administrator's symlink (`/var/run` → `/run`) works, and then open everything

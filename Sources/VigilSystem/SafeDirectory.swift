@@ -30,11 +30,11 @@ public enum SafeDirectory {
     @inline(never)
     public static func open(_ relative: String, beneath base: CInt) throws(Errno) -> CInt {
         let path = relative.isEmpty ? "." : relative
-        let resolve =
-            CVigilLinux_resolve_beneath() | CVigilLinux_resolve_no_symlinks() | CVigilLinux_resolve_no_magiclinks()
         let flags = UInt64(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         do {
-            return try Syscall.valueOrErrno { path.withCString { CVigilLinux_openat2(base, $0, flags, 0, resolve) } }
+            return try Syscall.valueOrErrno {
+                path.withCString { CVigilLinux_openat2(base, $0, flags, 0, SafeFile.strictResolve) }
+            }
         } catch {
             // O_DIRECTORY | O_NOFOLLOW reports a symlink as the last component as ENOTDIR: say what it is.
             if error == .notDirectory && symlinkOnTheWay(path, beneath: base) { throw Errno(rawValue: ELOOP) }
@@ -113,9 +113,21 @@ public enum SafeDirectory {
         return (current, created)
     }
 
-    /// The names in the directory (without `.` and `..`), read through a duplicate of `directory`.
-    /// See `man 3 fdopendir`.
-    public static func names(in directory: CInt) throws(Errno) -> [String] {
+    /// One entry of a directory listing.
+    public struct Entry {
+        /// The name, without `/`.
+        public let name: String
+        /// The inode number `getdents` reported.
+        public let inode: UInt64
+        /// `DT_DIR`, `DT_REG`, `DT_LNK`…; `DT_UNKNOWN` (0) on filesystems that do not say.
+        public let type: UInt8
+
+        public var isDirectory: Bool { type == UInt8(DT_DIR) }
+    }
+
+    /// Calls `body` for each entry of `directory` except `.` and `..`, read through a duplicate of the
+    /// descriptor (which stays the caller's). See `man 3 fdopendir`.
+    public static func forEachEntry(in directory: CInt, _ body: (Entry) -> Void) throws(Errno) {
         let copy = try Syscall.valueOrErrno { openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard let stream = fdopendir(copy) else {
             let code = errno
@@ -123,13 +135,19 @@ public enum SafeDirectory {
             throw Errno(rawValue: code)
         }
         defer { closedir(stream) }
-        var names: [String] = []
         while let entry = readdir(stream) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if name != "." && name != ".." { names.append(name) }
+            if name == "." || name == ".." { continue }
+            body(Entry(name: name, inode: UInt64(entry.pointee.d_ino), type: entry.pointee.d_type))
         }
+    }
+
+    /// The names in the directory (without `.` and `..`).
+    public static func names(in directory: CInt) throws(Errno) -> [String] {
+        var names: [String] = []
+        try forEachEntry(in: directory) { names.append($0.name) }
         return names
     }
 

@@ -64,72 +64,9 @@ public enum SafeFile {
         return Handle(fd, info)
     }
 
-    /// Opens the directory `path` (an absolute host path, such as `/` or `--root`'s directory) as the base
-    /// of `open(_:beneath:)`: an `O_PATH | O_DIRECTORY` descriptor; the caller closes it.
-    public static func openBase(_ path: String) throws(Errno) -> CInt {
-        let fd = path.withCString { Glibc.open($0, CVigilLinux_o_path() | O_DIRECTORY | O_CLOEXEC) }
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        return fd
-    }
-
     /// No symlink anywhere, no magic link, never above the starting directory.
     static let strictResolve =
         CVigilLinux_resolve_beneath() | CVigilLinux_resolve_no_symlinks() | CVigilLinux_resolve_no_magiclinks()
-
-    /// Opens the directory `relative` beneath `directory` for listing (`O_RDONLY | O_DIRECTORY`), resolved
-    /// like `open(_:beneath:)`: a symlink anywhere on the way, the last component included, is refused.
-    /// Returns the descriptor; the caller closes it.
-    public static func openDirectory(_ relative: String, beneath directory: CInt) throws(Errno) -> CInt {
-        let fd = relative.withCString {
-            CVigilLinux_openat2(
-                directory,
-                $0,
-                UInt64(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
-                0,
-                strictResolve
-            )
-        }
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        return fd
-    }
-
-    /// One entry of a directory listing.
-    public struct Entry {
-        /// The name, without `/`.
-        public let name: String
-        /// The inode number `getdents` reported.
-        public let inode: UInt64
-        /// `DT_DIR`, `DT_REG`, `DT_LNK`…; `DT_UNKNOWN` (0) on filesystems that do not say.
-        public let type: UInt8
-
-        public var isDirectory: Bool { type == UInt8(DT_DIR) }
-        public var isSymlink: Bool { type == UInt8(DT_LNK) }
-    }
-
-    /// Calls `body` for each entry of the open directory `directory` except `.` and `..`. The descriptor
-    /// stays open and owned by the caller (the listing reads a duplicate). Returns false when the directory
-    /// could not be read.
-    @discardableResult
-    public static func forEachEntry(in directory: CInt, _ body: (Entry) -> Void) -> Bool {
-        let copy = fcntl(directory, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            if copy >= 0 { Syscall.close(copy) }
-            return false
-        }
-        defer { closedir(stream) }
-        rewinddir(stream)
-        while let entry = readdir(stream) {
-            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                raw[0] == UInt8(ascii: ".") && (raw[1] == 0 || (raw[1] == UInt8(ascii: ".") && raw[2] == 0))
-            }
-            if isDot { continue }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            body(Entry(name: name, inode: UInt64(entry.pointee.d_ino), type: entry.pointee.d_type))
-        }
-        return true
-    }
 
     /// The file's attributes now (`fstat` of the descriptor), e.g. after a change.
     public static func refresh(_ handle: Handle) throws(Errno) -> Handle {

@@ -47,46 +47,36 @@ extension PermissionWatcher {
         let wantsChange =
             compiled.restoresMode && found.mode != nil
             || compiled.restoresOwner && (found.owner != nil || found.group != nil)
-        var outcome: String
+        // nil: everything the rule restores was put right.
+        let problem: String?
         if !wantsChange {
-            outcome = "not changed (audit: add chmod or chown to then: to restore)"
+            problem = "not changed (audit: add chmod or chown to then: to restore)"
         } else if handle.isRegularFile && handle.links > 1 {
-            outcome =
+            problem =
                 "refused: it has \(handle.links) hard links, and a hard link is the file itself (it may be /etc/shadow); remove the extra links"
         } else {
-            outcome = restore(&handle, found: found, compiled: compiled)
+            problem = restore(&handle, found: found, compiled: compiled)
         }
         let left = drift(of: handle, against: compiled)
         if left.isEmpty {
             counters.permissionsRestored.add(1, ordering: .relaxed)
-            if firing.removeValue(forKey: path) != nil {
-                emit(
-                    ruleIndex,
-                    path: path,
-                    handle: handle,
-                    drift: found,
-                    state: .resolved,
-                    outcome: "restored",
-                    eventTime: eventTime
-                )
-            } else {
-                emit(
-                    ruleIndex,
-                    path: path,
-                    handle: handle,
-                    drift: found,
-                    state: .event,
-                    outcome: "restored",
-                    eventTime: eventTime
-                )
-            }
+            // A drift reported before (a change that failed then) is resolved by this restore.
+            let state: AlertState = firing.removeValue(forKey: path) != nil ? .resolved : .event
+            emit(
+                ruleIndex,
+                path: path,
+                handle: handle,
+                drift: found,
+                state: state,
+                outcome: "restored",
+                eventTime: eventTime
+            )
             return
         }
-        if outcome == "restored" {
-            // The rule restores one part (chmod without chown): the rest is reported.
-            outcome = "partly restored; the rest is not changed (audit: add chmod or chown to then: to restore it)"
-        }
-        let description = describe(left, kind: handle.isDirectory)
+        // The rule restores one part (chmod without chown): the rest is reported.
+        let outcome =
+            problem ?? "partly restored; the rest is not changed (audit: add chmod or chown to then: to restore it)"
+        let description = describe(left)
         if let open = firing[path], open.found == description { return }  // Already reported, unchanged.
         firing[path] = Firing(rule: ruleIndex, found: description)
         emit(ruleIndex, path: path, handle: handle, drift: left, state: .firing, outcome: outcome, eventTime: eventTime)
@@ -103,8 +93,8 @@ extension PermissionWatcher {
     }
 
     /// Changes owner and group first (a chown clears setuid and setgid bits), then the mode, through the
-    /// descriptor. Returns "restored", or what failed and what to do.
-    private func restore(_ handle: inout SafeFile.Handle, found: Drift, compiled: CompiledRule) -> String {
+    /// descriptor. Returns nil, or what failed and what to do.
+    private func restore(_ handle: inout SafeFile.Handle, found: Drift, compiled: CompiledRule) -> String? {
         do {
             if compiled.restoresOwner && (found.owner != nil || found.group != nil) {
                 try SafeFile.changeOwner(
@@ -126,7 +116,7 @@ extension PermissionWatcher {
                 : "vigil needs CAP_CHOWN and CAP_FOWNER (AmbientCapabilities= in vigil.service)"
             return "could not restore: \(error); \(fix)"
         }
-        return "restored"
+        return nil
     }
 
     /// A drift put right, or gone, or the file deleted: the firing alert is resolved.
@@ -150,7 +140,7 @@ extension PermissionWatcher {
     }
 
     /// "mode 0777, owner root, group root".
-    func describe(_ drift: Drift, kind isDirectory: Bool) -> String {
+    func describe(_ drift: Drift) -> String {
         var parts: [String] = []
         if let mode = drift.mode { parts.append("mode " + Self.octal(mode)) }
         if let owner = drift.owner { parts.append("owner " + names.userName(owner)) }
@@ -187,9 +177,9 @@ extension PermissionWatcher {
         let compiled = rules[ruleIndex]
         guard compiled.sinkMask != 0 else { return }
         let isDirectory = handle?.isDirectory ?? false
-        let found = drift.isEmpty ? "" : describe(drift, kind: isDirectory)
+        let found = drift.isEmpty ? "" : describe(drift)
         let expected = expected(compiled, drift: drift, isDirectory: isDirectory)
-        let kindName = handle == nil ? "file" : (isDirectory ? "directory" : "file")
+        let kindName = isDirectory ? "directory" : "file"
         let fields: (String) -> String? = { name in
             switch name {
             case "rule": compiled.rule.id

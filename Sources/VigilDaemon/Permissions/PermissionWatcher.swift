@@ -137,8 +137,8 @@ final class PermissionWatcher: @unchecked Sendable {
             guard case .permissions(let subject) = rule.subject else {
                 preconditionFailure("not a mode rule: \(rule.id)")
             }
-            let owner = Self.resolve(subject.owner, in: names.uids, what: "user", file: names.passwdPath, &problems)
-            let group = Self.resolve(subject.group, in: names.gids, what: "group", file: names.groupPath, &problems)
+            let owner = names.uid(subject.owner, problems: &problems)
+            let group = names.gid(subject.group, problems: &problems)
             compiled.append(
                 CompiledRule(
                     rule: rule,
@@ -178,7 +178,7 @@ final class PermissionWatcher: @unchecked Sendable {
         self.rules = compiled
         claims = PermissionClaims(claims: claimList)
         let rootFD: CInt
-        do { rootFD = try SafeFile.openBase(settings.root.root) } catch {
+        do { rootFD = try SafeDirectory.openTrusted(settings.root.root) } catch {
             throw DaemonError("Failed to open the root '\(settings.root.root)': \(error); check --root")
         }
         rootDescriptor = rootFD
@@ -196,26 +196,6 @@ final class PermissionWatcher: @unchecked Sendable {
     deinit { Syscall.close(rootDescriptor) }
 
     var ruleCount: Int { rules.count }
-
-    /// A user or group of a rule as a number; unknown names are added to `problems` with the rule position.
-    private static func resolve(
-        _ reference: UserReference?,
-        in table: [String: UInt32],
-        what: String,
-        file: String,
-        _ problems: inout [String]
-    ) -> UInt32? {
-        switch reference {
-        case nil: return nil
-        case .id(let id): return id
-        case .name(let name, let location):
-            if let id = table[name] { return id }
-            problems.append(
-                "\(location): error: \(what) '\(name)' is not in \(file); use a \(what) name from that file or a number"
-            )
-            return nil
-        }
-    }
 
     private static let inotifyTag: UInt64 = 1
     private static let shutdownTag: UInt64 = 2
@@ -299,26 +279,30 @@ final class PermissionWatcher: @unchecked Sendable {
         }
         if node.ancestor && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0 { rebuildPending = true }
         let name = record.nameString
-        let path = Self.join(node.path, name)
+        let isDirectory = record.mask & InotifyMask.isDirectory != 0
         if record.mask & InotifyMask.nameGone != 0 {
-            if record.mask & InotifyMask.isDirectory != 0 { removeSubtree(path) }
+            guard isDirectory || !firing.isEmpty else { return }
+            let path = Self.join(node.path, name)
+            if isDirectory { removeSubtree(path) }
             resolveGone(path)
             return
         }
-        if let claim = claims.governing(name, in: node.view, directoryDepth: node.depth) {
+        // Most events in a watched directory concern names no rule claims (other logs in /var/log): they
+        // cost the name and a lookup, not a path.
+        let claim = claims.governing(name, in: node.view, directoryDepth: node.depth)
+        let arrived = isDirectory && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0
+        guard claim != nil || arrived else { return }
+        let path = Self.join(node.path, name)
+        if let claim {
             check(
                 path,
-                relative: Self.relative(path),
+                relative: RootedPath.relative(path),
                 beneath: rootDescriptor,
                 claim: claim,
                 eventTime: record.readTime
             )
         }
-        if record.mask & InotifyMask.isDirectory != 0
-            && record.mask & (InotifyMask.created | InotifyMask.movedTo) != 0
-        {
-            if claims.view(of: path).needsWatch { visit(path) }
-        }
+        if arrived && claims.view(of: path).needsWatch { visit(path) }
     }
 
     // MARK: Walking and watching
@@ -337,7 +321,7 @@ final class PermissionWatcher: @unchecked Sendable {
         // Drifts reported for files that are gone (moved or deleted while events were lost) are resolved.
         for path in Array(firing.keys) {
             var info = stat()
-            if fstatat(rootDescriptor, Self.relative(path), &info, AT_SYMLINK_NOFOLLOW) != 0 { resolveGone(path) }
+            if fstatat(rootDescriptor, RootedPath.relative(path), &info, AT_SYMLINK_NOFOLLOW) != 0 { resolveGone(path) }
         }
         reportUnwatched()
     }
@@ -353,14 +337,14 @@ final class PermissionWatcher: @unchecked Sendable {
             }
             let directory: CInt
             do {
-                directory = try SafeFile.openDirectory(Self.relative(path), beneath: rootDescriptor)
+                directory = try SafeDirectory.open(RootedPath.relative(path), beneath: rootDescriptor)
             } catch {
                 if error == .noSuchFileOrDirectory || error == .notDirectory {
                     if claims.claimDirectories.contains(path) { watchAncestor(of: path) }
                 } else {
                     reportOnce(
                         path,
-                        "Not watching '\(path)' for mode and owner rules: \(error) (a symlink on the way is refused: Vigil never follows one into a tree it changes)"
+                        "Not watching '\(path)' for mode and owner rules: \(error); a symlink on the way is refused (Vigil never follows one into a tree it changes): name the real directory in the rule, or replace the link by the directory"
                     )
                 }
                 continue
@@ -369,7 +353,7 @@ final class PermissionWatcher: @unchecked Sendable {
             let view = claims.view(of: path)
             let node = watch(path, directory: directory, view: view)
             let depth = node?.depth ?? PermissionClaims.depth(of: path)
-            SafeFile.forEachEntry(in: directory) { entry in
+            try? SafeDirectory.forEachEntry(in: directory) { entry in
                 let child = Self.join(path, entry.name)
                 if let claim = claims.governing(entry.name, in: view, directoryDepth: depth) {
                     check(child, relative: entry.name, beneath: directory, claim: claim, eventTime: 0)
@@ -436,7 +420,7 @@ final class PermissionWatcher: @unchecked Sendable {
         var current = path
         while let parent = Self.parent(of: current) {
             current = parent
-            guard let directory = try? SafeFile.openDirectory(Self.relative(current), beneath: rootDescriptor) else {
+            guard let directory = try? SafeDirectory.open(RootedPath.relative(current), beneath: rootDescriptor) else {
                 continue
             }
             defer { Syscall.close(directory) }
@@ -519,11 +503,6 @@ final class PermissionWatcher: @unchecked Sendable {
 
     static func join(_ directory: String, _ name: String) -> String {
         directory == "/" ? "/" + name : directory + "/" + name
-    }
-
-    /// `path` relative to the root descriptor (`.` for the root itself).
-    static func relative(_ path: String) -> String {
-        path == "/" ? "." : String(path.dropFirst())
     }
 
     static func parent(of path: String) -> String? {

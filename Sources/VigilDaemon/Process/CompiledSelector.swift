@@ -56,17 +56,7 @@ struct CompiledSelector {
         commandLines = selector.commandLines.map(Glob.init)
         var uids: Set<UInt32> = []
         for user in selector.users {
-            switch user {
-            case .id(let uid): uids.insert(uid)
-            case .name(let name, let location):
-                if let uid = database.uids[name] {
-                    uids.insert(uid)
-                } else {
-                    unknownUsers.append(
-                        "\(location): error: user '\(name)' is not in \(database.passwdPath); use a user name from that file or a uid"
-                    )
-                }
-            }
+            if let uid = database.uid(user, problems: &unknownUsers) { uids.insert(uid) }
         }
         users = uids
         parents = selector.parents.map(Glob.init)

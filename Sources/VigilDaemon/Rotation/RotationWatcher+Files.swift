@@ -45,12 +45,6 @@ extension RotationWatcher {
         }
     }
 
-    /// The directory's path relative to the root (for `openat2` beneath it).
-    static func relative(_ serverPath: String) -> String {
-        let trimmed = serverPath.drop { $0 == "/" }
-        return trimmed.isEmpty ? "." : String(trimmed)
-    }
-
     /// Opens and watches every plan directory that is not watched yet (a missing one: its nearest existing
     /// ancestor, until it appears), then checks the files in each newly watched directory.
     func placeWatches(startUp: Bool = false) {
@@ -73,7 +67,7 @@ extension RotationWatcher {
             let directory = plans[index].serverDirectory
             let fd: CInt
             do {
-                fd = try SafeDirectory.open(Self.relative(directory), beneath: rootDescriptor)
+                fd = try SafeDirectory.open(RootedPath.relative(directory), beneath: rootDescriptor)
             } catch {
                 if error != .noSuchFileOrDirectory { reportDirectoryProblem(plan: index, error) }
                 // Its nearest ancestor that opens safely: a directory created (or a link replaced by one)
@@ -484,14 +478,14 @@ extension RotationWatcher {
         do throws(Errno) {
             if !create {
                 do {
-                    opened = (try SafeDirectory.open(Self.relative(absolute), beneath: rootDescriptor), false)
+                    opened = (try SafeDirectory.open(RootedPath.relative(absolute), beneath: rootDescriptor), false)
                 } catch {
                     if error == .noSuchFileOrDirectory { return nil }
                     throw error
                 }
             } else {
                 opened = try SafeDirectory.make(
-                    Self.relative(absolute),
+                    RootedPath.relative(absolute),
                     beneath: rootDescriptor,
                     mode: attributes.mode ?? 0o750,
                     owner: attributes.owner,
@@ -676,6 +670,6 @@ extension RotationWatcher {
             return "created anew, owner or mode not set"
         }
         return
-            "created anew with mode 0\(String(mode, radix: 8)) owner \(userNames[owner] ?? String(owner)):\(groupNames[group] ?? String(group))"
+            "created anew with mode 0\(String(mode, radix: 8)) owner \(names.userName(owner)):\(names.groupName(group))"
     }
 }

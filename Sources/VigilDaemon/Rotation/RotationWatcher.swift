@@ -215,8 +215,8 @@ final class RotationWatcher: @unchecked Sendable {
     var rules: [CompiledRule]
     let allSinks: UInt64
     /// Names of the root's users and groups, for messages.
-    let userNames: [UInt32: String]
-    let groupNames: [UInt32: String]
+    /// Users and groups of the root, for rules' names and for messages.
+    let names: UserDatabase
     /// Readers of /proc, for postrotate signals.
     let procfs = ProcFS()
     let ownPid = getpid()
@@ -232,12 +232,15 @@ final class RotationWatcher: @unchecked Sendable {
     /// being watched: it goes round again.
     var appearedMeanwhile = false
     var rescanAll = false
-    /// Names reported modified in this batch, by plan.
-    var dirty: [Int: Set<String>] = [:]
-    /// The last name marked dirty (watch descriptor and bytes): a burst of `IN_MODIFY` for one busy log is
-    /// recognised without building a `String` per event.
-    var lastDirtyWatch: Int32 = -1
-    var lastDirtyName: [UInt8] = []
+    /// Names reported modified in this batch (plan, name), in order and without repeats; swapped with
+    /// `checking` to be checked, so neither list allocates once grown.
+    var dirty: [(plan: Int, name: String)] = []
+    var checking: [(plan: Int, name: String)] = []
+    /// The last name an event carried (its watch, bytes, and the `String` built from them): the `IN_MODIFY`
+    /// of every write to a busy log reuses it instead of building a `String` per event.
+    var lastWatch: Int32 = -1
+    var lastNameBytes: [UInt8] = []
+    var lastName = ""
     /// Rotations of this batch, finished by `finishBatch`.
     var batch: [Rotation] = []
     /// Rules waiting for their postrotate child before compressing, with the rotations whose alerts wait.
@@ -292,39 +295,13 @@ final class RotationWatcher: @unchecked Sendable {
         allSinks = masks.all
         let rootPath = settings.root.root.isEmpty ? "/" : settings.root.root
         let users = UserDatabase(root: rootPath)
-        let groupPath = (settings.root.root.isEmpty ? "" : settings.root.root) + "/etc/group"
-        userNames = users.userNames
-        var groups: [UInt32: String] = [:]
-        for (name, gid) in users.gids where groups[gid] == nil || name < groups[gid]! { groups[gid] = name }
-        groupNames = groups
+        names = users
         var problems: [String] = []
         func resolve(_ attributes: FileAttributes?) -> Attributes? {
             guard let attributes else { return nil }
             var out = Attributes(mode: attributes.mode)
-            switch attributes.owner {
-            case nil: break
-            case .id(let uid): out.owner = uid
-            case .name(let name, let location):
-                if let uid = users.uids[name] {
-                    out.owner = uid
-                } else {
-                    problems.append(
-                        "\(location): error: user '\(name)' is not in \(users.passwdPath); use a user name from that file or a uid"
-                    )
-                }
-            }
-            switch attributes.group {
-            case nil: break
-            case .id(let gid): out.group = gid
-            case .name(let name, let location):
-                if let gid = users.gids[name] {
-                    out.group = gid
-                } else {
-                    problems.append(
-                        "\(location): error: group '\(name)' is not in \(groupPath); use a group name from that file or a gid"
-                    )
-                }
-            }
+            out.owner = users.uid(attributes.owner, problems: &problems)
+            out.group = users.gid(attributes.group, problems: &problems)
             return out
         }
         var compiled: [CompiledRule] = []
@@ -504,15 +481,12 @@ final class RotationWatcher: @unchecked Sendable {
         if rescanAll {
             rescanAll = false
             for index in plans.indices where plans[index].descriptor >= 0 { scan(plan: index, startUp: false) }
-            dirty.removeAll()
-        }
-        lastDirtyWatch = -1
-        if !dirty.isEmpty {
-            let marked = dirty
             dirty.removeAll(keepingCapacity: true)
-            for (plan, names) in marked where plans[plan].descriptor >= 0 {
-                for name in names { check(plan: plan, name: name) }
-            }
+        }
+        if !dirty.isEmpty {
+            swap(&dirty, &checking)
+            for entry in checking where plans[entry.plan].descriptor >= 0 { check(plan: entry.plan, name: entry.name) }
+            checking.removeAll(keepingCapacity: true)
         }
     }
 
@@ -538,24 +512,28 @@ final class RotationWatcher: @unchecked Sendable {
             }
             if record.mask & InotifyMask.watchRemoved == 0 { inotify.removeWatch(record.watch) }
             watchedPlans[record.watch] = nil
+            if lastWatch == record.watch { lastWatch = -1 }
             needsRebuild = true
             return
         }
         guard record.nameLength > 0 else { return }
-        if record.mask & InotifyMask.nameGone == 0 && record.watch == lastDirtyWatch
-            && record.withName({ bytes, _ in bytes.elementsEqual(lastDirtyName) })
-        {
-            return  // already marked in this batch
+        let name: String
+        if record.watch == lastWatch && record.withName({ bytes, _ in bytes.elementsEqual(lastNameBytes) }) {
+            name = lastName
+        } else {
+            name = record.nameString
+            lastWatch = record.watch
+            lastNameBytes.removeAll(keepingCapacity: true)
+            record.withName { bytes, _ in lastNameBytes.append(contentsOf: bytes) }
+            lastName = name
         }
-        let name = record.nameString
         if record.mask & InotifyMask.nameGone != 0 {
             for plan in targets { failures[failureKey(plan: plan, name: name)] = nil }
         }
         guard record.mask & (InotifyMask.modified | InotifyMask.created | InotifyMask.movedTo) != 0 else { return }
-        for plan in targets { dirty[plan, default: []].insert(name) }
-        lastDirtyWatch = record.watch
-        lastDirtyName.removeAll(keepingCapacity: true)
-        record.withName { bytes, _ in lastDirtyName.append(contentsOf: bytes) }
+        for plan in targets where !dirty.contains(where: { $0.plan == plan && $0.name == name }) {
+            dirty.append((plan, name))
+        }
     }
 
     // MARK: Timers
