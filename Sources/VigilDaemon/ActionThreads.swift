@@ -1,4 +1,3 @@
-import Synchronization
 import VigilSystem
 
 /// The threads that start programs as Vigil's own actions besides the process watcher's (the rotation
@@ -7,7 +6,7 @@ import VigilSystem
 /// daemon's pid: a daemon running inside another program (the tests) must still judge that program's
 /// children.
 enum ActionThreads {
-    private static let ids = Mutex<Set<Int32>>([])
+    private static let ids = Locked<Set<Int32>>([])
 
     /// Registers the calling thread (once, at the start of its run loop).
     static func registerCurrent() {

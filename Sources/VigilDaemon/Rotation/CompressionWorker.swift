@@ -1,4 +1,3 @@
-import Synchronization
 import VigilSystem
 
 #if canImport(Glibc)
@@ -63,7 +62,7 @@ final class CompressionWorker: @unchecked Sendable {
     let wake: EventFD
     /// Rung when an outcome is ready: the rotation thread's doorbell.
     let done: EventFD
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(capacity: Int) throws {
         self.capacity = max(1, capacity)
