@@ -107,6 +107,8 @@ public final class Daemon: @unchecked Sendable {
             case .stdout: sinks.append(AlertSink(name: spec.name, target: .standardOutput, logger: logger))
             case .jsonl(let path):
                 sinks.append(AlertSink(name: spec.name, target: .file(path: root.hostPath(path)), logger: logger))
+            case .syslog, .email, .webhook, .alertmanager:
+                continue  // delivered through a spool by a worker of their own (VigilDaemon/Delivery)
             }
         }
         for (i, file) in options.extraAlertFiles.enumerated() {

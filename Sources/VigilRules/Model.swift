@@ -72,6 +72,11 @@ public struct Rule: Sendable {
     /// `enabled: false` keeps a rule in the file but out of the running set.
     public var enabled: Bool
     public var tags: [String]
+    /// `dedup:` — how many alerts per key and window pass; nil: every alert passes.
+    public var dedup: NoiseControl?
+    /// `remind:` — while a condition of this rule stays firing, send it again on this period, in
+    /// milliseconds; nil: no reminders.
+    public var remindMilliseconds: Int?
 
     public init(
         id: String,
@@ -518,11 +523,23 @@ public struct SinkSpec: Sendable {
     public var name: String
     public var location: SourceLocation
     public var kind: SinkKind
+    /// `min_severity:` — alerts below it do not go to this sink (Vigil's own health alerts always do).
+    public var minimumSeverity: Severity
+    /// Retries, spool and heartbeat (used by the sinks that are not `isLocal`).
+    public var delivery: DeliveryPolicy
 
-    public init(name: String, location: SourceLocation, kind: SinkKind) {
+    public init(
+        name: String,
+        location: SourceLocation,
+        kind: SinkKind,
+        minimumSeverity: Severity = .info,
+        delivery: DeliveryPolicy = DeliveryPolicy()
+    ) {
         self.name = name
         self.location = location
         self.kind = kind
+        self.minimumSeverity = minimumSeverity
+        self.delivery = delivery
     }
 }
 
@@ -531,6 +548,23 @@ public enum SinkKind: Sendable, Equatable {
     case stdout
     /// A JSON Lines file (absolute path, resolved inside `--root` like every rule path).
     case jsonl(path: String)
+    /// RFC 5424 to the local syslog socket.
+    case syslog(SyslogSink)
+    /// E-mail through the sendmail interface.
+    case email(EmailSink)
+    /// An HTTP POST of each record.
+    case webhook(WebhookSink)
+    /// Prometheus Alertmanager's API v2.
+    case alertmanager(AlertmanagerSink)
+
+    /// True for the sinks written in place by the daemon's own threads (stdout, JSON Lines files); the
+    /// others are delivered by a worker of their own through a durable spool.
+    public var isLocal: Bool {
+        switch self {
+        case .stdout, .jsonl: true
+        case .syslog, .email, .webhook, .alertmanager: false
+        }
+    }
 }
 
 // MARK: Log rules
