@@ -219,6 +219,6 @@ public struct CapabilityError: Error, Sendable, CustomStringConvertible {
     /// One line: what failed, the cause, what to do (E2).
     public var description: String {
         "Failed to \(operation): \(errno). Run 'vigil probe' to see the capabilities vigil holds, and grant the "
-            + "missing ones with 'AmbientCapabilities=' in vigil.service"
+            + "missing ones with 'CapabilityBoundingSet=' in vigil.service"
     }
 }

@@ -380,7 +380,7 @@ struct ProcConnectorTests {
             bind.description
                 == "Failed to subscribe to process events: binding the netlink proc connector returned "
                 + "'Operation not permitted'. This kernel requires CAP_NET_ADMIN for it (kernels before 6.6 do). "
-                + "Add 'AmbientCapabilities=CAP_NET_ADMIN' to vigil.service, or run 'vigil probe'. "
+                + "Add CAP_NET_ADMIN to CapabilityBoundingSet= in vigil.service, or run 'vigil probe'. "
                 + "See docs/troubleshooting.md#proc-connector-permission"
         )
         let unsupported = ProcConnectorError(step: .socket, errno: .protocolNotSupported)

@@ -127,7 +127,7 @@ public struct ProcConnectorError: Error, Sendable, CustomStringConvertible {
                 + " See docs/troubleshooting.md#proc-connector-permission"
         case .permissionDenied:
             return failed + " This kernel requires CAP_NET_ADMIN for it (kernels before 6.6 do)."
-                + " Add 'AmbientCapabilities=CAP_NET_ADMIN' to vigil.service, or run 'vigil probe'."
+                + " Add CAP_NET_ADMIN to CapabilityBoundingSet= in vigil.service, or run 'vigil probe'."
                 + " See docs/troubleshooting.md#proc-connector-permission"
         case .unsupported:
             return failed + " This kernel has no process events connector (built without CONFIG_CONNECTOR and"
