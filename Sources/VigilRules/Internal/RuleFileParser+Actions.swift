@@ -200,57 +200,7 @@ extension RuleFileParser {
         return location
     }
 
-    // MARK: Sinks and lists
-
-    /// Parses a `- sink:` item.
-    mutating func parseSink(_ mapping: Node.Mapping, at item: Node) {
-        let errorsBefore = errorCount
-        let location = item.location(in: file)
-        let nameNode = mapping.first!.value
-        let name = parseName(nameNode, label: "sink name")
-        let context = Self.describe("sink", name)
-        let (keys, _) = checkKeys(mapping, allowed: Self.sinkKeys, context: context)
-        var kind: SinkKind?
-        let plannedTypes = ["syslog", "email", "webhook", "alertmanager"]
-        if let (_, typeNode) = keys["type"], let type = parseString(typeNode, key: "type") {
-            switch type {
-            case "stdout":
-                if let (pathKey, _) = keys["path"] {
-                    error("'path' does not apply to stdout sinks; remove it, or use type: jsonl", at: pathKey)
-                } else {
-                    kind = .stdout
-                }
-            case "jsonl":
-                if let (_, pathNode) = keys["path"] {
-                    if let path = parsePath(pathNode, key: "sink path", allowGlob: false) {
-                        kind = .jsonl(path: path.normalised)
-                    }
-                } else {
-                    error("\(context) of type jsonl has no path:; add path: /var/log/vigil/alerts.jsonl", at: location)
-                }
-            default:
-                if plannedTypes.contains(type) {
-                    error(
-                        "sink type '\(type)' is not available in this version of vigil; it is planned — see docs/rules.md",
-                        at: typeNode
-                    )
-                } else {
-                    error(
-                        "sink type '\(type)' is not known" + Spelling.hint(for: type, among: ["jsonl", "stdout"]),
-                        at: typeNode
-                    )
-                }
-            }
-        } else if keys["type"] == nil {
-            error("\(context) has no type:; expected one of: jsonl, stdout", at: location)
-        }
-        guard let name else { return }
-        var draft = SinkDraft(name: name, nameLocation: nameNode.location(in: file), location: location, spec: nil)
-        if errorCount == errorsBefore, let kind {
-            draft.spec = SinkSpec(name: name, location: location, kind: kind)
-        }
-        sinks.append(draft)
-    }
+    // MARK: Lists
 
     /// Parses a `- list:` item.
     mutating func parseList(_ mapping: Node.Mapping, at item: Node) {

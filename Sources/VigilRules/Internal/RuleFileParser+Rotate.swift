@@ -27,7 +27,7 @@ extension RuleFileParser {
         let errorsBefore = errorCount
         let entries = keys["rotate"].flatMap { parsePathList($0.value, key: "rotate", example: "/var/log/app.log") }
         var subject = RotateSubject(paths: entries?.map(\.path) ?? [])
-        if let (_, node) = keys["size"] { subject.maximumBytes = parseSize(node) }
+        if let (_, node) = keys["size"] { subject.maximumBytes = parseSize(node, key: "size") }
         if let (_, node) = keys["every"] { subject.interval = parseInterval(node) }
         if keys["size"] == nil && keys["every"] == nil {
             error(
@@ -94,59 +94,6 @@ extension RuleFileParser {
         }
         guard errorCount == errorsBefore, entries != nil else { return nil }
         return subject
-    }
-
-    /// Parses `size:`: bytes, or a number followed by `k`/`K`, `M` or `G` (1024-based, as logrotate).
-    private mutating func parseSize(_ node: Node) -> UInt64? {
-        let expected =
-            "a number of bytes, or a number followed by k, M or G (1024-based, as in logrotate), such as 100M"
-        guard case .scalar(let scalar) = node, scalar.value != .null else {
-            error("'size' is \(node.kindDescription); expected \(expected)", at: node)
-            return nil
-        }
-        let text = scalar.string
-        let factors: [Character: UInt64] = ["k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        var digits = Substring(text)
-        var factor: UInt64 = 1
-        if let last = text.last, let unit = factors[last] {
-            digits = digits.dropLast()
-            factor = unit
-        }
-        guard !digits.isEmpty, digits.utf8.count <= 15,
-            digits.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-            let number = UInt64(digits)
-        else {
-            if let suggestion = Self.sizeSuggestion(text) {
-                error("size '\(text)' is not a size; did you mean '\(suggestion)'? (expected \(expected))", at: node)
-            } else {
-                error("size '\(text)' is not a size; expected \(expected)", at: node)
-            }
-            return nil
-        }
-        let (bytes, overflow) = number.multipliedReportingOverflow(by: factor)
-        guard number > 0 else {
-            error("size is \(text); expected a size larger than zero, such as 100M", at: node)
-            return nil
-        }
-        guard !overflow, bytes <= UInt64(Int64.max) else {
-            error("size \(text) is too large; expected a size such as 100M or 10G", at: node)
-            return nil
-        }
-        return bytes
-    }
-
-    /// `100M` for `100MB`, `100m`, `100MiB` and the like; nil when `text` is not such a near miss.
-    private static func sizeSuggestion(_ text: String) -> String? {
-        var rest = Substring(text)
-        for suffix in ["iB", "ib", "B", "b"] where rest.hasSuffix(suffix) {
-            rest = rest.dropLast(suffix.count)
-            break
-        }
-        guard let last = rest.last, "kKmMgG".contains(last) else { return nil }
-        let digits = rest.dropLast()
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
-        let suggestion = String(digits) + (last == "k" ? "k" : last.uppercased())
-        return suggestion == text ? nil : suggestion
     }
 
     /// Parses `every:`: hourly, daily, weekly or monthly.

@@ -243,6 +243,10 @@ extension RuleFileParser {
             resolvedMessage = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionResolvedSource)
         }
 
+        // Noise control applies to every kind; a dedup key may use the fields of the kind's message.
+        let dedup = keys["dedup"].flatMap { parseDedup($0.value, at: $0.key, messageFields: allowedFields) }
+        let remind = keys["remind"].flatMap { parseRemind($0.value, at: $0.key, isState: isState) }
+
         var uses = ActionUses()
         let actions: [ActionSpec]?
         if let (_, node) = keys["then"] {
@@ -306,6 +310,8 @@ extension RuleFileParser {
             tags: tags,
             resolvedMessage: resolvedMessage
         )
+        draft.rule?.dedup = dedup
+        draft.rule?.remindMilliseconds = remind
     }
 
     /// Reports `when:`, `changes:` and `format:` on rules other than config rules.

@@ -264,3 +264,92 @@ extension RuleFileParser {
         return nil
     }
 }
+
+extension RuleFileParser {
+    /// A size for `key` (`size:` of rotate rules, `spool:` of sinks): bytes, or a number followed by
+    /// `k`/`K`, `M` or `G` (1024-based, as logrotate). `example` is the size errors suggest.
+    mutating func parseSize(_ node: Node, key: String, example: String = "100M") -> UInt64? {
+        let expected =
+            "a number of bytes, or a number followed by k, M or G (1024-based, as in logrotate), such as \(example)"
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'\(key)' is \(node.kindDescription); expected \(expected)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        let factors: [Character: UInt64] = ["k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = Substring(text)
+        var factor: UInt64 = 1
+        if let last = text.last, let unit = factors[last] {
+            digits = digits.dropLast()
+            factor = unit
+        }
+        guard !digits.isEmpty, digits.utf8.count <= 15,
+            digits.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            let number = UInt64(digits)
+        else {
+            if let suggestion = Self.sizeSuggestion(text) {
+                error("\(key) '\(text)' is not a size; did you mean '\(suggestion)'? (expected \(expected))", at: node)
+            } else {
+                error("\(key) '\(text)' is not a size; expected \(expected)", at: node)
+            }
+            return nil
+        }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: factor)
+        guard number > 0 else {
+            error("\(key) is \(text); expected a size larger than zero, such as \(example)", at: node)
+            return nil
+        }
+        guard !overflow, bytes <= UInt64(Int64.max) else {
+            error("\(key) \(text) is too large; expected a size such as \(example) or 10G", at: node)
+            return nil
+        }
+        return bytes
+    }
+
+    /// `100M` for `100MB`, `100m`, `100MiB` and the like; nil when `text` is not such a near miss.
+    private static func sizeSuggestion(_ text: String) -> String? {
+        var rest = Substring(text)
+        for suffix in ["iB", "ib", "B", "b"] where rest.hasSuffix(suffix) {
+            rest = rest.dropLast(suffix.count)
+            break
+        }
+        guard let last = rest.last, "kKmMgG".contains(last) else { return nil }
+        let digits = rest.dropLast()
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        let suggestion = String(digits) + (last == "k" ? "k" : last.uppercased())
+        return suggestion == text ? nil : suggestion
+    }
+
+    /// A duration for `key` (see `parseDuration`) that must also lie within `range` milliseconds: delivery
+    /// timers below their floor would spin, and above their ceiling would look like a hang.
+    mutating func parseDuration(_ node: Node, key: String, within range: ClosedRange<Int>) -> Int? {
+        guard let milliseconds = parseDuration(node, key: key) else { return nil }
+        let text = node.scalar?.string ?? ""
+        let bounds =
+            range.upperBound >= RuleDuration.longestMilliseconds
+            ? "of at least \(Self.boundText(range.lowerBound))"
+            : "from \(Self.boundText(range.lowerBound)) to \(Self.boundText(range.upperBound))"
+        if milliseconds < range.lowerBound {
+            error(
+                "'\(key)' is \(text), shorter than the minimum of \(Self.boundText(range.lowerBound)); expected a duration \(bounds)",
+                at: node
+            )
+            return nil
+        }
+        if milliseconds > range.upperBound {
+            error(
+                "'\(key)' is \(text), longer than the maximum of \(Self.boundText(range.upperBound)); expected a duration \(bounds)",
+                at: node
+            )
+            return nil
+        }
+        return milliseconds
+    }
+
+    /// A bound of a duration range as the docs write it: `5m`, not `durationText`'s `300s`.
+    static func boundText(_ milliseconds: Int) -> String {
+        if milliseconds >= 3_600_000, milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
+        if milliseconds >= 60_000, milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
+        return durationText(milliseconds)
+    }
+}

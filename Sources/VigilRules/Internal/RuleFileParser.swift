@@ -56,15 +56,19 @@ struct RuleFileParser {
         "on", "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "recursive", "mode",
         "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext", "olddir", "compress",
         "compress_level", "delaycompress", "copytruncate", "if_empty", "create", "postrotate", "sweep", "message",
-        "resolved_message", "then", "enabled", "tags",
+        "resolved_message", "then", "enabled", "tags", "dedup", "remind",
     ]
     /// Rule subjects available in this version. A `file:` rule with any of `permissionKeys` is a mode and
     /// owner rule.
     static let subjectKeys = ["config", "file", "process", "log", "rotate"]
     /// Rule kinds that are part of the language design but not implemented yet.
     static let plannedKinds = ["system", "socket"]
-    /// Keys a sink may have.
-    static let sinkKeys = ["sink", "type", "path"]
+    /// Keys a sink may have, of any type (`sinkTypeKeys` says which type takes which).
+    static let sinkKeys = [
+        "sink", "type", "min_severity", "path", "timeout", "retry", "spool", "heartbeat", "socket", "facility",
+        "app_name", "to", "from", "sendmail", "subject", "body", "digest", "url", "headers", "secret_file",
+        "signature_header", "labels", "event_ttl", "resend", "generator_url",
+    ]
     /// Keys a list may have.
     static let listKeys = ["list", "items"]
 
