@@ -61,7 +61,7 @@ public final class SMTPServer: @unchecked Sendable {
                     "data": envelope.original_content.decode("utf-8", "replace"),
                 }
                 with open(messages, "a", encoding="utf-8") as out:
-                    out.write(json.dumps(record, ensure_ascii=False) + "\\n")
+                    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")
                 return "250 OK recorded"
 
         async def main():
@@ -155,7 +155,7 @@ public final class SMTPServer: @unchecked Sendable {
     static func parse(_ line: String) -> Message? {
         guard let data = JSONField.string(line, "data") else { return nil }
         var recipients: [String] = []
-        if let start = line.firstRange(of: "\"rcpt_tos\":[") ?? line.firstRange(of: "\"rcpt_tos\": [") {
+        if let start = line.firstRange(of: "\"rcpt_tos\":[") {
             // The addresses are JSON strings without `]` or `,` inside; each is unescaped by JSONField.
             let rest = line[start.upperBound...]
             let list = rest.prefix { $0 != "]" }

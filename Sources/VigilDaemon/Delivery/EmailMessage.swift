@@ -114,7 +114,11 @@ struct EmailMessage {
     /// `<firstId@host>` for one alert, `<firstId.N@host>` for a digest of N: stable for a batch, so a
     /// retried delivery that did reach the server once is recognisable as the same message.
     func messageID(_ batch: [AlertRecord]) -> String {
-        var domain = String(hostName.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "-") }.map(Character.init))
+        var domain = String(
+            hostName.unicodeScalars.filter {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "." || $0 == "-")
+            }.map(Character.init)
+        )
         if domain.isEmpty { domain = "localhost" }
         let id = batch.first?.id ?? "0"
         return batch.count > 1 ? "<\(id).\(batch.count)@\(domain)>" : "<\(id)@\(domain)>"
@@ -171,7 +175,8 @@ struct EmailMessage {
     /// line. Either way no line reaches 998 octets.
     static func encodedSubject(_ subject: String) -> String {
         let words = subject.split(separator: " ", omittingEmptySubsequences: false)
-        let plain = subject.unicodeScalars.allSatisfy(\.isASCII)
+        let plain =
+            subject.unicodeScalars.allSatisfy(\.isASCII)
             && words.allSatisfy { $0.utf8.count < lineLimit - 20 }
             && !subject.contains("=?")
         if plain { return folded("Subject", subject, at: " ") }

@@ -53,18 +53,25 @@ final class SendmailTransport: DeliveryTransport {
                 "sendmail '\(program)' timed out after \(timeoutMilliseconds) ms (took \(result.inputWritten) of \(text.count) bytes) and was killed"
             )
         }
-        guard let raw = result.status else { return .retry("sendmail '\(program)' could not be waited for (reaped elsewhere)") }
+        guard let raw = result.status else {
+            return .retry("sendmail '\(program)' could not be waited for (reaped elsewhere)")
+        }
         let status = WaitStatus(raw)
         if let signal = status.terminatingSignal {
-            return .retry("sendmail '\(program)' was killed by signal \(signal) (\(SignalNames.name(of: signal)))\(reason.map { ": \($0)" } ?? "")")
+            return .retry(
+                "sendmail '\(program)' was killed by signal \(signal) (\(SignalNames.name(of: signal)))\(reason.map { ": \($0)" } ?? "")"
+            )
         }
         let code = status.exitCode ?? -1
-        let exitText = "sendmail exited \(code)" + (reason.map { ": \($0)" } ?? Self.sysexitsName(code).map { " (\($0))" } ?? "")
+        let exitText =
+            "sendmail exited \(code)" + (reason.map { ": \($0)" } ?? Self.sysexitsName(code).map { " (\($0))" } ?? "")
         switch code {
         case 0:
             // A sendmail that exits 0 without reading the whole message has not queued it.
             if result.inputWritten < text.count {
-                return .retry("sendmail '\(program)' exited 0 after reading \(result.inputWritten) of \(text.count) bytes")
+                return .retry(
+                    "sendmail '\(program)' exited 0 after reading \(result.inputWritten) of \(text.count) bytes"
+                )
             }
             return .delivered
         case 65, 67: return .rejected(exitText)
@@ -76,7 +83,9 @@ final class SendmailTransport: DeliveryTransport {
     static func firstLine(_ bytes: [UInt8]) -> String? {
         let text = String(decoding: bytes, as: UTF8.self)
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-            let clean = String(String.UnicodeScalarView(line.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
+            let clean = String(
+                String.UnicodeScalarView(line.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F })
+            )
             let trimmed = clean.drop { $0 == " " }
             if !trimmed.isEmpty { return String(trimmed) }
         }

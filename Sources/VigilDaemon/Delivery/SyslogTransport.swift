@@ -63,7 +63,8 @@ final class SyslogTransport: DeliveryTransport {
         var header = "<\(priority)>1 "
         header += RFC3339.string(seconds: record.timeSeconds, nanoseconds: record.timeNanoseconds)
         header += " \(hostName) \(appName) \(processID) \(Self.printable(record.kind, limit: 32)) "
-        header += "[vigil@\(Self.enterpriseNumber) id=\"\(Self.escaped(record.id))\" rule=\"\(Self.escaped(record.rule))\""
+        header +=
+            "[vigil@\(Self.enterpriseNumber) id=\"\(Self.escaped(record.id))\" rule=\"\(Self.escaped(record.rule))\""
         header += " state=\"\(record.state.rawValue)\" fingerprint=\"\(Self.escaped(record.fingerprint))\""
         if let path = record.path { header += " path=\"\(Self.escaped(path))\"" }
         header += "] "
@@ -93,7 +94,9 @@ final class SyslogTransport: DeliveryTransport {
                     "syslog socket \(socketPath): a datagram of \(bytes.count) bytes is too large even with the message cut to \(length) bytes; raise the receiver's limit"
                 )
             case ENOENT, ECONNREFUSED:
-                return .retry("syslog socket \(socketPath): \(Self.reason(code)); is the syslog daemon (journald, rsyslog) running?")
+                return .retry(
+                    "syslog socket \(socketPath): \(Self.reason(code)); is the syslog daemon (journald, rsyslog) running?"
+                )
             case EAGAIN, ENOBUFS:
                 return .retry("syslog socket \(socketPath): \(Self.reason(code)); the receiver is not keeping up")
             default:

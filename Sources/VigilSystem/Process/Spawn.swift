@@ -313,8 +313,9 @@ extension Spawn {
     /// take no more (it closed its input or exited: `EPIPE`, `ECONNRESET`).
     private static func feed(_ fd: CInt, _ input: [UInt8], written: inout Int) -> Bool {
         while written < input.count {
-            let n = input.withUnsafeBytes { bytes in
-                send(fd, bytes.baseAddress! + written, bytes.count - written, CInt(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = input.withUnsafeBytes { bytes -> Int in
+                guard let base = bytes.baseAddress else { return 0 }
+                return send(fd, base + written, bytes.count - written, CInt(MSG_NOSIGNAL | MSG_DONTWAIT))
             }
             if n > 0 {
                 written += n
