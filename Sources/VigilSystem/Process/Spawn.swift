@@ -59,6 +59,24 @@ public enum Spawn {
             let rc = CVigilLinux_spawn_addchdir(&actions, workingDirectory)
             guard rc == 0 else { throw SpawnError(executable: executable, errno: Errno(rawValue: rc)) }
         }
+        return try spawn(
+            executable,
+            arguments: arguments,
+            environment: environment,
+            newSession: newSession,
+            actions: &actions
+        )
+    }
+
+    /// `posix_spawn(3)` with the given file actions: the child starts with an empty signal mask and every
+    /// signal at its default action, in a new session when asked. Shared by `start` and `startFeeding`.
+    private static func spawn(
+        _ executable: String,
+        arguments: [String],
+        environment: [String]?,
+        newSession: Bool = false,
+        actions: inout posix_spawn_file_actions_t
+    ) throws(SpawnError) -> Int32 {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -135,6 +153,194 @@ public enum Spawn {
             // Without a pidfd (no pidfd_open) wake every 5 ms to look again.
             var descriptor = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
             _ = Glibc.poll(&descriptor, pidfd >= 0 ? 1 : 0, pidfd >= 0 ? remaining : min(remaining, 5))
+        }
+    }
+}
+
+/// A child started by `Spawn.startFeeding`: its standard input is fed by the caller, its standard error is
+/// read back by the caller.
+public struct FedChild: Sendable {
+    /// The child's pid.
+    public let pid: Int32
+    /// The caller's end of the child's standard input (non-blocking, close-on-exec).
+    public let input: CInt
+    /// The caller's end of the child's standard error (non-blocking, close-on-exec).
+    public let error: CInt
+}
+
+/// How `Spawn.communicate` ended.
+public struct Communication: Sendable {
+    /// The child's wait status; nil when it timed out, or when it could not be waited for (reaped
+    /// elsewhere: `ECHILD`).
+    public var status: Int32?
+    /// The deadline passed: the child was killed with SIGKILL and reaped.
+    public var timedOut: Bool
+    /// The first bytes of what the child wrote to its standard error (at most the limit asked for).
+    public var errorOutput: [UInt8]
+    /// How many bytes of the input the child took before it exited, closed its standard input or was killed.
+    public var inputWritten: Int
+}
+
+extension Spawn {
+    /// Starts `executable` (an absolute path, argv as in `start`) with its standard input and standard error
+    /// connected to the caller and standard output on `/dev/null`; for programs fed a document on standard
+    /// input, such as the sendmail interface.
+    ///
+    /// The two channels are `socketpair(2)`s rather than `pipe(2)`s: `socketpair` takes `SOCK_CLOEXEC`
+    /// atomically (`pipe2` is not exported by the Swift Glibc module), so a child that another thread spawns
+    /// at the same moment never inherits the input's write end and holds back the end of file; and `send`
+    /// with `MSG_NOSIGNAL` reports a reader that went away as `EPIPE` instead of raising `SIGPIPE`. The child
+    /// sees ordinary byte streams on descriptors 0 and 2. See `man 2 socketpair`, `man 3 posix_spawn`.
+    @inline(never)
+    public static func startFeeding(
+        _ executable: String,
+        arguments: [String] = [],
+        environment: [String]? = nil
+    ) throws(SpawnError) -> FedChild {
+        let kind = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        var input: [CInt] = [-1, -1]
+        var output: [CInt] = [-1, -1]
+        guard socketpair(AF_UNIX, kind, 0, &input) == 0 else {
+            throw SpawnError(executable: executable, errno: Errno(rawValue: errno))
+        }
+        guard socketpair(AF_UNIX, kind, 0, &output) == 0 else {
+            let code = errno
+            Syscall.close(input[0])
+            Syscall.close(input[1])
+            throw SpawnError(executable: executable, errno: Errno(rawValue: code))
+        }
+        // input[1] and output[1] become the child's 0 and 2 (dup2 clears close-on-exec on the copy); the
+        // originals close at exec. The child only reads its input and only writes its error output.
+        shutdown(input[1], CInt(SHUT_WR))
+        shutdown(output[1], CInt(SHUT_RD))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[1], 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 2)
+        let pid: Int32
+        do {
+            pid = try spawn(executable, arguments: arguments, environment: environment, actions: &actions)
+        } catch {
+            for fd in input + output { Syscall.close(fd) }
+            throw error
+        }
+        Syscall.close(input[1])
+        Syscall.close(output[1])
+        // Our ends: no reading from the input, no writing to the error output, never blocking.
+        shutdown(input[0], CInt(SHUT_RD))
+        shutdown(output[0], CInt(SHUT_WR))
+        _ = fcntl(input[0], F_SETFL, fcntl(input[0], F_GETFL) | O_NONBLOCK)
+        _ = fcntl(output[0], F_SETFL, fcntl(output[0], F_GETFL) | O_NONBLOCK)
+        return FedChild(pid: pid, input: input[0], error: output[0])
+    }
+
+    /// Writes `input` to a child from `startFeeding`, closes its input, collects the first `errorLimit`
+    /// bytes of its error output (the rest is read and dropped, so a chatty child never blocks on a full
+    /// buffer), and waits for it to exit, all within `timeoutMilliseconds`. At the deadline the child is
+    /// killed with SIGKILL and reaped. Closes both descriptors. A child that exits or closes its input
+    /// before taking everything is not an error here: its exit status says what happened.
+    /// Sleeps in `poll(2)` on the two sockets and a pidfd. See `man 2 poll`, `man 2 pidfd_open`.
+    public static func communicate(
+        _ child: FedChild,
+        input: [UInt8],
+        errorLimit: Int,
+        timeoutMilliseconds: Int
+    ) -> Communication {
+        let deadline = Clock.monotonicNanoseconds() + UInt64(max(timeoutMilliseconds, 0)) * 1_000_000
+        let pidfd = Syscall.pidfdOpen(child.pid) ?? -1
+        var inputFD: CInt = child.input
+        var errorFD: CInt = child.error
+        defer {
+            if pidfd >= 0 { Syscall.close(pidfd) }
+            if inputFD >= 0 { Syscall.close(inputFD) }
+            if errorFD >= 0 { Syscall.close(errorFD) }
+        }
+        var result = Communication(status: nil, timedOut: false, errorOutput: [], inputWritten: 0)
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        if input.isEmpty {
+            Syscall.close(inputFD)
+            inputFD = -1
+        }
+        while true {
+            let exited: Bool
+            do {
+                result.status = try poll(child.pid)
+                exited = result.status != nil
+            } catch {
+                exited = true
+            }
+            if exited {
+                // Whatever the child wrote before it exited is already in the socket.
+                if errorFD >= 0 { _ = drain(errorFD, into: &result.errorOutput, limit: errorLimit, scratch: &scratch) }
+                return result
+            }
+            let now = Clock.monotonicNanoseconds()
+            if now >= deadline {
+                _ = kill(child.pid, SIGKILL)
+                _ = try? wait(child.pid)
+                result.timedOut = true
+                if errorFD >= 0 { _ = drain(errorFD, into: &result.errorOutput, limit: errorLimit, scratch: &scratch) }
+                return result
+            }
+            var descriptors = [
+                pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0),
+                pollfd(fd: errorFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+            ]
+            // Without a pidfd (before Linux 5.3) wake every 5 ms to look for the exit.
+            let remaining = CInt(min((deadline - now) / 1_000_000 + 1, UInt64(CInt.max)))
+            _ = Glibc.poll(&descriptors, 3, pidfd >= 0 ? remaining : min(remaining, 5))
+            if inputFD >= 0 && descriptors[0].revents != 0 {
+                let open = feed(inputFD, input, written: &result.inputWritten)
+                if !open || result.inputWritten == input.count {
+                    // End of file for the child (sendmail -oi reads to EOF).
+                    Syscall.close(inputFD)
+                    inputFD = -1
+                }
+            }
+            if errorFD >= 0 && descriptors[1].revents != 0 {
+                if !drain(errorFD, into: &result.errorOutput, limit: errorLimit, scratch: &scratch) {
+                    Syscall.close(errorFD)
+                    errorFD = -1
+                }
+            }
+        }
+    }
+
+    /// Sends what the socket takes of `input[written...]` without blocking; false when the child will
+    /// take no more (it closed its input or exited: `EPIPE`, `ECONNRESET`).
+    private static func feed(_ fd: CInt, _ input: [UInt8], written: inout Int) -> Bool {
+        while written < input.count {
+            let n = input.withUnsafeBytes { bytes -> Int in
+                guard let base = bytes.baseAddress else { return 0 }
+                return send(fd, base + written, bytes.count - written, CInt(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n > 0 {
+                written += n
+                continue
+            }
+            let code = errno
+            if n < 0 && code == EINTR { continue }
+            return n < 0 && (code == EAGAIN || code == EWOULDBLOCK)
+        }
+        return true
+    }
+
+    /// Reads what is waiting on `fd`, keeping at most `limit` bytes in `output`; false at end of file.
+    private static func drain(_ fd: CInt, into output: inout [UInt8], limit: Int, scratch: inout [UInt8]) -> Bool {
+        while true {
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }
+            if n > 0 {
+                let keep = min(n, max(limit - output.count, 0))
+                output.append(contentsOf: scratch[0..<keep])
+                continue
+            }
+            if n == 0 { return false }
+            let code = errno
+            if code == EINTR { continue }
+            return code == EAGAIN || code == EWOULDBLOCK
         }
     }
 }
