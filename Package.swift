@@ -26,11 +26,12 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // Kernel headers, macros as functions, layout asserts; links cap, z, hs, pcre2-8.
+        // Kernel headers, macros as functions, layout asserts; links cap, z, hs, pcre2-8, curl, crypto.
         .target(
             name: "CVigilLinux",
             linkerSettings: [
                 .linkedLibrary("cap"), .linkedLibrary("z"), .linkedLibrary("hs"), .linkedLibrary("pcre2-8"),
+                .linkedLibrary("curl"), .linkedLibrary("crypto"),
             ]
         ),
         // Policy-free syscall wrappers.

@@ -6,6 +6,7 @@
 #include <sys/vfs.h>
 #include <sched.h>
 #include <stdio.h>
+#include <limits.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -188,3 +189,58 @@ int CVigilLinux_deflateInit2(z_streamp stream, int level, int windowBits, int me
 }
 
 int CVigilLinux_o_tmpfile(void) { return O_TMPFILE; }
+
+// libcurl: curl_global_init once per process, and typed setopt/getinfo (see CVigilLinux.h).
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_OK;
+
+static void curl_init_once(void) { curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+CURLcode CVigilLinux_curl_global_init(void) {
+    pthread_once(&curl_once, curl_init_once);
+    return curl_init_result;
+}
+
+CURLcode CVigilLinux_curl_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+CURLcode CVigilLinux_curl_setopt_off(CURL *handle, CURLoption option, int64_t value) {
+    return curl_easy_setopt(handle, option, (curl_off_t)value);
+}
+
+CURLcode CVigilLinux_curl_setopt_ptr(CURL *handle, CURLoption option, const void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+CURLcode CVigilLinux_curl_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+CURLcode CVigilLinux_curl_setopt_write_callback(CURL *handle, CVigilLinux_curl_write_function callback, void *context) {
+    CURLcode result = curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
+    if (result != CURLE_OK) return result;
+    return curl_easy_setopt(handle, CURLOPT_WRITEDATA, context);
+}
+
+CURLcode CVigilLinux_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+CURLcode CVigilLinux_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
+    char *text = NULL;
+    CURLcode result = curl_easy_getinfo(handle, info, &text);
+    *value = text;
+    return result;
+}
+
+int CVigilLinux_hmac_sha256(const void *key, size_t key_length, const void *message, size_t length, uint8_t *out) {
+    if (key_length > INT_MAX) return 0;
+    unsigned int written = 0;
+    // A NULL key with length 0 is an empty key; libcrypto wants a non-NULL pointer for it.
+    static const unsigned char empty = 0;
+    const void *k = key_length > 0 ? key : &empty;
+    const unsigned char *m = length > 0 ? (const unsigned char *)message : &empty;
+    if (HMAC(EVP_sha256(), k, (int)key_length, m, length, out, &written) == NULL) return 0;
+    return written == 32 ? 1 : 0;
+}

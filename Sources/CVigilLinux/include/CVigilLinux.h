@@ -37,6 +37,11 @@
 // the 8-bit `_8` functions only when the width is fixed before the include.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+// libcurl's easy interface for webhook and Alertmanager delivery, and libcrypto's one-shot HMAC for webhook
+// signatures (Debian: libcurl4-openssl-dev, libssl-dev).
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 /// The name that follows a `struct inotify_event` (a flexible array member Swift cannot see).
 /// Returns NULL when `len` is 0 (an event about the watched directory itself). See `man 7 inotify`.
@@ -199,5 +204,51 @@ static inline pcre2_code_8 *CVigilLinux_pcre2_compile(
     const uint8_t *pattern, size_t length, uint32_t options, int *error_code, size_t *error_offset) {
     return pcre2_compile_8(pattern, length, options, error_code, error_offset, (pcre2_compile_context_8 *)0);
 }
+
+// MARK: - libcurl (see `man 3 libcurl-easy`, `man 3 curl_easy_setopt`)
+//
+// `curl_easy_setopt` and `curl_easy_getinfo` are variadic, which Swift cannot call: one typed wrapper per
+// argument type. The option must take that type (curl reads the wrong width otherwise, silently).
+
+/// `curl_global_init(CURL_GLOBAL_DEFAULT)`, once per process through `pthread_once`: curl's global init is
+/// not thread-safe, and `curl_easy_init` would otherwise run it lazily on whichever thread comes first.
+/// Returns its result (the first call's, on every later call).
+CURLcode CVigilLinux_curl_global_init(void);
+
+/// `curl_easy_setopt(handle, option, (long)value)` for options that take a `long` (flags, milliseconds).
+CURLcode CVigilLinux_curl_setopt_long(CURL *handle, CURLoption option, long value);
+
+/// `curl_easy_setopt(handle, option, (curl_off_t)value)` for the `_LARGE` options (`POSTFIELDSIZE_LARGE`).
+CURLcode CVigilLinux_curl_setopt_off(CURL *handle, CURLoption option, int64_t value);
+
+/// `curl_easy_setopt(handle, option, value)` for options that take a pointer curl keeps, not copies
+/// (`POSTFIELDS`, `HTTPHEADER`, `ERRORBUFFER`): it must stay valid until the transfer ends.
+CURLcode CVigilLinux_curl_setopt_ptr(CURL *handle, CURLoption option, const void *value);
+
+/// `curl_easy_setopt(handle, option, value)` for string options curl copies (`URL`, `USERAGENT`,
+/// `PROTOCOLS_STR`).
+CURLcode CVigilLinux_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
+
+/// The body callback, `CURLOPT_WRITEFUNCTION`: returning less than `size * count` aborts the transfer.
+typedef size_t (*CVigilLinux_curl_write_function)(char *data, size_t size, size_t count, void *context);
+
+/// `curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback)` and `CURLOPT_WRITEDATA` = `context`.
+CURLcode CVigilLinux_curl_setopt_write_callback(CURL *handle, CVigilLinux_curl_write_function callback, void *context);
+
+/// `curl_easy_getinfo(handle, info, &long)` (`CURLINFO_RESPONSE_CODE`).
+CURLcode CVigilLinux_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+
+/// `curl_easy_getinfo(handle, info, &char *)` (`CURLINFO_REDIRECT_URL`): the string belongs to the handle and
+/// lives until its next transfer; NULL when there is none.
+CURLcode CVigilLinux_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
+
+/// `CURL_ERROR_SIZE`: the size of the buffer `CURLOPT_ERRORBUFFER` takes (256).
+static inline size_t CVigilLinux_curl_error_size(void) { return CURL_ERROR_SIZE; }
+
+// MARK: - HMAC (see `man 3 HMAC`)
+
+/// `HMAC(EVP_sha256(), key, key_length, message, length, out, &32)`: writes 32 bytes to `out`. Returns 1, or
+/// 0 when libcrypto failed (a key longer than INT_MAX).
+int CVigilLinux_hmac_sha256(const void *key, size_t key_length, const void *message, size_t length, uint8_t *out);
 
 #endif
