@@ -396,6 +396,26 @@ struct SpoolTests {
         #expect(Self.drain(spool) == [2])
     }
 
+    /// Only the canonical segment names count: other files in the directory are left alone.
+    @Test func segmentNamesAreCanonical() throws {
+        #expect(Spool.segmentName(1) == "00000001.spool")
+        #expect(Spool.segmentName(123_456_789) == "123456789.spool")
+        #expect(Spool.segmentNumber("00000042.spool") == 42)
+        #expect(Spool.segmentNumber("123456789.spool") == 123_456_789)
+        for name in ["1.spool", "000000001.spool", "0000000x.spool", ".spool", "00000001.spool~", "cursor"] {
+            #expect(Spool.segmentNumber(name) == nil, "\(name)")
+        }
+        let tree = TempTree("spool")
+        defer { tree.remove() }
+        tree.makeDirectory("spool", mode: 0o700)
+        tree.write("spool/1.spool", "not a segment")
+        let spool = try Spool(directory: tree.path("spool"), limits: .init(maximumBytes: 1 << 20))
+        defer { spool.close() }
+        Self.append(0..<2, to: spool)
+        #expect(Self.drain(spool) == [0, 1])
+        #expect(tree.read("spool/1.spool") == "not a segment")
+    }
+
     @Test func aSymlinkUnderASegmentNameIsRefused() throws {
         let tree = TempTree("spool")
         defer { tree.remove() }

@@ -257,7 +257,9 @@ extension Spool {
         guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
             return nil
         }
-        return UInt64(Substring(digits))
+        // Only the name `segmentName` gives the number: `1.spool` or `000000001.spool` is some other file.
+        guard let number = UInt64(Substring(digits)), segmentName(number) == name else { return nil }
+        return number
     }
 
     /// The 24 bytes of the cursor file for `position`.

@@ -502,7 +502,7 @@ final class Spool: @unchecked Sendable {
             while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") {
                 body = body.dropLast()
             }
-            if body.first == UInt8(ascii: "{") && body.last == UInt8(ascii: "}") {
+            if body.first == UInt8(ascii: "{") && body.last == UInt8(ascii: "}") && !body.contains(UInt8(ascii: "\n")) {
                 writer.string("")  // a placeholder keeps the writer's comma bookkeeping; replaced below
                 writer.bytes.removeLast(2)
                 writer.bytes.append(contentsOf: body)
