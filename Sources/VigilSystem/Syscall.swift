@@ -71,6 +71,53 @@ public enum Syscall {
 }
 
 extension Syscall {
+    /// `pwrite(2)` of the whole buffer at `offset`, looping on short writes (a regular file writes short only
+    /// when it runs out of space, and the next call then reports `ENOSPC`). The file position is untouched.
+    @inline(never)
+    public static func pwriteAll(_ fd: CInt, _ buffer: UnsafeRawBufferPointer, at offset: Int) throws(Errno) {
+        guard let base = buffer.baseAddress else { return }
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.pwrite(fd, base + done, buffer.count - done, off_t(offset + done))
+            if n >= 0 {
+                done += n
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            throw Errno(rawValue: code)
+        }
+    }
+
+    /// `openat(2)` of the single component `name` in `directory`, always with `O_NOFOLLOW | O_CLOEXEC`: a
+    /// symlink under the name is `ELOOP`, never followed. `mode` applies when `flags` has `O_CREAT`.
+    @inline(never)
+    public static func openFile(
+        _ name: String,
+        in directory: CInt,
+        flags: CInt,
+        mode: UInt32 = 0o600
+    ) throws(Errno)
+        -> CInt
+    {
+        let all = flags | O_NOFOLLOW | O_CLOEXEC
+        return try valueOrErrno { name.withCString { Glibc.openat(directory, $0, all, mode_t(mode)) } }
+    }
+
+    /// `fdatasync(2)`: the file's data, and the metadata needed to read it back (its size), reach the disk.
+    @inline(never)
+    public static func fdatasync(_ fd: CInt) throws(Errno) {
+        _ = try valueOrErrno { Glibc.fdatasync(fd) }
+    }
+
+    /// `ftruncate(2)`: cuts (or extends with zeros) the file to `length` bytes.
+    @inline(never)
+    public static func truncate(_ fd: CInt, to length: Int) throws(Errno) {
+        _ = try valueOrErrno { Glibc.ftruncate(fd, off_t(length)) }
+    }
+}
+
+extension Syscall {
     /// `pidfd_open(2)`: a descriptor that polls readable when process `pid` exits; nil where unsupported.
     public static func pidfdOpen(_ pid: Int32) -> CInt? {
         let fd = CVigilLinux_pidfd_open(pid)
