@@ -8,7 +8,8 @@ public enum FileTree {
     /// could not be created (the caller's next open reports why).
     @discardableResult
     public static func makeDirectories(_ path: String, mode: UInt32) -> Bool {
-        var current = ""
+        // A relative path stays relative (`--root sandbox` from the current directory).
+        var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             current += "/" + component
             if mkdir(current, mode_t(mode)) != 0 && errno != EEXIST { return false }
