@@ -8,8 +8,8 @@ import Glibc
 public struct HTTPResponse: Sendable {
     /// The HTTP status code (200, 404, 503 …).
     public var status: Int
-    /// The first 64 KiB of the body (the rest is read, so the connection can be reused, and dropped): enough
-    /// for an error text or an Alertmanager query, and a bound on what a hostile server can make us hold.
+    /// The start of the body, up to the client's `bodyLimit` (64 KiB by default; the rest is read, so the
+    /// connection can be reused, and dropped): a bound on what a hostile server can make us hold.
     public var body: [UInt8]
     /// The `Location` of a 3xx answer, resolved against the request URL (`CURLINFO_REDIRECT_URL`); nil for
     /// other answers. Redirects are never followed: a webhook that moved must be configured at its new URL.
@@ -80,7 +80,7 @@ public final class HTTPClient: @unchecked Sendable {
     private let errorBuffer: UnsafeMutablePointer<CChar>
     /// Where the write callback puts the body; its address is `CURLOPT_WRITEDATA`, so it lives as long as
     /// the handle.
-    private let sink = BodyBuffer()
+    private let sink: BodyBuffer
 
     /// Runs `curl_global_init` once per process (through `pthread_once` in the shim). `init` calls it too;
     /// call it early from the main thread anyway, before threads start, as libcurl advises.
@@ -89,9 +89,11 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// A client whose requests each take at most `timeoutMilliseconds` (connecting included), sending
-    /// `User-Agent: userAgent`.
-    public init(timeoutMilliseconds: Int, userAgent: String = "vigil") {
+    /// `User-Agent: userAgent`, keeping the first `bodyLimit` bytes of each answer (64 KiB: a sink reads
+    /// only a status and an error text; a test reading Alertmanager's whole alert list asks for more).
+    public init(timeoutMilliseconds: Int, userAgent: String = "vigil", bodyLimit: Int = 64 << 10) {
         Self.globalInit()
+        sink = BodyBuffer(limit: max(0, bodyLimit))
         let size = CVigilLinux_curl_error_size()
         errorBuffer = .allocate(capacity: size)
         errorBuffer.initialize(repeating: 0, count: size)
@@ -258,9 +260,11 @@ public final class HTTPClient: @unchecked Sendable {
 /// `CURLOPT_WRITEDATA` for the life of the handle.
 private final class BodyBuffer {
     /// The most bytes kept.
-    static let limit = 64 << 10
+    let limit: Int
     /// The bytes kept so far.
     private(set) var bytes: [UInt8] = []
+
+    init(limit: Int) { self.limit = limit }
 
     /// Empties the buffer for the next request, keeping its storage.
     func reset() {
@@ -269,7 +273,7 @@ private final class BodyBuffer {
 
     /// Keeps as much of `chunk` as fits under `limit`.
     func append(_ chunk: UnsafeRawBufferPointer) {
-        let room = Self.limit - bytes.count
+        let room = limit - bytes.count
         guard room > 0 else { return }
         bytes.append(contentsOf: chunk.prefix(room))
     }
