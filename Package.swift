@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "VigilRules", targets: ["VigilRules"]),
         .library(name: "VigilDaemon", targets: ["VigilDaemon"]),
         .library(name: "VigilHarness", targets: ["VigilHarness"]),
+        .library(name: "VigilReceivers", targets: ["VigilReceivers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -69,10 +70,15 @@ let package = Package(
         // Drives Vigil from outside, as a user would: spawn `vigil run`, wait for READY=1, follow the alert
         // file, build the seed's sandbox. Shared by `vigil demo`, the end-to-end tests and the benchmarks.
         .target(name: "VigilHarness", dependencies: ["VigilSystem"], swiftSettings: strictSettings),
+        // Real receivers for the alert sinks, on 127.0.0.1: an SMTP server (aiosmtpd) with msmtp as its
+        // sendmail, a webhook receiver, Debian's Alertmanager, a syslog socket. For the tests and the
+        // benchmarks; kept out of `vigil` (it uses Foundation).
+        .target(name: "VigilReceivers", dependencies: ["VigilHarness", "VigilSystem"], swiftSettings: strictSettings),
         .target(
             name: "VigilTestSupport",
             dependencies: [
-                "VigilCore", "VigilSystem", "VigilHarness", .product(name: "Logging", package: "swift-log"),
+                "VigilCore", "VigilSystem", "VigilHarness", "VigilReceivers",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -89,20 +95,22 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilSystemTests",
-            dependencies: ["VigilSystem", "VigilCore", "VigilTestSupport"],
+            dependencies: ["VigilSystem", "VigilCore", "VigilTestSupport", "VigilHarness", "VigilReceivers"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "VigilDaemonTests",
             dependencies: [
                 "VigilDaemon", "VigilRules", "VigilCore", "VigilSystem", "VigilTestSupport", "VigilHarness",
-                .product(name: "Logging", package: "swift-log"),
+                "VigilReceivers", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "VigilIntegrationTests",
-            dependencies: ["VigilTestSupport", "VigilSystem", "VigilCore", "VigilHarness", "VigilRules"],
+            dependencies: [
+                "VigilTestSupport", "VigilSystem", "VigilCore", "VigilHarness", "VigilRules", "VigilReceivers",
+            ],
             swiftSettings: strictSettings
         ),
     ]

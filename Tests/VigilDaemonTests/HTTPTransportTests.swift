@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VigilCore
 import VigilHarness
+import VigilReceivers
 import VigilRules
 import VigilSystem
 import VigilTestSupport

@@ -1,5 +1,6 @@
 import Testing
 import VigilHarness
+import VigilReceivers
 import VigilSystem
 import VigilTestSupport
 
