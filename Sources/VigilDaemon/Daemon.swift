@@ -82,7 +82,11 @@ public final class Daemon: @unchecked Sendable {
     private let rotationWatcher: RotationWatcher?
     private let permissionWatcher: PermissionWatcher?
     private let worker: ActionWorker
-    private let sinks: [AlertSink]
+    private let slots: [SinkSlot]
+    private let deliverySinks: [DeliverySink]
+    private let board: NoticeBoard?
+    private var sinkThreads: [ThreadHandle] = []
+    private var boardThread: ThreadHandle?
     private var workerThread: ThreadHandle?
     private var matcherThread: ThreadHandle?
     private var watcherThread: ThreadHandle?
@@ -101,36 +105,54 @@ public final class Daemon: @unchecked Sendable {
         // A file past RLIMIT_FSIZE (a compressed rotation, an alert file) must fail with EFBIG, not kill us.
         SignalFD.ignore(SIGXFSZ)
         let root = RootedPath(root: options.root)
-        var sinks: [AlertSink] = []
-        for spec in options.ruleSet.sinks {
-            switch spec.kind {
-            case .stdout: sinks.append(AlertSink(name: spec.name, target: .standardOutput, logger: logger))
-            case .jsonl(let path):
-                sinks.append(AlertSink(name: spec.name, target: .file(path: root.hostPath(path)), logger: logger))
-            case .syslog, .email, .webhook, .alertmanager:
-                continue  // delivered through a spool by a worker of their own (VigilDaemon/Delivery)
-            }
-        }
-        for (i, file) in options.extraAlertFiles.enumerated() {
-            let name = "--alerts" + (i == 0 ? "" : "#\(i + 1)")
-            sinks.append(
-                AlertSink(name: name, target: file == "-" ? .standardOutput : .file(path: file), logger: logger)
+        let host = HostName.current()
+        let stateDirectory = options.stateDirectory ?? root.hostPath("/var/lib/vigil")
+        let needsState =
+            options.ruleSet.rules.contains { $0.enabled && $0.isLogRule }
+            || options.ruleSet.sinks.contains { !$0.kind.isLocal }
+        if needsState && !FileTree.makeDirectories(stateDirectory, mode: 0o700) {
+            throw DaemonError(
+                "Failed to create the state directory '\(stateDirectory)': \(String(cString: strerror(errno))); create it or pass --state-dir (StateDirectory=vigil in vigil.service)"
             )
         }
-        if sinks.isEmpty {
-            logger.notice("No alert sink is configured in the rules or with --alerts; alerts go to stdout")
-            sinks.append(AlertSink(name: "stdout", target: .standardOutput, logger: logger))
+        let (slots, specs) = try Self.makeSinkSlots(
+            options: options,
+            root: root,
+            host: host,
+            stateDirectory: stateDirectory,
+            logger: logger
+        )
+        self.slots = slots
+        deliverySinks = slots.compactMap { slot in
+            if case .remote(let sink) = slot { return sink }
+            return nil
         }
-        if sinks.count > 64 {
-            throw DaemonError("Failed to start: \(sinks.count) alert sinks configured; at most 64 are supported")
+        let sinkNames = specs.map(\.name)
+        do {
+            board = try NoticeBoard(
+                rules: options.ruleSet.rules.filter(\.enabled),
+                heartbeats: specs.enumerated().compactMap { index, spec in
+                    spec.delivery.heartbeatMilliseconds.map {
+                        NoticeBoard.Heartbeat(
+                            sinkIndex: index,
+                            sinkName: spec.name,
+                            periodNanoseconds: UInt64(max(1, $0)) * 1_000_000
+                        )
+                    }
+                },
+                host: host,
+                logger: logger
+            )
+        } catch {
+            throw DaemonError("Failed to set up the event pipeline: \(error)")
         }
-        for sink in sinks {
-            do { try sink.open() } catch { throw DaemonError(error.description) }
-        }
-        self.sinks = sinks
         do {
             let inotify = try Inotify()
-            worker = try ActionWorker(sinks: sinks, counters: counters, logger: logger)
+            worker = try ActionWorker(slots: slots, host: host, counters: counters, logger: logger)
+            worker.board = board
+            worker.severityMasks = SeverityMasks(minimums: specs.map(\.minimumSeverity))
+            if let board { board.attach(outlet: try worker.makeOutlet(consultsBoard: false)) }
+            for sink in deliverySinks { sink.attach(outlet: try worker.makeOutlet()) }
             let settings = Matcher.Settings(
                 root: root,
                 host: HostName.current(),
@@ -142,7 +164,7 @@ public final class Daemon: @unchecked Sendable {
                 rules: options.ruleSet.rules.filter {
                     $0.enabled && !$0.isProcessRule && !$0.isLogRule && !$0.isPermissionRule && !$0.isRotateRule
                 },
-                sinkNames: sinks.map(\.name),
+                sinkNames: sinkNames,
                 inotify: inotify,
                 outlet: try worker.makeOutlet(),
                 counters: counters,
@@ -157,12 +179,6 @@ public final class Daemon: @unchecked Sendable {
         if logRules.isEmpty {
             logWatcher = nil
         } else {
-            let stateDirectory = options.stateDirectory ?? root.hostPath("/var/lib/vigil")
-            if !FileTree.makeDirectories(stateDirectory, mode: 0o700) {
-                throw DaemonError(
-                    "Failed to create the state directory '\(stateDirectory)': \(String(cString: strerror(errno))); create it or pass --state-dir (StateDirectory=vigil in vigil.service)"
-                )
-            }
             var settings = LogWatcher.Settings(
                 root: root,
                 host: HostName.current(),
@@ -171,15 +187,15 @@ public final class Daemon: @unchecked Sendable {
             settings.lineLimit = max(1024, options.logLineLimit)
             settings.saveIntervalNanoseconds = UInt64(max(1, options.logStateIntervalMilliseconds)) * 1_000_000
             settings.lingerNanoseconds = UInt64(max(0, options.logLingerMilliseconds)) * 1_000_000
-            settings.sinkPaths = sinks.map { sink in
-                if case .file(let path) = sink.target { return path }
+            settings.sinkPaths = slots.map { slot in
+                if case .local(let sink) = slot, case .file(let path) = sink.target { return path }
                 return nil
             }
             do {
                 logWatcher = try LogWatcher(
                     settings: settings,
                     rules: logRules,
-                    sinkNames: sinks.map(\.name),
+                    sinkNames: sinkNames,
                     outlet: try worker.makeOutlet(),
                     counters: counters,
                     logger: logger
@@ -209,7 +225,7 @@ public final class Daemon: @unchecked Sendable {
             rotationWatcher = try RotationWatcher(
                 settings: settings,
                 rules: rotateRules,
-                sinkNames: sinks.map(\.name),
+                sinkNames: sinkNames,
                 outlet: outlet,
                 counters: counters,
                 logger: logger
@@ -230,7 +246,7 @@ public final class Daemon: @unchecked Sendable {
                     watchBudget: options.permissionWatchBudget
                 ),
                 rules: permissionRules,
-                sinkNames: sinks.map(\.name),
+                sinkNames: sinkNames,
                 outlet: outlet,
                 counters: counters,
                 logger: logger
@@ -266,7 +282,7 @@ public final class Daemon: @unchecked Sendable {
             processWatcher = try ProcessWatcher(
                 settings: settings,
                 rules: processRules,
-                sinkNames: sinks.map(\.name),
+                sinkNames: sinkNames,
                 connector: connector,
                 outlet: outlet,
                 counters: counters,
@@ -292,7 +308,7 @@ public final class Daemon: @unchecked Sendable {
             needed.formUnion(capability)
             if !before.permitted.has(capability), let rule {
                 logger.warning(
-                    "\(rule.location): warning: rule '\(rule.id)' needs \(capability.names.joined(separator: ", ")) \(why), which vigil does not hold; add it to AmbientCapabilities= in vigil.service"
+                    "\(rule.location): warning: rule '\(rule.id)' needs \(capability.names.joined(separator: ", ")) \(why), which vigil does not hold; add it to CapabilityBoundingSet= in vigil.service"
                 )
             }
         }
@@ -400,7 +416,18 @@ public final class Daemon: @unchecked Sendable {
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
     /// Names of the alert sinks in use, in order (for the start-up log line).
-    public var sinkDescriptions: [String] { sinks.map { "\($0.name) (\($0.label))" } }
+    public var sinkDescriptions: [String] {
+        slots.map { slot in
+            switch slot {
+            case .local(let sink): "\(sink.name) (\(sink.label))"
+            case .remote(let sink): "\(sink.name) (\(sink.kindName), spool \(sink.spool.directory))"
+            }
+        }
+    }
+
+    /// Makes every writer of a JSON Lines sink reopen its file by name (SIGHUP after an outside rotation;
+    /// renames and deletions in the files' directories are noticed without it).
+    public func reopenAlertFiles() { worker.fileGeneration.bump() }
 
     /// Starts the threads; returns when every watch is placed, every file was judged once, the process table
     /// was built from `/proc` and process events were seen to arrive. Throws (after stopping what started)
@@ -409,6 +436,10 @@ public final class Daemon: @unchecked Sendable {
         let worker = self.worker
         let matcher = self.matcher
         workerThread = Threads.spawn(name: "vigil-action") { worker.run() }
+        for (i, sink) in deliverySinks.enumerated() {
+            sinkThreads.append(Threads.spawn(name: "vigil-sink-\(i)") { sink.run() })
+        }
+        if let board { boardThread = Threads.spawn(name: "vigil-notice") { board.run() } }
         matcherThread = Threads.spawn(name: "vigil-match") { matcher.run() }
         if let watcher = processWatcher {
             watcherThread = Threads.spawn(name: "vigil-proc") { watcher.run() }
@@ -459,8 +490,20 @@ public final class Daemon: @unchecked Sendable {
             permissionWatcher.shutdown.ring()
             Threads.join(permissionThread)
         }
+        // The board summarises its open windows into its outlet before the worker's last drain.
+        if let boardThread, let board {
+            board.shutdown.ring()
+            Threads.join(boardThread)
+            self.boardThread = nil
+        }
         worker.shutdown.ring()
         Threads.join(workerThread)
+        // The remote sinks deliver what the last drain spooled while their receivers answer (briefly);
+        // the rest stays in their spools for the next start.
+        for sink in deliverySinks { sink.shutdown.ring() }
+        for thread in sinkThreads { Threads.join(thread) }
+        sinkThreads = []
+        for sink in deliverySinks { sink.spool.close() }
         worker.closeOutlets()
         self.workerThread = nil
         self.matcherThread = nil
@@ -468,7 +511,7 @@ public final class Daemon: @unchecked Sendable {
         self.logThread = nil
         self.rotationThread = nil
         self.permissionThread = nil
-        for sink in sinks { sink.close() }
+        for sink in worker.sinks { sink.close() }
     }
 }
 

@@ -161,8 +161,9 @@ struct Run: ParsableCommand {
             _ = poll(&pfd, 1, -1)
             while let signal = signals.next() {
                 if signal == SIGHUP {
+                    daemon.reopenAlertFiles()
                     logger.notice(
-                        "SIGHUP received: reloading rules in place is not available in this version; restart vigil to load changed rules"
+                        "SIGHUP received: alert files reopened; reloading rules in place is not available in this version, so restart vigil to load changed rules"
                     )
                     continue
                 }

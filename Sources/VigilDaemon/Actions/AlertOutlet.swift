@@ -1,5 +1,6 @@
 import Synchronization
 import VigilCore
+import VigilRules
 import VigilSystem
 
 /// One producer's end of the path to the sinks: encodes an alert record once into a reused buffer, writes
@@ -31,14 +32,22 @@ final class AlertOutlet {
     /// reached the sinks (the log watcher, before it records an offset as done) compares the two.
     private(set) var pushedFrames: UInt64 = 0
     let consumedFrames = Atomic<UInt64>(0)
+    /// Dedup windows and reminders, for the rules that have them; nil for the board's own outlet.
+    private let board: NoticeBoard?
+    /// Which sinks take which severities (`min_severity:`).
+    private let severityMasks: SeverityMasks
 
     init(
         capacity: Int,
         workerDoorbell: EventFD,
         counters: PipelineCounters,
         direct: [AlertSink?] = [],
-        workerBacklog: SinkBacklog
+        workerBacklog: SinkBacklog,
+        board: NoticeBoard? = nil,
+        severityMasks: SeverityMasks = SeverityMasks()
     ) throws {
+        self.board = board
+        self.severityMasks = severityMasks
         ring = SPSCRing<ActionFrame>(capacity: capacity)
         spaceDoorbell = try EventFD()
         self.workerDoorbell = workerDoorbell
@@ -58,8 +67,10 @@ final class AlertOutlet {
 
     /// Encodes `record` and hands the line to the worker for the sinks in `sinkMask`. `eventTime` is the
     /// monotonic time the causing kernel event was read (0 when none), for the latency counters.
-    func send(_ record: AlertRecord, sinkMask: UInt64, eventTime: UInt64) {
+    func send(_ record: AlertRecord, sinkMask requested: UInt64, eventTime: UInt64) {
+        let sinkMask = requested & severityMasks.sinks(for: record)
         guard sinkMask != 0 else { return }
+        if let board, board.governs(record.rule), !board.admit(record, sinkMask: sinkMask) { return }
         scratch.removeAll(keepingCapacity: true)
         record.encodeJSONLine(into: &scratch)
         counters.alerts.add(1, ordering: .relaxed)
@@ -177,6 +188,38 @@ extension AlertOutlet {
             labels: labels
         )
         send(record, sinkMask: sinkMask, eventTime: eventTime)
+    }
+}
+
+/// Which sinks take alerts of each severity (`min_severity:` of each sink). Vigil's own alerts (kinds
+/// `vigil.*`: events lost, a sink failing, summaries, the heartbeat) go wherever they are sent.
+struct SeverityMasks: Sendable {
+    /// Indexed critical, error, warning, info.
+    private var masks: (UInt64, UInt64, UInt64, UInt64) = (.max, .max, .max, .max)
+
+    init() {}
+
+    /// From each sink's minimum severity, in sink-index order.
+    init(minimums: [Severity]) {
+        var masks: [UInt64] = [0, 0, 0, 0]
+        for (index, minimum) in minimums.enumerated() where index < 64 {
+            for (i, severity) in [Severity.critical, .error, .warning, .info].enumerated() where severity >= minimum {
+                masks[i] |= UInt64(1) << UInt64(index)
+            }
+        }
+        self.masks = (masks[0], masks[1], masks[2], masks[3])
+    }
+
+    /// The sinks `record` may go to: by the first byte of its severity, which tells the four apart.
+    @inline(__always)
+    func sinks(for record: AlertRecord) -> UInt64 {
+        if record.kind.utf8.starts(with: "vigil.".utf8) { return .max }
+        switch record.severity.utf8.first {
+        case UInt8(ascii: "c"): return masks.0
+        case UInt8(ascii: "e"): return masks.1
+        case UInt8(ascii: "w"): return masks.2
+        default: return masks.3
+        }
     }
 }
 

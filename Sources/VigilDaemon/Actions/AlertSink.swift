@@ -23,6 +23,9 @@ final class AlertSink {
     private var backlog: [[UInt8]] = []
     private var lastErrorReported: String?
     private let logger: Logger
+    /// For a file: the rotation counter this writer follows, and its value when the file was opened.
+    private var generation: SinkFileGeneration?
+    private var openedGeneration: UInt64 = 0
 
     init(name: String, target: Target, logger: Logger) {
         self.name = name
@@ -38,12 +41,19 @@ final class AlertSink {
         }
     }
 
+    /// Makes this writer reopen its file by name whenever `generation` moves on (before its next write).
+    func follow(_ generation: SinkFileGeneration) {
+        self.generation = generation
+        openedGeneration = generation.value.load(ordering: .acquiring)
+    }
+
     /// Opens the file (creating it 0640 and its directory 0750 when missing). Throws a one-line error.
     func open() throws(SinkError) {
         switch target {
         case .standardOutput:
             descriptor = STDOUT_FILENO
         case .file(let path):
+            if let generation { openedGeneration = generation.value.load(ordering: .acquiring) }
             Self.makeParentDirectories(of: path)
             let fd = path.withCString { Glibc.open($0, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640) }
             if fd < 0 {
@@ -114,7 +124,27 @@ final class AlertSink {
         return false
     }
 
+    /// Reopens a file whose name now points elsewhere (rotated away, or SIGHUP): the new descriptor first,
+    /// so a failure keeps the old one (alerts then still land in the rotated file, not nowhere).
+    private func reopenIfRotated() {
+        guard let generation, case .file(let path) = target else { return }
+        let current = generation.value.load(ordering: .acquiring)
+        guard current != openedGeneration else { return }
+        let old = descriptor
+        do {
+            try open()
+            if old >= 0 && old != descriptor { Syscall.close(old) }
+        } catch {
+            descriptor = old
+            openedGeneration = current
+            logger.error(
+                "Failed to reopen alert file '\(path)' after it was rotated: \(error); still writing to the old file"
+            )
+        }
+    }
+
     private func tryWrite(_ line: UnsafeRawBufferPointer, report: Bool = true) -> Bool {
+        reopenIfRotated()
         do {
             try Syscall.writeAll(descriptor, line)
             return true

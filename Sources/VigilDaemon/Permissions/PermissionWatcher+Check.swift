@@ -113,7 +113,7 @@ extension PermissionWatcher {
             let fix =
                 error == .readOnlyFileSystem
                 ? "the filesystem is read-only"
-                : "vigil needs CAP_CHOWN and CAP_FOWNER (AmbientCapabilities= in vigil.service)"
+                : "vigil needs CAP_CHOWN and CAP_FOWNER (CapabilityBoundingSet= in vigil.service)"
             return "could not restore: \(error); \(fix)"
         }
         return nil
