@@ -39,6 +39,8 @@ let package = Package(
             name: "vigil-bench",
             dependencies: [
                 .product(name: "VigilHarness", package: "vigil"),
+                .product(name: "VigilReceivers", package: "vigil"),
+                .product(name: "VigilCore", package: "vigil"),
                 .product(name: "VigilSystem", package: "vigil"),
             ],
             path: "Sources/vigil-bench",

@@ -89,6 +89,8 @@ struct Report {
     var permissions: PermissionResults?
     /// The rotation scenario (nil with --no-rotation).
     var rotation: RotationResult?
+    /// The alert delivery scenario (nil with --no-delivery).
+    var delivery: DeliveryResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -251,6 +253,7 @@ struct Report {
         if let logs { out += logs.markdown() }
         if let permissions { out += permissions.markdown() }
         if let rotation { out += rotation.markdown() }
+        if let delivery { out += delivery.markdown(provenance: "Same run.") }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {

@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -107,6 +107,9 @@ var rotationScenario = true
 var rotationOnly = false
 var rotationBytesOverride: Int?
 var rotationKeepCapabilities = false
+var deliveryScenario = true
+var deliveryOnly = false
+var deliveryTrialsOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -150,6 +153,11 @@ while let argument = arguments.next() {
     case "--rotation-bytes":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         rotationBytesOverride = value
+    case "--no-delivery": deliveryScenario = false
+    case "--delivery-only": deliveryOnly = true
+    case "--deliveries":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        deliveryTrialsOverride = value
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -405,6 +413,41 @@ func runRotationScenario() -> RotationResult {
     return result
 }
 
+/// The alert delivery scenario (issue 6): latency to each remote sink, then a burst.
+@MainActor
+func runDeliveryScenario() -> DeliveryResult {
+    let trials = deliveryTrialsOverride ?? (quick ? 20 : 200)
+    let burst = quick ? 1_000 : 10_000
+    print(
+        "delivery: \(trials) alerts one at a time to syslog, e-mail, a webhook and Alertmanager, then a burst of \(burst)…"
+    )
+    let result = DeliveryBench.run(vigil: vigilPath, trials: trials, burst: burst)
+    for sink in DeliveryResult.sinks {
+        let s = LatencySummary(result.latencies[sink, default: []])
+        let burstTime = (result.burstNanoseconds[sink] ?? nil).map { "\(milliseconds($0)) ms" } ?? "–"
+        print(
+            "delivery: \(sink): "
+                + (s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms, \($0.count) samples" }
+                    ?? "no samples")
+                + "; burst of \(result.burst) all delivered after \(burstTime), \(result.burstMissing[sink] ?? 0) missing"
+        )
+    }
+    for failure in result.failures.prefix(5) { print("delivery: \(failure)") }
+    return result
+}
+
+if deliveryOnly {
+    let delivery = runDeliveryScenario()
+    writeOnlyReport(
+        title: "alert delivery only",
+        targets: [],
+        sections: delivery.markdown(provenance: provenance),
+        path: resultsPath
+            ?? benchmarksDirectory + (quick ? "/out/RESULTS-delivery-quick.md" : "/out/RESULTS-delivery.md")
+    )
+    exit(delivery.detectedEverything ? 0 : 1)
+}
+
 if rotationOnly {
     let rotation = runRotationScenario()
     writeOnlyReport(
@@ -487,6 +530,8 @@ if let permissions, !permissions.detectedEverything {
 
 let rotation: RotationResult? = rotationScenario ? runRotationScenario() : nil
 
+let delivery: DeliveryResult? = deliveryScenario ? runDeliveryScenario() : nil
+
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
 if idle.failures.isEmpty {
@@ -520,7 +565,8 @@ let report = Report(
     throughput: throughput,
     logs: logs,
     permissions: permissions,
-    rotation: rotation
+    rotation: rotation,
+    delivery: delivery
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -544,6 +590,6 @@ let detectionFailed =
     || !(processDeath?.detectedEverything ?? true) || !(burst?.detectedEverything ?? true)
     || !(throughput?.detectedEverything ?? true)
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
-    || !(rotation?.detectedEverything ?? true)
+    || !(rotation?.detectedEverything ?? true) || !(delivery?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)

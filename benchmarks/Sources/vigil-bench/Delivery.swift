@@ -1,0 +1,291 @@
+import Foundation
+import VigilCore
+import VigilHarness
+import VigilReceivers
+import VigilSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Alert delivery (issue 6): an appended log line → the alert at each remote receiver, on 127.0.0.1, with
+/// `vigil run` (release) feeding every kind of sink at once:
+/// - syslog: RFC 5424 datagrams to a socket this harness reads (the arrival is when its `poll` returns);
+/// - e-mail: `/usr/sbin/sendmail` (inside the sandbox root) → Debian's msmtp → an aiosmtpd server, which
+///   stamps each message when it has it whole;
+/// - webhook: a Python HTTP server, which stamps each request when it has read it whole;
+/// - Alertmanager: Debian's prometheus-alertmanager; the arrival is the alert's `updatedAt` (milliseconds).
+/// Trials are sequential (one alert in flight), so each figure is one alert's path, not a queue's. Then a
+/// burst: `burst` alerts appended at once, and the time until each receiver has every one, checked by id.
+struct DeliveryResult {
+    /// Latency samples per sink, nanoseconds.
+    var latencies: [String: [UInt64]] = [:]
+    var trials = 0
+    /// Burst: alerts, and per sink the time until the last one arrived (nil: not all arrived).
+    var burst = 0
+    var burstNanoseconds: [String: UInt64?] = [:]
+    var burstMissing: [String: Int] = [:]
+    var failures: [String] = []
+
+    static let sinks = ["syslog", "email", "webhook", "alertmanager"]
+
+    var detectedEverything: Bool {
+        failures.isEmpty && Self.sinks.allSatisfy { latencies[$0, default: []].count == trials }
+            && burstMissing.values.allSatisfy { $0 == 0 }
+    }
+}
+
+enum DeliveryBench {
+    static let rule = """
+        - rule: job-failed
+          severity: error
+          log: /var/log/jobs.log
+          match: 'ERROR job=(?<job>[0-9]+) failed'
+          from: start
+          message: "job {job} failed"
+
+        """
+
+    static func run(vigil: String, trials: Int, burst: Int) -> DeliveryResult {
+        var result = DeliveryResult()
+        let base = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/vigil-bench-delivery-\(getpid())"
+        let root = base + "/root"
+        defer { FileTree.remove(base) }
+        for directory in ["/smtp", "/hook", "/am", "/root/var/log", "/root/run", "/root/usr/sbin", "/rules"] {
+            FileTree.makeDirectories(base + directory, mode: 0o755)
+        }
+        let smtp = SMTPServer()
+        let webhook = WebhookReceiver()
+        let alertmanager = AlertmanagerServer()
+        defer {
+            smtp.stop()
+            webhook.stop()
+            alertmanager.stop()
+        }
+        let syslog: SyslogReceiver
+        do {
+            try smtp.start(directory: base + "/smtp")
+            try webhook.start(directory: base + "/hook")
+            try alertmanager.start(directory: base + "/am")
+            syslog = try SyslogReceiver(path: root + "/run/syslog.sock")
+            let msmtp = try MSMTP.sendmailArgv(directory: base + "/smtp", port: smtp.port)
+            let wrapper = "#!/bin/sh\nexec " + msmtp.prefix(3).map { "'\($0)'" }.joined(separator: " ") + " \"$@\"\n"
+            try wrapper.write(toFile: root + "/usr/sbin/sendmail", atomically: true, encoding: .utf8)
+            chmod(root + "/usr/sbin/sendmail", 0o755)
+            let rules = """
+                - sink: syslog
+                  type: syslog
+                  socket: /run/syslog.sock
+                  retry: { initial: 10ms, max: 200ms }
+                - sink: mail
+                  type: email
+                  to: sre-team@cloudcrest.example
+                  retry: { initial: 100ms, max: 1s }
+                - sink: hook
+                  type: webhook
+                  url: \(webhook.url)/vigil
+                  retry: { initial: 50ms, max: 500ms }
+                - sink: am
+                  type: alertmanager
+                  url: \(alertmanager.url)
+                  retry: { initial: 50ms, max: 500ms }
+
+                """ + rule
+            try rules.write(toFile: base + "/rules/delivery.yaml", atomically: true, encoding: .utf8)
+            try "".write(toFile: root + "/var/log/jobs.log", atomically: false, encoding: .utf8)
+        } catch {
+            result.failures.append("setting up the receivers: \(error)")
+            return result
+        }
+        defer { syslog.close() }
+        let daemon: DaemonProcess
+        do {
+            daemon = try DaemonProcess(
+                executable: vigil,
+                arguments: ["--rules", base + "/rules", "--root", root, "--no-process-rules"],
+                workDirectory: base
+            )
+        } catch {
+            result.failures.append("starting vigil: \(error)")
+            return result
+        }
+        defer { daemon.stop() }
+        let log = open(root + "/var/log/jobs.log", O_WRONLY | O_APPEND | O_CLOEXEC)
+        defer { close(log) }
+
+        // Sequential trials: one alert in flight; each sink's arrival minus the write's time.
+        result.trials = trials
+        for trial in 0..<trials {
+            let message = "job \(trial) failed"
+            let written = realtimeNanoseconds()
+            appendLine(log, "2026-11-27 10:00:00 worker ERROR job=\(trial) failed: upstream timeout\n")
+            // syslog first: it is the fastest, and this thread's poll is its receiver.
+            var syslogAt: Int64?
+            let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
+            var seen = syslog.datagrams().count
+            while syslogAt == nil && Clock.monotonicNanoseconds() < deadline {
+                _ = syslog.waitForDatagrams(count: seen + 1, timeoutSeconds: 1)
+                let now = realtimeNanoseconds()
+                let all = syslog.datagrams()
+                if all.dropFirst(seen).contains(where: { $0.hasSuffix(message) }) { syslogAt = now }
+                seen = all.count
+            }
+            let webhookAt = waitFor(deadline) {
+                webhook.requests().last { $0.body.contains("\"message\":\"\(message)\"") }?.receivedNanoseconds
+            }
+            let mailAt = waitFor(deadline) {
+                smtp.messages().last { $0.body.contains(message) }?.receivedNanoseconds
+            }
+            let amAt = waitFor(deadline) { () -> Int64? in
+                guard let alerts = try? alertmanager.alerts() else { return nil }
+                for alert in alerts {
+                    guard let annotations = alert["annotations"] as? [String: Any],
+                        annotations["summary"] as? String == message,
+                        let updated = alert["updatedAt"] as? String,
+                        let time = RFC3339.parse(updated)
+                    else { continue }
+                    return time.seconds * 1_000_000_000 + Int64(time.nanoseconds)
+                }
+                return nil
+            }
+            for (sink, at) in [("syslog", syslogAt), ("email", mailAt), ("webhook", webhookAt), ("alertmanager", amAt)]
+            {
+                guard let at else {
+                    result.failures.append("trial \(trial): no alert at \(sink) within 10 s")
+                    continue
+                }
+                // Alertmanager stamps milliseconds: a sub-millisecond arrival can read as before the write.
+                result.latencies[sink, default: []].append(UInt64(max(0, at - written)))
+            }
+        }
+
+        // The burst: every alert appended at once; when has each receiver every one of them?
+        guard burst > 0 else { return result }
+        result.burst = burst
+        let first = trials
+        var text = ""
+        for job in first..<(first + burst) {
+            text += "2026-11-27 10:00:00 worker ERROR job=\(job) failed: upstream timeout\n"
+        }
+        let start = realtimeNanoseconds()
+        appendLine(log, text)
+        let wanted = Set((first..<(first + burst)).map { "job \($0) failed" })
+        let deadline = Clock.monotonicNanoseconds() + 300_000_000_000
+        var pending: [String: Set<String>] = Dictionary(uniqueKeysWithValues: DeliveryResult.sinks.map { ($0, wanted) })
+        var round = 0
+        while !pending.values.allSatisfy(\.isEmpty) && Clock.monotonicNanoseconds() < deadline {
+            // Every 20 ms for the syslog socket (this thread is its reader); the others, whose receivers
+            // stamp their own arrival times, every 100 ms; Alertmanager's whole list every 200 ms.
+            _ = syslog.waitForDatagrams(count: Int.max, timeoutSeconds: 0.02)
+            round += 1
+            let now = realtimeNanoseconds()
+            if !pending["syslog", default: []].isEmpty {
+                for datagram in syslog.datagrams() {
+                    guard let range = datagram.range(of: "] ") else { continue }
+                    pending["syslog"]?.remove(String(datagram[range.upperBound...]))
+                }
+                if pending["syslog"]!.isEmpty { result.burstNanoseconds["syslog"] = UInt64(now - start) }
+            }
+            if round % 5 != 0 { continue }
+            if !pending["webhook", default: []].isEmpty {
+                let requests = webhook.requests()
+                for request in requests {
+                    if let value = JSONField.string(request.body, "message") { pending["webhook"]?.remove(value) }
+                }
+                if pending["webhook"]!.isEmpty {
+                    result.burstNanoseconds["webhook"] = UInt64(
+                        max(0, (requests.map(\.receivedNanoseconds).max() ?? now) - start)
+                    )
+                }
+            }
+            if !pending["email", default: []].isEmpty {
+                let messages = smtp.messages()
+                for message in messages {
+                    for line in message.body.split(separator: "\n") where line.hasPrefix("job ") {
+                        pending["email"]?.remove(String(line))
+                    }
+                }
+                if pending["email"]!.isEmpty {
+                    result.burstNanoseconds["email"] = UInt64(
+                        max(0, (messages.map(\.receivedNanoseconds).max() ?? now) - start)
+                    )
+                }
+            }
+            if round % 10 == 0, !pending["alertmanager", default: []].isEmpty, let alerts = try? alertmanager.alerts() {
+                for alert in alerts {
+                    if let summary = (alert["annotations"] as? [String: Any])?["summary"] as? String {
+                        pending["alertmanager"]?.remove(summary)
+                    }
+                }
+                if pending["alertmanager"]!.isEmpty { result.burstNanoseconds["alertmanager"] = UInt64(now - start) }
+            }
+        }
+        for (sink, left) in pending {
+            result.burstMissing[sink] = left.count
+            if !left.isEmpty { result.burstNanoseconds[sink] = .some(nil) }
+        }
+        return result
+    }
+
+    /// Polls `probe` (every 2 ms) until it gives a value or `deadline` (monotonic) passes.
+    static func waitFor(_ deadline: UInt64, _ probe: () -> Int64?) -> Int64? {
+        while Clock.monotonicNanoseconds() < deadline {
+            if let value = probe() { return value }
+            _ = poll(nil, 0, 2)
+        }
+        return nil
+    }
+
+    static func realtimeNanoseconds() -> Int64 {
+        let now = Clock.realtime()
+        return now.seconds * 1_000_000_000 + Int64(now.nanoseconds)
+    }
+}
+
+extension DeliveryResult {
+    /// The figures as Markdown, for RESULTS.md.
+    func markdown(provenance: String) -> [String] {
+        var lines = [
+            "## Alert delivery (issue 6)\n",
+            provenance + "\n",
+            "An appended log line → the alert at each receiver on 127.0.0.1, one alert in flight, \(trials) trials; "
+                + "`vigil run` feeds all four remote sinks at once (and its JSON Lines file). E-mail goes through "
+                + "`/usr/sbin/sendmail` → Debian's msmtp → aiosmtpd; the webhook receiver is Python's http.server; "
+                + "Alertmanager is Debian's 0.25 (its `updatedAt` has millisecond resolution).\n",
+            "| sink | p50 | p99 | max | samples |", "|---|---|---|---|---|",
+        ]
+        for sink in Self.sinks {
+            let samples = latencies[sink, default: []]
+            if let s = LatencySummary(samples) {
+                lines.append(
+                    "| \(sink) | \(milliseconds(s.p50)) ms | \(milliseconds(s.p99)) ms | \(milliseconds(s.max)) ms | \(s.count) |"
+                )
+            } else {
+                lines.append("| \(sink) | – | – | – | 0 |")
+            }
+        }
+        if burst > 0 {
+            lines.append("")
+            lines.append(
+                "A burst of \(burst) alerts appended at once: the time until each receiver had every one (checked by message).\n"
+            )
+            lines.append("| sink | all delivered after | alerts/s | missing |")
+            lines.append("|---|---|---|---|")
+            for sink in Self.sinks {
+                let missing = burstMissing[sink] ?? 0
+                if let elapsed = burstNanoseconds[sink] ?? nil, elapsed > 0 {
+                    let rate = Double(burst) / (Double(elapsed) / 1e9)
+                    lines.append("| \(sink) | \(milliseconds(elapsed)) ms | \(Int(rate.rounded())) | \(missing) |")
+                } else {
+                    lines.append("| \(sink) | – | – | \(missing) |")
+                }
+            }
+        }
+        if !failures.isEmpty {
+            lines.append("")
+            lines.append("Problems: " + failures.prefix(5).joined(separator: "; "))
+        }
+        lines.append("")
+        return lines
+    }
+}
