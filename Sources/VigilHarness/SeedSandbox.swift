@@ -10,6 +10,9 @@ import Glibc
 public struct SeedSandbox: Sendable {
     /// Host path of the sandbox root (stands for `/`).
     public let root: String
+    /// The sandbox's `/dev/log`, read by this process as the journal would read the host's: the shipped
+    /// rules send every alert there (RFC 5424).
+    public let journal: SyslogReceiver
 
     /// The seed's config after Fatima's fix.
     public static let fixedConfig = """
@@ -40,6 +43,8 @@ public struct SeedSandbox: Sendable {
             throw HarnessError("Failed to create a sandbox under '\(base)': errno \(errno)")
         }
         root = String(cString: made)
+        FileTree.makeDirectories(root + "/dev", mode: 0o755)
+        journal = try SyslogReceiver(path: root + "/dev/log")
         for (dir, mode) in [
             ("/etc/analytics", 0o755), ("/var/log/analytics", 0o750), ("/var/log/analytics/unified", 0o750),
             ("/var/log/analytics/reports", 0o750), ("/var/log/analytics/alerts", 0o700), ("/var/log/archive", 0o750),
@@ -48,6 +53,7 @@ public struct SeedSandbox: Sendable {
             try makeDirectories(dir, mode: UInt32(mode))
         }
         try write(Self.configPath, Self.fixedConfig)
+        try installDeliveryStandIns()
         try write("/etc/passwd", Self.passwd)
         try write("/etc/group", Self.group)
         // The seed's hardening: `chown -R analytics:log-readers /var/log/analytics` and an archive directory
@@ -172,6 +178,27 @@ public struct SeedSandbox: Sendable {
         }
     }
 
+    /// The mailbox the sandbox's stand-in sendmail delivers to (the shipped rules mail sre-team).
+    public static let mailbox = "/var/mail/sre-team"
+
+    /// Stand-ins for the host's alert receivers, as the shipped rules' sinks expect them: `/usr/sbin/sendmail`
+    /// (a script that takes `-t -oi` and appends the message to `mailbox`, as a local MTA would) and the
+    /// `/dev` directory where the caller binds its syslog socket (`/dev/log`).
+    public func installDeliveryStandIns() throws(HarnessError) {
+        try makeDirectories("/usr/sbin")
+        try makeDirectories("/var/mail")
+        try makeDirectories("/dev")
+        let script = """
+            #!/bin/sh
+            # Stand-in sendmail (Vigil's sandbox of the seed's server): takes the message on standard input,
+            # as `sendmail -t -oi` does, and appends it to the sandbox's mailbox in mbox form.
+            mailbox="$(dirname "$0")/../..\(Self.mailbox)"
+            { echo "From vigil $(date)"; cat; echo; } >> "$mailbox"
+
+            """
+        try FileSaves.inPlace(hostPath("/usr/sbin/sendmail"), script, mode: 0o755)
+    }
+
     /// Starts one stand-in service (the way its init script does) and returns its process.
     public func startService(_ name: String) throws(HarnessError) -> ChildProcess {
         guard let service = Self.services.first(where: { $0.name == name }) else {
@@ -191,6 +218,7 @@ public struct SeedSandbox: Sendable {
 
     /// Removes the sandbox (`rm -rf`, never following symlinks).
     public func remove() {
+        journal.close()
         FileTree.remove(root)
     }
 }

@@ -58,6 +58,7 @@ struct Demo: ParsableCommand {
             throw ExitCode(1)
         }
         defer { sandbox.stopServiceStandIns() }
+
         // Ctrl-C (or SIGTERM) must not leave a daemon and four stand-ins running: a thread waits for the
         // signal and cleans up.
         Self.cleanUpOnSignal(sandbox: sandbox, keep: keep)
@@ -231,6 +232,7 @@ struct Demo: ParsableCommand {
         printLine(
             "\n\(latencies.count + 1) reactions (the rotation untimed), change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
         )
+        showDeliveries(sandbox, journal: sandbox.journal)
         printLine(
             "The daemon stopped cleanly on SIGTERM. \(keep ? "Sandbox kept at \(sandbox.root)" : "Sandbox removed.")"
         )
@@ -256,6 +258,24 @@ struct Demo: ParsableCommand {
             }.joined()
         )
     }()
+
+    /// What reached the other sinks of the shipped rules: RFC 5424 records on the sandbox's /dev/log, and
+    /// the messages its stand-in sendmail took for sre-team (errors and criticals only, `min_severity`).
+    private func showDeliveries(_ sandbox: SeedSandbox, journal: SyslogReceiver) {
+        let records = journal.datagrams()
+        let mail = ProcFile.readText(sandbox.hostPath(SeedSandbox.mailbox), limit: 16 << 20) ?? ""
+        var messages = 0
+        var alerts = 0
+        var subject = ""
+        for line in mail.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("From vigil ") { messages += 1 }
+            if line.hasPrefix("id: ") { alerts += 1 }
+            if subject.isEmpty && line.hasPrefix("Subject: ") { subject = String(line.dropFirst(9)) }
+        }
+        printLine(
+            "Delivered as well: \(records.count) RFC 5424 records to /dev/log (the journal's socket), and \(alerts) alerts in \(messages) e-mail\(messages == 1 ? "" : "s") to sre-team through sendmail (errors and criticals), the first titled '\(subject)'"
+        )
+    }
 
     /// Lists the archive directory after the rotation and tests each compressed file with `gzip -t` (where
     /// gzip is installed). False when there is no compressed rotation or one is corrupt.

@@ -181,6 +181,8 @@ extension ProcessWatcher {
         if let entry, entry.pid != 0 {
             labels["pid"] = String(entry.pid)
             labels["process"] = entry.name
+            // The executable too, as rules name it (inside --root), for dedup keys and receivers that group.
+            if !entry.executable.isEmpty { labels["exe"] = Self.serverPath(entry.executable, root: settings.root) }
             if entry.realUser != .max { labels["user"] = displayUsers.userName(entry.realUser) }
             if let unit = entry.unit { labels["unit"] = unit }
         }
