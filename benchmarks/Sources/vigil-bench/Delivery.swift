@@ -20,6 +20,8 @@ import Glibc
 struct DeliveryResult {
     /// Latency samples per sink, nanoseconds.
     var latencies: [String: [UInt64]] = [:]
+    /// The one-shot peers (a command spawned per alert, as the seed's `mail -s` is): samples per sink.
+    var peerLatencies: [String: [UInt64]] = [:]
     var trials = 0
     /// Burst: alerts, and per sink the time until the last one arrived (nil: not all arrived).
     var burst = 0
@@ -102,7 +104,10 @@ enum DeliveryBench {
         do {
             daemon = try DaemonProcess(
                 executable: vigil,
-                arguments: ["--rules", base + "/rules", "--root", root, "--no-process-rules"],
+                arguments: [
+                    "--rules", base + "/rules", "--root", root, "--no-process-rules", "--alerts",
+                    base + "/alerts.jsonl",
+                ],
                 workDirectory: base
             )
         } catch {
@@ -117,12 +122,13 @@ enum DeliveryBench {
         result.trials = trials
         for trial in 0..<trials {
             let message = "job \(trial) failed"
+            // Counted before the write: a datagram can arrive before this thread looks again.
+            var seen = syslog.datagrams().count
             let written = realtimeNanoseconds()
             appendLine(log, "2026-11-27 10:00:00 worker ERROR job=\(trial) failed: upstream timeout\n")
             // syslog first: it is the fastest, and this thread's poll is its receiver.
             var syslogAt: Int64?
             let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
-            var seen = syslog.datagrams().count
             while syslogAt == nil && Clock.monotonicNanoseconds() < deadline {
                 _ = syslog.waitForDatagrams(count: seen + 1, timeoutSeconds: 1)
                 let now = realtimeNanoseconds()
@@ -130,34 +136,40 @@ enum DeliveryBench {
                 if all.dropFirst(seen).contains(where: { $0.hasSuffix(message) }) { syslogAt = now }
                 seen = all.count
             }
-            let webhookAt = waitFor(deadline) {
+            // Each receiver gets its own 10 s.
+            let later = { Clock.monotonicNanoseconds() + 10_000_000_000 }
+            let webhookAt = waitFor(later()) {
                 webhook.requests().last { $0.body.contains("\"message\":\"\(message)\"") }?.receivedNanoseconds
             }
-            let mailAt = waitFor(deadline) {
+            let mailAt = waitFor(later()) {
                 smtp.messages().last { $0.body.contains(message) }?.receivedNanoseconds
             }
-            let amAt = waitFor(deadline) { () -> Int64? in
-                guard let alerts = try? alertmanager.alerts() else { return nil }
-                for alert in alerts {
-                    guard let annotations = alert["annotations"] as? [String: Any],
-                        annotations["summary"] as? String == message,
-                        let updated = alert["updatedAt"] as? String,
-                        let time = RFC3339.parse(updated)
-                    else { continue }
-                    return time.seconds * 1_000_000_000 + Int64(time.nanoseconds)
-                }
-                return nil
-            }
+            let amAt = waitFor(later()) { updatedAt(alertmanager, summary: message) }
             for (sink, at) in [("syslog", syslogAt), ("email", mailAt), ("webhook", webhookAt), ("alertmanager", amAt)]
             {
                 guard let at else {
-                    result.failures.append("trial \(trial): no alert at \(sink) within 10 s")
+                    result.failures.append(
+                        "trial \(trial): no alert at \(sink) within 10 s"
+                            + (result.failures.isEmpty
+                                ? "; in the JSON Lines file: \((ProcFile.readText(base + "/alerts.jsonl", limit: 64 << 20) ?? "").contains("\"job \(trial) failed\"")); vigil's log: \(daemon.log().suffix(1500))"
+                                : "")
+                    )
                     continue
                 }
                 // Alertmanager stamps milliseconds: a sub-millisecond arrival can read as before the write.
                 result.latencies[sink, default: []].append(UInt64(max(0, at - written)))
             }
         }
+
+        runPeers(
+            trials: max(1, trials / 2),
+            root: root,
+            syslog: syslog,
+            smtp: smtp,
+            webhook: webhook,
+            alertmanager: alertmanager,
+            into: &result
+        )
 
         // The burst: every alert appended at once; when has each receiver every one of them?
         guard burst > 0 else { return result }
@@ -173,6 +185,7 @@ enum DeliveryBench {
         let deadline = Clock.monotonicNanoseconds() + 300_000_000_000
         var pending: [String: Set<String>] = Dictionary(uniqueKeysWithValues: DeliveryResult.sinks.map { ($0, wanted) })
         var round = 0
+        var syslogRead = syslog.datagrams().count
         while !pending.values.allSatisfy(\.isEmpty) && Clock.monotonicNanoseconds() < deadline {
             // Every 20 ms for the syslog socket (this thread is its reader); the others, whose receivers
             // stamp their own arrival times, every 100 ms; Alertmanager's whole list every 200 ms.
@@ -180,10 +193,12 @@ enum DeliveryBench {
             round += 1
             let now = realtimeNanoseconds()
             if !pending["syslog", default: []].isEmpty {
-                for datagram in syslog.datagrams() {
+                let all = syslog.datagrams()
+                for datagram in all[min(syslogRead, all.count)...] {
                     guard let range = datagram.range(of: "] ") else { continue }
                     pending["syslog"]?.remove(String(datagram[range.upperBound...]))
                 }
+                syslogRead = all.count
                 if pending["syslog"]!.isEmpty { result.burstNanoseconds["syslog"] = UInt64(now - start) }
             }
             if round % 5 != 0 { continue }
@@ -227,11 +242,116 @@ enum DeliveryBench {
         return result
     }
 
-    /// Polls `probe` (every 2 ms) until it gives a value or `deadline` (monotonic) passes.
+    /// The peers: what a script does per alert, one command spawned each time, to the same receivers:
+    /// `logger --rfc5424 -u SOCKET`, the sandbox's `sendmail -t -oi` (what `mail -s` runs), `curl -X POST`
+    /// of a JSON body to the webhook and to Alertmanager's `/api/v2/alerts`. Timed from just before the
+    /// spawn to the receiver's arrival, like vigil's figures from the log write.
+    static func runPeers(
+        trials: Int,
+        root: String,
+        syslog: SyslogReceiver,
+        smtp: SMTPServer,
+        webhook: WebhookReceiver,
+        alertmanager: AlertmanagerServer,
+        into result: inout DeliveryResult
+    ) {
+        let socket = root + "/run/syslog.sock"
+        for trial in 0..<trials {
+            let message = "peer \(trial) failed"
+            let deadline = { Clock.monotonicNanoseconds() + 10_000_000_000 }
+            // syslog
+            var seen = syslog.datagrams().count
+            var start = realtimeNanoseconds()
+            spawnQuietly("/usr/bin/logger", ["--rfc5424", "-u", socket, "-p", "daemon.err", "-t", "vigil", message])
+            var arrival: Int64?
+            let syslogDeadline = deadline()
+            while arrival == nil && Clock.monotonicNanoseconds() < syslogDeadline {
+                _ = syslog.waitForDatagrams(count: seen + 1, timeoutSeconds: 1)
+                let now = realtimeNanoseconds()
+                let all = syslog.datagrams()
+                if all.dropFirst(seen).contains(where: { $0.hasSuffix(message) }) { arrival = now }
+                seen = all.count
+            }
+            record("syslog", start, arrival, &result)
+            // e-mail: the message on sendmail's standard input, as `mail -s` hands it over
+            start = realtimeNanoseconds()
+            let mail = Array(
+                "To: sre-team@cloudcrest.example\nSubject: CloudCrest Alert: \(message)\n\n\(message)\n".utf8
+            )
+            if let child = try? Spawn.startFeeding(root + "/usr/sbin/sendmail", arguments: ["-t", "-oi"]) {
+                _ = Spawn.communicate(child, input: mail, errorLimit: 300, timeoutMilliseconds: 10_000)
+            }
+            record(
+                "email",
+                start,
+                waitFor(deadline()) { smtp.messages().last { $0.body.contains(message) }?.receivedNanoseconds },
+                &result
+            )
+            // webhook
+            start = realtimeNanoseconds()
+            spawnQuietly(
+                "/usr/bin/curl",
+                [
+                    "-s", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                    "{\"message\":\"\(message)\"}", webhook.url + "/peer",
+                ]
+            )
+            record(
+                "webhook",
+                start,
+                waitFor(deadline()) {
+                    webhook.requests().last { $0.body.contains("\"message\":\"\(message)\"") }?.receivedNanoseconds
+                },
+                &result
+            )
+            // Alertmanager
+            start = realtimeNanoseconds()
+            spawnQuietly(
+                "/usr/bin/curl",
+                [
+                    "-s", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                    "[{\"labels\":{\"alertname\":\"peer\",\"n\":\"\(trial)\"},\"annotations\":{\"summary\":\"\(message)\"}}]",
+                    alertmanager.url + "/api/v2/alerts",
+                ]
+            )
+            record("alertmanager", start, waitFor(deadline()) { updatedAt(alertmanager, summary: message) }, &result)
+        }
+    }
+
+    static func record(_ sink: String, _ start: Int64, _ arrival: Int64?, _ result: inout DeliveryResult) {
+        guard let arrival else {
+            result.failures.append("peer for \(sink): nothing arrived within 10 s")
+            return
+        }
+        result.peerLatencies[sink, default: []].append(UInt64(max(0, arrival - start)))
+    }
+
+    /// Runs a peer command to its end, output discarded.
+    static func spawnQuietly(_ program: String, _ arguments: [String]) {
+        guard let pid = try? Spawn.start(program, arguments: arguments, streams: .null) else { return }
+        _ = try? Spawn.wait(pid)
+    }
+
+    /// Alertmanager's `updatedAt` of the alert whose summary is `summary`, as Unix nanoseconds.
+    static func updatedAt(_ server: AlertmanagerServer, summary: String) -> Int64? {
+        guard let alerts = try? server.alerts() else { return nil }
+        for alert in alerts {
+            guard let annotations = alert["annotations"] as? [String: Any],
+                annotations["summary"] as? String == summary,
+                let updated = alert["updatedAt"] as? String,
+                let time = RFC3339.parse(updated)
+            else { continue }
+            return time.seconds * 1_000_000_000 + Int64(time.nanoseconds)
+        }
+        return nil
+    }
+
+    /// Polls `probe` (every 20 ms: the receivers stamp their own arrival times, so polling faster would only
+    /// load the machine) until it gives a value or `deadline` (monotonic) passes.
     static func waitFor(_ deadline: UInt64, _ probe: () -> Int64?) -> Int64? {
         while Clock.monotonicNanoseconds() < deadline {
             if let value = probe() { return value }
-            _ = poll(nil, 0, 2)
+            _ = poll(nil, 0, 20)
         }
         return nil
     }
@@ -252,17 +372,25 @@ extension DeliveryResult {
                 + "`vigil run` feeds all four remote sinks at once (and its JSON Lines file). E-mail goes through "
                 + "`/usr/sbin/sendmail` → Debian's msmtp → aiosmtpd; the webhook receiver is Python's http.server; "
                 + "Alertmanager is Debian's 0.25 (its `updatedAt` has millisecond resolution).\n",
-            "| sink | p50 | p99 | max | samples |", "|---|---|---|---|---|",
+            "The peer is what a cron script does per alert, one command spawned each time, to the same receiver in "
+                + "the same run: `logger --rfc5424 -u SOCKET`, `sendmail -t -oi` with the message on its input (what "
+                + "`mail -s` runs), `curl -X POST` of a JSON body; timed from just before the spawn. Vigil's time "
+                + "includes reading and matching the log line.\n",
+            "| sink | vigil p50 | vigil p99 | peer | peer p50 | peer p99 | p50 ratio (vigil ÷ peer) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        let peerNames = [
+            "syslog": "`logger --rfc5424`", "email": "`sendmail -t -oi`", "webhook": "`curl -X POST`",
+            "alertmanager": "`curl -X POST /api/v2/alerts`",
         ]
         for sink in Self.sinks {
-            let samples = latencies[sink, default: []]
-            if let s = LatencySummary(samples) {
-                lines.append(
-                    "| \(sink) | \(milliseconds(s.p50)) ms | \(milliseconds(s.p99)) ms | \(milliseconds(s.max)) ms | \(s.count) |"
-                )
-            } else {
-                lines.append("| \(sink) | – | – | – | 0 |")
-            }
+            let mine = LatencySummary(latencies[sink, default: []])
+            let theirs = LatencySummary(peerLatencies[sink, default: []])
+            let ratioText =
+                (mine != nil && theirs != nil && theirs!.p50 > 0) ? ratio(Double(mine!.p50), Double(theirs!.p50)) : "–"
+            lines.append(
+                "| \(sink) | \(mine.map { "\(milliseconds($0.p50)) ms" } ?? "–") | \(mine.map { "\(milliseconds($0.p99)) ms" } ?? "–") | \(peerNames[sink] ?? "") | \(theirs.map { "\(milliseconds($0.p50)) ms" } ?? "–") | \(theirs.map { "\(milliseconds($0.p99)) ms" } ?? "–") | \(ratioText) |"
+            )
         }
         if burst > 0 {
             lines.append("")
