@@ -75,6 +75,16 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// SIGTERM, then SIGKILL when it has not exited after `graceMilliseconds`; returns the wait status, or
+    /// nil when even SIGKILL did not end it within as long again.
+    @discardableResult
+    public func terminate(graceMilliseconds: Int = 5000) -> Int32? {
+        signal(SIGTERM)
+        if let status = wait(timeoutMilliseconds: graceMilliseconds) { return status }
+        signal(SIGKILL)
+        return wait(timeoutMilliseconds: graceMilliseconds)
+    }
+
     /// Exit code when the child exited normally, or 128 + signal when a signal ended it.
     public static func exitCode(_ status: Int32) -> Int32 {
         (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

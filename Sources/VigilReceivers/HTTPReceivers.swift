@@ -128,13 +128,7 @@ public final class WebhookReceiver: @unchecked Sendable {
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and closes the FIFO.
     public func stop() {
-        if let process {
-            process.signal(SIGTERM)
-            if process.wait(timeoutMilliseconds: 5000) == nil {
-                process.signal(SIGKILL)
-                _ = process.wait(timeoutMilliseconds: 5000)
-            }
-        }
+        process?.terminate()
         process = nil
         if events >= 0 { close(events) }
         events = -1
@@ -343,13 +337,8 @@ public final class AlertmanagerServer: @unchecked Sendable {
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
     public func stop() {
-        guard let process else { return }
-        process.signal(SIGTERM)
-        if process.wait(timeoutMilliseconds: 5000) == nil {
-            process.signal(SIGKILL)
-            _ = process.wait(timeoutMilliseconds: 5000)
-        }
-        self.process = nil
+        process?.terminate()
+        process = nil
     }
 
     /// Polls `GET /-/ready` until it answers 200, the process exits, or the deadline passes. There is no

@@ -91,13 +91,8 @@ public final class SMTPServer: @unchecked Sendable {
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s): connections to its port are refused afterwards.
     public func stop() {
-        guard let process else { return }
-        process.signal(SIGTERM)
-        if process.wait(timeoutMilliseconds: 5000) == nil {
-            process.signal(SIGKILL)
-            _ = process.wait(timeoutMilliseconds: 5000)
-        }
-        self.process = nil
+        process?.terminate()
+        process = nil
     }
 
     /// Starts the server again on the same port.
@@ -260,4 +255,46 @@ public enum MSMTP {
         }
         return ["/usr/bin/msmtp", "-C", path, "-t", "-oi"]
     }
+}
+
+extension MSMTP {
+    /// Installs `/usr/sbin/sendmail` as a server has it, at `path` (a host path, usually inside a `--root`
+    /// sandbox): a script that runs Debian's msmtp with the config of `sendmailArgv(directory:port:)`, so
+    /// the e-mail sink's default `sendmail -t -oi` reaches the SMTP server on `port`.
+    public static func installSendmail(at path: String, directory: String, port: Int) throws(HarnessError) {
+        let argv = try sendmailArgv(directory: directory, port: port)
+        let script = "#!/bin/sh\nexec " + argv.prefix(3).map { "'\($0)'" }.joined(separator: " ") + " \"$@\"\n"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o755)
+        guard fd >= 0 else { throw HarnessError("Failed to write '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(script.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw HarnessError("Failed to write '\(path)': \(String(cString: strerror(errno)))")
+        }
+        fchmod(fd, 0o755)
+    }
+}
+
+/// The log rule the delivery tests and benchmark drive: one alert per appended `ERROR job=N failed` line of
+/// `/var/log/jobs.log`, its message `job N failed`.
+public enum JobLog {
+    public static let path = "/var/log/jobs.log"
+
+    public static let rule = """
+        - rule: job-failed
+          severity: error
+          log: /var/log/jobs.log
+          match: 'ERROR job=(?<job>[0-9]+) failed'
+          from: start
+          message: "job {job} failed"
+
+        """
+
+    /// The line for job `number`, newline included.
+    public static func line(_ number: Int) -> String {
+        "2026-11-27 10:00:00 worker ERROR job=\(number) failed: upstream timeout\n"
+    }
+
+    /// The alert message for job `number`.
+    public static func message(_ number: Int) -> String { "job \(number) failed" }
 }

@@ -15,15 +15,7 @@ import Glibc
 /// answers, the health alerts about it, signatures, the heartbeat, `min_severity`, refusals set aside, the
 /// spool carried across a restart and its limit, and a resolution as Alertmanager itself reports it.
 @Suite(.serialized) struct DeliveryTests {
-    static let logRule = """
-        - rule: job-failed
-          severity: error
-          log: /var/log/jobs.log
-          match: 'ERROR job=(?<job>[0-9]+) failed'
-          from: start
-          message: "job {job} failed"
-
-        """
+    static let logRule = JobLog.rule
 
     static func webhookSink(_ url: String, extra: String = "") -> String {
         """
@@ -46,7 +38,7 @@ import Glibc
 
     static func appendJobs(_ fixture: DaemonFixture, _ jobs: Range<Int>) {
         let writer = AppendingWriter(fixture.tree.path("var/log/jobs.log"))
-        for job in jobs { writer.write("ERROR job=\(job) failed\n") }
+        for job in jobs { writer.write(JobLog.line(job)) }
     }
 
     /// Alerts in the fixture's JSON Lines file (the reference sink) until `count` of `kind` arrived.

@@ -21,7 +21,6 @@ import Glibc
         let webhook = WebhookReceiver()
         let alertmanager = AlertmanagerServer()
         let syslog: SyslogReceiver
-        let sendmail: [String]
 
         init(directory: String, syslogSocket: String) throws {
             self.directory = directory
@@ -32,7 +31,6 @@ import Glibc
             try webhook.start(directory: directory + "/hook")
             try alertmanager.start(directory: directory + "/am")
             syslog = try SyslogReceiver(path: syslogSocket)
-            sendmail = try MSMTP.sendmailArgv(directory: directory + "/smtp", port: smtp.port)
         }
 
         func stop() {
@@ -72,16 +70,6 @@ import Glibc
 
         """
     }
-
-    static let jobRule = """
-        - rule: job-failed
-          severity: error
-          log: /var/log/jobs.log
-          match: 'ERROR job=(?<job>[0-9]+) failed'
-          from: start
-          message: "job {job} failed"
-
-        """
 
     /// Ids in the JSON Lines file (the reference: the local sink has every alert).
     static func fileIDs(_ path: String, rule: String) -> Set<String> {
@@ -162,10 +150,13 @@ import Glibc
         // The host's sendmail interface, as on a server: /usr/sbin/sendmail (inside the root), here msmtp
         // pointed at the test's SMTP server.
         tree.makeDirectory("usr/sbin")
-        let msmtp = receivers.sendmail.prefix(3).map { "'\($0)'" }.joined(separator: " ")
-        tree.write("usr/sbin/sendmail", "#!/bin/sh\nexec \(msmtp) \"$@\"\n", mode: 0o755)
+        try MSMTP.installSendmail(
+            at: tree.path("usr/sbin/sendmail"),
+            directory: receivers.directory + "/smtp",
+            port: receivers.smtp.port
+        )
         tree.makeDirectory("rules")
-        tree.write("rules/delivery.yaml", Self.sinks(receivers) + Self.jobRule)
+        tree.write("rules/delivery.yaml", Self.sinks(receivers) + JobLog.rule)
         let arguments = ["--rules", tree.path("rules"), "--root", tree.root, "--no-process-rules"]
         var vigil = try DaemonProcess(
             executable: VigilBinary.path,
@@ -237,7 +228,7 @@ struct AppendLog {
         defer { close(fd) }
         var chunk = ""
         for job in jobs {
-            chunk += "2026-11-27 10:00:00 worker ERROR job=\(job) failed: upstream timeout\n"
+            chunk += JobLog.line(job)
             if chunk.utf8.count > 60_000 {
                 _ = chunk.withCString { write(fd, $0, strlen($0)) }
                 chunk = ""

@@ -342,19 +342,17 @@ extension ActionWorker {
         labels: [String: String],
         mask: UInt64
     ) {
-        let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: instance)
-        let time = Clock.realtime()
-        let record = AlertRecord(
-            id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
-            timeSeconds: time.seconds,
-            timeNanoseconds: time.nanoseconds,
+        let record = AlertOutlet.ruleRecord(
             host: host,
             rule: rule,
-            severity: state == .resolved ? "info" : "error",
+            // The same severity firing and resolved: Alertmanager pairs the two by their labels.
+            severity: kind == "vigil.spool_filling" ? "warning" : "error",
+            instance: instance,
             state: state,
+            version: version,
             kind: kind,
+            path: nil,
             message: message,
-            fingerprint: fingerprint,
             labels: labels
         )
         var line: [UInt8] = []

@@ -171,9 +171,38 @@ extension AlertOutlet {
         sinkMask: UInt64,
         eventTime: UInt64
     ) {
+        let record = Self.ruleRecord(
+            host: host,
+            rule: rule,
+            severity: severity,
+            instance: instance,
+            state: state,
+            version: version,
+            kind: kind,
+            path: path,
+            message: message,
+            labels: labels
+        )
+        send(record, sinkMask: sinkMask, eventTime: eventTime)
+    }
+
+    /// The record of an alert of `rule` about `instance`, timed now: the fingerprint names the rule and the
+    /// instance, the id the fingerprint, the state and `version`.
+    static func ruleRecord(
+        host: String,
+        rule: String,
+        severity: String,
+        instance: String,
+        state: AlertState,
+        version: String,
+        kind: String,
+        path: String?,
+        message: String,
+        labels: [String: String]
+    ) -> AlertRecord {
         let fingerprint = AlertIdentity.fingerprint(rule: rule, instance: instance)
         let time = Clock.realtime()
-        let record = AlertRecord(
+        return AlertRecord(
             id: AlertIdentity.id(fingerprint: fingerprint, state: state, version: version),
             timeSeconds: time.seconds,
             timeNanoseconds: time.nanoseconds,
@@ -187,7 +216,6 @@ extension AlertOutlet {
             fingerprint: fingerprint,
             labels: labels
         )
-        send(record, sinkMask: sinkMask, eventTime: eventTime)
     }
 }
 

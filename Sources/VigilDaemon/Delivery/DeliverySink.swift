@@ -304,7 +304,8 @@ final class DeliverySink: @unchecked Sendable {
         outlet.sendRuleAlert(
             host: host,
             rule: rule,
-            severity: state == .event ? "warning" : "error",
+            // One severity per kind, firing and resolved alike: Alertmanager pairs the two by their labels.
+            severity: kind == "vigil.alert_rejected" ? "warning" : "error",
             instance: name,
             state: state,
             version: version,

@@ -38,15 +38,6 @@ struct DeliveryResult {
 }
 
 enum DeliveryBench {
-    static let rule = """
-        - rule: job-failed
-          severity: error
-          log: /var/log/jobs.log
-          match: 'ERROR job=(?<job>[0-9]+) failed'
-          from: start
-          message: "job {job} failed"
-
-        """
 
     static func run(vigil: String, trials: Int, burst: Int) -> DeliveryResult {
         var result = DeliveryResult()
@@ -70,10 +61,7 @@ enum DeliveryBench {
             try webhook.start(directory: base + "/hook")
             try alertmanager.start(directory: base + "/am")
             syslog = try SyslogReceiver(path: root + "/run/syslog.sock")
-            let msmtp = try MSMTP.sendmailArgv(directory: base + "/smtp", port: smtp.port)
-            let wrapper = "#!/bin/sh\nexec " + msmtp.prefix(3).map { "'\($0)'" }.joined(separator: " ") + " \"$@\"\n"
-            try wrapper.write(toFile: root + "/usr/sbin/sendmail", atomically: true, encoding: .utf8)
-            chmod(root + "/usr/sbin/sendmail", 0o755)
+            try MSMTP.installSendmail(at: root + "/usr/sbin/sendmail", directory: base + "/smtp", port: smtp.port)
             let rules = """
                 - sink: syslog
                   type: syslog
@@ -92,7 +80,7 @@ enum DeliveryBench {
                   url: \(alertmanager.url)
                   retry: { initial: 50ms, max: 500ms }
 
-                """ + rule
+                """ + JobLog.rule
             try rules.write(toFile: base + "/rules/delivery.yaml", atomically: true, encoding: .utf8)
             try "".write(toFile: root + "/var/log/jobs.log", atomically: false, encoding: .utf8)
         } catch {
@@ -121,11 +109,11 @@ enum DeliveryBench {
         // Sequential trials: one alert in flight; each sink's arrival minus the write's time.
         result.trials = trials
         for trial in 0..<trials {
-            let message = "job \(trial) failed"
+            let message = JobLog.message(trial)
             // Counted before the write: a datagram can arrive before this thread looks again.
             var seen = syslog.datagrams().count
             let written = realtimeNanoseconds()
-            appendLine(log, "2026-11-27 10:00:00 worker ERROR job=\(trial) failed: upstream timeout\n")
+            appendLine(log, JobLog.line(trial))
             // syslog first: it is the fastest, and this thread's poll is its receiver.
             var syslogAt: Int64?
             let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
@@ -151,7 +139,7 @@ enum DeliveryBench {
                     result.failures.append(
                         "trial \(trial): no alert at \(sink) within 10 s"
                             + (result.failures.isEmpty
-                                ? "; in the JSON Lines file: \((ProcFile.readText(base + "/alerts.jsonl", limit: 64 << 20) ?? "").contains("\"job \(trial) failed\"")); vigil's log: \(daemon.log().suffix(1500))"
+                                ? "; in the JSON Lines file: \((ProcFile.readText(base + "/alerts.jsonl", limit: 64 << 20) ?? "").contains("\"\(message)\"")); vigil's log: \(daemon.log().suffix(1500))"
                                 : "")
                     )
                     continue
@@ -177,11 +165,11 @@ enum DeliveryBench {
         let first = trials
         var text = ""
         for job in first..<(first + burst) {
-            text += "2026-11-27 10:00:00 worker ERROR job=\(job) failed: upstream timeout\n"
+            text += JobLog.line(job)
         }
         let start = realtimeNanoseconds()
         appendLine(log, text)
-        let wanted = Set((first..<(first + burst)).map { "job \($0) failed" })
+        let wanted = Set((first..<(first + burst)).map { JobLog.message($0) })
         let deadline = Clock.monotonicNanoseconds() + 300_000_000_000
         var pending: [String: Set<String>] = Dictionary(uniqueKeysWithValues: DeliveryResult.sinks.map { ($0, wanted) })
         var round = 0

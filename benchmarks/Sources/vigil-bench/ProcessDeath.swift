@@ -275,13 +275,7 @@ func runForkstatDeath(forkstat: String?, trials: Int) -> DeathResult {
     defer { sandbox.remove() }
     var process: ChildProcess?
     defer {
-        if let process {
-            process.signal(SIGTERM)
-            if process.wait(timeoutMilliseconds: 2_000) == nil {
-                process.signal(SIGKILL)
-                _ = process.wait(timeoutMilliseconds: 2_000)
-            }
-        }
+        process?.terminate(graceMilliseconds: 2_000)
     }
     do {
         try sandbox.makeDirectories("/bench")
