@@ -14,8 +14,10 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch what the rules name and act the moment it changes (runs in the foreground).",
         discussion: """
-            Logs to stderr. SIGTERM or SIGINT stops it after draining the pipeline. With $NOTIFY_SOCKET set \
-            (systemd Type=notify) it reports READY=1 once every watch is in place.
+            Logs to stderr. SIGTERM or SIGINT stops it after draining the pipeline (alerts not yet delivered to \
+            syslog, e-mail, webhook or Alertmanager sinks stay in their spools for the next start); SIGHUP \
+            reopens the JSON Lines alert files. With $NOTIFY_SOCKET set (systemd Type=notify) it reports \
+            READY=1 once every watch is in place.
             """
     )
 
