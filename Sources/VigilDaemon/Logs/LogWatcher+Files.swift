@@ -304,9 +304,12 @@ extension LogWatcher {
         if let hostName { byName[hostName] = file }
         counters.watchedFiles.store(UInt64(byIdentity.count), ordering: .relaxed)
         stateChanged = true
-        if case .new = mode {
-            // Created after the watch: read what is already there before the next event.
-            read(file, eventTime: 0)
+        if case .new = mode, !file.dirty {
+            // Created after the watch: what is already there is read with this batch's other files, after
+            // the ones marked before it (the old file of a rename rotation, written to before this one
+            // existed, comes first).
+            file.dirty = true
+            dirtyFiles.append(file)
         }
         return file
     }

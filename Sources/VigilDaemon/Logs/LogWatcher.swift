@@ -256,20 +256,28 @@ final class LogWatcher: @unchecked Sendable {
             eventTime = record.readTime
             handle(record)
         }) {}
+        // The files already followed first: after a rename rotation the old file's last lines were written
+        // before the new file existed, so they are read (and alerted) before the rebuild below finds and
+        // reads the new file, even when the rename, the writes and the new file land in one batch.
+        readDirtyFiles(eventTime: eventTime)
         if needsRebuild {
             needsRebuild = false
             placeWatches(atStartUp: false)
+            readDirtyFiles(eventTime: eventTime)
         }
-        if !dirtyFiles.isEmpty {
-            // Swapped with a second list, not copied: both keep their storage, so no allocation per batch.
-            swap(&dirtyFiles, &readingFiles)
-            for file in readingFiles {
-                file.dirty = false
-                read(file, eventTime: eventTime)
-                if file.detachedSince == nil && file.links == 0 { detach(file, now: Clock.monotonicNanoseconds()) }
-            }
-            readingFiles.removeAll(keepingCapacity: true)
+    }
+
+    /// Reads the files that events marked, in the order they were marked.
+    private func readDirtyFiles(eventTime: UInt64) {
+        guard !dirtyFiles.isEmpty else { return }
+        // Swapped with a second list, not copied: both keep their storage, so no allocation per batch.
+        swap(&dirtyFiles, &readingFiles)
+        for file in readingFiles {
+            file.dirty = false
+            read(file, eventTime: eventTime)
+            if file.detachedSince == nil && file.links == 0 { detach(file, now: Clock.monotonicNanoseconds()) }
         }
+        readingFiles.removeAll(keepingCapacity: true)
     }
 
     private func handle(_ record: FileEventRecord) {
