@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 
 // Layouts that Vigil decodes from kernel bytes (S5). A mismatch is a build error, not a wrong alert.
 _Static_assert(sizeof(struct inotify_event) == 16, "struct inotify_event header is 16 bytes");
@@ -88,6 +89,45 @@ _Static_assert(offsetof(struct proc_event, event_data.exit.exit_code) == 24, "ex
 _Static_assert(offsetof(struct proc_event, event_data.exit.exit_signal) == 28, "exit.exit_signal at 28");
 _Static_assert(offsetof(struct proc_event, event_data.exit.parent_pid) == 32, "exit.parent_pid at 32");
 _Static_assert(offsetof(struct proc_event, event_data.exit.parent_tgid) == 36, "exit.parent_tgid at 36");
+
+// Socket diagnostics (linux/inet_diag.h). SocketDiag reads `struct inet_diag_msg` from dump answers and
+// `struct nlmsgerr` from error answers; each field it reads is pinned here.
+_Static_assert(SOCK_DIAG_BY_FAMILY == 20, "SOCK_DIAG_BY_FAMILY is 20");
+_Static_assert(TCP_CLOSE == 7 && TCP_LISTEN == 10, "TCP_CLOSE/TCP_LISTEN states (SocketDiag's state masks)");
+_Static_assert(sizeof(struct inet_diag_req_v2) == 56, "struct inet_diag_req_v2 is 56 bytes");
+_Static_assert(sizeof(struct inet_diag_sockid) == 48, "struct inet_diag_sockid is 48 bytes");
+_Static_assert(sizeof(struct inet_diag_msg) == 72, "struct inet_diag_msg is 72 bytes");
+_Static_assert(offsetof(struct inet_diag_msg, idiag_family) == 0, "inet_diag_msg.idiag_family at 0");
+_Static_assert(offsetof(struct inet_diag_msg, idiag_state) == 1, "inet_diag_msg.idiag_state at 1");
+_Static_assert(offsetof(struct inet_diag_msg, id.idiag_sport) == 4, "inet_diag_msg.id.idiag_sport at 4");
+_Static_assert(offsetof(struct inet_diag_msg, id.idiag_dport) == 6, "inet_diag_msg.id.idiag_dport at 6");
+_Static_assert(offsetof(struct inet_diag_msg, id.idiag_src) == 8, "inet_diag_msg.id.idiag_src at 8");
+_Static_assert(sizeof(((struct inet_diag_msg *)0)->id.idiag_src) == 16, "idiag_src is 16 bytes");
+_Static_assert(offsetof(struct inet_diag_msg, id.idiag_dst) == 24, "inet_diag_msg.id.idiag_dst at 24");
+_Static_assert(offsetof(struct inet_diag_msg, idiag_uid) == 64, "inet_diag_msg.idiag_uid at 64");
+_Static_assert(offsetof(struct inet_diag_msg, idiag_inode) == 68, "inet_diag_msg.idiag_inode at 68");
+_Static_assert(sizeof(((struct inet_diag_msg *)0)->idiag_inode) == 4, "idiag_inode is 32 bits");
+_Static_assert(offsetof(struct nlmsgerr, error) == 0, "nlmsgerr.error at 0");
+
+size_t CVigilLinux_inet_diag_request(
+    void *buffer, size_t capacity, uint8_t family, uint8_t protocol, uint32_t states, uint32_t sequence) {
+    const size_t length = NLMSG_LENGTH(sizeof(struct inet_diag_req_v2));
+    if (buffer == NULL || capacity < length) return 0;
+    memset(buffer, 0, length);
+    struct nlmsghdr *header = (struct nlmsghdr *)buffer;
+    header->nlmsg_len = (uint32_t)length;
+    header->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    header->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header->nlmsg_seq = sequence;
+    header->nlmsg_pid = 0;
+    struct inet_diag_req_v2 *request = (struct inet_diag_req_v2 *)NLMSG_DATA(header);
+    request->sdiag_family = family;
+    request->sdiag_protocol = protocol;
+    request->idiag_ext = 0;
+    request->idiag_states = states;
+    // id left zero: with NLM_F_DUMP the kernel ignores it unless a bytecode filter is attached.
+    return length;
+}
 
 int CVigilLinux_set_thread_name(const char *name) {
     char buffer[16];

@@ -28,6 +28,8 @@
 #include <linux/netlink.h>
 #include <linux/connector.h>
 #include <linux/cn_proc.h>
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <sys/capability.h>
@@ -114,6 +116,20 @@ static inline size_t CVigilLinux_proc_event_size(void) { return sizeof(struct pr
 /// `enum proc_cn_mcast_op` (`PROC_CN_MCAST_LISTEN` or `PROC_CN_MCAST_IGNORE`). Returns the bytes written,
 /// or 0 when `capacity` is too small. See linux/cn_proc.h and the kernel's drivers/connector/cn_proc.c.
 size_t CVigilLinux_proc_cn_mcast_message(void *buffer, size_t capacity, uint32_t operation, uint32_t sequence);
+
+// MARK: - Socket diagnostics (see `man 7 sock_diag`, linux/inet_diag.h)
+
+/// Writes a `SOCK_DIAG_BY_FAMILY` dump request (`NLM_F_REQUEST | NLM_F_DUMP`) for one address family and
+/// protocol: `nlmsghdr` + `struct inet_diag_req_v2` with `idiag_states` = `states` (a bitmask of
+/// `1 << TCP_*` states) and no extensions. Returns the bytes written, or 0 when `capacity` is too small.
+size_t CVigilLinux_inet_diag_request(
+    void *buffer, size_t capacity, uint8_t family, uint8_t protocol, uint32_t states, uint32_t sequence);
+
+/// `sizeof(struct inet_diag_msg)`: one socket in a dump answer, before its attributes (72).
+static inline size_t CVigilLinux_inet_diag_msg_size(void) { return sizeof(struct inet_diag_msg); }
+
+/// `sizeof(struct nlmsgerr)`: the payload of an `NLMSG_ERROR` message (20 with the echoed header).
+static inline size_t CVigilLinux_nlmsgerr_size(void) { return sizeof(struct nlmsgerr); }
 
 /// `setsockopt(fd, level, name, &value, sizeof(int))`: returns 0, or -1 with errno.
 int CVigilLinux_setsockopt_int(int fd, int level, int name, int value);
