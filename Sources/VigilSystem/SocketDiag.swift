@@ -118,7 +118,7 @@ public final class SocketDiag {
         return result
     }
 
-    /// Closes the socket; later calls do nothing, and `listeners()` then fails at the send step.
+    /// Closes the socket; later calls do nothing. Calling `listeners()` after it traps (S3).
     public func close() {
         guard isOpen else { return }
         isOpen = false
@@ -128,10 +128,14 @@ public final class SocketDiag {
     /// One dump: sends the request, then reads datagrams until `NLMSG_DONE` of this request's sequence
     /// number. Messages with another sequence number are left-overs of a dump an earlier call abandoned
     /// after an error, and are skipped.
-    private func dump(family: CInt, proto: ListeningSocket.Proto, into result: inout [ListeningSocket])
+    private func dump(
+        family: CInt,
+        proto: ListeningSocket.Proto,
+        into result: inout [ListeningSocket]
+    )
         throws(SocketDiagError)
     {
-        guard isOpen else { throw SocketDiagError(step: .send, errno: .badFileDescriptor) }
+        precondition(isOpen, "SocketDiag.listeners() called after close()")
         sequence = sequence == UInt32.max ? 1 : sequence + 1
         let states = proto == .tcp ? UInt32(1) << Self.tcpListen : UInt32(1) << Self.tcpClose
         let ipProto = proto == .tcp ? UInt8(IPPROTO_TCP) : UInt8(IPPROTO_UDP)
@@ -173,7 +177,9 @@ public final class SocketDiag {
                     if code != 0 { throw SocketDiagError(step: .answer, errno: Errno(rawValue: -code)) }
                 case CInt(SOCK_DIAG_BY_FAMILY):
                     guard payloadLength >= messageSize else {
-                        throw SocketDiagError(parse: "an inet_diag_msg of \(payloadLength) bytes (\(messageSize) expected)")
+                        throw SocketDiagError(
+                            parse: "an inet_diag_msg of \(payloadLength) bytes (\(messageSize) expected)"
+                        )
                     }
                     let socket = payload.loadUnaligned(as: inet_diag_msg.self)
                     if let listening = Self.listeningSocket(socket, proto: proto) { result.append(listening) }
@@ -226,7 +232,14 @@ public final class SocketDiag {
         let fd = descriptor
         let request = sequence
         let failure: CInt = withUnsafeTemporaryAllocation(byteCount: 128, alignment: 8) { message in
-            let length = CVigilLinux_inet_diag_request(message.baseAddress, message.count, family, ipProto, states, request)
+            let length = CVigilLinux_inet_diag_request(
+                message.baseAddress,
+                message.count,
+                family,
+                ipProto,
+                states,
+                request
+            )
             precondition(length > 0, "SocketDiag.send: the dump request does not fit in 128 bytes")
             while true {
                 let n = withUnsafePointer(to: &kernel) {
