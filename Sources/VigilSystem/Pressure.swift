@@ -1,6 +1,6 @@
 import CVigilLinux
-import SystemPackage
 import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc

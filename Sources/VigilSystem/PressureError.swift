@@ -110,7 +110,8 @@ public struct PressureError: Error, Sendable, CustomStringConvertible {
     /// `path` does not hold pressure lines; `line` is the first one that did not parse (empty when there was
     /// no `some` line).
     init(malformed path: String, line text: String, fileID: String = #fileID, line: Int = #line) {
-        let what = text.isEmpty ? "it has no 'some' line" : "the line '\(text)' is not 'avg10=… avg60=… avg300=… total=…'"
+        let what =
+            text.isEmpty ? "it has no 'some' line" : "the line '\(text)' is not 'avg10=… avg60=… avg300=… total=…'"
         self.init(
             code: .malformed,
             path: path,
@@ -148,8 +149,13 @@ public struct PressureError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The window is not a whole multiple of 2 s and `CAP_SYS_RESOURCE` is not held.
-    init(windowNeedsPrivilege window: Int, path: String, cause: Errno? = nil, fileID: String = #fileID, line: Int = #line)
-    {
+    init(
+        windowNeedsPrivilege window: Int,
+        path: String,
+        cause: Errno? = nil,
+        fileID: String = #fileID,
+        line: Int = #line
+    ) {
         self.init(
             code: .windowNeedsPrivilege,
             path: path,
@@ -163,8 +169,16 @@ public struct PressureError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The kernel refused `step` of creating a `kind` trigger on `path` with `errno`.
-    init(creating path: String, step: Step, errno: Errno, kind: PressureKind, fileID: String = #fileID, line: Int = #line) {
-        let failed = "Failed to create a PSI trigger on '\(path)': "
+    init(
+        creating path: String,
+        step: Step,
+        errno: Errno,
+        kind: PressureKind,
+        fileID: String = #fileID,
+        line: Int = #line
+    ) {
+        let failed =
+            "Failed to create a PSI trigger on '\(path)': "
             + (step == .open ? "opening it for writing" : "writing the trigger") + " returned '\(errno)'"
         let code: Code
         let fix: String
@@ -172,7 +186,8 @@ public struct PressureError: Error, Sendable, CustomStringConvertible {
         case .notPermitted:
             // FIXME(kernel-baseline): before Linux 6.5 opening a pressure file for writing needs CAP_SYS_RESOURCE.
             code = .permissionDenied
-            fix = "this kernel requires CAP_SYS_RESOURCE for triggers (kernels before 6.5 do); grant CAP_SYS_RESOURCE"
+            fix =
+                "this kernel requires CAP_SYS_RESOURCE for triggers (kernels before 6.5 do); grant CAP_SYS_RESOURCE"
                 + " (AmbientCapabilities=CAP_SYS_RESOURCE in vigil.service), or run 'vigil probe'"
         case .permissionDenied:
             code = .permissionDenied
