@@ -72,10 +72,9 @@ public enum HostFeatures {
         ProcFile.readInteger("\(root)/sys/kernel/pid_max")
     }
 
-    /// A resource with pressure stall information, `/proc/pressure/<name>`.
-    public enum PressureResource: String, Sendable, CaseIterable {
-        case cpu, memory, io
-    }
+    /// A resource with pressure stall information, `/proc/pressure/<name>`: the module's
+    /// `PressureResource`, under the name `vigil probe` has used.
+    public typealias PressureResource = VigilSystem.PressureResource
 
     /// Whether `/proc/pressure/<resource>` can be read: the kernel has `CONFIG_PSI` and it is not disabled
     /// (`psi=0` makes reads fail with `EOPNOTSUPP`).
