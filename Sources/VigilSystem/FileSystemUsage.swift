@@ -172,7 +172,9 @@ private enum FileSystemCalls {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
-            let n = try Syscall.valueOrErrno { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+            let n = try Syscall.valueOrErrno {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
             if n == 0 { return bytes }
             bytes.append(contentsOf: chunk[0..<n])
         }

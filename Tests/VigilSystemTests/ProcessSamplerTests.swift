@@ -58,16 +58,22 @@ import Glibc
 
     @Test func ownMemoryMatchesStatus() throws {
         let sampler = ProcessSampler()
-        let me = getpid()
-        let sample = try #require(sampler.sample([me]).first)
-        // VmRSS in /proc/self/status is the same counter in KiB; it moves as the test runner allocates, so
-        // only the order of magnitude is compared.
-        let status = try #require(ProcFile.readText("/proc/self/status"))
-        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
-        let kibibytes = try #require(UInt64(line.split(separator: " ")[1]))
-        #expect(sample.rssBytes > kibibytes * 1024 / 2 && sample.rssBytes < kibibytes * 1024 * 2)
+        // VmRSS in /proc/self/status is the same counter in KiB. Other tests in this process allocate and
+        // free meanwhile, so it is read before and after the sample, and only the order of magnitude is
+        // compared: enough to catch a unit mistake (pages for bytes is 4096 times off).
+        let before = try Self.residentKiB()
+        let sample = try #require(sampler.sample([getpid()]).first)
+        let after = try Self.residentKiB()
+        #expect(sample.rssBytes > min(before, after) * 1024 / 2 && sample.rssBytes < max(before, after) * 1024 * 2)
         let total = try #require(ProcFS().memoryTotal())
         #expect(abs(sample.memoryPercent - Double(sample.rssBytes) / Double(total) * 100) < 1e-9)
+    }
+
+    /// `VmRSS:` of `/proc/self/status`, in KiB.
+    private static func residentKiB() throws -> UInt64 {
+        let status = try #require(ProcFile.readText("/proc/self/status"))
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+        return try #require(UInt64(line.split(separator: " ")[1]))
     }
 
     // MARK: A hand-made proc root
@@ -147,12 +153,44 @@ import Glibc
 
     @Test func cpuPercentArithmetic() {
         // 50 ticks at 100 Hz in one second: half a core.
-        #expect(ProcessSampler.cpuPercent(ticks: 150, previousTicks: 100, nanoseconds: 2_000_000_000, previousNanoseconds: 1_000_000_000, ticksPerSecond: 100) == 50)
+        #expect(
+            ProcessSampler.cpuPercent(
+                ticks: 150,
+                previousTicks: 100,
+                nanoseconds: 2_000_000_000,
+                previousNanoseconds: 1_000_000_000,
+                ticksPerSecond: 100
+            ) == 50
+        )
         // Two busy threads for half a second: 200 %.
-        #expect(ProcessSampler.cpuPercent(ticks: 100, previousTicks: 0, nanoseconds: 500_000_000, previousNanoseconds: 0, ticksPerSecond: 100) == 200)
+        #expect(
+            ProcessSampler.cpuPercent(
+                ticks: 100,
+                previousTicks: 0,
+                nanoseconds: 500_000_000,
+                previousNanoseconds: 0,
+                ticksPerSecond: 100
+            ) == 200
+        )
         // No time passed, or ticks went backwards: no figure.
-        #expect(ProcessSampler.cpuPercent(ticks: 10, previousTicks: 0, nanoseconds: 5, previousNanoseconds: 5, ticksPerSecond: 100) == nil)
-        #expect(ProcessSampler.cpuPercent(ticks: 0, previousTicks: 10, nanoseconds: 9, previousNanoseconds: 5, ticksPerSecond: 100) == nil)
+        #expect(
+            ProcessSampler.cpuPercent(
+                ticks: 10,
+                previousTicks: 0,
+                nanoseconds: 5,
+                previousNanoseconds: 5,
+                ticksPerSecond: 100
+            ) == nil
+        )
+        #expect(
+            ProcessSampler.cpuPercent(
+                ticks: 0,
+                previousTicks: 10,
+                nanoseconds: 9,
+                previousNanoseconds: 5,
+                ticksPerSecond: 100
+            ) == nil
+        )
         #expect(ProcessSampler.clockTicksPerSecond == ProcFS.clockTicksPerSecond && ProcessSampler.pageSize >= 4096)
     }
 
