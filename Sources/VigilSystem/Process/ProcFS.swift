@@ -130,6 +130,59 @@ public final class ProcFS {
         )
     }
 
+    /// `/proc/PID/statm`, the memory figures Vigil uses, in pages (see `pageSize`).
+    public struct Statm: Sendable, Equatable {
+        /// Total program size, the virtual memory of the process (field 1).
+        public var sizePages: UInt64
+        /// Resident set size: pages in RAM, anonymous, file-backed and shared memory together (field 2);
+        /// the `RSS` of `ps`. Zero for a zombie and for a kernel thread.
+        public var residentPages: UInt64
+    }
+
+    /// Reads and parses the first two fields of `/proc/PID/statm`; nil when the process is gone or the
+    /// file is malformed. The kernel keeps `statm` as one short line of page counts, cheaper to read than
+    /// `status`'s `VmRSS:`.
+    public func statm(_ pid: Int32) -> Statm? {
+        guard let count = readWhole("\(root)/\(pid)/statm", limit: 256) else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+        var fields: (Int64, Int64) = (-1, -1)
+        var field = 0
+        var index = 0
+        while index < count && field < 2 {
+            var end = index
+            while end < count && bytes[end] != UInt8(ascii: " ") && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let value = Self.integer(bytes[index..<end]) ?? -1
+            if field == 0 { fields.0 = value } else { fields.1 = value }
+            field += 1
+            index = end + 1
+        }
+        guard fields.0 >= 0, fields.1 >= 0 else { return nil }
+        return Statm(sizePages: UInt64(fields.0), residentPages: UInt64(fields.1))
+    }
+
+    /// `MemTotal:` of `/proc/meminfo` in bytes: the RAM the kernel manages (physical memory less what
+    /// firmware and the kernel image reserve), the base of a process's memory share as `top` shows it.
+    /// Nil when the file cannot be read or has no such line.
+    public func memoryTotal() -> UInt64? {
+        // MemTotal is the first line; 256 bytes are enough and spare reading the ~1.5 KiB file.
+        guard let count = readWhole("\(root)/meminfo", limit: 256) else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+        let key = "MemTotal:".utf8
+        guard count > key.count, bytes[0..<key.count].elementsEqual(key) else { return nil }
+        var index = key.count
+        while index < count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+        var end = index
+        while end < count && bytes[end] >= UInt8(ascii: "0") && bytes[end] <= UInt8(ascii: "9") { end += 1 }
+        guard end > index, let kibibytes = Self.integer(bytes[index..<end]), kibibytes >= 0 else { return nil }
+        return UInt64(kibibytes) &* 1024  // the kernel writes "kB" and means KiB
+    }
+
+    /// `sysconf(_SC_PAGESIZE)`: the bytes in one page of `Statm` (4096 on x86-64, 4–64 KiB on arm64).
+    public static let pageSize: Int = {
+        let size = sysconf(CInt(_SC_PAGESIZE))
+        return size > 0 ? size : 4096
+    }()
+
     /// Reads and parses `/proc/PID/status`; nil when the process is gone or a field is missing. Scans the
     /// bytes for the four lines it needs, without building strings.
     public func status(_ pid: Int32) -> Status? {
