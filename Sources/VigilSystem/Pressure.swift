@@ -172,7 +172,7 @@ public enum Pressure {
                 reason =
                     "Failed to create a PSI trigger on '\(path)': the kernel returned '\(error)'. Linux"
                     + " \(KernelRelease.current()) requires CAP_SYS_RESOURCE for triggers (kernels before 6.5 do);"
-                    + " grant CAP_SYS_RESOURCE (AmbientCapabilities=CAP_SYS_RESOURCE in vigil.service), or run"
+                    + " grant CAP_SYS_RESOURCE (add it to CapabilityBoundingSet= in vigil.service), or run"
                     + " Linux 6.5 or later, which allows windows of whole multiples of 2 s without it"
             } else {
                 reason =

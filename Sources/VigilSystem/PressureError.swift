@@ -161,7 +161,7 @@ public struct PressureError: Error, Sendable, CustomStringConvertible {
             path: path,
             message: "Failed to create a PSI trigger on '\(path)': without CAP_SYS_RESOURCE the kernel accepts only"
                 + " windows that are whole multiples of 2 s, not \(Self.seconds(window)); round the window to"
-                + " 2 s, 4 s… or grant CAP_SYS_RESOURCE (AmbientCapabilities=CAP_SYS_RESOURCE in vigil.service)",
+                + " 2 s, 4 s… or grant CAP_SYS_RESOURCE (add it to CapabilityBoundingSet= in vigil.service)",
             cause: cause,
             fileID: fileID,
             line: line
@@ -188,7 +188,7 @@ public struct PressureError: Error, Sendable, CustomStringConvertible {
             code = .permissionDenied
             fix =
                 "this kernel requires CAP_SYS_RESOURCE for triggers (kernels before 6.5 do); grant CAP_SYS_RESOURCE"
-                + " (AmbientCapabilities=CAP_SYS_RESOURCE in vigil.service), or run 'vigil probe'"
+                + " (add it to CapabilityBoundingSet= in vigil.service), or run 'vigil probe'"
         case .permissionDenied:
             code = .permissionDenied
             fix = "the file is not writable for vigil (a read-only /proc or a security policy); run 'vigil probe'"
