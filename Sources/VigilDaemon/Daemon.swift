@@ -155,7 +155,7 @@ public final class Daemon: @unchecked Sendable {
             for sink in deliverySinks { sink.attach(outlet: try worker.makeOutlet()) }
             let settings = Matcher.Settings(
                 root: root,
-                host: HostName.current(),
+                host: host,
                 configSizeLimit: options.configSizeLimit,
                 deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000
             )
@@ -181,7 +181,7 @@ public final class Daemon: @unchecked Sendable {
         } else {
             var settings = LogWatcher.Settings(
                 root: root,
-                host: HostName.current(),
+                host: host,
                 statePath: stateDirectory + "/logs.state"
             )
             settings.lineLimit = max(1024, options.logLineLimit)
@@ -212,7 +212,7 @@ public final class Daemon: @unchecked Sendable {
         } else {
             // Compressing a log over RLIMIT_FSIZE must fail with EFBIG, not kill the daemon with SIGXFSZ.
             SignalFD.ignore(SIGXFSZ)
-            var settings = RotationWatcher.Settings(root: root, host: HostName.current())
+            var settings = RotationWatcher.Settings(root: root, host: host)
             settings.compressionQueueCapacity = max(1, options.compressionQueueCapacity)
             settings.boundaryOverrideNanoseconds = options.rotationIntervalOverrideMilliseconds.map {
                 UInt64(max(1, $0)) * 1_000_000
@@ -242,7 +242,7 @@ public final class Daemon: @unchecked Sendable {
             permissionWatcher = try PermissionWatcher(
                 settings: PermissionWatcher.Settings(
                     root: root,
-                    host: HostName.current(),
+                    host: host,
                     watchBudget: options.permissionWatchBudget
                 ),
                 rules: permissionRules,
@@ -271,7 +271,7 @@ public final class Daemon: @unchecked Sendable {
             }
             let settings = ProcessWatcher.Settings(
                 root: root,
-                host: HostName.current(),
+                host: host,
                 probe: options.probeProcessEvents,
                 zombieRecheckNanoseconds: UInt64(options.zombieRecheckMilliseconds) * 1_000_000
             )
@@ -424,6 +424,9 @@ public final class Daemon: @unchecked Sendable {
             }
         }
     }
+
+    /// Per remote sink, one line: delivered, refused, failed attempts, not spooled, left in its spool.
+    public var deliveryTallies: [String] { deliverySinks.map(\.tally) }
 
     /// Makes every writer of a JSON Lines sink reopen its file by name (SIGHUP after an outside rotation;
     /// renames and deletions in the files' directories are noticed without it).

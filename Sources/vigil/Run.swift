@@ -190,6 +190,7 @@ struct Run: ParsableCommand {
         logger.info(
             "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows, \(c.processEvents.load(ordering: .relaxed)) process events (\(c.processEventsLost.load(ordering: .relaxed)) losses, \(c.processDetailsMissed.load(ordering: .relaxed)) processes gone before /proc could be read at exec)\(rotation)\(latency)"
         )
+        for tally in daemon.deliveryTallies { logger.info("Alert sink \(tally)") }
     }
 }
 

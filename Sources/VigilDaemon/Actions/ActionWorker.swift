@@ -231,8 +231,9 @@ extension ActionWorker {
         var troubled = false
         /// Alerts not spooled in the current trouble.
         var missed: UInt64 = 0
-        /// Realtime seconds when the trouble began.
-        var since: Int64 = 0
+        /// Realtime seconds when the trouble began, and when the filling began: each names its alert's id.
+        var troubledSince: Int64 = 0
+        var fillingSince: Int64 = 0
     }
 
     /// Appends one line to a remote sink's spool, and watches the spool's level: filling and full are
@@ -247,7 +248,7 @@ extension ActionWorker {
             spoolWatch[index].missed &+= 1
             if !spoolWatch[index].troubled {
                 spoolWatch[index].troubled = true
-                spoolWatch[index].since = Clock.realtime().seconds
+                spoolWatch[index].troubledSince = Clock.realtime().seconds
                 let reason: String
                 if case .failed(let text) = result {
                     reason = text
@@ -262,7 +263,7 @@ extension ActionWorker {
                     rule: "vigil-spool-full",
                     instance: sink.name,
                     state: .firing,
-                    version: "\(spoolWatch[index].since)",
+                    version: "\(spoolWatch[index].troubledSince)",
                     kind: "vigil.spool_full",
                     message:
                         "Alert sink '\(sink.name)' (\(sink.kindName)) is not taking new alerts: \(reason); they are counted and kept in the other sinks only, until its receiver drains the spool",
@@ -281,7 +282,7 @@ extension ActionWorker {
                 rule: "vigil-spool-full",
                 instance: sink.name,
                 state: .resolved,
-                version: "\(spoolWatch[index].since)",
+                version: "\(spoolWatch[index].troubledSince)",
                 kind: "vigil.spool_full",
                 message:
                     "Alert sink '\(sink.name)' (\(sink.kindName)) takes alerts again; \(missed) alerts were not spooled for it meanwhile and are only in the other sinks",
@@ -293,12 +294,12 @@ extension ActionWorker {
         let bytes = sink.spool.depth.bytes
         if !spoolWatch[index].filling && bytes * 5 >= limit * 4 {
             spoolWatch[index].filling = true
-            spoolWatch[index].since = Clock.realtime().seconds
+            spoolWatch[index].fillingSince = Clock.realtime().seconds
             emitOwn(
                 rule: "vigil-spool-filling",
                 instance: sink.name,
                 state: .firing,
-                version: "\(spoolWatch[index].since)",
+                version: "\(spoolWatch[index].fillingSince)",
                 kind: "vigil.spool_filling",
                 message:
                     "The spool of alert sink '\(sink.name)' (\(sink.kindName)) is \(bytes * 100 / max(1, limit)) % full (\(bytes / 1024) of \(limit / 1024) KiB): its receiver is not keeping up or is down",
@@ -320,7 +321,7 @@ extension ActionWorker {
                 rule: "vigil-spool-filling",
                 instance: sink.name,
                 state: .resolved,
-                version: "\(spoolWatch[index].since)",
+                version: "\(spoolWatch[index].fillingSince)",
                 kind: "vigil.spool_filling",
                 message:
                     "The spool of alert sink '\(sink.name)' (\(sink.kindName)) is back under half its limit (\(bytes / 1024) of \(limit / 1024) KiB)",

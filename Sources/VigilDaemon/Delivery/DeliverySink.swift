@@ -41,8 +41,6 @@ final class DeliverySink: @unchecked Sendable {
     let failedAttempts = Atomic<UInt64>(0)
     /// Alerts that could not be spooled (spool full or a write error); they are in the local sinks only.
     let notSpooled = Atomic<UInt64>(0)
-    /// Monotonic time at which the last record was acknowledged (0: never), for the benchmarks.
-    let lastDelivery = Atomic<UInt64>(0)
 
     private let transport: any DeliveryTransport
     private let host: String
@@ -175,7 +173,6 @@ final class DeliverySink: @unchecked Sendable {
             case .delivered:
                 spool.acknowledge(records.count)
                 delivered.add(UInt64(records.count), ordering: .relaxed)
-                lastDelivery.store(Clock.monotonicNanoseconds(), ordering: .releasing)
                 if failure.failing { recovered(&failure) }
                 failure.reset(initialBackoff: spec.delivery.retryInitialMilliseconds)
             case .rejected(let reason):
@@ -316,6 +313,11 @@ final class DeliverySink: @unchecked Sendable {
             sinkMask: healthMask,
             eventTime: 0
         )
+    }
+
+    /// One line for the stop log: what this sink delivered, refused, failed and holds.
+    var tally: String {
+        "\(name): \(delivered.load(ordering: .relaxed)) delivered, \(rejected.load(ordering: .relaxed)) refused, \(failedAttempts.load(ordering: .relaxed)) failed attempts, \(notSpooled.load(ordering: .relaxed)) not spooled, \(spool.depth.records) left in its spool"
     }
 
     /// `90 s`, `5 min`: a retry period for messages.

@@ -74,8 +74,6 @@ final class NoticeBoard: @unchecked Sendable {
     let shutdown: EventFD
     private let timer: TimerFD
     private var outlet: AlertOutlet?
-    /// Summaries, reminders and heartbeats sent (for tests and status).
-    private(set) var summariesSent = 0
 
     /// Nil when no rule has `dedup:` or `remind:` and no sink has `heartbeat:`: then nothing needs the board.
     init?(rules: [Rule], heartbeats: [Heartbeat], host: String, logger: Logger) throws(Errno) {
@@ -243,7 +241,6 @@ final class NoticeBoard: @unchecked Sendable {
 
     private func sendSummary(_ window: Window) {
         guard let outlet, let last = window.last else { return }
-        summariesSent += 1
         let started = RFC3339.string(seconds: window.started.seconds, nanoseconds: window.started.nanoseconds)
         let first = window.firstHeld.map { RFC3339.string(seconds: $0.seconds, nanoseconds: $0.nanoseconds) } ?? started
         let lastTime = RFC3339.string(seconds: last.timeSeconds, nanoseconds: last.timeNanoseconds)
