@@ -162,7 +162,9 @@ public final class Daemon: @unchecked Sendable {
             matcher = try Matcher(
                 settings: settings,
                 rules: options.ruleSet.rules.filter {
-                    $0.enabled && !$0.isProcessRule && !$0.isLogRule && !$0.isPermissionRule && !$0.isRotateRule
+                    if case .config = $0.subject { return $0.enabled }
+                    if case .file = $0.subject { return $0.enabled }
+                    return false
                 },
                 sinkNames: sinkNames,
                 inotify: inotify,
@@ -354,6 +356,8 @@ public final class Daemon: @unchecked Sendable {
                         need(.kill, "to signal the writer of a rotated log", rule: rule)
                     }
                 }
+            case .pressure, .disk, .listening, .escalation:
+                break
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)

@@ -126,6 +126,26 @@ public struct Rule: Sendable {
         return false
     }
 
+    /// True for `pressure:` and `disk:` rules (run by the system watcher).
+    public var isSystemRule: Bool {
+        switch subject {
+        case .pressure, .disk: true
+        default: false
+        }
+    }
+
+    /// True for `listening:` rules (run by the process watcher, with the proc connector's exec events).
+    public var isListeningRule: Bool {
+        if case .listening = subject { return true }
+        return false
+    }
+
+    /// True for `escalation:` rules (run by the escalation watcher).
+    public var isEscalationRule: Bool {
+        if case .escalation = subject { return true }
+        return false
+    }
+
     /// State rules fire when their condition becomes true for an instance and resolve when it becomes
     /// false; event rules fire once per event and never resolve.
     public var isStateRule: Bool {
@@ -137,11 +157,12 @@ public struct Rule: Sendable {
         // Drift that is not put right at once (audit, or a refused change) fires and resolves.
         case .permissions: true
         case .rotate: false
+        case .pressure, .disk, .listening, .escalation: true
         }
     }
 }
 
-/// What a rule watches. One case per rule kind; later kinds (log, process, system, socket) add cases.
+/// What a rule watches. One case per rule kind.
 public enum Subject: Sendable {
     /// `config: PATH` — a `key = value` file, parsed into a snapshot each time it is completely written.
     case config(ConfigSubject)
@@ -158,6 +179,14 @@ public enum Subject: Sendable {
     case permissions(PermissionSubject)
     /// `rotate: PATH` — logs rotated the moment they cross a size or a time boundary.
     case rotate(RotateSubject)
+    /// `pressure: cpu|memory|io` — a PSI trigger on the host's or a cgroup's pressure file.
+    case pressure(PressureSubject)
+    /// `disk: PATH` — the usage of the filesystem a path lives on.
+    case disk(DiskSubject)
+    /// `listening:` — listening sockets and the processes that own them.
+    case listening(ListeningSubject)
+    /// `escalation:` — programs root runs that others can write.
+    case escalation(EscalationSubject)
 }
 
 /// A path as written in a rule: an absolute directory plus an exact name or a glob on the name.

@@ -53,7 +53,7 @@ extension RuleSet {
                 check(selector: subject.postRotate?.target)
             case .process(let subject):
                 check(selector: subject.selector)
-            case .config, .file, .log:
+            case .config, .file, .log, .pressure, .disk, .listening, .escalation:
                 break
             }
             for action in rule.actions {

@@ -15,6 +15,14 @@ extension RuleFileParser {
         case permissions
         /// `rotate:`
         case rotate
+        /// `pressure:`
+        case pressure
+        /// `disk:`
+        case disk
+        /// `listening:`
+        case listening
+        /// `escalation:`
+        case escalation
 
         /// How errors name the kind ("config rules", "mode and owner rules").
         var name: String { self == .permissions ? "mode and owner" : rawValue }
@@ -83,6 +91,10 @@ extension RuleFileParser {
         }
         let permissions = kind == .permissions ? parsePermissionSubject(keys) : PermissionDraft()
         let rotation = kind == .rotate ? parseRotateSubject(keys, context: context, at: location) : nil
+        let pressure = kind == .pressure ? parsePressureSubject(keys, context: context, at: location) : nil
+        let disk = kind == .disk ? parseDiskSubject(keys, context: context, at: location) : nil
+        let listening = kind == .listening ? parseListeningSubject(keys, context: context, at: location) : nil
+        let escalation = kind == .escalation ? parseEscalationSubject(keys, context: context, at: location) : nil
         let selector = kind == .process ? keys["process"].flatMap { parseProcessSelector($0.value) } : nil
         // match:, count: and the others are log keys; on other kinds they are reported below.
         let log = kind == .log || kind == nil ? parseLogSubject(keys) : LogSubjectDraft()
@@ -174,9 +186,12 @@ extension RuleFileParser {
             reportProcessOnlyKeys(keys, kind: .log)
             reportPermissionOnlyKeys(keys, kind: .log)
             reportRotateOnlyKeys(keys, kind: .log)
+        case .pressure, .disk, .listening, .escalation:
+            reportForeignKeys(mapping, kind: kind!)
         case nil:
             break
         }
+        if let kind, !Self.hostKinds.contains(kind) { reportForeignKeys(mapping, kind: kind, onlyHostKindKeys: true) }
 
         // Fields a message may use; nil when a log rule's capture names are not all known.
         let allowedFields: [String]?
@@ -187,11 +202,17 @@ extension RuleFileParser {
         case .log: allowedFields = log.capturesKnown ? MessageTemplate.logFields + log.captureNames : nil
         case .permissions: allowedFields = MessageTemplate.permissionFields
         case .rotate: allowedFields = MessageTemplate.rotateFields
+        case .pressure: allowedFields = MessageTemplate.pressureFields
+        case .disk: allowedFields = MessageTemplate.diskFields
+        case .listening: allowedFields = MessageTemplate.listeningFields
+        case .escalation: allowedFields = MessageTemplate.escalationFields
         case nil:
             var union = MessageTemplate.configFields
             let others =
                 MessageTemplate.fileFields + MessageTemplate.processFields + MessageTemplate.logFields
-                + MessageTemplate.permissionFields + MessageTemplate.rotateFields + log.captureNames
+                + MessageTemplate.permissionFields + MessageTemplate.rotateFields + MessageTemplate.pressureFields
+                + MessageTemplate.diskFields + MessageTemplate.listeningFields + MessageTemplate.escalationFields
+                + log.captureNames
             for field in others where !union.contains(field) {
                 union.append(field)
             }
@@ -208,6 +229,8 @@ extension RuleFileParser {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionSource)
         } else if kind == .rotate {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultRotateSource)
+        } else if let kind, let source = MessageTemplate.defaultHostSource(for: kind.rawValue) {
+            message = try? MessageTemplate(parsing: source)
         } else {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultSource)
         }
@@ -222,7 +245,7 @@ extension RuleFileParser {
                 keys["when"] != nil && keys["changes"] == nil
                 ? true : keys["changes"] != nil && keys["when"] == nil ? false : nil
         case .file, .log, .rotate: isState = false
-        case .permissions: isState = true
+        case .permissions, .pressure, .disk, .listening, .escalation: isState = true
         case .process: isState = process.shape?.isState
         case nil: isState = nil
         }
@@ -241,6 +264,10 @@ extension RuleFileParser {
             resolvedMessage = try? MessageTemplate(parsing: source)
         } else if keys["message"] == nil, kind == .permissions {
             resolvedMessage = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionResolvedSource)
+        } else if keys["message"] == nil, let kind,
+            let source = MessageTemplate.defaultHostResolvedSource(for: kind.rawValue)
+        {
+            resolvedMessage = try? MessageTemplate(parsing: source)
         }
 
         // Noise control applies to every kind; a dedup key may use the fields of the kind's message.
@@ -297,6 +324,18 @@ extension RuleFileParser {
         case .rotate:
             guard let rotation else { return }
             subject = .rotate(rotation)
+        case .pressure:
+            guard let pressure else { return }
+            subject = .pressure(pressure)
+        case .disk:
+            guard let disk else { return }
+            subject = .disk(disk)
+        case .listening:
+            guard let listening else { return }
+            subject = .listening(listening)
+        case .escalation:
+            guard let escalation else { return }
+            subject = .escalation(escalation)
         }
         draft.rule = Rule(
             id: id,
@@ -312,6 +351,46 @@ extension RuleFileParser {
         )
         draft.rule?.dedup = dedup
         draft.rule?.remindMilliseconds = remind
+    }
+
+    /// The kinds that watch the host as a whole; their keys are checked by `reportForeignKeys`.
+    static let hostKinds: [RuleKind] = [.pressure, .disk, .listening, .escalation]
+
+    /// Every kind's own keys (besides the keys every rule may have).
+    static var kindKeys: [(kind: RuleKind, keys: [String])] {
+        [
+            (.config, ["config", "format", "when", "changes", "on"]),
+            (.file, ["file", "on"]),
+            (.process, ["process", "on"] + processOnlyKeys),
+            (.log, ["log"] + logOnlyKeys),
+            (.permissions, ["file"] + permissionOnlyKeys),
+            (.rotate, ["rotate"] + rotateOnlyKeys),
+            (.pressure, ["pressure"] + pressureOnlyKeys),
+            (.disk, ["disk"] + diskOnlyKeys),
+            (.listening, ["listening"] + listeningOnlyKeys),
+            (.escalation, ["escalation"] + escalationOnlyKeys),
+        ]
+    }
+
+    /// Reports, in the order written, keys that belong to other kinds of rule. With `onlyHostKindKeys`
+    /// (for the older kinds, which report the others' keys with messages of their own), only keys that
+    /// belong to host kinds alone.
+    mutating func reportForeignKeys(_ mapping: Node.Mapping, kind: RuleKind, onlyHostKindKeys: Bool = false) {
+        let table = Self.kindKeys
+        let own = Set(table.first { $0.kind == kind }?.keys ?? [])
+        for pair in mapping {
+            guard let name = pair.key.scalar?.string, !own.contains(name), !Self.subjectKeys.contains(name) else {
+                continue
+            }
+            let owners = table.filter { $0.keys.contains(name) }.map(\.kind)
+            guard !owners.isEmpty else { continue }
+            if onlyHostKindKeys && owners.contains(where: { !Self.hostKinds.contains($0) }) { continue }
+            let names = owners.map { "\($0 == .permissions ? "file: (mode and owner)" : $0.rawValue + ":")" }
+            error(
+                "'\(name)' does not apply to \(kind.name) rules; it belongs to \(names.joined(separator: " and ")) rules",
+                at: pair.key
+            )
+        }
     }
 
     /// Reports `when:`, `changes:` and `format:` on rules other than config rules.

@@ -51,18 +51,25 @@ struct RuleFileParser {
     /// The item kinds, told apart by an item's first key.
     static let itemKinds = ["rule", "sink", "list"]
     /// Keys a rule may have.
-    static let ruleKeys = [
-        "rule", "description", "severity", "config", "file", "process", "log", "rotate", "format", "when", "changes",
-        "on", "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "recursive", "mode",
-        "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext", "olddir", "compress",
-        "compress_level", "delaycompress", "copytruncate", "if_empty", "create", "postrotate", "sweep", "message",
-        "resolved_message", "then", "enabled", "tags", "dedup", "remind",
-    ]
+    static let ruleKeys =
+        [
+            "rule", "description", "severity", "config", "file", "process", "log", "rotate", "format", "when",
+            "changes",
+            "on", "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "recursive", "mode",
+            "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext", "olddir",
+            "compress",
+            "compress_level", "delaycompress", "copytruncate", "if_empty", "create", "postrotate", "sweep", "message",
+            "resolved_message", "then", "enabled", "tags", "dedup", "remind", "pressure", "disk", "listening",
+            "escalation",
+        ] + pressureOnlyKeys + diskOnlyKeys + listeningOnlyKeys.filter { !processOnlyKeys.contains($0) }
+        + escalationOnlyKeys
     /// Rule subjects available in this version. A `file:` rule with any of `permissionKeys` is a mode and
     /// owner rule.
-    static let subjectKeys = ["config", "file", "process", "log", "rotate"]
+    static let subjectKeys = [
+        "config", "file", "process", "log", "rotate", "pressure", "disk", "listening", "escalation",
+    ]
     /// Rule kinds that are part of the language design but not implemented yet.
-    static let plannedKinds = ["system", "socket"]
+    static let plannedKinds: [String] = []
     /// Keys a sink may have, of any type (`sinkTypeKeys` says which type takes which).
     static let sinkKeys = [
         "sink", "type", "min_severity", "path", "timeout", "retry", "spool", "heartbeat", "socket", "facility",
