@@ -52,7 +52,8 @@ public final class Daemon: @unchecked Sendable {
         /// Tests only: `every:` rotations come every this many milliseconds from start-up instead of at
         /// calendar boundaries (and start-up catch-up is off). nil in production.
         public var rotationIntervalOverrideMilliseconds: Int?
-        /// Overrides whether `postrotate: { unit: }` goes through systemctl (nil: systemd is detected).
+        /// Overrides whether systemd counts as PID 1 (nil: detected): how `postrotate: { unit: }`, restart and
+        /// reload reach a unit, and whether `service:` rules match units or names.
         public var systemdRunning: Bool?
         /// Most inotify watches the mode and owner rules may use (`--max-watches`); nil: the kernel's limit.
         public var permissionWatchBudget: Int?
@@ -271,12 +272,13 @@ public final class Daemon: @unchecked Sendable {
                     "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB (net.core.rmem_max), so bursts of process events may be lost (they are counted, resynchronised and alerted)"
                 )
             }
-            let settings = ProcessWatcher.Settings(
+            var settings = ProcessWatcher.Settings(
                 root: root,
                 host: host,
                 probe: options.probeProcessEvents,
                 zombieRecheckNanoseconds: UInt64(options.zombieRecheckMilliseconds) * 1_000_000
             )
+            if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
             let outlet: AlertOutlet
             do { outlet = try worker.makeOutlet() } catch {
                 throw DaemonError("Failed to set up the event pipeline: \(error)")

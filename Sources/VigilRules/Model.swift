@@ -384,10 +384,14 @@ public struct ServiceAction: Sendable {
 public struct ProcessSubject: Sendable {
     public var selector: ProcessSelector
     public var trigger: ProcessTrigger
+    /// `service: NAME` rules: the unit name. The selector is `unit: NAME`; where systemd is not PID 1 (no
+    /// units in the cgroups), the daemon matches `name: NAME` (without `.service`) instead.
+    public var service: String?
 
-    public init(selector: ProcessSelector, trigger: ProcessTrigger) {
+    public init(selector: ProcessSelector, trigger: ProcessTrigger, service: String? = nil) {
         self.selector = selector
         self.trigger = trigger
+        self.service = service
     }
 }
 

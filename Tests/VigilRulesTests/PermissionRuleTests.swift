@@ -377,7 +377,7 @@ enum PermissionRuleTestError: Error {
             (
                 "- rule: r\n  mode: \"0640\"\n",
                 [
-                    "test.yaml:1:3: error: rule 'r' has no subject; expected one of: config, file, process, log, rotate, pressure, disk, listening, escalation (mode: needs file: with the paths it applies to)"
+                    "test.yaml:1:3: error: rule 'r' has no subject; expected one of: config, file, process, log, rotate, pressure, disk, listening, escalation, service (mode: needs file: with the paths it applies to)"
                 ]
             ),
             (

@@ -163,7 +163,7 @@ final class ProcessWatcher: @unchecked Sendable {
         for rule in rules {
             guard case .process(let subject) = rule.subject else { continue }
             let selector = CompiledSelector(
-                subject.selector,
+                Self.effectiveSelector(of: subject, systemdRunning: settings.systemdRunning),
                 root: settings.root,
                 users: users,
                 unknownUsers: &problems
@@ -261,6 +261,14 @@ final class ProcessWatcher: @unchecked Sendable {
     }
 
     deinit { buffer.deallocate() }
+
+    /// A `service:` rule matches the service's unit where systemd is PID 1; elsewhere no cgroup names a
+    /// unit, so it matches processes by the service's name (the unit name without `.service`).
+    static func effectiveSelector(of subject: ProcessSubject, systemdRunning: Bool) -> ProcessSelector {
+        guard let service = subject.service, !systemdRunning else { return subject.selector }
+        let name = service.hasSuffix(".service") ? String(service.dropLast(".service".count)) : service
+        return ProcessSelector(names: [name])
+    }
 
     // MARK: Thread body
 

@@ -23,6 +23,8 @@ extension RuleFileParser {
         case listening
         /// `escalation:`
         case escalation
+        /// `service:` — an expected process rule about one service (by its systemd unit where systemd runs)
+        case service
 
         /// How errors name the kind ("config rules", "mode and owner rules").
         var name: String { self == .permissions ? "mode and owner" : rawValue }
@@ -95,6 +97,7 @@ extension RuleFileParser {
         let disk = kind == .disk ? parseDiskSubject(keys, context: context, at: location) : nil
         let listening = kind == .listening ? parseListeningSubject(keys, context: context, at: location) : nil
         let escalation = kind == .escalation ? parseEscalationSubject(keys, context: context, at: location) : nil
+        let service = kind == .service ? keys["service"].flatMap { parseServiceName($0.value) } : nil
         let selector = kind == .process ? keys["process"].flatMap { parseProcessSelector($0.value) } : nil
         // match:, count: and the others are log keys; on other kinds they are reported below.
         let log = kind == .log || kind == nil ? parseLogSubject(keys) : LogSubjectDraft()
@@ -186,7 +189,7 @@ extension RuleFileParser {
             reportProcessOnlyKeys(keys, kind: .log)
             reportPermissionOnlyKeys(keys, kind: .log)
             reportRotateOnlyKeys(keys, kind: .log)
-        case .pressure, .disk, .listening, .escalation:
+        case .pressure, .disk, .listening, .escalation, .service:
             reportForeignKeys(mapping, kind: kind!)
         case nil:
             break
@@ -198,7 +201,7 @@ extension RuleFileParser {
         switch kind {
         case .config: allowedFields = MessageTemplate.configFields
         case .file: allowedFields = MessageTemplate.fileFields
-        case .process: allowedFields = MessageTemplate.processFields
+        case .process, .service: allowedFields = MessageTemplate.processFields
         case .log: allowedFields = log.capturesKnown ? MessageTemplate.logFields + log.captureNames : nil
         case .permissions: allowedFields = MessageTemplate.permissionFields
         case .rotate: allowedFields = MessageTemplate.rotateFields
@@ -229,6 +232,8 @@ extension RuleFileParser {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionSource)
         } else if kind == .rotate {
             message = try? MessageTemplate(parsing: MessageTemplate.defaultRotateSource)
+        } else if kind == .service, let service {
+            message = try? MessageTemplate(parsing: "service \(service) is not active: none of its processes runs")
         } else if let kind, let source = MessageTemplate.defaultHostSource(for: kind.rawValue) {
             message = try? MessageTemplate(parsing: source)
         } else {
@@ -245,7 +250,7 @@ extension RuleFileParser {
                 keys["when"] != nil && keys["changes"] == nil
                 ? true : keys["changes"] != nil && keys["when"] == nil ? false : nil
         case .file, .log, .rotate: isState = false
-        case .permissions, .pressure, .disk, .listening, .escalation: isState = true
+        case .permissions, .pressure, .disk, .listening, .escalation, .service: isState = true
         case .process: isState = process.shape?.isState
         case nil: isState = nil
         }
@@ -264,6 +269,10 @@ extension RuleFileParser {
             resolvedMessage = try? MessageTemplate(parsing: source)
         } else if keys["message"] == nil, kind == .permissions {
             resolvedMessage = try? MessageTemplate(parsing: MessageTemplate.defaultPermissionResolvedSource)
+        } else if keys["message"] == nil, kind == .service, let service {
+            resolvedMessage = try? MessageTemplate(
+                parsing: "service \(service) is active again: {name} runs (pid {pid})"
+            )
         } else if keys["message"] == nil, let kind,
             let source = MessageTemplate.defaultHostResolvedSource(for: kind.rawValue)
         {
@@ -281,7 +290,12 @@ extension RuleFileParser {
         } else {
             actions = [.alert(sinks: nil, location: location)]
         }
-        checkServiceActions(uses.serviceActions, kind: kind, shape: process.shape)
+        // A service rule is an expect: rule about the service's processes.
+        checkServiceActions(
+            uses.serviceActions,
+            kind: kind == .service ? .process : kind,
+            shape: kind == .service ? .expect : process.shape
+        )
         checkSanitizeActions(uses.sanitizeActions, kind: kind, logPaths: log.paths)
         checkPermissionActions(uses.permissionActions, kind: kind, draft: permissions)
 
@@ -336,6 +350,15 @@ extension RuleFileParser {
         case .escalation:
             guard let escalation else { return }
             subject = .escalation(escalation)
+        case .service:
+            guard let service else { return }
+            subject = .process(
+                ProcessSubject(
+                    selector: ProcessSelector(units: [service]),
+                    trigger: .expectRunning(minimum: 1),
+                    service: service
+                )
+            )
         }
         draft.rule = Rule(
             id: id,
@@ -344,13 +367,42 @@ extension RuleFileParser {
             description: description,
             message: message,
             subject: subject,
-            actions: actions,
+            // A service rule's restart and reload name its unit unless they say otherwise.
+            actions: kind == .service ? actions.map { Self.naming(service ?? "", in: $0) } : actions,
             enabled: enabled,
             tags: tags,
             resolvedMessage: resolvedMessage
         )
         draft.rule?.dedup = dedup
         draft.rule?.remindMilliseconds = remind
+    }
+
+    /// Parses `service:`: a unit name (`upload-service` or `upload-service.service`).
+    mutating func parseServiceName(_ node: Node) -> String? {
+        guard let text = parseString(node, key: "service") else { return nil }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@-\\")
+        guard !text.isEmpty, text.allSatisfy(allowed.contains), !text.hasPrefix("-") else {
+            error(
+                "service '\(text)' is not a unit name; write the service's unit name as systemctl shows it, such as upload-service or upload-service.service",
+                at: node
+            )
+            return nil
+        }
+        return text
+    }
+
+    /// `restart`/`reload` of a service rule with no `unit:` of its own get the service's unit.
+    static func naming(_ service: String, in action: ActionSpec) -> ActionSpec {
+        switch action {
+        case .restart(var spec) where spec.unit == nil:
+            spec.unit = service
+            return .restart(spec)
+        case .reload(var spec) where spec.unit == nil:
+            spec.unit = service
+            return .reload(spec)
+        default:
+            return action
+        }
     }
 
     /// The kinds that watch the host as a whole; their keys are checked by `reportForeignKeys`.
@@ -369,6 +421,7 @@ extension RuleFileParser {
             (.disk, ["disk"] + diskOnlyKeys),
             (.listening, ["listening"] + listeningOnlyKeys),
             (.escalation, ["escalation"] + escalationOnlyKeys),
+            (.service, ["service"]),
         ]
     }
 

@@ -54,19 +54,17 @@ struct RuleFileParser {
     static let ruleKeys =
         [
             "rule", "description", "severity", "config", "file", "process", "log", "rotate", "format", "when",
-            "changes",
-            "on", "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "recursive", "mode",
-            "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext", "olddir",
-            "compress",
-            "compress_level", "delaycompress", "copytruncate", "if_empty", "create", "postrotate", "sweep", "message",
-            "resolved_message", "then", "enabled", "tags", "dedup", "remind", "pressure", "disk", "listening",
-            "escalation",
+            "changes", "on", "expect", "exit", "grace", "allow", "match", "caseless", "from", "count", "recursive",
+            "mode", "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext",
+            "olddir", "compress", "compress_level", "delaycompress", "copytruncate", "if_empty", "create",
+            "postrotate", "sweep", "message", "resolved_message", "then", "enabled", "tags", "dedup", "remind",
+            "pressure", "disk", "listening", "escalation", "service",
         ] + pressureOnlyKeys + diskOnlyKeys + listeningOnlyKeys.filter { !processOnlyKeys.contains($0) }
         + escalationOnlyKeys
     /// Rule subjects available in this version. A `file:` rule with any of `permissionKeys` is a mode and
     /// owner rule.
     static let subjectKeys = [
-        "config", "file", "process", "log", "rotate", "pressure", "disk", "listening", "escalation",
+        "config", "file", "process", "log", "rotate", "pressure", "disk", "listening", "escalation", "service",
     ]
     /// Rule kinds that are part of the language design but not implemented yet.
     static let plannedKinds: [String] = []
