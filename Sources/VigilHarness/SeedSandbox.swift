@@ -69,7 +69,57 @@ public struct SeedSandbox: Sendable {
             chmod(hostPath(Self.unifiedLogPath()), 0o640)
             chown(hostPath("/var/log/archive"), Self.analyticsUser, Self.analyticsUser)
         }
+        try installCrontabs()
     }
+
+    /// Server path of Aanya's maintenance script, which the system crontab runs as root.
+    public static let maintenanceScript = "/home/aanya/scripts/analytics_maintenance.sh"
+
+    /// The seed's crontabs: `/etc/crontab` with Aanya's nightly job, and the people's own crontabs
+    /// (Fatima's process_monitor.sh, Jin's log scripts), which run as their owners. The seed prints the
+    /// system line as `0 2 * * * /home/aanya/scripts/analytics_maintenance.sh`; /etc/crontab's sixth field
+    /// is the user, and the issue (and `ps` on day 6) say it runs as root, so the sandbox writes `root`.
+    /// As root, the script and its directory belong to aanya (uid 1013), as in the seed.
+    public func installCrontabs() throws(HarnessError) {
+        try write(
+            "/etc/crontab",
+            """
+            # /etc/crontab: system-wide crontab (the user field comes before the command)
+            SHELL=/bin/sh
+            PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin
+
+            17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly
+            0 2 * * * root /home/aanya/scripts/analytics_maintenance.sh
+
+            """
+        )
+        try makeDirectories("/home/aanya/scripts", mode: 0o755)
+        try write(Self.maintenanceScript, "#!/bin/sh\n# Nightly analytics maintenance (Aanya)\nexit 0\n")
+        chmod(hostPath(Self.maintenanceScript), 0o755)
+        try makeDirectories("/var/spool/cron/crontabs", mode: 0o730)
+        try write(
+            "/var/spool/cron/crontabs/fatima",
+            "# Run process monitoring every 15 minutes\n*/15 * * * * /home/fatima/scripts/process_monitor.sh\n"
+        )
+        try write(
+            "/var/spool/cron/crontabs/jin",
+            """
+            0 * * * * /home/jin/scripts/analytics/log_standardizer.sh
+            15 * * * * /home/jin/scripts/analytics/log_analyzer.sh
+            30 * * * * /home/jin/scripts/analytics/log_parity_check.sh
+            0 0 * * * /home/jin/scripts/analytics/log_sanitizer.sh
+
+            """
+        )
+        if geteuid() == 0 {
+            for path in ["/home/aanya", "/home/aanya/scripts", Self.maintenanceScript] {
+                chown(hostPath(path), Self.aanyaUser, Self.aanyaUser)
+            }
+        }
+    }
+
+    /// uid and gid of the sandbox's `aanya`.
+    public static let aanyaUser: UInt32 = 1013
 
     /// uid and gid of the sandbox's `analytics` user, and gid of `log-readers`.
     public static let analyticsUser: UInt32 = 1001
