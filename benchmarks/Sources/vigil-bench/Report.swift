@@ -91,6 +91,8 @@ struct Report {
     var rotation: RotationResult?
     /// The alert delivery scenario (nil with --no-delivery).
     var delivery: DeliveryResult?
+    /// The system-health scenarios (nil with --no-system).
+    var system: SystemHealthResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -254,6 +256,7 @@ struct Report {
         if let permissions { out += permissions.markdown() }
         if let rotation { out += rotation.markdown() }
         if let delivery { out += delivery.markdown(provenance: "Same run.") }
+        if let system { out += system.markdown(provenance: "Same run.") }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {

@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -110,6 +110,9 @@ var rotationKeepCapabilities = false
 var deliveryScenario = true
 var deliveryOnly = false
 var deliveryTrialsOverride: Int?
+var systemScenario = true
+var systemOnly = false
+var systemTrialsOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -154,6 +157,11 @@ while let argument = arguments.next() {
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         rotationBytesOverride = value
     case "--no-delivery": deliveryScenario = false
+    case "--no-system": systemScenario = false
+    case "--system-only": systemOnly = true
+    case "--system-trials":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        systemTrialsOverride = value
     case "--delivery-only": deliveryOnly = true
     case "--deliveries":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
@@ -436,6 +444,38 @@ func runDeliveryScenario() -> DeliveryResult {
     return result
 }
 
+/// The system-health scenarios (issue 7): a filesystem crossing 85 % and a new listener, against poll loops.
+@MainActor
+func runSystemScenario() -> SystemHealthResult {
+    let trials = systemTrialsOverride ?? (quick ? 10 : 100)
+    print("system health: \(trials) tmpfs crossings and \(trials) new listeners, against df and ss poll loops…")
+    let result = SystemHealthBench.run(vigil: vigilPath, trials: trials)
+    for (name, samples) in [
+        ("disk → alert", result.diskVigil), ("disk peer", result.diskPeer), ("listen → alert", result.listenVigil),
+        ("listen peer", result.listenPeer),
+    ] {
+        let s = LatencySummary(samples)
+        print(
+            "system health: \(name): "
+                + (s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms, \($0.count) samples" }
+                    ?? "no samples")
+        )
+    }
+    for failure in result.failures.prefix(5) { print("system health: \(failure)") }
+    return result
+}
+
+if systemOnly {
+    let system = runSystemScenario()
+    writeOnlyReport(
+        title: "system health only",
+        targets: [],
+        sections: system.markdown(provenance: provenance),
+        path: resultsPath ?? benchmarksDirectory + (quick ? "/out/RESULTS-system-quick.md" : "/out/RESULTS-system.md")
+    )
+    exit(system.detectedEverything ? 0 : 1)
+}
+
 if deliveryOnly {
     let delivery = runDeliveryScenario()
     writeOnlyReport(
@@ -532,6 +572,8 @@ let rotation: RotationResult? = rotationScenario ? runRotationScenario() : nil
 
 let delivery: DeliveryResult? = deliveryScenario ? runDeliveryScenario() : nil
 
+let system: SystemHealthResult? = systemScenario ? runSystemScenario() : nil
+
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
 if idle.failures.isEmpty {
@@ -566,7 +608,8 @@ let report = Report(
     logs: logs,
     permissions: permissions,
     rotation: rotation,
-    delivery: delivery
+    delivery: delivery,
+    system: system
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -591,5 +634,6 @@ let detectionFailed =
     || !(throughput?.detectedEverything ?? true)
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
     || !(rotation?.detectedEverything ?? true) || !(delivery?.detectedEverything ?? true)
+    || !(system?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
