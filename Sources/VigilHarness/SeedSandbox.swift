@@ -48,7 +48,7 @@ public struct SeedSandbox: Sendable {
         for (dir, mode) in [
             ("/etc/analytics", 0o755), ("/var/log/analytics", 0o750), ("/var/log/analytics/unified", 0o750),
             ("/var/log/analytics/reports", 0o750), ("/var/log/analytics/alerts", 0o700), ("/var/log/archive", 0o750),
-            ("/var/log/vigil", 0o750), ("/run/vigil", 0o755),
+            ("/var/log/vigil", 0o750), ("/run/vigil", 0o755), ("/var/lib/postgresql", 0o700),
         ] {
             try makeDirectories(dir, mode: UInt32(mode))
         }

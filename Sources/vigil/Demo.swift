@@ -25,15 +25,22 @@ struct Demo: ParsableCommand {
     @Flag(name: .long, help: "Keep the sandbox directory instead of removing it.")
     var keep = false
 
+    /// The demo's debug-server stand-in (a copy of this binary) runs `vigil demo --stand-in-listen PORT`.
+    @Option(name: .long, help: .hidden)
+    var standInListen: UInt16?
+
     /// One step of the story: what a person does and what Vigil must answer.
     struct Step {
         var title: String
         var act: (SeedSandbox) throws(HarnessError) -> Void
         var expectRule: String
         var expectState: String
+        /// Why the time to this reaction is not a latency (a hold the rule waits on purpose); nil: timed.
+        var untimed: String? = nil
     }
 
     func run() throws {
+        if let port = standInListen { Self.listenForever(port: port) }
         let executable = ChildProcess.currentExecutable()
         guard let rulesDirectory = locateRules(executable: executable) else {
             printLine(
@@ -61,10 +68,17 @@ struct Demo: ParsableCommand {
 
         // Ctrl-C (or SIGTERM) must not leave a daemon and four stand-ins running: a thread waits for the
         // signal and cleans up.
-        Self.cleanUpOnSignal(sandbox: sandbox, keep: keep)
+        let health = HealthCleanup()
+        defer { health.undo() }
+        Self.cleanUpOnSignal(sandbox: sandbox, keep: keep, health: health)
+        let demoRules: String
+        do { demoRules = try Self.installDemoRules(sandbox) } catch {
+            printLine("vigil demo: \(error)")
+            throw ExitCode(1)
+        }
         let alertsPath = sandbox.hostPath("/var/log/vigil/demo-alerts.jsonl")
         printLine("Vigil demo: CloudCrest's analytics-prod-03 in a sandbox at \(sandbox.root)")
-        printLine("  rules: \(rulesDirectory)   alerts: \(alertsPath)\n")
+        printLine("  rules: \(rulesDirectory) and \(demoRules)   alerts: \(alertsPath)\n")
 
         let follower: LineFollower
         let daemon: DaemonProcess
@@ -73,7 +87,7 @@ struct Demo: ParsableCommand {
             let started = Clock.monotonicNanoseconds()
             daemon = try DaemonProcess(
                 executable: executable,
-                arguments: ["--rules", rulesDirectory, "--root", sandbox.root, "--alerts", alertsPath],
+                arguments: ["--rules", rulesDirectory, demoRules, "--root", sandbox.root, "--alerts", alertsPath],
                 workDirectory: sandbox.hostPath("/run/vigil"),
                 onSpawn: { pid in demoDaemonPid.store(pid, ordering: .releasing) }
             )
@@ -168,6 +182,8 @@ struct Demo: ParsableCommand {
             expectState: "event"
         )
         var latencies: [UInt64] = []
+        var reactions = 0
+        var untimed = 1  // the rotation
         var failed = false
         // `timed: false`: the reaction comes after writing 100 MiB and compressing them, not a latency.
         func perform(_ step: Step, number: Int, timed: Bool = true) -> Bool {
@@ -183,7 +199,13 @@ struct Demo: ParsableCommand {
                 let latency = seenAt &- min(before, seenAt)  // a line already queued before the act counts as 0
                 printLine("   → \(summary(of: line))   [\(milliseconds(latency)) ms after the write]")
                 if rule == step.expectRule && state == step.expectState {
-                    if timed { latencies.append(latency) }
+                    if let reason = step.untimed {
+                        printLine("   (not a latency: \(reason))")
+                        untimed += 1
+                    } else if timed {
+                        latencies.append(latency)
+                    }
+                    reactions += 1
                     return true
                 }
             }
@@ -220,7 +242,16 @@ struct Demo: ParsableCommand {
         if !failed { failed = !perform(rotation, number: steps.count + 1, timed: false) || !showArchive(sandbox) }
         if !failed, let upload = services["upload-service"] {
             failed = !killAndWatchRestart(upload, step: steps.count + 2, follower: follower, latencies: &latencies)
+            if !failed { reactions += 1 }
         }
+        let healthSteps = Self.healthSteps(sandbox, executable: executable, cleanup: health)
+        for (offset, step) in healthSteps.enumerated() where !failed {
+            failed = !perform(step, number: steps.count + 3 + offset)
+        }
+        if !failed && geteuid() != 0 {
+            printLine("\n(The filling-disk step needs root to mount a small tmpfs: skipped.)")
+        }
+        health.undo()
         let exit = daemon.stop()
         if failed || exit != 0 {
             printLine(
@@ -230,7 +261,7 @@ struct Demo: ParsableCommand {
         }
         let sorted = latencies.sorted()
         printLine(
-            "\n\(latencies.count + 1) reactions (the rotation untimed), change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
+            "\n\(reactions) reactions (\(untimed) untimed: the rotation, the CPU hold), change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
         )
         showDeliveries(sandbox, journal: sandbox.journal)
         printLine(
@@ -352,9 +383,9 @@ struct Demo: ParsableCommand {
 
     /// Blocks SIGINT, SIGTERM and SIGHUP (children start with them unblocked) and starts a thread that,
     /// when one comes, stops the daemon and the stand-ins, removes the sandbox and exits 130.
-    private static func cleanUpOnSignal(sandbox: SeedSandbox, keep: Bool) {
+    private static func cleanUpOnSignal(sandbox: SeedSandbox, keep: Bool, health: HealthCleanup) {
         guard let signals = try? SignalFD(signals: [SIGINT, SIGTERM, SIGHUP]) else { return }
-        let box = DemoCleanup(signals: signals, sandbox: sandbox, keep: keep)
+        let box = DemoCleanup(signals: signals, sandbox: sandbox, keep: keep, health: health)
         _ = Threads.spawn(name: "vigil-demo-sig") {
             var pfd = pollfd(fd: box.signals.descriptor, events: Int16(POLLIN), revents: 0)
             while poll(&pfd, 1, -1) < 0 && errno == EINTR {}
@@ -365,6 +396,7 @@ struct Demo: ParsableCommand {
                 waitpid(pid, &status, 0)
             }
             box.sandbox.stopServiceStandIns()
+            box.health.undo()
             if !box.keep { box.sandbox.remove() }
             let line = Array("\nvigil demo: interrupted; the daemon and the stand-ins were stopped\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
@@ -436,11 +468,13 @@ private final class DemoCleanup: Sendable {
     let signals: SignalFD
     let sandbox: SeedSandbox
     let keep: Bool
+    let health: HealthCleanup
 
-    init(signals: SignalFD, sandbox: SeedSandbox, keep: Bool) {
+    init(signals: SignalFD, sandbox: SeedSandbox, keep: Bool, health: HealthCleanup) {
         self.signals = signals
         self.sandbox = sandbox
         self.keep = keep
+        self.health = health
     }
 }
 

@@ -162,8 +162,12 @@ enum SystemHealthBench {
                 result.failures.append("bind/listen failed: \(String(cString: strerror(errno)))")
                 break
             }
-            if let seen = waitFor(vigilRun.follower, rule: "unexpected-listener", state: "firing", containing: ":\(port)")
-            {
+            if let seen = waitFor(
+                vigilRun.follower,
+                rule: "unexpected-listener",
+                state: "firing",
+                containing: ":\(port)"
+            ) {
                 result.listenVigil.append(seen &- min(listenedAt, seen))
             } else {
                 result.failures.append("no unexpected-listener alert for port \(port)")
@@ -185,7 +189,12 @@ enum SystemHealthBench {
     }
 
     /// `df` once a second, printing when usage is above 85 %.
-    private static func peerDisk(sandbox: SeedSandbox, mountHost: String, trials: Int, failures: inout [String])
+    private static func peerDisk(
+        sandbox: SeedSandbox,
+        mountHost: String,
+        trials: Int,
+        failures: inout [String]
+    )
         -> [UInt64]
     {
         let output = sandbox.hostPath("/bench/peer-df.out")
@@ -254,7 +263,12 @@ enum SystemHealthBench {
     }
 
     /// Waits for the next alert line of `rule` in `state` (and containing `text`), skipping others.
-    private static func waitFor(_ follower: LineFollower, rule: String, state: String, containing text: String? = nil)
+    private static func waitFor(
+        _ follower: LineFollower,
+        rule: String,
+        state: String,
+        containing text: String? = nil
+    )
         -> UInt64?
     {
         let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
