@@ -81,6 +81,7 @@ public final class Daemon: @unchecked Sendable {
     private let logWatcher: LogWatcher?
     private let rotationWatcher: RotationWatcher?
     private let permissionWatcher: PermissionWatcher?
+    private let escalationWatcher: EscalationWatcher?
     private let worker: ActionWorker
     private let slots: [SinkSlot]
     private let deliverySinks: [DeliverySink]
@@ -93,6 +94,7 @@ public final class Daemon: @unchecked Sendable {
     private var logThread: ThreadHandle?
     private var rotationThread: ThreadHandle?
     private var permissionThread: ThreadHandle?
+    private var escalationThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -254,6 +256,23 @@ public final class Daemon: @unchecked Sendable {
                 logger: logger
             )
         }
+        let escalationRules = options.ruleSet.rules.filter { $0.enabled && $0.isEscalationRule }
+        if escalationRules.isEmpty {
+            escalationWatcher = nil
+        } else {
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            escalationWatcher = try EscalationWatcher(
+                settings: EscalationWatcher.Settings(root: root, host: host),
+                rules: escalationRules,
+                sinkNames: sinkNames,
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
+        }
         let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
         if !processRules.isEmpty && options.processRules {
             // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
@@ -356,7 +375,9 @@ public final class Daemon: @unchecked Sendable {
                         need(.kill, "to signal the writer of a rotated log", rule: rule)
                     }
                 }
-            case .pressure, .disk, .listening, .escalation:
+            case .escalation:
+                need(.dacReadSearch, "to read other users' directories and /var/spool/cron/crontabs", rule: nil)
+            case .pressure, .disk, .listening:
                 break
             case .process:
                 guard processWatcher != nil else { continue }
@@ -416,6 +437,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of mode and owner rules running.
     public var permissionRuleCount: Int { permissionWatcher?.ruleCount ?? 0 }
 
+    /// Number of escalation rules running.
+    public var escalationRuleCount: Int { escalationWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -460,10 +484,14 @@ public final class Daemon: @unchecked Sendable {
         if let permissionWatcher {
             permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
         }
+        if let escalationWatcher {
+            escalationThread = Threads.spawn(name: "vigil-esc") { escalationWatcher.run() }
+        }
         matcher.ready.wait()
         logWatcher?.ready.wait()
         rotationWatcher?.ready.wait()
         permissionWatcher?.ready.wait()
+        escalationWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -497,6 +525,10 @@ public final class Daemon: @unchecked Sendable {
             permissionWatcher.shutdown.ring()
             Threads.join(permissionThread)
         }
+        if let escalationThread, let escalationWatcher {
+            escalationWatcher.shutdown.ring()
+            Threads.join(escalationThread)
+        }
         // The board summarises its open windows into its outlet before the worker's last drain.
         if let boardThread, let board {
             board.shutdown.ring()
@@ -518,6 +550,7 @@ public final class Daemon: @unchecked Sendable {
         self.logThread = nil
         self.rotationThread = nil
         self.permissionThread = nil
+        self.escalationThread = nil
         for sink in worker.sinks { sink.close() }
     }
 }
