@@ -155,9 +155,10 @@ extension EscalationWatcher {
                     }
                     continue
                 }
-                let description = verdict.findings.map(\.reason).joined(separator: "; ") + "|" + lines[0].source
-                if firing[key] == description { continue }
-                firing[key] = description
+                // Fires once; again only when someone new can write (a writer fixed meanwhile says nothing).
+                let writers = Set(verdict.findings.flatMap(\.writers))
+                if let known = firing[key], writers.isSubset(of: known) { continue }
+                firing[key] = writers.union(firing[key] ?? [])
                 emit(index, program: program, lines: lines, verdict: verdict, outcome: "", eventTime: eventTime)
             }
         }

@@ -21,8 +21,8 @@ import Glibc
 /// - **Events**: a crontab or unit written, renamed into place or deleted is read again; `IN_ATTRIB`,
 ///   a rename or a deletion on a program or a directory above it checks the programs whose paths pass
 ///   there. The watches follow what the last check looked at. No timer, no polling.
-/// - **State rule** per (rule, program): fires once with who can write what, fires again only when that
-///   changes, resolves when only root can write it or root no longer runs it.
+/// - **State rule** per (rule, program): fires once with who can write what, fires again only when someone
+///   new can write, resolves when only root can write it or root no longer runs it.
 /// - **Overflow**: `IN_Q_OVERFLOW` reads every source and checks every program again.
 final class EscalationWatcher: @unchecked Sendable {
     // @unchecked Sendable: all mutable state is confined to the vigil-esc thread after `run()` starts.
@@ -125,8 +125,8 @@ final class EscalationWatcher: @unchecked Sendable {
     var verdicts: [String: Verdict] = [:]
     /// Path → programs whose verdict depends on it.
     var dependents: [String: Set<String>] = [:]
-    /// (rule, program) → the finding reported.
-    var firing: [String: String] = [:]
+    /// (rule, program) → who the firing alert said can write.
+    var firing: [String: Set<String>] = [:]
     var watches: [Int32: WatchEntry] = [:]
     var watchByPath: [String: (watch: Int32, device: UInt64, inode: UInt64)] = [:]
     /// Sources that could not be read, logged once each.
