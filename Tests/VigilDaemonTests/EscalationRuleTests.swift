@@ -181,6 +181,40 @@ struct EscalationRuleTests {
         #expect(again.path == "/usr/local/bin", "\(again.message)")
     }
 
+    /// The seed sandbox with the seed's `/etc/crontab` line (as the seed shows it, without a user field) and
+    /// aanya's script: found at start-up; the log line gives what start-up cost (read by the benchmark notes).
+    @Test func seedSandboxRootJobIsFoundAtStartUp() throws {
+        let sandbox = try SeedSandbox(label: "esc-seed")
+        defer { sandbox.remove() }
+        try sandbox.write("/etc/crontab", "SHELL=/bin/sh\n0 2 * * * /home/aanya/scripts/analytics_maintenance.sh\n")
+        try sandbox.makeDirectories("/home/aanya/scripts")
+        try sandbox.write("/home/aanya/scripts/analytics_maintenance.sh", "#!/bin/sh\n")
+        for path in ["/home/aanya", "/home/aanya/scripts", "/home/aanya/scripts/analytics_maintenance.sh"] {
+            chown(sandbox.hostPath(path), 1013, 1013)
+        }
+        let compilation = RuleCompiler.compile(sources: [(file: "seed.yaml", text: Self.rule)])
+        let ruleSet = try #require(compilation.ruleSet)
+        let alerts = sandbox.hostPath("/alerts.jsonl")
+        let follower = try LineFollower(path: alerts)
+        let (logger, store) = InMemoryLogHandler.logger()
+        let daemon = try Daemon(
+            options: Daemon.Options(ruleSet: ruleSet, root: sandbox.root, extraAlertFiles: [alerts]),
+            logger: logger
+        )
+        let started = Clock.monotonicNanoseconds()
+        try daemon.start()
+        let startNanoseconds = Clock.monotonicNanoseconds() &- started
+        defer { daemon.stop() }
+        let line = try #require(follower.next(timeoutMilliseconds: 5000)).line
+        let alert = SeenAlert(line: line)
+        #expect(alert.state == "firing" && alert.path == "/home/aanya", "\(alert)")
+        #expect(alert.message.contains("(/etc/crontab:2)") && alert.message.contains("user aanya"), "\(alert.message)")
+        #expect(alert.message.contains("the line has no user field"), "\(alert.message)")
+        let cost = store.messages.map(\.message).first { $0.hasPrefix("Escalation rules:") }
+        #expect(cost != nil, "\(store.messages)")
+        print("[escalation cost] daemon.start() \(startNanoseconds / 1000) µs; \(cost ?? "")")
+    }
+
     @Test func commandsAreReadLikeCronAndSystemdReadThem() {
         #expect(RootPrograms.programs(inShellCommand: "/usr/bin/env bash /x.sh arg") == ["/usr/bin/env", "/x.sh"])
         #expect(RootPrograms.programs(inShellCommand: "bash -e /x.sh") == ["/x.sh"])
