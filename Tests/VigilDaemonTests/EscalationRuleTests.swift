@@ -79,7 +79,10 @@ struct EscalationRuleTests {
         chown(directory, 0, 0)
         chmod(directory, 0o755)
         let resolved = try #require(f.expect(rule: "root-runs-user-writable", state: "resolved"))
-        #expect(resolved.message == "Resolved: /home/aanya/scripts/maint.sh: only root can write it and the directories above it")
+        #expect(
+            resolved.message
+                == "Resolved: /home/aanya/scripts/maint.sh: only root can write it and the directories above it"
+        )
 
         // A group that is not root's gets write permission on the directory: at once.
         chown(directory, 0, 1002)
@@ -97,10 +100,16 @@ struct EscalationRuleTests {
             chmod(tree.path("srv/tools/run.sh"), 0o777)
         }
         #expect(f.escalationSync().isEmpty, "nothing root runs at start-up")
-        f.tree.writeReplacing("etc/cron.d/backup", "MAILTO=root\n@daily root /usr/bin/env bash /srv/tools/run.sh >/dev/null 2>&1\n")
+        f.tree.writeReplacing(
+            "etc/cron.d/backup",
+            "MAILTO=root\n@daily root /usr/bin/env bash /srv/tools/run.sh >/dev/null 2>&1\n"
+        )
         let alert = try #require(f.expect(rule: "root-runs-user-writable", state: "firing"))
         #expect(alert.path == "/srv/tools/run.sh")
-        #expect(alert.message.contains("(/etc/cron.d/backup:2)") && alert.message.contains("everyone can write"), "\(alert.message)")
+        #expect(
+            alert.message.contains("(/etc/cron.d/backup:2)") && alert.message.contains("everyone can write"),
+            "\(alert.message)"
+        )
         #expect(alert.message.contains("world-writable"), "\(alert.message)")
         // The job removed: root no longer runs it.
         f.tree.unlinkFile("etc/cron.d/backup")
@@ -122,7 +131,10 @@ struct EscalationRuleTests {
         f.tree.writeReplacing("etc/cron.d/aanya", "*/5 * * * * 1000 bash /home/aanya/scripts/m.sh\n")
         #expect(f.escalationSync().isEmpty, "a job of uid 1000 is not root's")
         // Root's own crontab (no user field) is root's.
-        f.tree.writeReplacing("var/spool/cron/crontabs/root", "# root\n* * * * * /bin/sh -c '/home/aanya/scripts/m.sh'\n")
+        f.tree.writeReplacing(
+            "var/spool/cron/crontabs/root",
+            "# root\n* * * * * /bin/sh -c '/home/aanya/scripts/m.sh'\n"
+        )
         let alert = try #require(f.expect(rule: "root-runs-user-writable", state: "firing"))
         #expect(alert.message.contains("(/var/spool/cron/crontabs/root:2)"), "\(alert.message)")
     }
@@ -171,7 +183,10 @@ struct EscalationRuleTests {
         }
         let alert = try #require(f.expect(rule: "root-runs-user-writable", state: "firing"))
         #expect(alert.path == "/home/aanya/bin")
-        #expect(alert.message.contains("through symlink /usr/local/bin/job -> /home/aanya/bin/job.sh"), "\(alert.message)")
+        #expect(
+            alert.message.contains("through symlink /usr/local/bin/job -> /home/aanya/bin/job.sh"),
+            "\(alert.message)"
+        )
         // The target made root's: resolved; then the link's own directory opened to a group: fires.
         chown(f.tree.path("home/aanya/bin"), 0, 0)
         f.expect(rule: "root-runs-user-writable", state: "resolved")
@@ -220,12 +235,30 @@ struct EscalationRuleTests {
         #expect(RootPrograms.programs(inShellCommand: "bash -e /x.sh") == ["/x.sh"])
         #expect(RootPrograms.programs(inShellCommand: "/bin/sh -c '/a.sh; /b.sh'") == ["/bin/sh", "/a.sh", "/b.sh"])
         #expect(RootPrograms.programs(inShellCommand: "cd /srv && ./x.sh") == [], "relative programs are out of scope")
-        #expect(RootPrograms.programs(inShellCommand: "LANG=C /usr/bin/python3 /opt/j.py > /dev/null") == ["/usr/bin/python3", "/opt/j.py"])
-        let cron = RootPrograms.systemCrontab("# c\nPATH=/bin\n0 2 * * * root /a.sh %stdin\n@reboot 0 /b.sh\n", file: "/etc/crontab")
-        #expect(cron == [RootProgram(path: "/a.sh", source: "/etc/crontab:3"), RootProgram(path: "/b.sh", source: "/etc/crontab:4")])
-        let seed = RootPrograms.systemCrontab("0 2 * * * /home/aanya/scripts/analytics_maintenance.sh\n", file: "/etc/crontab")
+        #expect(
+            RootPrograms.programs(inShellCommand: "LANG=C /usr/bin/python3 /opt/j.py > /dev/null") == [
+                "/usr/bin/python3", "/opt/j.py",
+            ]
+        )
+        let cron = RootPrograms.systemCrontab(
+            "# c\nPATH=/bin\n0 2 * * * root /a.sh %stdin\n@reboot 0 /b.sh\n",
+            file: "/etc/crontab"
+        )
+        #expect(
+            cron == [
+                RootProgram(path: "/a.sh", source: "/etc/crontab:3"),
+                RootProgram(path: "/b.sh", source: "/etc/crontab:4"),
+            ]
+        )
+        let seed = RootPrograms.systemCrontab(
+            "0 2 * * * /home/aanya/scripts/analytics_maintenance.sh\n",
+            file: "/etc/crontab"
+        )
         #expect(seed.map(\.path) == ["/home/aanya/scripts/analytics_maintenance.sh"] && seed.first?.note != nil)
-        let unit = RootPrograms.unit("[Service]\nUser=svc\nExecStart=/srv/run\nExecStartPre=+/srv/pre \\\n  --flag\n", file: "u")
+        let unit = RootPrograms.unit(
+            "[Service]\nUser=svc\nExecStart=/srv/run\nExecStartPre=+/srv/pre \\\n  --flag\n",
+            file: "u"
+        )
         #expect(unit == [RootProgram(path: "/srv/pre", source: "u:4")], "+ runs as root whatever User= says")
     }
 }
@@ -242,7 +275,10 @@ extension DaemonFixture {
             if alert.message.contains("/zzcookie/\(name).sh (") { return others }
             if alert.rule != "cookie" && !alert.message.contains("/zzcookie/") { others.append(alert) }
         }
-        Issue.record("escalation cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)", sourceLocation: sourceLocation)
+        Issue.record(
+            "escalation cookie \(name) never arrived; alerts seen: \(others); log: \(logs.messages)",
+            sourceLocation: sourceLocation
+        )
         return others
     }
 }

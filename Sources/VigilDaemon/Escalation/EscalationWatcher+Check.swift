@@ -140,7 +140,14 @@ extension EscalationWatcher {
                 let key = "\(index)\u{0}\(program)"
                 guard let lines = programsByRule[index][program] else {
                     if firing.removeValue(forKey: key) != nil {
-                        emit(index, program: program, lines: [], verdict: nil, outcome: "root no longer runs it", eventTime: eventTime)
+                        emit(
+                            index,
+                            program: program,
+                            lines: [],
+                            verdict: nil,
+                            outcome: "root no longer runs it",
+                            eventTime: eventTime
+                        )
                     }
                     continue
                 }
@@ -151,7 +158,14 @@ extension EscalationWatcher {
                             verdict.missing
                             ? "it is gone, and only root can write where it was"
                             : "only root can write it and the directories above it"
-                        emit(index, program: program, lines: lines, verdict: nil, outcome: outcome, eventTime: eventTime)
+                        emit(
+                            index,
+                            program: program,
+                            lines: lines,
+                            verdict: nil,
+                            outcome: outcome,
+                            eventTime: eventTime
+                        )
                     }
                     continue
                 }
@@ -189,7 +203,9 @@ extension EscalationWatcher {
             }
             writer = writers.joined(separator: ", ")
             var reasons = verdict.findings.map(\.reason)
-            if verdict.missing { reasons.insert("the program does not exist, so whoever can write there can create it", at: 0) }
+            if verdict.missing {
+                reasons.insert("the program does not exist, so whoever can write there can create it", at: 0)
+            }
             if !verdict.links.isEmpty { reasons.append("through symlink " + verdict.links.joined(separator: ", ")) }
             if let note = lines.first?.note { reasons.append(note) }
             reason = reasons.joined(separator: "; ")

@@ -328,8 +328,9 @@ final class EscalationWatcher: @unchecked Sendable {
             )
         }
         if systemd {
-            for path in ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"]
-            {
+            for path in [
+                "/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system",
+            ] {
                 list.append(SourceDirectory(path: path, kind: .systemd, format: .unit, only: nil))
             }
         }
@@ -440,7 +441,9 @@ final class EscalationWatcher: @unchecked Sendable {
                 for program in entry.programs { programs[program.path, default: []].append(program) }
             }
             for path in compiled.subject.also {
-                programs[path, default: []].append(RootProgram(path: path, source: "also: in rule '\(compiled.rule.id)'"))
+                programs[path, default: []].append(
+                    RootProgram(path: path, source: "also: in rule '\(compiled.rule.id)'")
+                )
             }
             let before = index < programsByRule.count ? programsByRule[index] : [:]
             for (path, lines) in programs where before[path] != lines { changed.insert(path) }

@@ -120,7 +120,9 @@ enum RootPrograms {
         var interpreter = program
         while let word = words.popFirst() {
             if takesCommandString(word, interpreter: interpreter) {
-                if let inner = words.first, depth < 4 { found += programs(inShellCommand: String(inner), depth: depth + 1) }
+                if let inner = words.first, depth < 4 {
+                    found += programs(inShellCommand: String(inner), depth: depth + 1)
+                }
                 break
             }
             if word.hasPrefix("-") || word.contains("=") && !word.hasPrefix("/") { continue }
