@@ -171,6 +171,44 @@ struct EscalationRuleTests {
         #expect(alert.message.contains("user svc can write"), "\(alert.message)")
     }
 
+    @Test func aUnitLinkedFromEtcIsReadAgainWhenItsTargetChanges() throws {
+        let f = try DaemonFixture(rules: Self.rule, label: "esc-unitlink") { tree in
+            Self.accounts(tree)
+            tree.makeDirectory("opt/y")
+            chown(tree.path("opt/y"), 1000, 1000)
+            tree.makeDirectory("etc/systemd/system")
+            tree.makeDirectory("lib/systemd/system")
+            tree.write("lib/systemd/system/y.service", "[Service]\nUser=svc\nExecStart=/opt/y/run\n")
+            tree.symlink("etc/systemd/system/y.service", to: "/lib/systemd/system/y.service")
+        }
+        #expect(f.escalationSync().isEmpty, "y.service runs as svc")
+        f.tree.writeReplacing("lib/systemd/system/y.service", "[Service]\nExecStart=/opt/y/run\n")
+        let alert = try #require(f.expect(rule: "root-runs-user-writable", state: "firing"))
+        #expect(alert.message.contains("root runs /opt/y/run (/etc/systemd/system/y.service:2)"), "\(alert.message)")
+        #expect(alert.message.contains("the program does not exist"), "\(alert.message)")
+    }
+
+    @Test func alsoNamesProgramsNoSourceLists() throws {
+        let rules = """
+            - rule: extra
+              escalation: cron
+              also: [/opt/z/tool]
+
+            """
+        let f = try DaemonFixture(rules: rules, label: "esc-also") { tree in
+            Self.accounts(tree)
+            tree.makeDirectory("opt/z")
+            chmod(tree.path("opt/z"), 0o1777)
+            tree.write("opt/z/tool", "#!/bin/sh\n", mode: 0o755)
+        }
+        // Sticky and world-writable, but the tool is root's: no one else can replace it.
+        #expect(f.escalationSync().isEmpty)
+        chown(f.tree.path("opt/z/tool"), 1000, 1000)
+        let alert = try #require(f.expect(rule: "extra", state: "firing"))
+        #expect(alert.message.contains("(also: in rule 'extra')"), "\(alert.message)")
+        #expect(alert.message.contains("everyone, user aanya can write /opt/z"), "\(alert.message)")
+    }
+
     @Test func aSymlinkIsCheckedWhereItIsAndWhereItPoints() throws {
         let f = try DaemonFixture(rules: Self.rule, label: "esc-link") { tree in
             Self.accounts(tree)

@@ -284,12 +284,13 @@ final class EscalationWatcher: @unchecked Sendable {
 
     /// Reads every source, checks every program, judges and watches: start-up and after lost events.
     func rescanEverything(eventTime: UInt64, overflow: Bool = false) {
-        directories = Self.sourceDirectories(cron: wantsCron, systemd: wantsSystemd).map {
-            SourceDirectory(
-                path: settings.root.canonical($0.path),
-                kind: $0.kind,
-                format: $0.format,
-                only: $0.only
+        // `/lib` is often a symlink to `/usr/lib`: a directory reached twice is read once.
+        directories = []
+        for directory in Self.sourceDirectories(cron: wantsCron, systemd: wantsSystemd) {
+            let path = settings.root.canonical(directory.path)
+            if directories.contains(where: { $0.path == path && $0.only == directory.only }) { continue }
+            directories.append(
+                SourceDirectory(path: path, kind: directory.kind, format: directory.format, only: directory.only)
             )
         }
         sourceFiles = [:]
@@ -364,14 +365,16 @@ final class EscalationWatcher: @unchecked Sendable {
         guard let directory = directories.first(where: { $0.path == directoryPath && $0.accepts(name) }) else {
             return
         }
-        // A unit of the same name in a directory of higher precedence hides this one.
+        // A unit of the same name in a directory of higher precedence hides this one; that one is read
+        // again instead, since it may be a symlink to this file.
         if directory.format == .unit,
             let index = directories.firstIndex(where: { $0.path == directoryPath }),
-            directories[..<index].contains(where: {
+            let higher = directories[..<index].first(where: {
                 $0.format == .unit && sourceFiles[Self.join($0.path, name)] != nil
             })
         {
             sourceFiles[file] = nil
+            readSource(Self.join(higher.path, name))
             return
         }
         guard let text = readText(file) else {
