@@ -265,6 +265,16 @@ struct EscalationRuleTests {
         #expect(alert.message.contains("the line has no user field"), "\(alert.message)")
         let cost = store.messages.map(\.message).first { $0.hasPrefix("Escalation rules:") }
         #expect(cost != nil, "\(store.messages)")
+        // Fixed (the script, then its directories); the last chown resolves it, and the time from that
+        // chown to the resolution is the reaction latency.
+        let paths = ["/home/aanya/scripts/analytics_maintenance.sh", "/home/aanya/scripts", "/home/aanya"]
+        for path in paths.dropLast() { chown(sandbox.hostPath(path), 0, 0) }
+        let fixedAt = Clock.monotonicNanoseconds()
+        chown(sandbox.hostPath("/home/aanya"), 0, 0)
+        let resolved = try #require(follower.next(timeoutMilliseconds: 5000)).line
+        let latency = Clock.monotonicNanoseconds() &- fixedAt
+        #expect(SeenAlert(line: resolved).state == "resolved", "\(resolved)")
+        print("[escalation cost] chown to resolved alert \(latency / 1000) µs")
         print("[escalation cost] daemon.start() \(startNanoseconds / 1000) µs; \(cost ?? "")")
     }
 
