@@ -119,6 +119,7 @@ extension EscalationWatcher {
         return lstat(settings.root.hostPath(path), &info) == 0
     }
 
+    /// The target of the symlink at server path `path`, as written in the link.
     private func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4097)
         let n = readlink(settings.root.hostPath(path), &buffer, 4096)
@@ -126,6 +127,7 @@ extension EscalationWatcher {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `0755`: four octal digits, as `stat -c %a` would print with the special bits.
     static func octal(_ mode: UInt32) -> String {
         let digits = String(mode, radix: 8)
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
@@ -256,6 +258,7 @@ extension EscalationWatcher {
 }
 
 extension EscalationWatcher.Looked {
+    /// A path and the inode `lstat` found there.
     init(path: String, isDirectory: Bool, info: stat) {
         self.init(path: path, isDirectory: isDirectory, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }

@@ -27,6 +27,7 @@ import Glibc
 final class EscalationWatcher: @unchecked Sendable {
     // @unchecked Sendable: all mutable state is confined to the vigil-esc thread after `run()` starts.
 
+    /// Where the root is and what the host is called.
     struct Settings {
         var root: RootedPath
         var host: String
@@ -190,6 +191,7 @@ final class EscalationWatcher: @unchecked Sendable {
         }
     }
 
+    /// Number of escalation rules running.
     var ruleCount: Int { rules.count }
 
     private static let inotifyTag: UInt64 = 1
@@ -531,12 +533,14 @@ final class EscalationWatcher: @unchecked Sendable {
         for path in entry.paths where watchByPath[path]?.watch == wd { watchByPath[path] = nil }
     }
 
+    /// Whether something (a symlink too) is under the server path `path`.
     private func exists(_ path: String) -> Bool {
         var info = stat()
         lstatCount += 1
         return lstat(settings.root.hostPath(path), &info) == 0
     }
 
+    /// Logs a problem once per key (a source that cannot be read, a path that cannot be watched).
     func reportOnce(_ key: String, _ message: String) {
         guard reportedProblems.insert(key).inserted else { return }
         logger.warning("\(message)")
@@ -544,10 +548,12 @@ final class EscalationWatcher: @unchecked Sendable {
 
     // MARK: Paths
 
+    /// `directory/name` without a double slash under `/`.
     static func join(_ directory: String, _ name: String) -> String {
         directory == "/" ? "/" + name : directory + "/" + name
     }
 
+    /// The directory above `path`; nil for `/`.
     static func parent(of path: String) -> String? {
         guard path != "/", let slash = path.lastIndex(of: "/") else { return nil }
         return slash == path.startIndex ? "/" : String(path[..<slash])
