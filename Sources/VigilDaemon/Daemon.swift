@@ -82,6 +82,7 @@ public final class Daemon: @unchecked Sendable {
     private let logWatcher: LogWatcher?
     private let rotationWatcher: RotationWatcher?
     private let permissionWatcher: PermissionWatcher?
+    private let escalationWatcher: EscalationWatcher?
     private let worker: ActionWorker
     private let slots: [SinkSlot]
     private let deliverySinks: [DeliverySink]
@@ -94,6 +95,7 @@ public final class Daemon: @unchecked Sendable {
     private var logThread: ThreadHandle?
     private var rotationThread: ThreadHandle?
     private var permissionThread: ThreadHandle?
+    private var escalationThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -255,6 +257,23 @@ public final class Daemon: @unchecked Sendable {
                 logger: logger
             )
         }
+        let escalationRules = options.ruleSet.rules.filter { $0.enabled && $0.isEscalationRule }
+        if escalationRules.isEmpty {
+            escalationWatcher = nil
+        } else {
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            escalationWatcher = try EscalationWatcher(
+                settings: EscalationWatcher.Settings(root: root, host: host),
+                rules: escalationRules,
+                sinkNames: sinkNames,
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
+        }
         let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
         if !processRules.isEmpty && options.processRules {
             // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
@@ -358,7 +377,9 @@ public final class Daemon: @unchecked Sendable {
                         need(.kill, "to signal the writer of a rotated log", rule: rule)
                     }
                 }
-            case .pressure, .disk, .listening, .escalation:
+            case .escalation:
+                need(.dacReadSearch, "to read other users' directories and /var/spool/cron/crontabs", rule: nil)
+            case .pressure, .disk, .listening:
                 break
             case .process:
                 guard processWatcher != nil else { continue }
@@ -418,6 +439,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of mode and owner rules running.
     public var permissionRuleCount: Int { permissionWatcher?.ruleCount ?? 0 }
 
+    /// Number of escalation rules running.
+    public var escalationRuleCount: Int { escalationWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -462,10 +486,14 @@ public final class Daemon: @unchecked Sendable {
         if let permissionWatcher {
             permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
         }
+        if let escalationWatcher {
+            escalationThread = Threads.spawn(name: "vigil-esc") { escalationWatcher.run() }
+        }
         matcher.ready.wait()
         logWatcher?.ready.wait()
         rotationWatcher?.ready.wait()
         permissionWatcher?.ready.wait()
+        escalationWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -499,6 +527,10 @@ public final class Daemon: @unchecked Sendable {
             permissionWatcher.shutdown.ring()
             Threads.join(permissionThread)
         }
+        if let escalationThread, let escalationWatcher {
+            escalationWatcher.shutdown.ring()
+            Threads.join(escalationThread)
+        }
         // The board summarises its open windows into its outlet before the worker's last drain.
         if let boardThread, let board {
             board.shutdown.ring()
@@ -520,6 +552,7 @@ public final class Daemon: @unchecked Sendable {
         self.logThread = nil
         self.rotationThread = nil
         self.permissionThread = nil
+        self.escalationThread = nil
         for sink in worker.sinks { sink.close() }
     }
 }

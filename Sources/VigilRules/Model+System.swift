@@ -127,9 +127,14 @@ public enum EscalationSource: String, Sendable, CaseIterable, Hashable {
 /// `escalation: [cron, systemd]` rules: a program or script root runs that someone other than root can
 /// write (the file, or a directory above it) is a path from that user to root. State rule per path.
 public struct EscalationSubject: Sendable, Equatable {
+    /// `escalation:` — where the programs root runs are read from (`any` is every source).
     public var sources: Set<EscalationSource>
+    /// `also:` — absolute paths of further programs root runs that no source names (a script started by
+    /// hand, by a timer Vigil does not read, by `run-parts`), checked the same way; source `also:`.
+    public var also: [String]
 
-    public init(sources: Set<EscalationSource>) {
+    public init(sources: Set<EscalationSource>, also: [String] = []) {
         self.sources = sources
+        self.also = also
     }
 }
