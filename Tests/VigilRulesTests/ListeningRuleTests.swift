@@ -112,7 +112,7 @@ private func diagnostics(_ text: String) -> [String] {
                     - "::1:53"
                     - {}
                     - { exe: sshd }
-                    - { addr: 1.2.3.4 }
+                    - { adress: 1.2.3.4 }
 
                 """
             ) == [
@@ -124,7 +124,7 @@ private func diagnostics(_ text: String) -> [String] {
                 "test.yaml:6:7: error: allow entry '::1:53' has no valid address before the port; write IPv6 in brackets (\"[::1]:53\"), IPv4 as is (\"127.0.0.1:5432\"), or \":PORT\" for any address",
                 "test.yaml:7:7: error: an allow: entry is an empty map; name at least one of proto, address, port, exe",
                 "test.yaml:8:14: error: executable 'sshd' is not absolute; write it from the root, such as '/usr/bin/sshd', or '/*/sshd' for any directory",
-                "test.yaml:9:9: error: unknown key 'addr' in an allow: entry; did you mean 'address'? (expected one of: proto, address, port, exe)",
+                "test.yaml:9:9: error: unknown key 'adress' in an allow: entry; did you mean 'address'? (expected one of: proto, address, port, exe)",
             ]
         )
     }
