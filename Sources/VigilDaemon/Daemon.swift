@@ -254,7 +254,8 @@ public final class Daemon: @unchecked Sendable {
                 logger: logger
             )
         }
-        let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
+        // Listening rules run on the process watcher too: its exec events are the cue to read the sockets.
+        let processRules = options.ruleSet.rules.filter { $0.enabled && ($0.isProcessRule || $0.isListeningRule) }
         if !processRules.isEmpty && options.processRules {
             // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
             // SO_RCVBUFFORCE always): the capabilities are dropped before the threads start.
@@ -356,8 +357,11 @@ public final class Daemon: @unchecked Sendable {
                         need(.kill, "to signal the writer of a rotated log", rule: rule)
                     }
                 }
-            case .pressure, .disk, .listening, .escalation:
+            case .pressure, .disk, .escalation:
                 break
+            case .listening:
+                guard processWatcher != nil else { continue }
+                need([.sysPtrace, .dacReadSearch], "to find the owners of listening sockets in other users' /proc/PID/fd", rule: rule)
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
