@@ -361,7 +361,11 @@ public final class Daemon: @unchecked Sendable {
                 break
             case .listening:
                 guard processWatcher != nil else { continue }
-                need([.sysPtrace, .dacReadSearch], "to find the owners of listening sockets in other users' /proc/PID/fd", rule: rule)
+                need(
+                    [.sysPtrace, .dacReadSearch],
+                    "to find the owners of listening sockets in other users' /proc/PID/fd",
+                    rule: rule
+                )
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)

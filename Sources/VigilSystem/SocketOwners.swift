@@ -33,7 +33,8 @@ public enum SocketOwners {
     /// gone or unreadable is skipped). The cheap first look: a program that just started listening is
     /// almost always one that just ran (its exec is the cue), so its few descriptors are read instead of
     /// every process's. Pids are searched once each, and each inode's pids come out in the order searched.
-    public static func owners(of inodes: Set<UInt64>, among pids: [Int32], proc: String = "/proc") -> [UInt64: [Int32]] {
+    public static func owners(of inodes: Set<UInt64>, among pids: [Int32], proc: String = "/proc") -> [UInt64: [Int32]]
+    {
         guard !inodes.isEmpty, !pids.isEmpty else { return [:] }
         let root = proc.hasSuffix("/") && proc.count > 1 ? String(proc.dropLast()) : proc
         return owners(of: inodes, among: pids, root: root)

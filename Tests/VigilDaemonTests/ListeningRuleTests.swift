@@ -135,7 +135,13 @@ struct ListeningRuleDaemonTests {
             name: name,
             label: "listen-new"
         )
-        let listener = try Listener(fixture, exe: "/usr/local/bin/\(name)", proto: "tcp", address: "0.0.0.0", port: port)
+        let listener = try Listener(
+            fixture,
+            exe: "/usr/local/bin/\(name)",
+            proto: "tcp",
+            address: "0.0.0.0",
+            port: port
+        )
         defer { listener.stop() }
         let found = fixture.listenerAlert(rule: "unexpected-listener", port: port)
         let alert = try #require(found?.0, "no alert for 0.0.0.0:\(port); log: \(fixture.logs.messages)")
@@ -156,7 +162,11 @@ struct ListeningRuleDaemonTests {
         let closed = fixture.listenerAlert(rule: "unexpected-listener", port: port)
         #expect(closed?.0.state == "resolved")
         #expect(closed?.0.fingerprint == alert.fingerprint)
-        #expect(closed?.0.message.hasPrefix("Resolved: tcp 0.0.0.0:\(port) of \(name) (pid \(listener.child.pid)) is closed") == true)
+        #expect(
+            closed?.0.message.hasPrefix(
+                "Resolved: tcp 0.0.0.0:\(port) of \(name) (pid \(listener.child.pid)) is closed"
+            ) == true
+        )
     }
 
     @Test func allowedListenerIsNotAlertedButTheSameProgramOnAnotherPortIs() throws {
@@ -186,7 +196,13 @@ struct ListeningRuleDaemonTests {
         defer { allowed.stop() }
         #expect(allowed.listenedAt() != nil)
         // The allowed one listens; the other starts after it, so the read that finds the other has seen it.
-        let other = try Listener(fixture, exe: "/usr/local/bin/\(name)", proto: "tcp", address: "0.0.0.0", port: otherPort)
+        let other = try Listener(
+            fixture,
+            exe: "/usr/local/bin/\(name)",
+            proto: "tcp",
+            address: "0.0.0.0",
+            port: otherPort
+        )
         defer { other.stop() }
         var seen: [SeenAlert] = []
         let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
@@ -200,7 +216,9 @@ struct ListeningRuleDaemonTests {
         // Then a bounded wait (two timer periods and more) in which the allowed one must stay quiet.
         let quietUntil = Clock.monotonicNanoseconds() + 1_500_000_000
         while Clock.monotonicNanoseconds() < quietUntil,
-            let alert = fixture.next(timeoutMilliseconds: Int((quietUntil &- Clock.monotonicNanoseconds()) / 1_000_000) + 1)
+            let alert = fixture.next(
+                timeoutMilliseconds: Int((quietUntil &- Clock.monotonicNanoseconds()) / 1_000_000) + 1
+            )
         {
             if alert.rule == "unexpected-listener" { seen.append(alert) }
         }
@@ -255,7 +273,13 @@ struct ListeningRuleDaemonTests {
         #expect(missing.kind == "listening.missing")
         #expect(missing.message == "nothing listens on tcp 127.0.0.1:\(port)")
 
-        let service = try Listener(fixture, exe: "/usr/local/bin/\(name)", proto: "tcp", address: "127.0.0.1", port: port)
+        let service = try Listener(
+            fixture,
+            exe: "/usr/local/bin/\(name)",
+            proto: "tcp",
+            address: "127.0.0.1",
+            port: port
+        )
         defer { service.stop() }
         let back = try #require(fixture.listenerAlert(rule: "postgres-listening", port: nil)?.0)
         #expect(back.state == "resolved")
@@ -271,4 +295,83 @@ struct ListeningRuleDaemonTests {
                 == "nothing listens on tcp 127.0.0.1:\(port) (the last one, of \(name) (pid \(service.child.pid)), closed)"
         )
     }
+}
+
+/// The cost of one re-read with about 1,000 processes: the sock_diag dump (four requests), the owner
+/// search among recent pids (the usual case), and the fall-back search of every process's descriptors.
+/// Run with `VIGIL_MEASURE_LISTENERS=1` (it starts 1,000 processes).
+@Suite(
+    .serialized,
+    .enabled(
+        if: ProcessInfo.processInfo.environment["VIGIL_MEASURE_LISTENERS"] == "1" && listenerPython != nil,
+        "a measurement: set VIGIL_MEASURE_LISTENERS=1 to run it"
+    )
+)
+struct ListeningRereadCost {
+    @Test func rereadCostWithAThousandProcesses() throws {
+        let tree = TempTree("listen-cost")
+        defer { tree.remove() }
+        var sleepers: [ChildProcess] = []
+        defer {
+            for sleeper in sleepers { sleeper.signal(SIGKILL) }
+            for sleeper in sleepers { _ = sleeper.wait(timeoutMilliseconds: 5000) }
+        }
+        for _ in 0..<1000 { sleepers.append(try ChildProcess(executable: "/bin/sleep", arguments: ["600"])) }
+        let port = freePort()
+        let output = tree.path("cost.out")
+        let python = try #require(listenerPython)
+        let child = try ChildProcess(
+            executable: python,
+            arguments: ["-c", listenerScript, "tcp", "0.0.0.0", String(port)],
+            standardOutput: output
+        )
+        defer {
+            child.signal(SIGKILL)
+            _ = child.wait(timeoutMilliseconds: 5000)
+        }
+        let diag = try SocketDiag()
+        var socket: ListeningSocket?
+        let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
+        while socket == nil, Clock.monotonicNanoseconds() < deadline {
+            socket = try diag.listeners().first { $0.port == UInt16(port) }
+            if socket == nil { _ = child.wait(timeoutMilliseconds: 10) }
+        }
+        let inode = try #require(socket?.inode)
+        let processes = ProcFS().pids().count
+        let sleeperDescriptors =
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(sleepers[0].pid)/fd"))?.count ?? 0
+
+        let dumps = 200
+        var start = Clock.monotonicNanoseconds()
+        var listeners = 0
+        for _ in 0..<dumps { listeners = try diag.listeners().count }
+        let dump = Double(Clock.monotonicNanoseconds() - start) / Double(dumps) / 1000
+
+        start = Clock.monotonicNanoseconds()
+        var recent: [UInt64: [Int32]] = [:]
+        let recentPids = [child.pid] + sleepers.suffix(31).map(\.pid)
+        for _ in 0..<dumps { recent = SocketOwners.owners(of: [inode], among: recentPids) }
+        let recentSearch = Double(Clock.monotonicNanoseconds() - start) / Double(dumps) / 1000
+
+        let scans = 10
+        start = Clock.monotonicNanoseconds()
+        let cpuStart = threadCPUNanoseconds()
+        var full: [UInt64: [Int32]] = [:]
+        for _ in 0..<scans { full = SocketOwners.owners(of: [inode]) }
+        let fullSearch = Double(Clock.monotonicNanoseconds() - start) / Double(scans) / 1000
+        let fullSearchCPU = Double(threadCPUNanoseconds() - cpuStart) / Double(scans) / 1000
+
+        #expect(recent[inode] == [child.pid])
+        #expect(full[inode] == [child.pid])
+        print(
+            "listening re-read with \(processes) processes, \(listeners) listeners (a sleeper holds \(sleeperDescriptors) descriptors): sock_diag dump \(String(format: "%.0f", dump)) µs; owner among 32 recent pids \(String(format: "%.0f", recentSearch)) µs; owner over all of /proc \(String(format: "%.1f", fullSearch / 1000)) ms (\(String(format: "%.1f", fullSearchCPU / 1000)) ms CPU); load \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "")"
+        )
+    }
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), in nanoseconds.
+private func threadCPUNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }

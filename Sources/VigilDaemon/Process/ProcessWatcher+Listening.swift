@@ -105,10 +105,6 @@ struct ListeningState {
     var followUpScheduled = false
     /// A failed read is logged once until reads work again.
     var failing = false
-    /// Reads done, and how long they took (for the stop summary and benchmarks).
-    var reads = 0
-    var readNanoseconds: UInt64 = 0
-    var ownerSearches = 0
 
     var isActive: Bool { !rules.isEmpty }
 
@@ -256,7 +252,7 @@ extension ProcessWatcher {
         let gone = listening.known.keys.filter { current[$0] == nil }
         let new = current.filter { listening.known[$0.key] == nil }
         guard startUp || !gone.isEmpty || !new.isEmpty else {
-            finishRead(started: started, now: started)
+            finishRead(now: started)
             return
         }
         eventTime = started
@@ -295,7 +291,12 @@ extension ProcessWatcher {
                 let firing = listening.expectFiring[index] ?? false
                 if inScope.isEmpty && (startUp || !firing) {
                     listening.expectFiring[index] = true
-                    emitListener(index, state: .firing, listener: closed.first { rule.scope.matchesSocket($0.socket) }, count: 0)
+                    emitListener(
+                        index,
+                        state: .firing,
+                        listener: closed.first { rule.scope.matchesSocket($0.socket) },
+                        count: 0
+                    )
                 } else if !inScope.isEmpty && (startUp || firing) {
                     listening.expectFiring[index] = false
                     let first = inScope.min { $0.socket.inode < $1.socket.inode }
@@ -304,13 +305,11 @@ extension ProcessWatcher {
             }
         }
         eventTime = 0
-        finishRead(started: started, now: Clock.monotonicNanoseconds())
+        finishRead(now: Clock.monotonicNanoseconds())
     }
 
-    private func finishRead(started: UInt64, now: UInt64) {
-        listening.reads += 1
-        listening.readNanoseconds &+= now &- started
-        // Recent pids age out; the rest stay for the follow-up read.
+    /// Ages out the recent pids; the rest stay for the follow-up read.
+    private func finishRead(now: UInt64) {
         let horizon = now > Self.listenerRecentNanoseconds ? now - Self.listenerRecentNanoseconds : 0
         listening.recent.removeAll { $0.time < horizon }
     }
@@ -327,7 +326,6 @@ extension ProcessWatcher {
         }
         let missing = wanted.subtracting(pids.keys)
         if !missing.isEmpty {
-            listening.ownerSearches += 1
             pids.merge(SocketOwners.owners(of: missing)) { $0 + $1 }
         }
         var result: [UInt64: [ProcessEntry]] = [:]
@@ -361,7 +359,8 @@ extension ProcessWatcher {
         case (true, _, let socket?, let endpoint?):
             status = "\(socket.proto.rawValue) \(endpoint) of \(who) is closed"
         case (false, .firing, _, _):
-            status = "nothing listens on \(compiled.expected)" + (socket == nil ? "" : " (the last one, of \(who), closed)")
+            status =
+                "nothing listens on \(compiled.expected)" + (socket == nil ? "" : " (the last one, of \(who), closed)")
         case (false, _, let socket?, let endpoint?):
             status = "\(who) listens on \(socket.proto.rawValue) \(endpoint)"
         default:

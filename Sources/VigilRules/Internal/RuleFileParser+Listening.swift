@@ -53,7 +53,10 @@ extension RuleFileParser {
             if case .scalar(let scalar) = expect.value, scalar.string == "listening" {
                 trigger = .expect
             } else if case .scalar(let scalar) = expect.value, scalar.value != .null {
-                error("expect: '\(scalar.string)' does not apply to listening rules; write expect: listening", at: expect.value)
+                error(
+                    "expect: '\(scalar.string)' does not apply to listening rules; write expect: listening",
+                    at: expect.value
+                )
             } else {
                 error("'expect' is \(expect.value.kindDescription); write expect: listening", at: expect.value)
             }
@@ -172,7 +175,10 @@ extension RuleFileParser {
     /// `port:` — a port, or a range `LOW-HIGH`, within 1…65535.
     private mutating func parsePortRange(_ node: Node) -> ClosedRange<Int>? {
         guard case .scalar(let scalar) = node, scalar.value != .null else {
-            error("'port' is \(node.kindDescription); expected a port such as 5432 or a range such as 8000-8099", at: node)
+            error(
+                "'port' is \(node.kindDescription); expected a port such as 5432 or a range such as 8000-8099",
+                at: node
+            )
             return nil
         }
         return parsePortText(scalar.string, at: node)
