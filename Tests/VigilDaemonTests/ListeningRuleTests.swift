@@ -23,6 +23,8 @@ let ipv6Available: Bool = FileManager.default.contents(atPath: "/proc/net/if_ine
 /// `listen(2)` (TCP) or `bind(2)` (UDP), then sleeps until killed.
 private let listenerScript = """
     import socket, sys, time
+    if len(sys.argv) > 4:
+        time.sleep(float(sys.argv[4]))
     family = socket.AF_INET6 if ':' in sys.argv[2] else socket.AF_INET
     kind = socket.SOCK_STREAM if sys.argv[1] == 'tcp' else socket.SOCK_DGRAM
     s = socket.socket(family, kind)
@@ -58,11 +60,21 @@ private struct Listener {
     let child: ChildProcess
     let output: String
 
-    init(_ fixture: DaemonFixture, exe: String, proto: String, address: String, port: Int) throws {
+    /// `delay`: seconds the child waits between its exec and its `bind(2)` (no exec announces the socket).
+    init(
+        _ fixture: DaemonFixture,
+        exe: String,
+        proto: String,
+        address: String,
+        port: Int,
+        delay: Double? = nil
+    )
+        throws
+    {
         output = fixture.tree.path("listener-\(port)-\(proto).out")
         child = try ChildProcess(
             executable: fixture.tree.path(String(exe.dropFirst())),
-            arguments: ["-c", listenerScript, proto, address, String(port)],
+            arguments: ["-c", listenerScript, proto, address, String(port)] + (delay.map { [String($0)] } ?? []),
             standardOutput: output
         )
     }
@@ -167,6 +179,33 @@ struct ListeningRuleDaemonTests {
                 "Resolved: tcp 0.0.0.0:\(port) of \(name) (pid \(listener.child.pid)) is closed"
             ) == true
         )
+    }
+
+    @Test func aRunningProgramThatListensLaterIsFoundByTheTimerWithItsOwner() throws {
+        let name = uniqueName("vll")
+        let port = freePort()
+        let fixture = try fixture(
+            "- rule: unexpected-listener\n  listening: { port: \(port) }\n  allow: [\":22\"]\n",
+            name: name,
+            label: "listen-late"
+        )
+        // Past the exec's cue, its follow-up and the two seconds a pid counts as recent: only the timer
+        // finds it, and its owner only by the search of every process.
+        let listener = try Listener(
+            fixture,
+            exe: "/usr/local/bin/\(name)",
+            proto: "tcp",
+            address: "0.0.0.0",
+            port: port,
+            delay: 2.5
+        )
+        defer { listener.stop() }
+        let found = fixture.listenerAlert(rule: "unexpected-listener", port: port)
+        let alert = try #require(found?.0, "no alert for 0.0.0.0:\(port); log: \(fixture.logs.messages)")
+        #expect(alert.line.contains("\"pid\":\"\(listener.child.pid)\""), "\(alert)")
+        if let listened = listener.listenedAt(), let arrived = found?.1 {
+            print("listening: 0.0.0.0:\(port) (no exec) listen → alert \(Double(arrived &- listened) / 1e6) ms")
+        }
     }
 
     @Test func allowedListenerIsNotAlertedButTheSameProgramOnAnotherPortIs() throws {
