@@ -274,7 +274,8 @@ public final class Daemon: @unchecked Sendable {
                 logger: logger
             )
         }
-        let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
+        // Listening rules run on the process watcher too: its exec events are the cue to read the sockets.
+        let processRules = options.ruleSet.rules.filter { $0.enabled && ($0.isProcessRule || $0.isListeningRule) }
         if !processRules.isEmpty && options.processRules {
             // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
             // SO_RCVBUFFORCE always): the capabilities are dropped before the threads start.
@@ -379,8 +380,15 @@ public final class Daemon: @unchecked Sendable {
                 }
             case .escalation:
                 need(.dacReadSearch, "to read other users' directories and /var/spool/cron/crontabs", rule: nil)
-            case .pressure, .disk, .listening:
+            case .pressure, .disk:
                 break
+            case .listening:
+                guard processWatcher != nil else { continue }
+                need(
+                    [.sysPtrace, .dacReadSearch],
+                    "to find the owners of listening sockets in other users' /proc/PID/fd",
+                    rule: rule
+                )
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)

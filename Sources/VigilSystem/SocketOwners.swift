@@ -26,21 +26,39 @@ public enum SocketOwners {
     public static func owners(of inodes: Set<UInt64>, proc: String = "/proc") -> [UInt64: [Int32]] {
         guard !inodes.isEmpty else { return [:] }
         let root = proc.hasSuffix("/") && proc.count > 1 ? String(proc.dropLast()) : proc
+        return owners(of: inodes, among: ProcFS(root: root, bufferSize: 4096).pids(), root: root)
+    }
+
+    /// As `owners(of:proc:)`, searching only the descriptors of `pids` (in the order given; a pid that is
+    /// gone or unreadable is skipped). The cheap first look: a program that just started listening is
+    /// almost always one that just ran (its exec is the cue), so its few descriptors are read instead of
+    /// every process's. Pids are searched once each, and each inode's pids come out in the order searched.
+    public static func owners(of inodes: Set<UInt64>, among pids: [Int32], proc: String = "/proc") -> [UInt64: [Int32]]
+    {
+        guard !inodes.isEmpty, !pids.isEmpty else { return [:] }
+        let root = proc.hasSuffix("/") && proc.count > 1 ? String(proc.dropLast()) : proc
+        return owners(of: inodes, among: pids, root: root)
+    }
+
+    private static func owners(of inodes: Set<UInt64>, among pids: [Int32], root: String) -> [UInt64: [Int32]] {
         var result: [UInt64: [Int32]] = [:]
+        var searched = Set<Int32>()
         // "socket:[4294967295]" is 19 bytes; any longer link is not a socket.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { link in
-            for pid in ProcFS(root: root, bufferSize: 4096).pids() {
+            for pid in pids where searched.insert(pid).inserted {
                 guard let directory = opendir("\(root)/\(pid)/fd") else { continue }  // exited, or EACCES
                 defer { closedir(directory) }
                 let fd = dirfd(directory)
                 while let entry = readdir(directory) {
                     let length = withUnsafeBytes(of: &entry.pointee.d_name) { name -> Int in
                         let first = name.first ?? 0
-                        if first == 0 || first == UInt8(ascii: ".") { return -1 }  // ".", ".."
+                        guard first != 0, first != UInt8(ascii: "."), let nameBase = name.baseAddress,
+                            let linkBase = link.baseAddress
+                        else { return -1 }  // ".", ".."
                         return readlinkat(
                             fd,
-                            name.baseAddress!.assumingMemoryBound(to: CChar.self),
-                            UnsafeMutableRawPointer(link.baseAddress!).assumingMemoryBound(to: CChar.self),
+                            nameBase.assumingMemoryBound(to: CChar.self),
+                            UnsafeMutableRawPointer(linkBase).assumingMemoryBound(to: CChar.self),
                             link.count
                         )
                     }
@@ -48,7 +66,7 @@ public enum SocketOwners {
                         let inode = socketInode(UnsafeBufferPointer(rebasing: link[0..<length])),
                         inodes.contains(inode)
                     else { continue }
-                    // pids ascend, so a socket held twice by one process (dup) is the last one appended.
+                    // A socket held twice by one process (dup) is the last one appended.
                     if result[inode]?.last != pid { result[inode, default: []].append(pid) }
                 }
             }

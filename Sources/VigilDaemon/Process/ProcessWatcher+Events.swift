@@ -51,6 +51,7 @@ extension ProcessWatcher {
         // which saves a /proc read on every fork.
         entry.startTime = 0
         table[child] = entry
+        listenerCue(pid: child, executed: false)
         for index in entry.matched { changeRunning(index, by: 1, entry: entry) }
         for index in everyProcessRules {
             if case .expectRunning = rules[index].process.trigger { changeRunning(index, by: 1, entry: entry) }
@@ -78,6 +79,7 @@ extension ProcessWatcher {
         entry.startedByVigil = (table[pid]?.startedByVigil ?? false) || children[pid] != nil
         if pid == probePid { probeSawExec = true }
         rematch(&entry, executed: true)
+        listenerCue(pid: pid, executed: true)
     }
 
     /// Recomputes which rules match `entry` after its program, name or users changed; moves expected
@@ -147,6 +149,7 @@ extension ProcessWatcher {
             if case .probe = purpose { return }
         }
         processEnded(entry, exit: exit)
+        listenerOwnerExited(pid: pid)
         // Zombies whose parent just died are reparented and reaped by init or a subreaper: check soon.
         if !zombies.isEmpty {
             for (zombiePid, watch) in zombies where watch.entry.parent == pid {

@@ -61,6 +61,8 @@ final class ProcessWatcher: @unchecked Sendable {
         case confirmRestart(rule: Int, token: Int)
         /// Walk /proc after lost events.
         case resync
+        /// Read the listening sockets (ProcessWatcher+Listening.swift).
+        case listeners(ListenerRead)
     }
 
     /// Why Vigil spawned a child (each is reaped when its exit event arrives).
@@ -136,6 +138,8 @@ final class ProcessWatcher: @unchecked Sendable {
     var probePid: Int32 = 0
     var probeSawExec = false
     var probeSawExit = false
+    /// The `listening:` rules and what they know (ProcessWatcher+Listening.swift).
+    var listening: ListeningState
     private let buffer: UnsafeMutableRawBufferPointer
 
     init(
@@ -226,6 +230,7 @@ final class ProcessWatcher: @unchecked Sendable {
         }
         self.rules = compiled
         ruleCount = compiled.count
+        listening = ListeningState(rules: rules, root: settings.root, masks: masks)
         for (index, rule) in compiled.enumerated() {
             if rule.selector.matchesEverything {
                 everyProcessRules.append(index)
@@ -291,6 +296,7 @@ final class ProcessWatcher: @unchecked Sendable {
         // The socket is subscribed already (in init), so nothing that starts during the walk is missed:
         // its events wait in the socket and are applied after.
         walkProc(resynchronising: false)
+        startListening()
         startProbe()
         var stopping = false
         var isReady = false
@@ -396,6 +402,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 resyncScheduled = false
                 lastResync = Clock.monotonicNanoseconds()
                 eventsLost()
+            case .listeners(let read): listenerTimer(read)
             }
         }
         if let next = timers.earliest {
