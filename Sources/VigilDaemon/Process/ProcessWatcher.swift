@@ -61,6 +61,8 @@ final class ProcessWatcher: @unchecked Sendable {
         case confirmRestart(rule: Int, token: Int)
         /// Walk /proc after lost events.
         case resync
+        /// Sample the processes of `above:` rules (armed only while such a rule is loaded).
+        case thresholdSample
     }
 
     /// Why Vigil spawned a child (each is reaped when its exit event arrives).
@@ -136,6 +138,8 @@ final class ProcessWatcher: @unchecked Sendable {
     var probePid: Int32 = 0
     var probeSawExec = false
     var probeSawExit = false
+    /// `above:` rules: their member pids, samplers and holds.
+    var thresholds: ThresholdState
     private let buffer: UnsafeMutableRawBufferPointer
 
     init(
@@ -226,6 +230,7 @@ final class ProcessWatcher: @unchecked Sendable {
         }
         self.rules = compiled
         ruleCount = compiled.count
+        thresholds = ThresholdState(compiled)
         for (index, rule) in compiled.enumerated() {
             if rule.selector.matchesEverything {
                 everyProcessRules.append(index)
@@ -283,6 +288,7 @@ final class ProcessWatcher: @unchecked Sendable {
         // The socket is subscribed already (in init), so nothing that starts during the walk is missed:
         // its events wait in the socket and are applied after.
         walkProc(resynchronising: false)
+        startThresholdSampling()
         startProbe()
         var stopping = false
         var isReady = false
@@ -388,6 +394,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 resyncScheduled = false
                 lastResync = Clock.monotonicNanoseconds()
                 eventsLost()
+            case .thresholdSample: sampleThresholds()
             }
         }
         if let next = timers.earliest {
