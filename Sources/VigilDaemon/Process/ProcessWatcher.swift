@@ -231,6 +231,8 @@ final class ProcessWatcher: @unchecked Sendable {
         self.rules = compiled
         ruleCount = compiled.count
         thresholds = ThresholdState(compiled)
+        // A threshold alert names the process's user by default.
+        needsUsers = thresholds.needsUsers(compiled)
         for (index, rule) in compiled.enumerated() {
             if rule.selector.matchesEverything {
                 everyProcessRules.append(index)

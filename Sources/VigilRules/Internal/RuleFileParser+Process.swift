@@ -609,7 +609,7 @@ extension RuleFileParser {
         case .memory:
             limit = parsePercent(value, key: "memory", maximum: 100, why: "memory is a share of MemTotal")
         case .rss:
-            limit = parseMemorySize(value).map(Double.init)
+            limit = parseMemorySize(value).map { Double($0) }
         }
         guard errorCount == errorsBefore, let limit else { return nil }
         return ProcessThreshold(measure: measure, limit: limit, holdMilliseconds: hold)

@@ -409,7 +409,9 @@ extension RuleFileParser {
         for name in Self.processOnlyKeys {
             guard let (key, _) = keys[name] else { continue }
             // above: is also a disk: key.
-            let owners = Self.kindKeys.filter { $0.keys.contains(name) }.map { $0.kind.rawValue + ":" }
+            let owners =
+                Self.processThresholdKeys.contains(name)
+                ? Self.kindKeys.filter { $0.keys.contains(name) }.map { $0.kind.rawValue + ":" } : ["process:"]
             error(
                 "'\(name)' does not apply to \(kind.name) rules; it belongs to \(owners.joined(separator: " and ")) rules",
                 at: key
