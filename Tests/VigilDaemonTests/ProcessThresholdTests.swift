@@ -35,7 +35,7 @@ struct ProcessThresholdTests {
             rules: """
                 - rule: cpu-hog
                   process: { name: \(name) }
-                  above: { cpu: 50%, for: 2s }
+                  above: { cpu: 30%, for: 2s }
                   sample: 500ms
                 """,
             label: "proc-cpu"
@@ -56,7 +56,7 @@ struct ProcessThresholdTests {
         let delay = Double(Clock.monotonicNanoseconds() - started) / 1e9
         print("cpu-hog fired \(Int(delay * 1000)) ms after the loop started (hold 2 s, sample 0.5 s)")
         #expect(fired.state == "firing" && fired.kind == "process.threshold")
-        #expect(fired.message.hasPrefix("cpu-hog: \(name) (pid \(busy.pid), user root) above cpu 50.0% for "))
+        #expect(fired.message.hasPrefix("cpu-hog: \(name) (pid \(busy.pid), user root) above cpu 30.0% for "))
         #expect(fired.line.contains("\"pid\":\"\(busy.pid)\""))
         // The hold is measured between samples: never less than 2 s after the first sample above, which is
         // itself at least one sample after the start (a first sample has no CPU figure).
