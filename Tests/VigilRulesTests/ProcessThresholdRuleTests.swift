@@ -8,7 +8,10 @@ import Glibc
 /// `above:` and `sample:` of process rules: CPU, memory share and resident-set thresholds with a hold.
 @Suite struct ProcessThresholdRuleTests {
     /// The threshold of the only rule of `text`.
-    private func threshold(_ text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws
+    private func threshold(
+        _ text: String,
+        sourceLocation: Testing.SourceLocation = #_sourceLocation
+    ) throws
         -> ProcessThreshold
     {
         let process = try processSubject(try onlyRule(text, sourceLocation: sourceLocation))
@@ -28,7 +31,9 @@ import Glibc
 
     @Test func defaultsAreNoHoldAndOneSecond() throws {
         let parsed = try threshold("- rule: r\n  process: { name: postgres }\n  above: { memory: 12.5% }\n")
-        #expect(parsed == ProcessThreshold(measure: .memory, limit: 12.5, holdMilliseconds: 0, sampleMilliseconds: 1000))
+        #expect(
+            parsed == ProcessThreshold(measure: .memory, limit: 12.5, holdMilliseconds: 0, sampleMilliseconds: 1000)
+        )
         let zero = try threshold("- rule: r\n  process: any\n  above: { memory: 50%, for: 0s }\n")
         #expect(zero.holdMilliseconds == 0)
     }

@@ -129,7 +129,8 @@ extension ProcessWatcher {
             entry: entry.pid == 0 ? nil : entry,
             exit: nil,
             extraLabels: [
-                "threshold": Self.thresholdText(threshold), "cpu": fields("cpu") ?? "", "memory": fields("memory") ?? "",
+                "threshold": Self.thresholdText(threshold), "cpu": fields("cpu") ?? "",
+                "memory": fields("memory") ?? "",
                 "rss": String(sample.rssBytes), "held": held,
             ]
         )

@@ -178,7 +178,12 @@ extension ProcessWatcher {
     }
 
     /// One sample of one process for one rule: starts, holds, fires or clears its track.
-    private func feedThreshold(_ index: Int, _ threshold: ProcessThreshold, _ sample: ProcessSampler.Sample, now: UInt64) {
+    private func feedThreshold(
+        _ index: Int,
+        _ threshold: ProcessThreshold,
+        _ sample: ProcessSampler.Sample,
+        now: UInt64
+    ) {
         let value: Double
         switch threshold.measure {
         case .cpu:
