@@ -2,7 +2,8 @@ extension MessageTemplate {
     /// The fields a `process:` rule's message may use; docs/rules.md#messages says what each holds.
     public static let processFields = [
         "rule", "severity", "host", "pid", "ppid", "name", "exe", "argv", "user", "uid", "euid", "parent", "unit",
-        "cgroup", "event", "code", "signal", "core", "status", "count", "minimum", "grace", "restarts",
+        "cgroup", "event", "code", "signal", "core", "status", "count", "minimum", "grace", "restarts", "cpu", "memory",
+        "rss", "threshold", "held",
     ]
 
     /// The message of a process rule without `message:`, by trigger.
@@ -21,6 +22,8 @@ extension MessageTemplate {
             "{rule}: {name} (pid {pid}) is a zombie; its parent {parent} (pid {ppid}) has not reaped it"
         case .root:
             "{rule}: {exe} (pid {pid}) runs as root; parent {parent} (pid {ppid})"
+        case .threshold:
+            "{rule}: {name} (pid {pid}, user {user}) above {threshold} for {held}: cpu {cpu}, memory {memory}, rss {rss}"
         }
     }
 
@@ -37,6 +40,8 @@ extension MessageTemplate {
             "{rule}: {name} runs again (pid {pid})"
         case .zombie:
             "{rule}: zombie {name} (pid {pid}) is gone"
+        case .threshold:
+            "{rule}: {name} (pid {pid}) {status}: cpu {cpu}, memory {memory}, rss {rss}"
         case .events, .root:
             nil
         }

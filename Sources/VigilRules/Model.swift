@@ -461,12 +461,50 @@ public enum ProcessTrigger: Sendable {
     /// executable matches none of `allow:` (absolute paths or globs; the compiler has already replaced
     /// list names by their items, in order, without repeats).
     case root(allow: [String])
+    /// `above: { cpu: 80%, for: 5s }` (state, per process): a matching process's CPU, memory share or
+    /// resident set stayed above the threshold at every sample for the hold time; resolves at the first
+    /// sample at or below it, or when the process exits.
+    case threshold(ProcessThreshold)
 
     public var isState: Bool {
         switch self {
-        case .expectRunning, .zombie: true
+        case .expectRunning, .zombie, .threshold: true
         case .events, .root: false
         }
+    }
+}
+
+/// What `above:` and `sample:` of a process rule say: one measure, its limit, how long a process must stay
+/// above it, and how often the selected processes are sampled.
+public struct ProcessThreshold: Sendable, Equatable {
+    /// What is compared with the limit.
+    public enum Measure: String, Sendable, CaseIterable {
+        /// CPU time between two samples as a percentage of one core, as `top` shows it (more than 100 for
+        /// a process with several busy threads).
+        case cpu
+        /// The resident set as a percentage of `MemTotal`, as `ps -o %mem` shows it.
+        case memory
+        /// The resident set in bytes.
+        case rss
+    }
+
+    /// The measure `above:` names.
+    public var measure: Measure
+    /// The limit, strictly above which a sample counts: percent for `cpu` and `memory`, bytes for `rss`.
+    public var limit: Double
+    /// `for:` — how long every sample must be above the limit before the rule fires; 0 fires at the first.
+    public var holdMilliseconds: Int
+    /// `sample:` — the sampling period.
+    public var sampleMilliseconds: Int
+
+    /// `sample:` when not given: one second.
+    public static let defaultSampleMilliseconds = 1000
+
+    public init(measure: Measure, limit: Double, holdMilliseconds: Int = 0, sampleMilliseconds: Int = 1000) {
+        self.measure = measure
+        self.limit = limit
+        self.holdMilliseconds = holdMilliseconds
+        self.sampleMilliseconds = sampleMilliseconds
     }
 }
 

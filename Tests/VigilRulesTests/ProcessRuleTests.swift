@@ -381,7 +381,7 @@ enum ProcessRuleTestError: Error {
             MessageTemplate.processFields == [
                 "rule", "severity", "host", "pid", "ppid", "name", "exe", "argv", "user", "uid", "euid", "parent",
                 "unit", "cgroup", "event", "code", "signal", "core", "status", "count", "minimum", "grace",
-                "restarts",
+                "restarts", "cpu", "memory", "rss", "threshold", "held",
             ]
         )
     }

@@ -90,6 +90,52 @@ extension ProcessWatcher {
         )
     }
 
+    /// An `above:` rule fired for a process (held above the limit) or resolved (back at or below, exited).
+    func emitThreshold(
+        _ index: Int,
+        entry: ProcessEntry,
+        sample: ProcessSampler.Sample,
+        state: AlertState,
+        since: UInt64,
+        now: UInt64,
+        status: String?
+    ) {
+        let rule = rules[index].rule
+        guard case .threshold(let threshold) = rules[index].process.trigger else { return }
+        let base = fields(rule, entry, event: "threshold", exit: nil)
+        let held = Durations.text(milliseconds: Int((now >= since ? now - since : 0) / 1_000_000))
+        let fields: (String) -> String? = { field in
+            switch field {
+            case "cpu": sample.cpuPercent.map(Self.percentText) ?? "(not measured yet)"
+            case "memory": Self.percentText(sample.memoryPercent)
+            case "rss": Self.bytesText(sample.rssBytes)
+            case "threshold": Self.thresholdText(threshold)
+            case "held": held
+            case "status": status ?? "above \(Self.thresholdText(threshold)) for \(held)"
+            default: base(field)
+            }
+        }
+        let message =
+            state == .resolved
+            ? rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
+            : rule.message.render(fields)
+        emit(
+            index,
+            state: state,
+            kind: "process.threshold",
+            message: message,
+            instance: "threshold:\(entry.pid):\(sample.startTime)",
+            version: String(since),
+            entry: entry.pid == 0 ? nil : entry,
+            exit: nil,
+            extraLabels: [
+                "threshold": Self.thresholdText(threshold), "cpu": fields("cpu") ?? "",
+                "memory": fields("memory") ?? "",
+                "rss": String(sample.rssBytes), "held": held,
+            ]
+        )
+    }
+
     /// An action's outcome (restarted, failed, flapping, reloaded).
     func emitAction(
         _ index: Int,

@@ -52,6 +52,7 @@ extension ProcessWatcher {
         entry.startTime = 0
         table[child] = entry
         listenerCue(pid: child, executed: false)
+        updateThresholdMembership(entry)
         for index in entry.matched { changeRunning(index, by: 1, entry: entry) }
         for index in everyProcessRules {
             if case .expectRunning = rules[index].process.trigger { changeRunning(index, by: 1, entry: entry) }
@@ -92,6 +93,7 @@ extension ProcessWatcher {
         }
         entry.matched = now
         table[entry.pid] = entry
+        updateThresholdMembership(entry)
         for index in before where !now.contains(index) { changeRunning(index, by: -1, entry: entry) }
         for index in now where !before.contains(index) { changeRunning(index, by: 1, entry: entry) }
         guard executed else { return }
@@ -163,6 +165,7 @@ extension ProcessWatcher {
 
     /// Judges the end of a process (from its exit event, or found gone by a resynchronisation).
     func processEnded(_ entry: ProcessEntry, exit: ExitStatus?) {
+        thresholdProcessEnded(entry)
         for index in chain(entry.matched, everyProcessRules) {
             let rule = rules[index]
             switch rule.process.trigger {
@@ -178,7 +181,7 @@ extension ProcessWatcher {
                 }
             case .zombie:
                 if let exit { watchForZombie(entry, rule: index, exit: exit) }
-            case .root:
+            case .root, .threshold:
                 break
             }
         }

@@ -63,6 +63,8 @@ final class ProcessWatcher: @unchecked Sendable {
         case resync
         /// Read the listening sockets (ProcessWatcher+Listening.swift).
         case listeners(ListenerRead)
+        /// Sample the processes of `above:` rules (armed only while such a rule is loaded).
+        case thresholdSample
     }
 
     /// Why Vigil spawned a child (each is reaped when its exit event arrives).
@@ -140,6 +142,8 @@ final class ProcessWatcher: @unchecked Sendable {
     var probeSawExit = false
     /// The `listening:` rules and what they know (ProcessWatcher+Listening.swift).
     var listening: ListeningState
+    /// `above:` rules: their member pids, samplers and holds.
+    var thresholds: ThresholdState
     private let buffer: UnsafeMutableRawBufferPointer
 
     init(
@@ -231,6 +235,9 @@ final class ProcessWatcher: @unchecked Sendable {
         self.rules = compiled
         ruleCount = compiled.count
         listening = ListeningState(rules: rules, root: settings.root, masks: masks)
+        thresholds = ThresholdState(compiled)
+        // A threshold alert names the process's user by default.
+        needsUsers = thresholds.needsUsers(compiled)
         for (index, rule) in compiled.enumerated() {
             if rule.selector.matchesEverything {
                 everyProcessRules.append(index)
@@ -297,6 +304,7 @@ final class ProcessWatcher: @unchecked Sendable {
         // its events wait in the socket and are applied after.
         walkProc(resynchronising: false)
         startListening()
+        startThresholdSampling()
         startProbe()
         var stopping = false
         var isReady = false
@@ -403,6 +411,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 lastResync = Clock.monotonicNanoseconds()
                 eventsLost()
             case .listeners(let read): listenerTimer(read)
+            case .thresholdSample: sampleThresholds()
             }
         }
         if let next = timers.earliest {

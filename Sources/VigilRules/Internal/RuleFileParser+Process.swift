@@ -1,12 +1,18 @@
 internal import Yams
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension RuleFileParser {
     /// Keys a `process:` selector may have.
     static let selectorKeys = ["name", "exe", "argv", "user", "parent", "unit", "cgroup"]
     /// What `on:` may list in a process rule.
     static let processEventNames = ["exec", "exit", "core-dump", "zombie", "root"]
     /// Rule keys that only process rules take.
-    static let processOnlyKeys = ["expect", "exit", "grace", "allow"]
+    static let processOnlyKeys = ["expect", "exit", "grace", "allow"] + processThresholdKeys
+    /// Keys of threshold rules (`above:` is also a `disk:` key).
+    static let processThresholdKeys = ["above", "sample"]
     /// Keys of `exit:`.
     static let exitFilterKeys = ["code", "signal"]
     /// `grace:` when not given.
@@ -23,9 +29,11 @@ extension RuleFileParser {
         case zombie
         /// `on: [root]`
         case root
+        /// `above:`
+        case threshold
 
         /// State rules resolve; see `ProcessTrigger.isState`.
-        var isState: Bool { self == .expect || self == .zombie }
+        var isState: Bool { self == .expect || self == .zombie || self == .threshold }
     }
 
     /// A process rule's trigger as parsed.
@@ -218,6 +226,12 @@ extension RuleFileParser {
         at location: SourceLocation
     ) -> ProcessTriggerDraft {
         var draft = ProcessTriggerDraft()
+        if let above = keys["above"] {
+            return parseThresholdTrigger(keys, above: above, context: context)
+        }
+        if let (key, _) = keys["sample"] {
+            error("'sample' applies only to above: rules; remove it, or add above: { cpu: 80%, for: 5s }", at: key)
+        }
         let expect = keys["expect"]
         let on = keys["on"]
         let minimum = expect.flatMap { parseExpect($0.value) }
@@ -233,7 +247,7 @@ extension RuleFileParser {
             )
         case (nil, nil):
             error(
-                "process \(context) has neither expect: nor on:; add expect: running (a state rule), or on: with exec, exit, core-dump, zombie or root (an event rule)",
+                "process \(context) has neither expect: nor on:; add expect: running (a state rule), on: with exec, exit, core-dump, zombie or root (an event rule), or above: { cpu: 80%, for: 5s } (a threshold rule)",
                 at: location
             )
         case (.some, nil):
@@ -285,6 +299,8 @@ extension RuleFileParser {
             draft.trigger = events.map { _ in .zombie(graceMilliseconds: grace ?? Self.defaultZombieGraceMilliseconds) }
         case .root:
             draft.trigger = events.map { _ in .root(allow: allow ?? []) }
+        case .threshold:
+            break  // parsed by parseThresholdTrigger
         case .events:
             draft.trigger = events.map { .events(Set($0.compactMap(ProcessEventKind.init(rawValue:))), exit: filter) }
         case nil:
@@ -491,5 +507,167 @@ extension RuleFileParser {
             allow.append(text)
         }
         return failed ? nil : allow
+    }
+}
+
+// MARK: Thresholds
+
+extension RuleFileParser {
+    /// Keys of `above:`: one measure and the hold.
+    static let thresholdKeys = ["cpu", "memory", "rss", "for"]
+    /// The shortest `sample:`: CPU time is counted in clock ticks (10 ms at 100 Hz), so a shorter period
+    /// would measure mostly rounding.
+    static let shortestSampleMilliseconds = 100
+
+    /// The cores a process can keep busy here: a `cpu:` limit above 100 × this could never be exceeded.
+    static var onlineCores: Int { max(1, sysconf(CInt(_SC_NPROCESSORS_ONLN))) }
+
+    /// Parses `above:`, `sample:` and what they exclude (`expect:`, `on:` and their keys) of a process
+    /// threshold rule.
+    mutating func parseThresholdTrigger(
+        _ keys: [String: (key: Node, value: Node)],
+        above: (key: Node, value: Node),
+        context: String
+    ) -> ProcessTriggerDraft {
+        var draft = ProcessTriggerDraft()
+        draft.shape = .threshold
+        for name in ["expect", "on"] {
+            guard let (key, _) = keys[name] else { continue }
+            error(
+                "\(context) has both above: and \(name):; use above: for a threshold rule (CPU or memory held above a limit), or \(name): in a rule of its own, not both",
+                at: key
+            )
+        }
+        for name in ["exit", "grace", "allow"] {
+            guard let (key, _) = keys[name] else { continue }
+            error("'\(name)' does not apply to above: rules; remove it", at: key)
+        }
+        let errorsBefore = errorCount
+        let sample =
+            keys["sample"].flatMap {
+                parseDuration(
+                    $0.value,
+                    key: "sample",
+                    within: Self.shortestSampleMilliseconds...RuleDuration.longestMilliseconds
+                )
+            } ?? ProcessThreshold.defaultSampleMilliseconds
+        let threshold = parseAbove(above.value)
+        guard errorCount == errorsBefore, var threshold else { return draft }
+        threshold.sampleMilliseconds = sample
+        draft.trigger = .threshold(threshold)
+        return draft
+    }
+
+    /// Parses `above: { cpu: 80%, for: 5s }`: exactly one of `cpu:`, `memory:`, `rss:`, and `for:`.
+    private mutating func parseAbove(_ node: Node) -> ProcessThreshold? {
+        let expected = "expected a map such as { cpu: 80%, for: 5s }, { memory: 50% } or { rss: 2GiB, for: 1m }"
+        guard case .mapping(let mapping) = node else {
+            error("'above' is \(node.kindDescription); \(expected)", at: node)
+            return nil
+        }
+        let errorsBefore = errorCount
+        let (keys, _) = checkKeys(mapping, allowed: Self.thresholdKeys, context: "above:")
+        let measures = mapping.compactMap { pair -> (ProcessThreshold.Measure, Node, Node)? in
+            guard let name = pair.key.scalar?.string, let measure = ProcessThreshold.Measure(rawValue: name) else {
+                return nil
+            }
+            return (measure, pair.key, pair.value)
+        }
+        var hold = 0
+        if let (_, value) = keys["for"] {
+            // for: 0 (or 0s) is the default written out: fire at the first sample above.
+            if let text = value.scalar?.string, RuleDuration.milliseconds(text) == 0 {
+                hold = 0
+            } else {
+                hold = parseDuration(value, key: "for") ?? 0
+            }
+        }
+        guard let (measure, _, value) = measures.first else {
+            if errorCount == errorsBefore {
+                error("'above' names no measure; give one of cpu:, memory: or rss:, \(expected)", at: node)
+            }
+            return nil
+        }
+        if measures.count > 1 {
+            let names = measures.map { "\($0.0.rawValue):" }.joined(separator: " and ")
+            error(
+                "'above' has \(names); a rule watches one measure, so write one rule per measure (each fires on its own)",
+                at: measures[1].1
+            )
+            return nil
+        }
+        let limit: Double?
+        switch measure {
+        case .cpu:
+            let cores = Self.onlineCores
+            limit = parsePercent(
+                value,
+                key: "cpu",
+                maximum: Double(100 * cores),
+                why: "a process on this host's \(cores) core\(cores == 1 ? "" : "s") uses at most \(100 * cores)%"
+            )
+        case .memory:
+            limit = parsePercent(value, key: "memory", maximum: 100, why: "memory is a share of MemTotal")
+        case .rss:
+            limit = parseMemorySize(value).map { Double($0) }
+        }
+        guard errorCount == errorsBefore, let limit else { return nil }
+        return ProcessThreshold(measure: measure, limit: limit, holdMilliseconds: hold)
+    }
+
+    /// Parses a percentage such as `80%` or `12.5%`, above 0 and below `maximum`.
+    private mutating func parsePercent(_ node: Node, key: String, maximum: Double, why: String) -> Double? {
+        let example = key == "cpu" ? "80%" : "50%"
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'\(key)' is \(node.kindDescription); expected a percentage such as \(example)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        guard text.hasSuffix("%"), let value = DecimalNumber.parse(text.dropLast()) else {
+            let hint = DecimalNumber.parse(text) != nil ? " (write \(text)%)" : ""
+            error("'\(key)' is '\(text)'; expected a percentage such as \(example)\(hint)", at: node)
+            return nil
+        }
+        guard value > 0, value < maximum else {
+            let bound = maximum.rounded() == maximum ? String(Int(maximum)) : String(maximum)
+            error(
+                "'\(key)' is \(text); expected a percentage above 0% and below \(bound)% (\(why))",
+                at: node
+            )
+            return nil
+        }
+        return value
+    }
+
+    /// Parses a memory size for `rss:`: a whole number of bytes, or a number followed by KiB, MiB, GiB or
+    /// TiB (also K, M, G, T; all 1024-based).
+    private mutating func parseMemorySize(_ node: Node) -> UInt64? {
+        let expected = "a size such as 512MiB or 2GiB (KiB, MiB, GiB, TiB; K, M, G, T alike), or a number of bytes"
+        guard case .scalar(let scalar) = node, scalar.value != .null else {
+            error("'rss' is \(node.kindDescription); expected \(expected)", at: node)
+            return nil
+        }
+        let text = scalar.string
+        let units: [(suffix: String, factor: Double)] = [
+            ("KiB", 0x400), ("MiB", 0x10_0000), ("GiB", 0x4000_0000), ("TiB", 0x100_0000_0000),
+            ("K", 0x400), ("M", 0x10_0000), ("G", 0x4000_0000), ("T", 0x100_0000_0000),
+        ]
+        var digits = Substring(text)
+        var factor = 1.0
+        for unit in units where text.hasSuffix(unit.suffix) {
+            digits = digits.dropLast(unit.suffix.count)
+            factor = unit.factor
+            break
+        }
+        guard let number = DecimalNumber.parse(digits), number >= 0 else {
+            error("'rss' is '\(text)'; expected \(expected)", at: node)
+            return nil
+        }
+        let bytes = number * factor
+        guard bytes >= 1, bytes < 0x1p62 else {
+            error("'rss' is \(text); expected a size above 0 and below 4 EiB, such as 2GiB", at: node)
+            return nil
+        }
+        return UInt64(bytes)
     }
 }

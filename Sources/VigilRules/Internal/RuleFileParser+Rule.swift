@@ -461,7 +461,14 @@ extension RuleFileParser {
     private mutating func reportProcessOnlyKeys(_ keys: [String: (key: Node, value: Node)], kind: RuleKind) {
         for name in Self.processOnlyKeys {
             guard let (key, _) = keys[name] else { continue }
-            error("'\(name)' does not apply to \(kind.name) rules; it belongs to process: rules", at: key)
+            // above: is also a disk: key.
+            let owners =
+                Self.processThresholdKeys.contains(name)
+                ? Self.kindKeys.filter { $0.keys.contains(name) }.map { $0.kind.rawValue + ":" } : ["process:"]
+            error(
+                "'\(name)' does not apply to \(kind.name) rules; it belongs to \(owners.joined(separator: " and ")) rules",
+                at: key
+            )
         }
     }
 

@@ -242,6 +242,11 @@ extension RuleFileParser {
                     "action 'restart' does not apply to rules with exec in on:; the restarted program's exec would fire the rule again, in a loop; restart on exit, or use expect: running",
                     at: use.location
                 )
+            case .threshold:
+                error(
+                    "action '\(name)' does not apply to above: rules; a process held above a limit is a finding to look at, not a failure a \(name) repairs; alert, or write an expect: or on: [exit] rule with \(name)",
+                    at: use.location
+                )
             case .events, nil:
                 break
             }

@@ -60,7 +60,7 @@ struct RuleFileParser {
             "postrotate", "sweep", "message", "resolved_message", "then", "enabled", "tags", "dedup", "remind",
             "pressure", "disk", "listening", "escalation", "service",
         ] + pressureOnlyKeys + diskOnlyKeys + listeningOnlyKeys.filter { !processOnlyKeys.contains($0) }
-        + escalationOnlyKeys
+        + escalationOnlyKeys + processThresholdKeys.filter { !diskOnlyKeys.contains($0) }
     /// Rule subjects available in this version. A `file:` rule with any of `permissionKeys` is a mode and
     /// owner rule.
     static let subjectKeys = [

@@ -130,6 +130,80 @@ public final class ProcFS {
         )
     }
 
+    /// What a sampler needs of `/proc/PID/stat`: CPU times, start time and resident set, parsed without
+    /// building the `comm` string (a sampler reads it for every selected process every round).
+    public struct Usage: Sendable, Equatable {
+        /// User-mode CPU time in clock ticks (field 14).
+        public var userTicks: UInt64
+        /// Kernel-mode CPU time in clock ticks (field 15).
+        public var systemTicks: UInt64
+        /// When the process started, in clock ticks since boot (field 22).
+        public var startTime: UInt64
+        /// Resident set size in pages (field 24): the counter `statm`'s second field shows (`get_mm_rss`),
+        /// so one read gives CPU and memory. Zero for a zombie and a kernel thread.
+        public var residentPages: UInt64
+    }
+
+    /// Reads `/proc/PID/stat` (open, read, close) for a sampler; nil when the process is gone.
+    public func usage(_ pid: Int32) -> Usage? {
+        guard let count = readWhole("\(root)/\(pid)/stat", limit: 1024) else { return nil }
+        return Self.parseUsage(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
+
+    /// Opens `/proc/PID/stat` to be read again and again with `usage(descriptor:)`; the descriptor, or nil
+    /// with `errno` set (`ENOENT`: gone; `EMFILE`/`ENFILE`: out of descriptors).
+    public func openStat(_ pid: Int32) -> CInt? {
+        let fd = "\(root)/\(pid)/stat".withCString { CVigilLinux_open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0) }
+        return fd >= 0 ? fd : nil
+    }
+
+    /// Reads a descriptor from `openStat` again from offset 0 (`pread(2)`: procfs regenerates the text on
+    /// every read from 0). A descriptor of a process that has exited reads `ESRCH`, also once its pid is
+    /// reused, so a kept descriptor always names the process it was opened for: nil then.
+    public func usage(descriptor fd: CInt) -> Usage? {
+        let capacity = min(1024, buffer.count)
+        var n: Int
+        repeat { n = pread(fd, buffer.baseAddress!, capacity, 0) } while n < 0 && errno == EINTR
+        guard n > 0 else { return nil }
+        return Self.parseUsage(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+    }
+
+    /// Fields 14, 15, 22 and 24 of a stat line; nil when it is malformed. `comm` (field 2) may hold spaces
+    /// and ')': the fields after it start after the *last* ')'.
+    static func parseUsage(_ bytes: UnsafeRawBufferPointer) -> Usage? {
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        var user: UInt64 = 0
+        var system: UInt64 = 0
+        var start: UInt64 = 0
+        var resident: UInt64 = 0
+        var field = 3
+        var value: UInt64 = 0
+        var negative = false
+        var index = close + 2
+        while index <= bytes.count && field <= 24 {
+            let byte = index < bytes.count ? bytes[index] : UInt8(ascii: " ")
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") {
+                switch field {
+                case 14: user = value
+                case 15: system = value
+                case 22: start = value
+                case 24: resident = negative ? 0 : value
+                default: break
+                }
+                field += 1
+                value = 0
+                negative = false
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                value = value &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+            } else if byte == UInt8(ascii: "-") {
+                negative = true
+            }
+            index += 1
+        }
+        guard field > 24 else { return nil }
+        return Usage(userTicks: user, systemTicks: system, startTime: start, residentPages: resident)
+    }
+
     /// `/proc/PID/statm`, the memory figures Vigil uses, in pages (see `pageSize`).
     public struct Statm: Sendable, Equatable {
         /// Total program size, the virtual memory of the process (field 1).

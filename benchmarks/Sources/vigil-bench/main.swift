@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -113,6 +113,8 @@ var deliveryTrialsOverride: Int?
 var systemScenario = true
 var systemOnly = false
 var systemTrialsOverride: Int?
+var thresholdScenario = true
+var thresholdsOnly = false
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -166,6 +168,8 @@ while let argument = arguments.next() {
     case "--deliveries":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         deliveryTrialsOverride = value
+    case "--no-thresholds": thresholdScenario = false
+    case "--thresholds-only": thresholdsOnly = true
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -476,6 +480,31 @@ if systemOnly {
     exit(system.detectedEverything ? 0 : 1)
 }
 
+/// The process thresholds scenario (issue 7): vigil's CPU sampling 1,000 processes every second, and its
+/// wake-ups with no threshold rule loaded. Quick: 5 s of sampling and 5 s idle instead of 30 s and 10 s.
+@MainActor
+func runThresholdScenario() -> ThresholdResult {
+    let (sampling, idle) = quick ? (5, 5) : (30, 10)
+    print(
+        "thresholds: 1000 sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
+    )
+    let result = ThresholdBench.run(vigil: vigilPath, processes: 1000, samplingSeconds: sampling, idleSeconds: idle)
+    for line in result.lines() { print(line) }
+    return result
+}
+
+if thresholdsOnly {
+    let thresholds = runThresholdScenario()
+    writeOnlyReport(
+        title: "process thresholds only",
+        targets: [],
+        sections: ["## Process thresholds\n"] + thresholds.lines().map { "- " + $0 },
+        path: resultsPath
+            ?? benchmarksDirectory + (quick ? "/out/RESULTS-thresholds-quick.md" : "/out/RESULTS-thresholds.md")
+    )
+    exit(thresholds.failures.isEmpty ? 0 : 1)
+}
+
 if deliveryOnly {
     let delivery = runDeliveryScenario()
     writeOnlyReport(
@@ -573,6 +602,8 @@ let rotation: RotationResult? = rotationScenario ? runRotationScenario() : nil
 let delivery: DeliveryResult? = deliveryScenario ? runDeliveryScenario() : nil
 
 let system: SystemHealthResult? = systemScenario ? runSystemScenario() : nil
+// Printed here; the lead adds the figures to RESULTS.md.
+let thresholds: ThresholdResult? = thresholdScenario ? runThresholdScenario() : nil
 
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
