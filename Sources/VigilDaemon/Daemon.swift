@@ -81,6 +81,7 @@ public final class Daemon: @unchecked Sendable {
     private let logWatcher: LogWatcher?
     private let rotationWatcher: RotationWatcher?
     private let permissionWatcher: PermissionWatcher?
+    private let systemWatcher: SystemWatcher?
     private let worker: ActionWorker
     private let slots: [SinkSlot]
     private let deliverySinks: [DeliverySink]
@@ -93,6 +94,7 @@ public final class Daemon: @unchecked Sendable {
     private var logThread: ThreadHandle?
     private var rotationThread: ThreadHandle?
     private var permissionThread: ThreadHandle?
+    private var systemThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -254,6 +256,30 @@ public final class Daemon: @unchecked Sendable {
                 logger: logger
             )
         }
+        let systemRules = options.ruleSet.rules.filter { $0.enabled && $0.isSystemRule }
+        if systemRules.isEmpty {
+            systemWatcher = nil
+        } else {
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            var settings = SystemWatcher.Settings(root: root, host: host)
+            settings.logDirectories = logRules.flatMap { rule -> [String] in
+                if case .log(let subject) = rule.subject { return subject.paths.map(\.directory) }
+                return []
+            }
+            // PSI triggers are created here, while the daemon may still hold CAP_SYS_RESOURCE: the kernel
+            // checks the credentials that opened the pressure file.
+            systemWatcher = try SystemWatcher(
+                settings: settings,
+                rules: systemRules,
+                sinkNames: sinkNames,
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
+        }
         let processRules = options.ruleSet.rules.filter { $0.enabled && $0.isProcessRule }
         if !processRules.isEmpty && options.processRules {
             // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
@@ -356,7 +382,10 @@ public final class Daemon: @unchecked Sendable {
                         need(.kill, "to signal the writer of a rotated log", rule: rule)
                     }
                 }
-            case .pressure, .disk, .listening, .escalation:
+            case .pressure, .disk:
+                // statfs and inotify on paths below directories other users own.
+                need(.dacReadSearch, "to check filesystems below directories other users own", rule: nil)
+            case .listening, .escalation:
                 break
             case .process:
                 guard processWatcher != nil else { continue }
@@ -416,6 +445,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of mode and owner rules running.
     public var permissionRuleCount: Int { permissionWatcher?.ruleCount ?? 0 }
 
+    /// Number of pressure and disk rules running (pressure rules the kernel refused are not counted).
+    public var systemRuleCount: Int { systemWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -460,10 +492,14 @@ public final class Daemon: @unchecked Sendable {
         if let permissionWatcher {
             permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
         }
+        if let systemWatcher {
+            systemThread = Threads.spawn(name: "vigil-sys") { systemWatcher.run() }
+        }
         matcher.ready.wait()
         logWatcher?.ready.wait()
         rotationWatcher?.ready.wait()
         permissionWatcher?.ready.wait()
+        systemWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -497,6 +533,10 @@ public final class Daemon: @unchecked Sendable {
             permissionWatcher.shutdown.ring()
             Threads.join(permissionThread)
         }
+        if let systemThread, let systemWatcher {
+            systemWatcher.shutdown.ring()
+            Threads.join(systemThread)
+        }
         // The board summarises its open windows into its outlet before the worker's last drain.
         if let boardThread, let board {
             board.shutdown.ring()
@@ -518,6 +558,7 @@ public final class Daemon: @unchecked Sendable {
         self.logThread = nil
         self.rotationThread = nil
         self.permissionThread = nil
+        self.systemThread = nil
         for sink in worker.sinks { sink.close() }
     }
 }
