@@ -31,7 +31,13 @@ extension SystemWatcher {
             }
             let path: String
             if let cgroup = subject.cgroup {
-                let directory = settings.cgroupRoot + cgroup
+                guard let cgroupRoot = settings.cgroupRoot ?? Self.cgroup2Mount() else {
+                    skip(
+                        "cgroup: needs the cgroup v2 hierarchy, and none is mounted (no cgroup2 line in /proc/self/mountinfo); mount it or remove cgroup:"
+                    )
+                    continue
+                }
+                let directory = cgroupRoot + cgroup
                 path = directory + "/\(subject.resource.rawValue).pressure"
                 if case .failure(let error) = Pressure.read(path: path) {
                     skip(
@@ -69,6 +75,21 @@ extension SystemWatcher {
             }
             pressureWatches.append(PressureWatch(rule: index, subject: subject, path: path, trigger: trigger))
         }
+    }
+
+    /// Where the cgroup v2 hierarchy is mounted: the first `cgroup2` mount of `/proc/self/mountinfo`.
+    /// PSI accounts each task to its v2 cgroup whichever controllers are enabled, so on a hybrid host
+    /// (`/sys/fs/cgroup/unified`) the pressure files are there too.
+    static func cgroup2Mount() -> String? {
+        guard let text = ProcFile.readText("/proc/self/mountinfo", limit: 1 << 20) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count, fields[dash + 1] == "cgroup2",
+                fields.count > 4
+            else { continue }
+            return String(fields[4])
+        }
+        return nil
     }
 
     /// The kernel reported the stall threshold crossed (`EPOLLPRI`), or the file went away (`EPOLLERR`:

@@ -38,8 +38,9 @@ final class SystemWatcher: @unchecked Sendable {
         var logDirectories: [String] = []
         /// Where `/proc/pressure/` is read (the host's, not inside `--root`).
         var procRoot = "/proc"
-        /// Where the cgroup v2 hierarchy is mounted (the host's).
-        var cgroupRoot = "/sys/fs/cgroup"
+        /// Where the cgroup v2 hierarchy is mounted (the host's); nil: found in `/proc/self/mountinfo`
+        /// (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a hybrid v1/v2 host).
+        var cgroupRoot: String?
         /// Least time between two `statfs` of one filesystem after writes.
         var coalesceNanoseconds: UInt64 = 1_000_000
     }
