@@ -123,7 +123,14 @@ extension SystemWatcher {
                 return
             }
             eventTime = record.readTime
-            for index in targets { wrote(index, now: record.readTime) }
+            let deletion = record.mask & InotifyMask.nameGone != 0
+            for index in targets {
+                wrote(index, now: record.readTime)
+                if deletion && !fileSystems[index].settleDue {
+                    fileSystems[index].settleDue = true
+                    schedule(.settle(index), at: record.readTime &+ settings.settleNanoseconds)
+                }
+            }
         }) {}
     }
 

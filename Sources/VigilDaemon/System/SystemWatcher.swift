@@ -43,6 +43,10 @@ final class SystemWatcher: @unchecked Sendable {
         var cgroupRoot: String?
         /// Least time between two `statfs` of one filesystem after writes.
         var coalesceNanoseconds: UInt64 = 1_000_000
+        /// How long after a deletion the filesystem is checked once more. The kernel reports `IN_DELETE`
+        /// while the unlinking call still holds the inode; its blocks are freed when that call drops it,
+        /// a moment later, so a check at the event itself can still see them in use.
+        var settleNanoseconds: UInt64 = 20_000_000
     }
 
     /// One rule ready to run.
@@ -90,6 +94,8 @@ final class SystemWatcher: @unchecked Sendable {
         var lastCheck: UInt64 = 0
         /// A trailing check is scheduled (writes came within the coalescing interval of the last check).
         var trailingDue = false
+        /// A late check after a deletion is scheduled (see `SystemWatcher.settleNanoseconds`).
+        var settleDue = false
         /// A failing `statfs` was reported (once until it works again).
         var reportedFailure = false
 
@@ -121,6 +127,8 @@ final class SystemWatcher: @unchecked Sendable {
         case window(Int)
         /// The trailing check of a filesystem after coalesced writes.
         case trailing(Int)
+        /// The late check of a filesystem after a deletion.
+        case settle(Int)
         /// The `recheck:` of a disk rule.
         case recheck(Int)
     }
@@ -250,6 +258,9 @@ final class SystemWatcher: @unchecked Sendable {
             case .window(let index): pressureWindowEnded(index, now: now)
             case .trailing(let index):
                 fileSystems[index].trailingDue = false
+                check(index)
+            case .settle(let index):
+                fileSystems[index].settleDue = false
                 check(index)
             case .recheck(let index): recheck(rule: index, now: now)
             }
