@@ -197,7 +197,9 @@ struct PressureRuleTests {
         #expect(host.path == "/proc/pressure/memory")
         #expect(host.message.hasPrefix("memory pressure on host: tasks stalled (some) more than 50ms within 2s"))
 
-        cgroup.remove()  // Kills the hog and its readers; the cgroup's trigger then reports the file gone.
+        // The cgroup stays (its trigger too): the rule resolves because the stall stopped, not because the
+        // file went away.
+        try HogCgroup.write(cgroup.v2Directory + "/cgroup.kill", "1")
         _ = hog.wait(timeoutMilliseconds: 10_000)
         let hostResolved = Self.await(fixture, rule: "host-memory-pressure", state: "resolved", seconds: 60, seen: &seen)
         #expect(hostResolved?.fingerprint == host.fingerprint, "log: \(fixture.logs.messages)")
