@@ -37,7 +37,8 @@ final class HogCgroup {
         {
             return nil
         }
-        return "neither a cgroup v2 root with the memory controller nor a hybrid v1 memory + v2 hierarchy is writable here"
+        return
+            "neither a cgroup v2 root with the memory controller nor a hybrid v1 memory + v2 hierarchy is writable here"
     }
 
     /// Makes the cgroup with `limit` bytes of memory and no swap.
@@ -155,7 +156,9 @@ struct PressureRuleTests {
         let warnings = fixture.logs.messages(atLeast: .warning)
         #expect(
             warnings.contains {
-                $0.hasPrefix("test.yaml:20:3: warning: rule 'no-such-cgroup' is not loaded: cgroup '/vigil-no-such-cgroup-")
+                $0.hasPrefix(
+                    "test.yaml:20:3: warning: rule 'no-such-cgroup' is not loaded: cgroup '/vigil-no-such-cgroup-"
+                )
             },
             "\(warnings)"
         )
@@ -201,9 +204,21 @@ struct PressureRuleTests {
         // file went away.
         try HogCgroup.write(cgroup.v2Directory + "/cgroup.kill", "1")
         _ = hog.wait(timeoutMilliseconds: 10_000)
-        let hostResolved = Self.await(fixture, rule: "host-memory-pressure", state: "resolved", seconds: 60, seen: &seen)
+        let hostResolved = Self.await(
+            fixture,
+            rule: "host-memory-pressure",
+            state: "resolved",
+            seconds: 60,
+            seen: &seen
+        )
         #expect(hostResolved?.fingerprint == host.fingerprint, "log: \(fixture.logs.messages)")
-        let cgroupResolved = Self.await(fixture, rule: "hog-memory-pressure", state: "resolved", seconds: 60, seen: &seen)
+        let cgroupResolved = Self.await(
+            fixture,
+            rule: "hog-memory-pressure",
+            state: "resolved",
+            seconds: 60,
+            seen: &seen
+        )
         #expect(cgroupResolved?.fingerprint == alert.fingerprint, "log: \(fixture.logs.messages)")
         #expect(
             seen.filter { $0.state == "firing" && $0.rule == "hog-memory-pressure" }.isEmpty,

@@ -6,7 +6,10 @@ enum PressureDiskRuleTestError: Error {
 }
 
 /// The pressure subject of a one-rule file, or a recorded issue.
-func pressureSubject(_ text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws
+func pressureSubject(
+    _ text: String,
+    sourceLocation: Testing.SourceLocation = #_sourceLocation
+) throws
     -> PressureSubject
 {
     let rule = try onlyRule(text, sourceLocation: sourceLocation)
@@ -34,7 +37,12 @@ func diskSubject(_ text: String, sourceLocation: Testing.SourceLocation = #_sour
         let subject = try pressureSubject("- rule: p\n  pressure: memory\n  stall: 10%\n")
         #expect(
             subject
-                == PressureSubject(resource: .memory, scope: .some, stallMicroseconds: 200_000, windowMicroseconds: 2_000_000)
+                == PressureSubject(
+                    resource: .memory,
+                    scope: .some,
+                    stallMicroseconds: 200_000,
+                    windowMicroseconds: 2_000_000
+                )
         )
     }
 
@@ -174,7 +182,9 @@ func diskSubject(_ text: String, sourceLocation: Testing.SourceLocation = #_sour
             ),
             (
                 "- rule: d\n  disk: /\n  above: 85\n",
-                ["test.yaml:3:10: error: 'above' is '85'; expected a percentage such as 85%; write the percent sign: '85%'"]
+                [
+                    "test.yaml:3:10: error: 'above' is '85'; expected a percentage such as 85%; write the percent sign: '85%'"
+                ]
             ),
             (
                 "- rule: d\n  disk: /\n  inodes_above: 100%\n",

@@ -40,8 +40,9 @@ extension SystemWatcher {
                 let directory = cgroupRoot + cgroup
                 path = directory + "/\(subject.resource.rawValue).pressure"
                 if case .failure(let error) = Pressure.read(path: path) {
+                    let cause = error.cause.map { "\($0)" } ?? "\(error.code)"
                     skip(
-                        "cgroup '\(cgroup)' has no readable '\(path)' (\(error.code)); check cgroup: against /proc/PID/cgroup of the service (the cgroup must exist when vigil starts; cgroup v2 only)"
+                        "cgroup '\(cgroup)' has no readable '\(path)' (\(cause)); check cgroup: against /proc/PID/cgroup of the service (the cgroup must exist when vigil starts; cgroup v2 only)"
                     )
                     continue
                 }

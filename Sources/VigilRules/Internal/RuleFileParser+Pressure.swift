@@ -76,7 +76,10 @@ extension RuleFileParser {
         let microseconds: Int
         if text.hasSuffix("%") {
             guard let percent = DecimalNumber.parse(text.dropLast()), percent > 0, percent < 100 else {
-                error("'stall' is '\(text)'; expected a share of the window above 0% and below 100%, such as 10%", at: node)
+                error(
+                    "'stall' is '\(text)'; expected a share of the window above 0% and below 100%, such as 10%",
+                    at: node
+                )
                 return nil
             }
             microseconds = Int((Double(windowMilliseconds) * 1000 * percent / 100).rounded())
