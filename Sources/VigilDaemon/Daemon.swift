@@ -83,6 +83,7 @@ public final class Daemon: @unchecked Sendable {
     private let rotationWatcher: RotationWatcher?
     private let permissionWatcher: PermissionWatcher?
     private let escalationWatcher: EscalationWatcher?
+    private let systemWatcher: SystemWatcher?
     private let worker: ActionWorker
     private let slots: [SinkSlot]
     private let deliverySinks: [DeliverySink]
@@ -96,6 +97,7 @@ public final class Daemon: @unchecked Sendable {
     private var rotationThread: ThreadHandle?
     private var permissionThread: ThreadHandle?
     private var escalationThread: ThreadHandle?
+    private var systemThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -274,6 +276,30 @@ public final class Daemon: @unchecked Sendable {
                 logger: logger
             )
         }
+        let systemRules = options.ruleSet.rules.filter { $0.enabled && $0.isSystemRule }
+        if systemRules.isEmpty {
+            systemWatcher = nil
+        } else {
+            let outlet: AlertOutlet
+            do { outlet = try worker.makeOutlet() } catch {
+                throw DaemonError("Failed to set up the event pipeline: \(error)")
+            }
+            var settings = SystemWatcher.Settings(root: root, host: host)
+            settings.logDirectories = logRules.flatMap { rule -> [String] in
+                if case .log(let subject) = rule.subject { return subject.paths.map(\.directory) }
+                return []
+            }
+            // PSI triggers are created here, while the daemon may still hold CAP_SYS_RESOURCE: the kernel
+            // checks the credentials that opened the pressure file.
+            systemWatcher = try SystemWatcher(
+                settings: settings,
+                rules: systemRules,
+                sinkNames: sinkNames,
+                outlet: outlet,
+                counters: counters,
+                logger: logger
+            )
+        }
         // Listening rules run on the process watcher too: its exec events are the cue to read the sockets.
         let processRules = options.ruleSet.rules.filter { $0.enabled && ($0.isProcessRule || $0.isListeningRule) }
         if !processRules.isEmpty && options.processRules {
@@ -381,7 +407,8 @@ public final class Daemon: @unchecked Sendable {
             case .escalation:
                 need(.dacReadSearch, "to read other users' directories and /var/spool/cron/crontabs", rule: nil)
             case .pressure, .disk:
-                break
+                // statfs and inotify on paths below directories other users own.
+                need(.dacReadSearch, "to check filesystems below directories other users own", rule: nil)
             case .listening:
                 guard processWatcher != nil else { continue }
                 need(
@@ -450,6 +477,9 @@ public final class Daemon: @unchecked Sendable {
     /// Number of escalation rules running.
     public var escalationRuleCount: Int { escalationWatcher?.ruleCount ?? 0 }
 
+    /// Number of pressure and disk rules running (pressure rules the kernel refused are not counted).
+    public var systemRuleCount: Int { systemWatcher?.ruleCount ?? 0 }
+
     /// Number of process rules running (0 without the proc connector).
     public var processRuleCount: Int { processWatcher?.ruleCount ?? 0 }
 
@@ -497,11 +527,15 @@ public final class Daemon: @unchecked Sendable {
         if let escalationWatcher {
             escalationThread = Threads.spawn(name: "vigil-esc") { escalationWatcher.run() }
         }
+        if let systemWatcher {
+            systemThread = Threads.spawn(name: "vigil-sys") { systemWatcher.run() }
+        }
         matcher.ready.wait()
         logWatcher?.ready.wait()
         rotationWatcher?.ready.wait()
         permissionWatcher?.ready.wait()
         escalationWatcher?.ready.wait()
+        systemWatcher?.ready.wait()
         if let watcher = processWatcher {
             watcher.ready.wait()
             if let failure = watcher.startFailure {
@@ -539,6 +573,10 @@ public final class Daemon: @unchecked Sendable {
             escalationWatcher.shutdown.ring()
             Threads.join(escalationThread)
         }
+        if let systemThread, let systemWatcher {
+            systemWatcher.shutdown.ring()
+            Threads.join(systemThread)
+        }
         // The board summarises its open windows into its outlet before the worker's last drain.
         if let boardThread, let board {
             board.shutdown.ring()
@@ -561,6 +599,7 @@ public final class Daemon: @unchecked Sendable {
         self.rotationThread = nil
         self.permissionThread = nil
         self.escalationThread = nil
+        self.systemThread = nil
         for sink in worker.sinks { sink.close() }
     }
 }

@@ -27,6 +27,17 @@ public struct FileSystemUsage: Sendable, Equatable {
     /// `/proc/self/mountinfo` that contains the path once symlinks are resolved, the last one mounted when
     /// several are stacked on one directory.
     public var mountPoint: String
+    /// The filesystem type as mountinfo names it (`ext4`, `tmpfs`); empty when the mount was not found.
+    public var type: String = ""
+    /// Inodes the filesystem has (`f_files`); 0 where it has no fixed count (btrfs, some network ones).
+    public var totalInodes: UInt64 = 0
+    /// Free inodes (`f_ffree`).
+    public var freeInodes: UInt64 = 0
+
+    /// Used inodes in percent, as `df -i` computes it; 0 on a filesystem without an inode count.
+    public var inodesUsedPercent: Double {
+        totalInodes > 0 ? Double(totalInodes - min(freeInodes, totalInodes)) / Double(totalInodes) * 100 : 0
+    }
 
     /// A usage with the given values.
     public init(
@@ -45,6 +56,32 @@ public struct FileSystemUsage: Sendable, Equatable {
         self.mountPoint = mountPoint
     }
 
+    /// This usage with the figures of `statfs(2)` on `path` (a path on the same filesystem) and the device,
+    /// mount point and type kept: one system call, for re-checks after a write (no `realpath`, no
+    /// mountinfo). Fails with the errno of `statfs(2)`.
+    public func refreshed(_ path: String) -> Result<FileSystemUsage, Errno> {
+        let figures: statfs
+        do { figures = try FileSystemCalls.fileSystemStatus(path) } catch { return .failure(error) }
+        var usage = self
+        usage.apply(figures)
+        return .success(usage)
+    }
+
+    /// Sets the block and inode figures from `figures`.
+    private mutating func apply(_ figures: statfs) {
+        // f_frsize is the unit of the block counts; f_bsize is only the preferred I/O size. They are equal on
+        // most filesystems, and a kernel that leaves f_frsize 0 (before 2.6) means f_bsize (glibc statvfs).
+        let unit = UInt64(figures.f_frsize > 0 ? figures.f_frsize : figures.f_bsize)
+        totalBytes = UInt64(figures.f_blocks) &* unit
+        freeBytes = UInt64(figures.f_bfree) &* unit
+        availableBytes = UInt64(figures.f_bavail) &* unit
+        let used = totalBytes >= freeBytes ? totalBytes - freeBytes : 0
+        let base = used + availableBytes
+        usedPercent = base > 0 ? Double(used) / Double(base) * 100 : 0
+        totalInodes = UInt64(figures.f_files)
+        freeInodes = UInt64(figures.f_ffree)
+    }
+
     /// The usage of the filesystem holding `path` (a file or a directory, symlinks followed). Fails with
     /// the errno of `realpath(3)`, `statfs(2)` or `stat(2)` (`ENOENT`, `EACCES` on a directory above it,
     /// `ELOOP`), or of opening `/proc/self/mountinfo` when `/proc` is not mounted.
@@ -61,24 +98,18 @@ public struct FileSystemUsage: Sendable, Equatable {
         } catch {
             return .failure(error)
         }
-        // f_frsize is the unit of the block counts; f_bsize is only the preferred I/O size. They are equal on
-        // most filesystems, and a kernel that leaves f_frsize 0 (before 2.6) means f_bsize (glibc statvfs).
-        let unit = UInt64(figures.f_frsize > 0 ? figures.f_frsize : figures.f_bsize)
-        let total = UInt64(figures.f_blocks) &* unit
-        let free = UInt64(figures.f_bfree) &* unit
-        let available = UInt64(figures.f_bavail) &* unit
-        let used = total >= free ? total - free : 0
-        let base = used + available
-        return .success(
-            FileSystemUsage(
-                totalBytes: total,
-                freeBytes: free,
-                availableBytes: available,
-                usedPercent: base > 0 ? Double(used) / Double(base) * 100 : 0,
-                device: UInt64(info.st_dev),
-                mountPoint: mountPoint(of: canonical, mountInfo: mounts) ?? "/"
-            )
+        let entry = mountEntry(of: canonical, mountInfo: mounts)
+        var usage = FileSystemUsage(
+            totalBytes: 0,
+            freeBytes: 0,
+            availableBytes: 0,
+            usedPercent: 0,
+            device: UInt64(info.st_dev),
+            mountPoint: entry?.point ?? "/"
         )
+        usage.type = entry?.type ?? ""
+        usage.apply(figures)
+        return .success(usage)
     }
 
     /// The mount point in `mountInfo` (the bytes of a `/proc/PID/mountinfo`) that holds the canonical
@@ -88,17 +119,28 @@ public struct FileSystemUsage: Sendable, Equatable {
     /// A mount hidden by a later mount on one of its parents still matches here; the kernel lists it, and
     /// telling it apart would need the mount tree (field 2, the parent id), which `df` does not use either.
     static func mountPoint(of path: String, mountInfo: [UInt8]) -> String? {
+        mountEntry(of: path, mountInfo: mountInfo)?.point
+    }
+
+    /// `mountPoint(of:mountInfo:)` with the filesystem type, the first field after the ` - ` separator.
+    static func mountEntry(of path: String, mountInfo: [UInt8]) -> (point: String, type: String)? {
         var best: [UInt8]?
+        var bestType = ""
         let target = Array(path.utf8)
         for line in mountInfo.split(separator: UInt8(ascii: "\n")) {
-            // Fields: id, parent id, major:minor, root, mount point, options, …
-            let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
+            // Fields: id, parent id, major:minor, root, mount point, options, optional fields…, "-", type, …
+            let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
             guard fields.count >= 5 else { continue }
             let point = unescape(fields[4])
             guard contains(point, target), point.count >= (best?.count ?? 0) else { continue }
             best = point
+            if let dash = fields.firstIndex(where: { $0.elementsEqual([UInt8(ascii: "-")]) }), dash + 1 < fields.count {
+                bestType = String(decoding: fields[dash + 1], as: UTF8.self)
+            } else {
+                bestType = ""
+            }
         }
-        return best.map { String(decoding: $0, as: UTF8.self) }
+        return best.map { (String(decoding: $0, as: UTF8.self), bestType) }
     }
 
     /// Whether mount point `point` holds `path`: equal, `/`, or a prefix ending at a `/` of the path.

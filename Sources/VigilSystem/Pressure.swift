@@ -79,7 +79,12 @@ public enum Pressure {
         _ resource: PressureResource,
         root: String = "/proc"
     ) -> Result<(some: PressureTotals, full: PressureTotals?), PressureError> {
-        let path = "\(root)/pressure/\(resource.rawValue)"
+        read(path: "\(root)/pressure/\(resource.rawValue)")
+    }
+
+    /// Reads a pressure file by its path: `/proc/pressure/<resource>`, or a cgroup's own
+    /// `<cgroup>/<resource>.pressure` (cgroup v2, same format).
+    public static func read(path: String) -> Result<(some: PressureTotals, full: PressureTotals?), PressureError> {
         let fd = path.withCString { CVigilLinux_open($0, O_RDONLY | O_CLOEXEC, 0) }
         guard fd >= 0 else { return .failure(PressureError(reading: path, errno: Errno(rawValue: errno))) }
         defer { Syscall.close(fd) }
@@ -235,14 +240,32 @@ public final class PressureTrigger: Sendable {
     /// The numbers are checked first, with errors that say the fix: a window from 0.5 s to 10 s, a stall
     /// above 0 and below the window, and without `CAP_SYS_RESOURCE` a window that is a whole multiple of 2 s.
     /// The kernel checks the privilege of the credentials that opened the file, which are this thread's.
-    public init(
+    public convenience init(
         resource: PressureResource,
         kind: PressureKind,
         stallMicroseconds: Int,
         windowMicroseconds: Int,
         root: String = "/proc"
     ) throws(PressureError) {
-        let path = "\(root)/pressure/\(resource.rawValue)"
+        try self.init(
+            path: "\(root)/pressure/\(resource.rawValue)",
+            resource: resource,
+            kind: kind,
+            stallMicroseconds: stallMicroseconds,
+            windowMicroseconds: windowMicroseconds
+        )
+    }
+
+    /// Creates a trigger on the pressure file at `path`: `/proc/pressure/<resource>`, or a cgroup v2
+    /// directory's `<resource>.pressure`, which takes triggers the same way (and polls `POLLERR` once the
+    /// cgroup is removed).
+    public init(
+        path: String,
+        resource: PressureResource,
+        kind: PressureKind,
+        stallMicroseconds: Int,
+        windowMicroseconds: Int
+    ) throws(PressureError) {
         if let error = Pressure.validate(
             stallMicroseconds: stallMicroseconds,
             windowMicroseconds: windowMicroseconds,
