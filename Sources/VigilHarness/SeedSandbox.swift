@@ -45,6 +45,7 @@ public struct SeedSandbox: Sendable {
         root = String(cString: made)
         FileTree.makeDirectories(root + "/dev", mode: 0o755)
         journal = try SyslogReceiver(path: root + "/dev/log")
+        journal.keepDraining()
         for (dir, mode) in [
             ("/etc/analytics", 0o755), ("/var/log/analytics", 0o750), ("/var/log/analytics/unified", 0o750),
             ("/var/log/analytics/reports", 0o750), ("/var/log/analytics/alerts", 0o700), ("/var/log/archive", 0o750),

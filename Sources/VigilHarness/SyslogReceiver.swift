@@ -6,12 +6,16 @@ import Glibc
 
 /// A bound `AF_UNIX` datagram socket that collects what a syslog sink sends, as the syslog daemon would.
 public final class SyslogReceiver: @unchecked Sendable {
-    // @unchecked Sendable: driven by one test thread at a time.
+    // @unchecked Sendable: the socket, the buffer and what was received are touched under `mutex` (the
+    // background drainer of `keepDraining` and the caller's thread).
 
     public let path: String
     private var descriptor: CInt
     private var received: [String] = []
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    private let mutex = Locked(())
+    private var drainer: ThreadHandle?
+    private var stopping = false
 
     /// Binds a new socket at `path` (removing a stale one) with a 1 MiB receive buffer.
     public init(path: String) throws(HarnessError) {
@@ -51,29 +55,57 @@ public final class SyslogReceiver: @unchecked Sendable {
 
     /// Every datagram received so far, oldest first.
     public func datagrams() -> [String] {
-        drain()
-        return received
+        mutex.withLock { _ in
+            drain()
+            return received
+        }
+    }
+
+    /// Reads the socket on a thread of its own from now on, as journald or rsyslog do. The kernel queues
+    /// only `net.unix.max_dgram_qlen` datagrams for a reader (10 by default where systemd does not raise
+    /// it to 512): a receiver read only now and then would make the sink back off.
+    public func keepDraining() {
+        guard drainer == nil else { return }
+        // Weak: a receiver dropped without close() ends its drainer at the next wake-up.
+        drainer = Threads.spawn(name: "vigil-syslog-rx") { [weak self] in
+            while let receiver = self {
+                let fd = receiver.mutex.withLock { _ in receiver.stopping ? -1 : receiver.descriptor }
+                guard fd >= 0 else { return }
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&pfd, 1, 100)
+                receiver.mutex.withLock { _ in receiver.drain() }
+            }
+        }
     }
 
     /// Waits until at least `count` datagrams have arrived in all, or `timeoutSeconds` passed.
     public func waitForDatagrams(count: Int, timeoutSeconds: Double) -> Bool {
         let deadline = Clock.monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         while true {
-            drain()
-            if received.count >= count { return true }
+            let (seen, fd) = mutex.withLock { _ in
+                drain()
+                return (received.count, descriptor)
+            }
+            if seen >= count { return true }
             let now = Clock.monotonicNanoseconds()
-            guard now < deadline, descriptor >= 0 else { return false }
-            var pfd = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, CInt((deadline - now) / 1_000_000) + 1)
+            guard now < deadline, fd >= 0 else { return false }
+            // With a background drainer this poll may miss what it takes: wake at least every 50 ms.
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, min(50, CInt((deadline - now) / 1_000_000) + 1))
         }
     }
 
     /// Closes and removes the socket: senders get `ENOENT` (or `ECONNREFUSED`) afterwards.
     public func close() {
-        guard descriptor >= 0 else { return }
-        Glibc.close(descriptor)
-        descriptor = -1
-        unlink(path)
+        // The drainer is not joined (close may run in its own thread, from deinit): it sees `stopping` at its
+        // next wake-up, within 100 ms, and only ever reads the socket under the lock, after this.
+        mutex.withLock { _ in
+            stopping = true
+            guard descriptor >= 0 else { return }
+            Glibc.close(descriptor)
+            descriptor = -1
+            unlink(path)
+        }
     }
 
     /// Takes every datagram waiting on the socket.

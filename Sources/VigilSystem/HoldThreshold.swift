@@ -40,6 +40,13 @@ public struct HoldThreshold: Sendable {
     /// after the run began, and `.cleared` at the first sample at or below after that; nil otherwise.
     /// NaN counts as not above. A time earlier than the run's start counts as no time elapsed.
     public mutating func feed(_ value: Double, at now: UInt64) -> Transition? {
+        feed(value, at: now, intervalStart: now)
+    }
+
+    /// Feeds a value that describes the interval from `intervalStart` to `now` (a CPU share between two
+    /// samples): a run above the threshold that begins with it counts from `intervalStart`, so "above for
+    /// 5 s" fires within one sampling interval of 5 s after the process became busy.
+    public mutating func feed(_ value: Double, at now: UInt64, intervalStart: UInt64) -> Transition? {
         guard value > threshold else {
             aboveSince = nil
             if fired {
@@ -48,7 +55,7 @@ public struct HoldThreshold: Sendable {
             }
             return nil
         }
-        let since = aboveSince ?? now
+        let since = aboveSince ?? min(intervalStart, now)
         aboveSince = since
         let held = now >= since ? now - since : 0
         guard !fired, held >= holdNanoseconds else { return nil }

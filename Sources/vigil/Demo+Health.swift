@@ -67,26 +67,13 @@ extension Demo {
                 expectState: "resolved"
             )
         )
-        if geteuid() == 0 {
+        if cleanup.mounted {
             steps.append(
                 Step(
                     title:
                         "The database volume fills: 14 MiB written to \(databaseVolume) (a 16 MiB tmpfs mounted in the sandbox) in one write",
                     act: { sandbox throws(HarnessError) in
-                        let volume = sandbox.hostPath(databaseVolume)
-                        if !cleanup.mounted {
-                            try sandbox.makeDirectories(databaseVolume, mode: 0o700)
-                            let mount = try ChildProcess(
-                                executable: "/bin/mount",
-                                arguments: ["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", volume]
-                            )
-                            guard mount.wait(timeoutMilliseconds: 10_000) == 0 else {
-                                throw HarnessError("mount -t tmpfs -o size=16m tmpfs \(volume) failed")
-                            }
-                            cleanup.mounted = true
-                            cleanup.mountPoint = volume
-                        }
-                        try writeFile(volume + "/base.1", bytes: 14 << 20)
+                        try writeFile(sandbox.hostPath(databaseVolume) + "/base.1", bytes: 14 << 20)
                     },
                     expectRule: "disk-usage",
                     expectState: "firing"
@@ -168,6 +155,21 @@ extension Demo {
             )
         )
         return steps
+    }
+
+    /// As root, mounts a 16 MiB tmpfs on the sandbox's database volume before Vigil starts (as the volume
+    /// of a real server is); the filling-disk steps run only when it is mounted.
+    static func mountDatabaseVolume(_ sandbox: SeedSandbox, cleanup: HealthCleanup) {
+        guard geteuid() == 0 else { return }
+        let volume = sandbox.hostPath(databaseVolume)
+        guard
+            let mount = try? ChildProcess(
+                executable: "/bin/mount",
+                arguments: ["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", volume]
+            ), mount.wait(timeoutMilliseconds: 10_000) == 0
+        else { return }
+        cleanup.mounted = true
+        cleanup.mountPoint = volume
     }
 
     /// Writes `bytes` to a new file in one write(2).

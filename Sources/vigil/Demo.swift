@@ -71,6 +71,7 @@ struct Demo: ParsableCommand {
         let health = HealthCleanup()
         defer { health.undo() }
         Self.cleanUpOnSignal(sandbox: sandbox, keep: keep, health: health)
+        Self.mountDatabaseVolume(sandbox, cleanup: health)
         let demoRules: String
         do { demoRules = try Self.installDemoRules(sandbox) } catch {
             printLine("vigil demo: \(error)")
@@ -248,8 +249,8 @@ struct Demo: ParsableCommand {
         for (offset, step) in healthSteps.enumerated() where !failed {
             failed = !perform(step, number: steps.count + 3 + offset)
         }
-        if !failed && geteuid() != 0 {
-            printLine("\n(The filling-disk step needs root to mount a small tmpfs: skipped.)")
+        if !failed && !health.mounted {
+            printLine("\n(The filling-disk steps need root to mount a small tmpfs: skipped.)")
         }
         health.undo()
         let exit = daemon.stop()

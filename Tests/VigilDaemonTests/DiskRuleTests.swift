@@ -131,6 +131,40 @@ struct DiskRuleTests {
         #expect(resolved.fingerprint == alert.fingerprint)
     }
 
+    @Test func aFilesystemMountedOnTheRulePathAfterStartUpIsTheOneChecked() throws {
+        // The rule's directory is on the tree's own filesystem at start-up; a small tmpfs is mounted on it
+        // later (a volume attached to a running host): the mount table's change moves the rule onto it.
+        let fixture = try DaemonFixture(
+            rules: """
+                - rule: volume
+                  severity: warning
+                  disk: /srv/volume
+                  above: 85%
+                """,
+            label: "disk-remount"
+        ) { tree in tree.makeDirectory("srv/volume") }
+        let small = SmallMount(fixture.tree, "srv/volume", size: "4m")
+        defer { small.unmount() }
+        guard small.mounted else {
+            try Test.cancel("mounting a 4 MiB tmpfs failed (\(small.failure ?? "?")): this test needs CAP_SYS_ADMIN")
+        }
+        // The watcher moves the rule when the kernel flags the mount table; until then a write lands where
+        // its old watch cannot see it. Write again (a different size each time) until the alert comes.
+        let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
+        var alert: SeenAlert?
+        var attempt = 0
+        while alert == nil && Clock.monotonicNanoseconds() < deadline {
+            attempt += 1
+            _ = Self.fill(small.point + "/fill", bytes: 3_700_000 + attempt)
+            if let next = fixture.next(timeoutMilliseconds: 500), next.rule == "volume" { alert = next }
+        }
+        let firing = try #require(alert, "no alert after the tmpfs was mounted and filled")
+        #expect(firing.state == "firing")
+        #expect(firing.message.contains("(tmpfs)"), "\(firing.message)")
+        unlink(small.point + "/fill")
+        #expect(Self.await(fixture, rule: "volume", state: "resolved") != nil)
+    }
+
     @Test func aWriteInASubdirectoryTheRuleNamesFiresToo() throws {
         let (fixture, small) = try Self.start(
             """

@@ -209,6 +209,40 @@ import Glibc
         #expect(hold.feed(10, at: 9_000) == nil, "clears once")
     }
 
+    @Test func anIntervalValueCountsFromTheIntervalStart() {
+        // CPU between samples at 1 000 and 2 000 was above: the process was busy since 1 000, so a 1 500 ns
+        // hold is reached at the sample at 2 500, one interval after 1 000 + 1 500, not at 3 500.
+        var hold = HoldThreshold(threshold: 80, holdNanoseconds: 1_500)
+        #expect(hold.feed(50, at: 1_000, intervalStart: 0) == nil)
+        #expect(hold.feed(95, at: 2_000, intervalStart: 1_000) == nil)
+        #expect(hold.feed(95, at: 2_500, intervalStart: 2_000) == .fired(since: 1_000))
+        #expect(hold.feed(10, at: 3_000, intervalStart: 2_500) == .cleared)
+    }
+
+    @Test func aYoungProcessGetsACPUFigureFromItsStart() throws {
+        let busy = try Spawn.start("/bin/sh", arguments: ["-c", "while :; do :; done"], streams: .null)
+        defer {
+            kill(busy, SIGKILL)
+            _ = try? Spawn.wait(busy)
+        }
+        let before = Clock.monotonicNanoseconds()
+        var sample: ProcessSampler.Sample?
+        // Until the loop has run a few ticks (a figure of 0 % right after the spawn is possible).
+        let deadline = before + 10_000_000_000
+        repeat {
+            let fresh = ProcessSampler(youngNanoseconds: 60_000_000_000)
+            sample = fresh.sample([busy]).first
+        } while (sample?.cpuPercent ?? 0) == 0 && Clock.monotonicNanoseconds() < deadline
+        let first = try #require(sample)
+        #expect(first.cpuPercent != nil, "a process younger than the window has a figure at its first sample")
+        #expect(first.intervalStart <= Clock.monotonicNanoseconds())
+        #expect(first.intervalStart + 1_000_000_000 >= before, "the interval starts at the spawn, moments ago")
+        // Any process is older than a 1 ms window: its first sample carries no figure.
+        let strict = ProcessSampler(youngNanoseconds: 1_000_000)
+        let old = try #require(strict.sample([getpid()]).first)
+        #expect(old.cpuPercent == nil, "an old process's first sample has no figure")
+    }
+
     @Test func aDipRestartsTheHoldAndItReArms() {
         var hold = HoldThreshold(threshold: 0.5, holdNanoseconds: 100)
         #expect(hold.feed(1, at: 0) == nil)

@@ -63,7 +63,13 @@ struct ThresholdState {
             if let group = groups.firstIndex(where: { $0.periodNanoseconds == period }) {
                 groups[group].rules.append(index)
             } else {
-                groups.append(Group(periodNanoseconds: period, rules: [index], sampler: ProcessSampler()))
+                groups.append(
+                    Group(
+                        periodNanoseconds: period,
+                        rules: [index],
+                        sampler: ProcessSampler(youngNanoseconds: period * 2)
+                    )
+                )
             }
         }
     }
@@ -212,7 +218,11 @@ extension ProcessWatcher {
                 last: sample
             )
         current.last = sample
-        let transition = current.hold.feed(value, at: now)
+        // CPU is a share of the interval since the previous sample: a run above counts from its start.
+        let transition =
+            threshold.measure == .cpu
+            ? current.hold.feed(value, at: now, intervalStart: sample.intervalStart)
+            : current.hold.feed(value, at: now)
         let entry = table[sample.pid] ?? ProcessEntry(pid: sample.pid, parent: 0)
         switch transition {
         case .fired(let since):

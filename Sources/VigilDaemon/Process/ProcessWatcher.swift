@@ -275,11 +275,13 @@ final class ProcessWatcher: @unchecked Sendable {
     deinit { buffer.deallocate() }
 
     /// A `service:` rule matches the service's unit where systemd is PID 1; elsewhere no cgroup names a
-    /// unit, so it matches processes by the service's name (the unit name without `.service`).
+    /// unit, so it matches processes whose executable is named like the service (the unit name without
+    /// `.service`, in any directory). Not `name:`: the init script `/etc/init.d/NAME` that starts and stops
+    /// the service has that name too (a script's comm is its file name), and would count as the service.
     static func effectiveSelector(of subject: ProcessSubject, systemdRunning: Bool) -> ProcessSelector {
         guard let service = subject.service, !systemdRunning else { return subject.selector }
         let name = service.hasSuffix(".service") ? String(service.dropLast(".service".count)) : service
-        return ProcessSelector(names: [name])
+        return ProcessSelector(executables: ["*/" + CompiledSelector.escapeGlob(name)])
     }
 
     // MARK: Thread body

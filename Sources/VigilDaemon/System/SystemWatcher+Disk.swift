@@ -19,10 +19,10 @@ extension SystemWatcher {
 
     /// Finds the filesystem of every disk rule path, places the watches, and watches the directories of log
     /// rules on those filesystems too.
-    func setUpDisk() {
+    func setUpDisk(quiet: Bool = false) {
         for index in rules.indices {
             guard case .disk(let subject) = rules[index].rule.subject else { continue }
-            for path in subject.paths where !attach(rule: index, path: path, reportMissing: true) {
+            for path in subject.paths where !attach(rule: index, path: path, reportMissing: !quiet) {
                 missingPaths.append((index, path))
             }
         }
@@ -106,6 +106,32 @@ extension SystemWatcher {
         guard !root.isEmpty else { return mount }
         if mount == root { return "/" }
         return mount.hasPrefix(root + "/") ? String(mount.dropFirst(root.count)) : mount
+    }
+
+    /// The mount table changed: every rule path is placed again on the filesystem it now lives on (one
+    /// mounted over it, or the one below after an unmount). A condition on a filesystem that is still
+    /// there keeps its state; one on a filesystem no rule path lives on any more resolves; every
+    /// filesystem is checked at once.
+    func remounted() {
+        let oldSystems = fileSystems
+        let oldInstances = diskInstances
+        for wd in watchTargets.keys { inotify.removeWatch(wd) }
+        watchTargets = [:]
+        fileSystems = []
+        diskInstances = []
+        missingPaths = []
+        setUpDisk(quiet: true)
+        for old in oldInstances where old.firing {
+            let device = oldSystems[old.fileSystem].usage.device
+            if let carried = diskInstances.first(where: {
+                $0.rule == old.rule && fileSystems[$0.fileSystem].usage.device == device
+            }) {
+                carried.firing = true
+            } else if case .disk(let subject) = rules[old.rule].rule.subject {
+                emitDisk(old, subject: subject, state: .resolved, on: oldSystems[old.fileSystem])
+            }
+        }
+        for index in fileSystems.indices { check(index) }
     }
 
     /// Reads every pending inotify event; each one on a disk watch asks for a (coalesced) check.
@@ -196,10 +222,15 @@ extension SystemWatcher {
     }
 
     /// Sends a disk rule's alert for one filesystem.
-    private func emitDisk(_ instance: DiskInstance, subject: DiskSubject, state: AlertState) {
+    private func emitDisk(
+        _ instance: DiskInstance,
+        subject: DiskSubject,
+        state: AlertState,
+        on unmounted: FileSystem? = nil
+    ) {
         let compiled = rules[instance.rule]
         let rule = compiled.rule
-        let fileSystem = fileSystems[instance.fileSystem]
+        let fileSystem = unmounted ?? fileSystems[instance.fileSystem]
         let usage = fileSystem.usage
         let host = settings.host
         let used = usage.totalBytes >= usage.freeBytes ? usage.totalBytes - usage.freeBytes : 0

@@ -158,10 +158,14 @@ final class SystemWatcher: @unchecked Sendable {
     var armedDeadline: UInt64 = 0
     /// The monotonic time of the kernel event being handled (0: a timer), for the latency counters.
     var eventTime: UInt64 = 0
+    /// `/proc/self/mountinfo`, open while disk rules run: the kernel flags it (POLLPRI) when the mount table
+    /// changes, so a filesystem mounted over a rule's path after start-up is the one checked from then on.
+    var mountTable: CInt = -1
 
     static let shutdownTag: UInt64 = 0
     static let inotifyTag: UInt64 = 1
     static let timerTag: UInt64 = 2
+    static let mountsTag: UInt64 = 3
     static let pressureTagBase: UInt64 = 16
 
     /// Creates the triggers and places the watches; rules this host cannot run are reported (with their
@@ -202,6 +206,30 @@ final class SystemWatcher: @unchecked Sendable {
         }
         setUpPressure()
         setUpDisk()
+        if !diskInstances.isEmpty || !missingPaths.isEmpty {
+            mountTable = Glibc.open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+            if mountTable >= 0 {
+                Self.consume(mountTable)
+                do {
+                    try epoll.add(mountTable, tag: Self.mountsTag, events: PressureTrigger.epollEvents)
+                } catch {
+                    logger.warning(
+                        "Not following mounts for disk rules: \(error); a filesystem mounted on a rule's path later is seen at the next restart"
+                    )
+                }
+            }
+        }
+    }
+
+    deinit {
+        if mountTable >= 0 { Syscall.close(mountTable) }
+    }
+
+    /// Reads a proc file to its end from the start: how a POLLPRI on `/proc/self/mountinfo` is acknowledged.
+    static func consume(_ fd: CInt) {
+        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        _ = lseek(fd, 0, SEEK_SET)
+        while buffer.withUnsafeMutableBytes({ Glibc.read(fd, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     /// Rules running: pressure rules whose trigger was created, and disk rules.
@@ -227,6 +255,9 @@ final class SystemWatcher: @unchecked Sendable {
                     case Self.shutdownTag: stopping = true
                     case Self.inotifyTag: drainEvents()
                     case Self.timerTag: timersDue()
+                    case Self.mountsTag:
+                        Self.consume(mountTable)
+                        remounted()
                     default: pressureEvent(Int(tag - Self.pressureTagBase))
                     }
                 }
@@ -256,12 +287,14 @@ final class SystemWatcher: @unchecked Sendable {
         while let (_, deadline) = timers.popDue(now: now) {
             switch deadline {
             case .window(let index): pressureWindowEnded(index, now: now)
-            case .trailing(let index):
+            // Filesystem indexes of timers set before a mount change may be gone: skipped.
+            case .trailing(let index) where index < fileSystems.count:
                 fileSystems[index].trailingDue = false
                 check(index)
-            case .settle(let index):
+            case .settle(let index) where index < fileSystems.count:
                 fileSystems[index].settleDue = false
                 check(index)
+            case .trailing, .settle: break
             case .recheck(let index): recheck(rule: index, now: now)
             }
         }

@@ -41,6 +41,10 @@ public final class ProcessSampler {
         /// than 100 for a process with several busy threads). Nil on a process's first sample (including a
         /// pid reused by a new process), or when no monotonic time passed between the two samples.
         public var cpuPercent: Double?
+        /// The monotonic time the `cpuPercent` figure starts from: the previous sample's time, or the
+        /// process's start for a young process's first sample; the sample's own time when there is no figure.
+        /// A hold ("above 80 % for 5 s") counts from here: the process was busy over the whole interval.
+        public var intervalStart: UInt64 = 0
         /// The resident set size in bytes: resident pages × page size.
         public var rssBytes: UInt64
         /// `rssBytes` as a percentage of `MemTotal`; 0 when `/proc/meminfo` could not be read.
@@ -78,9 +82,17 @@ public final class ProcessSampler {
     /// `statfs(2)` magic of procfs.
     private static let procMagic: UInt = 0x9FA0
 
+    /// How young a process must be for its first sample to carry a CPU figure (its average since it
+    /// started); 0: first samples carry none. An old process's lifetime average says nothing about now
+    /// (`ps`'s `%cpu` flaw), but a process started since the previous round has no other history.
+    private let youngNanoseconds: UInt64
+
     /// A sampler reading `proc` (`/proc`, or a directory laid out like it for tests); `keepDescriptors`
-    /// false opens, reads and closes every file every round (the benchmark's comparison).
-    public init(proc: String = "/proc", keepDescriptors: Bool = true) {
+    /// false opens, reads and closes every file every round (the benchmark's comparison). A process whose
+    /// first sample comes within `youngNanoseconds` of its start gets its CPU use since it started (pass
+    /// the sampling period, or a little more: such a process started after the previous round).
+    public init(proc: String = "/proc", keepDescriptors: Bool = true, youngNanoseconds: UInt64 = 0) {
+        self.youngNanoseconds = youngNanoseconds
         procFS = ProcFS(root: proc, bufferSize: 4096)
         let keep = keepDescriptors && FileSystemType.magic(of: proc) == Self.procMagic
         descriptorBudget = keep ? Self.raiseDescriptorLimit() : 0
@@ -158,6 +170,7 @@ public final class ProcessSampler {
             let now = Clock.monotonicNanoseconds()
             let ticks = stat.userTicks &+ stat.systemTicks
             var cpuPercent: Double?
+            var intervalStart = now
             if let before = previous[pid], before.startTime == stat.startTime {
                 cpuPercent = Self.cpuPercent(
                     ticks: ticks,
@@ -166,19 +179,32 @@ public final class ProcessSampler {
                     previousNanoseconds: before.nanoseconds,
                     ticksPerSecond: Self.clockTicksPerSecond
                 )
+                if cpuPercent != nil { intervalStart = before.nanoseconds }
+            } else if youngNanoseconds > 0, let age = Self.age(startTicks: stat.startTime), age <= youngNanoseconds,
+                age > 0, age < now
+            {
+                let started = now - age
+                cpuPercent = Self.cpuPercent(
+                    ticks: ticks,
+                    previousTicks: 0,
+                    nanoseconds: now,
+                    previousNanoseconds: started,
+                    ticksPerSecond: Self.clockTicksPerSecond
+                )
+                if cpuPercent != nil { intervalStart = started }
             }
             current[pid] = Previous(startTime: stat.startTime, ticks: ticks, nanoseconds: now)
             let rss = stat.residentPages &* pageSize
             let memoryPercent = memoryTotal > 0 ? Double(rss) / Double(memoryTotal) * 100 : 0
-            samples.append(
-                Sample(
-                    pid: pid,
-                    startTime: stat.startTime,
-                    cpuPercent: cpuPercent,
-                    rssBytes: rss,
-                    memoryPercent: memoryPercent
-                )
+            var sample = Sample(
+                pid: pid,
+                startTime: stat.startTime,
+                cpuPercent: cpuPercent,
+                rssBytes: rss,
+                memoryPercent: memoryPercent
             )
+            sample.intervalStart = intervalStart
+            samples.append(sample)
         }
         swap(&previous, &current)
         // Descriptors of pids left out of this round (or gone) are closed with their previous sample.
@@ -189,6 +215,16 @@ public final class ProcessSampler {
             }
         }
         return samples
+    }
+
+    /// How long ago a process started, from its start time in clock ticks since boot and `CLOCK_BOOTTIME`
+    /// now; nil when the clock cannot be read or the start lies in the future.
+    static func age(startTicks: UInt64) -> UInt64? {
+        var spec = timespec()
+        guard clock_gettime(CLOCK_BOOTTIME, &spec) == 0 else { return nil }
+        let bootNow = UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
+        let started = ProcFS.nanosecondsSinceBoot(ticks: startTicks)
+        return bootNow >= started ? bootNow - started : nil
     }
 
     /// CPU percent of one core from two readings of `utime + stime` (clock ticks) and the monotonic time
