@@ -12,12 +12,13 @@ extension Demo {
     /// Rules the demo adds to the shipped ones: the shipped `cpu-hog` holds 30 s, too long to wait for in a
     /// demo, so a copy with a 2 s hold watches the demo's runaway job by name.
     static let demoRules = """
-        # vigil demo: the shipped cpu-hog rule with a hold short enough to watch.
+        # vigil demo: the shipped cpu-hog rule with a hold short enough to watch, and a limit a busy loop
+        # passes even on a loaded 2-core machine.
         - rule: demo-cpu-hog
           description: The demo's runaway batch job (the shipped cpu-hog holds 30 s).
           severity: warning
           process: { name: analytics-batch }
-          above: { cpu: 80%, for: 2s }
+          above: { cpu: 50%, for: 2s }
           sample: 500ms
 
         """
@@ -42,17 +43,23 @@ extension Demo {
         steps.append(
             Step(
                 title:
-                    "A runaway batch job (analytics-batch) burns a whole core; the demo's copy of cpu-hog holds 2 s, sampled every 500 ms",
+                    "A runaway batch job (analytics-batch) burns a whole core; the demo's copy of cpu-hog (above 50 %) holds 2 s, sampled every 500 ms",
                 act: { sandbox throws(HarnessError) in
                     try StandIn.install("/bin/sh", at: sandbox.hostPath(batchJob))
                     cleanup.batch = try ChildProcess(
                         executable: sandbox.hostPath(batchJob),
                         arguments: ["-c", "while :; do :; done"]
                     )
+                    // A runaway job at nice -10 (as root), so a machine busy with other work still gives it
+                    // most of a core.
+                    if let pid = cleanup.batch?.pid {
+                        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(pid), -10)
+                    }
                 },
                 expectRule: "demo-cpu-hog",
                 expectState: "firing",
-                untimed: "fires 2 s (the hold) after the job starts, within one sampling interval"
+                untimed: "fires 2 s (the hold) after the job starts, within one sampling interval",
+                timeoutMilliseconds: 20_000
             )
         )
         steps.append(

@@ -37,6 +37,8 @@ struct Demo: ParsableCommand {
         var expectState: String
         /// Why the time to this reaction is not a latency (a hold the rule waits on purpose); nil: timed.
         var untimed: String? = nil
+        /// How long to wait for the reaction.
+        var timeoutMilliseconds = 5000
     }
 
     func run() throws {
@@ -194,7 +196,12 @@ struct Demo: ParsableCommand {
                 printLine("   vigil demo: \(error)")
                 return false
             }
-            while let (line, seenAt) = follower.next(timeoutMilliseconds: 5000) {
+            let deadline = before + UInt64(step.timeoutMilliseconds) * 1_000_000
+            while Clock.monotonicNanoseconds() < deadline,
+                let (line, seenAt) = follower.next(
+                    timeoutMilliseconds: Int((deadline - min(deadline, Clock.monotonicNanoseconds())) / 1_000_000) + 1
+                )
+            {
                 let rule = JSONField.string(line, "rule") ?? "?"
                 let state = JSONField.string(line, "state") ?? "?"
                 let latency = seenAt &- min(before, seenAt)  // a line already queued before the act counts as 0
@@ -210,7 +217,9 @@ struct Demo: ParsableCommand {
                     return true
                 }
             }
-            printLine("   ✗ no '\(step.expectState)' alert from rule '\(step.expectRule)' within 5 s")
+            printLine(
+                "   ✗ no '\(step.expectState)' alert from rule '\(step.expectRule)' within \(step.timeoutMilliseconds / 1000) s"
+            )
             return false
         }
         for (number, step) in steps.enumerated() where !failed {

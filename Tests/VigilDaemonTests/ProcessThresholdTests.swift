@@ -58,11 +58,12 @@ struct ProcessThresholdTests {
         #expect(fired.state == "firing" && fired.kind == "process.threshold")
         #expect(fired.message.hasPrefix("cpu-hog: \(name) (pid \(busy.pid), user root) above cpu 30.0% for "))
         #expect(fired.line.contains("\"pid\":\"\(busy.pid)\""))
-        // The hold is measured between samples: never less than 2 s after the first sample above, which is
-        // itself at least one sample after the start (a first sample has no CPU figure).
-        #expect(delay >= 2.0)
-        // Hold + the first sample without a figure + one interval, and a wide margin for a loaded CI machine.
-        #expect(delay < 2.0 + 0.5 + 0.5 + 10)
+        // The hold counts from when the loop began (a young process's first sample covers its life so far),
+        // which is a moment before `started` was read: never less than 2 s after it, less a little.
+        #expect(delay >= 1.9)
+        // Hold + one interval, and a wide margin for a loaded CI machine (the claim itself is measured by
+        // the demo and the benchmarks, not here).
+        #expect(delay < 2.0 + 0.5 + 10)
 
         busy.signal(SIGKILL)
         let resolved = try #require(awaitAlert(fixture, rule: "cpu-hog", within: 10_000))

@@ -106,9 +106,17 @@ extension LineFollower {
     /// The next alert line that is not about processes, or nil after the timeout. The seed's services do not
     /// run in a test sandbox and the start-up review judges this host's root processes, so process alerts
     /// come and go around what a file test waits for.
+    /// True for alerts about the host rather than the sandbox's files: processes, listeners, pressure,
+    /// disks, programs root runs, Vigil's own health (they arrive in any order on a busy host).
+    static func isHostAlert(_ line: String) -> Bool {
+        let kind = JSONField.string(line, "kind") ?? ""
+        return ["process.", "listening.", "pressure.", "escalation.", "disk.", "vigil."].contains(where: kind.hasPrefix)
+    }
+
+    /// The next alert about a file (config, file, log, mode and owner, rotation), skipping the others.
     func nextFileAlert(timeoutMilliseconds: Int = 5000) -> String? {
         while let line = next(timeoutMilliseconds: timeoutMilliseconds)?.line {
-            if !(JSONField.string(line, "kind") ?? "").hasPrefix("process.") { return line }
+            if !Self.isHostAlert(line) { return line }
         }
         return nil
     }

@@ -132,7 +132,7 @@ func diskSubject(_ text: String, sourceLocation: Testing.SourceLocation = #_sour
             (
                 "- rule: p\n  pressure: memory\n  stall: 10%\n  above: 85%\n",
                 [
-                    "test.yaml:4:3: error: 'above' does not apply to pressure rules; it belongs to disk: rules"
+                    "test.yaml:4:3: error: 'above' does not apply to pressure rules; it belongs to process: and disk: rules"
                 ]
             ),
         ] as [(String, [String])]

@@ -488,7 +488,7 @@ enum RotateRuleTestError: Error {
                 "- rule: r\n  rotate: /var/log/a.log\n  size: 1M\n  message: \"{path}: {line}\"\n  resolved_message: \"done\"\n",
                 [
                     "test.yaml:4:21: error: unknown field '{line}' in message; expected one of: rule, severity, host, path, rotated, size, reason, outcome",
-                    "test.yaml:5:3: error: 'resolved_message' applies only to state rules (config: with when:, process: with expect: or on: [zombie], and mode and owner rules); event rules never resolve",
+                    "test.yaml:5:3: error: 'resolved_message' applies only to state rules (config: with when:, process: with expect:, above: or on: [zombie], service:, mode and owner rules, pressure:, disk:, listening: and escalation:); event rules never resolve",
                 ]
             ),
             (

@@ -259,7 +259,7 @@ extension RuleFileParser {
                 resolvedMessage = parseTemplate(node, allowedFields: allowedFields)
             } else if isState == false {
                 error(
-                    "'resolved_message' applies only to state rules (config: with when:, process: with expect: or on: [zombie], and mode and owner rules); event rules never resolve",
+                    "'resolved_message' applies only to state rules (config: with when:, process: with expect:, above: or on: [zombie], service:, mode and owner rules, pressure:, disk:, listening: and escalation:); event rules never resolve",
                     at: keyNode
                 )
             }

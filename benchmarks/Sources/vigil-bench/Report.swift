@@ -93,6 +93,8 @@ struct Report {
     var delivery: DeliveryResult?
     /// The system-health scenarios (nil with --no-system).
     var system: SystemHealthResult?
+    /// The process thresholds scenario (nil with --no-thresholds).
+    var thresholds: ThresholdResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -257,6 +259,10 @@ struct Report {
         if let rotation { out += rotation.markdown() }
         if let delivery { out += delivery.markdown(provenance: "Same run.") }
         if let system { out += system.markdown(provenance: "Same run.") }
+        if let thresholds {
+            out += "## Process thresholds and wake-ups (issue 7)\n\nSame run.\n\n"
+            out += thresholds.lines().map { "- " + $0.replacingPrefix("thresholds: ") }.joined(separator: "\n") + "\n\n"
+        }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {

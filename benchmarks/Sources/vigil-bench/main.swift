@@ -640,7 +640,8 @@ let report = Report(
     permissions: permissions,
     rotation: rotation,
     delivery: delivery,
-    system: system
+    system: system,
+    thresholds: thresholds
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -665,6 +666,6 @@ let detectionFailed =
     || !(throughput?.detectedEverything ?? true)
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
     || !(rotation?.detectedEverything ?? true) || !(delivery?.detectedEverything ?? true)
-    || !(system?.detectedEverything ?? true)
+    || !(system?.detectedEverything ?? true) || !(thresholds?.failures.isEmpty ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
