@@ -55,6 +55,8 @@ struct HostReport {
     var inotify: HostFeatures.InotifyLimits
     var pressure: [(HostFeatures.PressureResource, Bool, HostFeatures.PressureTriggers?)]
     var pidMax: Int?
+    /// Listening sockets through netlink sock_diag (what `listening:` rules read): how many, or why not.
+    var sockDiag: Result<Int, SocketDiagError>
 
     static func detect(timeout: ConnectorProbe.Milliseconds) -> HostReport {
         HostReport(
@@ -68,7 +70,10 @@ struct HostReport {
                 let available = HostFeatures.pressureAvailable(resource)
                 return (resource, available, available ? HostFeatures.pressureTriggers(resource) : nil)
             },
-            pidMax: HostFeatures.pidMax()
+            pidMax: HostFeatures.pidMax(),
+            sockDiag: Result { () throws(SocketDiagError) -> Int in
+                try SocketDiag(timeoutMilliseconds: 2000).listeners().count
+            }
         )
     }
 
@@ -92,6 +97,14 @@ struct HostReport {
             lines.append(("pressure \(resource.rawValue)", pressureText(available: available, triggers: triggers)))
         }
         lines.append(("pid_max", pidMax.map(String.init) ?? "unreadable"))
+        switch sockDiag {
+        case .success(let count):
+            lines.append(
+                ("sock_diag", "ok: \(count) listening sockets (TCP and UDP, IPv4 and IPv6) for listening: rules")
+            )
+        case .failure(let error):
+            lines.append(("sock_diag", "unavailable: \(error); listening: rules cannot run"))
+        }
         return lines
     }
 
@@ -267,6 +280,11 @@ struct HostReport {
         w.endObject()
         w.key("pidMax")
         if let pidMax { w.integer(Int64(pidMax)) } else { w.null() }
+        w.key("sockDiag")
+        switch sockDiag {
+        case .success(let count): w.string("ok: \(count) listening sockets")
+        case .failure(let error): w.string("unavailable: \(error)")
+        }
         w.endObject()
         return String(decoding: w.bytes, as: UTF8.self)
     }

@@ -39,6 +39,7 @@ struct ProbeCommandTests {
         }
         #expect(line("kernel", in: result.out) == KernelRelease.current().release)
         #expect(line("pid_max", in: result.out) == HostFeatures.pidMax().map(String.init))
+        #expect(line("sock_diag", in: result.out)?.hasPrefix("ok: ") == true, "\(result.out)")
         if Capabilities.has(.netAdmin) {
             #expect(line("proc connector", in: result.out)?.hasPrefix("ok: bind ok, events arrive") == true)
             #expect(line("proc connector", in: result.out)?.contains("(SO_RCVBUFFORCE)") == true)
@@ -58,7 +59,7 @@ struct ProbeCommandTests {
             )
             #expect(
                 parsed.out == "['capabilities', 'inotify', 'kernel', 'namespaces', 'pidMax', 'pressure', "
-                    + "'procConnector', 'systemd']\n",
+                    + "'procConnector', 'sockDiag', 'systemd']\n",
                 "\(parsed)"
             )
         }
