@@ -13,7 +13,7 @@ import Glibc
 struct ProbeCommandTests {
     static let labels = [
         "kernel", "systemd", "capabilities", "namespaces", "proc connector", "inotify", "pressure cpu",
-        "pressure memory", "pressure io", "pid_max",
+        "pressure memory", "pressure io", "pid_max", "sock_diag",
     ]
 
     /// `unshare -U -r` works here: user namespaces are allowed.
