@@ -260,8 +260,9 @@ struct Report {
         if let delivery { out += delivery.markdown(provenance: "Same run.") }
         if let system { out += system.markdown(provenance: "Same run.") }
         if let thresholds {
-            out += "## Process thresholds and wake-ups (issue 7)\n\nSame run.\n\n"
-            out += thresholds.lines().map { "- " + $0.replacingPrefix("thresholds: ") }.joined(separator: "\n") + "\n\n"
+            out.append("## Process thresholds and wake-ups (issue 7)\n\nSame run.\n")
+            out += thresholds.lines().map { "- " + $0.replacingPrefix("thresholds: ") }
+            out.append("")
         }
 
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")

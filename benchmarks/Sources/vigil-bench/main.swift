@@ -456,7 +456,7 @@ func runSystemScenario() -> SystemHealthResult {
     let result = SystemHealthBench.run(vigil: vigilPath, trials: trials)
     for (name, samples) in [
         ("disk → alert", result.diskVigil), ("disk peer", result.diskPeer), ("listen → alert", result.listenVigil),
-        ("listen peer", result.listenPeer),
+        ("listen peer", result.listenPeer), ("program listens → alert", result.execListenVigil),
     ] {
         let s = LatencySummary(samples)
         print(
