@@ -289,7 +289,8 @@ final class Matcher: @unchecked Sendable {
             switch rule.subject {
             case .config(let config): pattern = config.path
             case .file(let file): pattern = file.path
-            case .process, .log, .permissions, .rotate, .pressure, .disk, .listening, .escalation: continue  // The other watchers..
+            // The other watchers' rules.
+            case .process, .log, .permissions, .rotate, .pressure, .disk, .listening, .escalation: continue
             }
             let planNumber: Int
             if let existing = planIndex[pattern.directory] {
