@@ -225,10 +225,7 @@ public final class Daemon: @unchecked Sendable {
                 UInt64(max(1, $0)) * 1_000_000
             }
             if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
-            let outlet: AlertOutlet
-            do { outlet = try worker.makeOutlet() } catch {
-                throw DaemonError("Failed to set up the event pipeline: \(error)")
-            }
+            let outlet = try Self.outlet(from: worker)
             rotationWatcher = try RotationWatcher(
                 settings: settings,
                 rules: rotateRules,
@@ -242,10 +239,7 @@ public final class Daemon: @unchecked Sendable {
         if permissionRules.isEmpty {
             permissionWatcher = nil
         } else {
-            let outlet: AlertOutlet
-            do { outlet = try worker.makeOutlet() } catch {
-                throw DaemonError("Failed to set up the event pipeline: \(error)")
-            }
+            let outlet = try Self.outlet(from: worker)
             permissionWatcher = try PermissionWatcher(
                 settings: PermissionWatcher.Settings(
                     root: root,
@@ -263,10 +257,7 @@ public final class Daemon: @unchecked Sendable {
         if escalationRules.isEmpty {
             escalationWatcher = nil
         } else {
-            let outlet: AlertOutlet
-            do { outlet = try worker.makeOutlet() } catch {
-                throw DaemonError("Failed to set up the event pipeline: \(error)")
-            }
+            let outlet = try Self.outlet(from: worker)
             escalationWatcher = try EscalationWatcher(
                 settings: EscalationWatcher.Settings(root: root, host: host),
                 rules: escalationRules,
@@ -280,10 +271,7 @@ public final class Daemon: @unchecked Sendable {
         if systemRules.isEmpty {
             systemWatcher = nil
         } else {
-            let outlet: AlertOutlet
-            do { outlet = try worker.makeOutlet() } catch {
-                throw DaemonError("Failed to set up the event pipeline: \(error)")
-            }
+            let outlet = try Self.outlet(from: worker)
             var settings = SystemWatcher.Settings(root: root, host: host)
             settings.logDirectories = logRules.flatMap { rule -> [String] in
                 if case .log(let subject) = rule.subject { return subject.paths.map(\.directory) }
@@ -325,10 +313,7 @@ public final class Daemon: @unchecked Sendable {
                 zombieRecheckNanoseconds: UInt64(options.zombieRecheckMilliseconds) * 1_000_000
             )
             if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
-            let outlet: AlertOutlet
-            do { outlet = try worker.makeOutlet() } catch {
-                throw DaemonError("Failed to set up the event pipeline: \(error)")
-            }
+            let outlet = try Self.outlet(from: worker)
             processWatcher = try ProcessWatcher(
                 settings: settings,
                 rules: processRules,
@@ -343,6 +328,13 @@ public final class Daemon: @unchecked Sendable {
                 logger.notice("\(processRules.count) process rule(s) not loaded (--no-process-rules)")
             }
             processWatcher = nil
+        }
+    }
+
+    /// A new outlet of the action worker for one watcher thread.
+    private static func outlet(from worker: ActionWorker) throws(DaemonError) -> AlertOutlet {
+        do { return try worker.makeOutlet() } catch {
+            throw DaemonError("Failed to set up the event pipeline: \(error)")
         }
     }
 

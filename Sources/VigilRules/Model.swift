@@ -102,6 +102,11 @@ public struct Rule: Sendable {
         self.tags = tags
     }
 
+    /// The labels every alert of the rule carries: `tags` (comma-separated) when it has tags.
+    public var tagLabels: [String: String] {
+        tags.isEmpty ? [:] : ["tags": tags.joined(separator: ",")]
+    }
+
     /// True for `process:` rules (run by the process watcher, not the file matcher).
     public var isProcessRule: Bool {
         if case .process = subject { return true }

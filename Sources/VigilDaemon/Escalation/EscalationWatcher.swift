@@ -174,7 +174,7 @@ final class EscalationWatcher: @unchecked Sendable {
                     rule: rule,
                     subject: subject,
                     sinkMask: masks.mask(for: rule),
-                    labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")]
+                    labels: rule.tagLabels
                 )
             )
         }

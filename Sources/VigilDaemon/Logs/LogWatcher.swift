@@ -159,7 +159,7 @@ final class LogWatcher: @unchecked Sendable {
                 rule: rule,
                 subject: subject,
                 sinkMask: masks.mask(for: rule),
-                labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                labels: rule.tagLabels,
                 sanitize: sanitize,
                 windows: subject.count.map {
                     CountWindows(threshold: $0.threshold, windowNanoseconds: UInt64($0.windowMilliseconds) * 1_000_000)

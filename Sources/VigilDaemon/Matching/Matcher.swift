@@ -93,7 +93,7 @@ final class Matcher: @unchecked Sendable {
             let mask = masks.mask(for: rule)
             return RuleFacts(
                 firstKey: firstKey,
-                labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                labels: rule.tagLabels,
                 sinkMask: mask
             )
         }

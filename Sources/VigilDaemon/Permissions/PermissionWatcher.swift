@@ -144,7 +144,7 @@ final class PermissionWatcher: @unchecked Sendable {
                     rule: rule,
                     subject: subject,
                     sinkMask: masks.mask(for: rule),
-                    labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                    labels: rule.tagLabels,
                     restoresMode: rule.actions.contains { if case .chmod = $0 { true } else { false } },
                     restoresOwner: rule.actions.contains { if case .chown = $0 { true } else { false } },
                     owner: owner,

@@ -123,7 +123,7 @@ struct ListeningState {
                     allow: allow,
                     expected: Self.describe(subject.scope),
                     sinkMask: masks.mask(for: rule),
-                    labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")]
+                    labels: rule.tagLabels
                 )
             )
         }

@@ -210,7 +210,7 @@ final class ProcessWatcher: @unchecked Sendable {
                     process: subject,
                     selector: selector,
                     sinkMask: mask,
-                    labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                    labels: rule.tagLabels,
                     allowed: allowed,
                     restart: restart,
                     reload: reload,

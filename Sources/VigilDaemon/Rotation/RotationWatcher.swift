@@ -340,7 +340,7 @@ final class RotationWatcher: @unchecked Sendable {
                     rule: rule,
                     subject: subject,
                     sinkMask: masks.mask(for: rule),
-                    labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")],
+                    labels: rule.tagLabels,
                     names: RotationNames(dateFormat: subject.dateFormat),
                     create: create,
                     // An absolute olddir is resolved like the log directories; a relative one is below each.

@@ -188,7 +188,7 @@ final class SystemWatcher: @unchecked Sendable {
             CompiledRule(
                 rule: rule,
                 sinkMask: masks.mask(for: rule),
-                labels: rule.tags.isEmpty ? [:] : ["tags": rule.tags.joined(separator: ",")]
+                labels: rule.tagLabels
             )
         }
         do {
