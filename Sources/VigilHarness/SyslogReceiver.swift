@@ -6,22 +6,39 @@ import Glibc
 
 /// A bound `AF_UNIX` datagram socket that collects what a syslog sink sends, as the syslog daemon would.
 public final class SyslogReceiver: @unchecked Sendable {
-    // @unchecked Sendable: the socket, the buffer and what was received are touched under `mutex` (the
-    // background drainer of `keepDraining` and the caller's thread).
+    // @unchecked Sendable: the socket and what was received live in `state`, behind its mutex (shared with
+    // the background drainer of `keepDraining`); `drainer` is touched by the owner's thread only.
+
+    /// What the owner and the drainer share. The drainer holds this, never the receiver, so the receiver's
+    /// deinit (which joins the drainer) never runs on the drainer's thread.
+    private struct State {
+        var descriptor: CInt
+        var received: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var stopping = false
+
+        /// Takes every datagram waiting on the socket.
+        mutating func drain() {
+            guard descriptor >= 0 else { return }
+            let fd = descriptor
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { return }
+                received.append(String(decoding: buffer[0..<n], as: UTF8.self))
+            }
+        }
+    }
 
     public let path: String
-    private var descriptor: CInt
-    private var received: [String] = []
-    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
-    private let mutex = Locked(())
+    private let state: Locked<State>
     private var drainer: ThreadHandle?
-    private var stopping = false
 
     /// Binds a new socket at `path` (removing a stale one) with a 1 MiB receive buffer.
     public init(path: String) throws(HarnessError) {
         self.path = path
         unlink(path)
-        descriptor = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw HarnessError("Failed to create a datagram socket: errno \(errno)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -49,31 +66,32 @@ public final class SyslogReceiver: @unchecked Sendable {
             size = 1 << 20
             _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<CInt>.size))
         }
+        state = Locked(State(descriptor: descriptor))
     }
 
     deinit { close() }
 
     /// Every datagram received so far, oldest first.
     public func datagrams() -> [String] {
-        mutex.withLock { _ in
-            drain()
-            return received
+        state.withLock { state in
+            state.drain()
+            return state.received
         }
     }
 
     /// Reads the socket on a thread of its own from now on, as journald or rsyslog do. The kernel queues
     /// only `net.unix.max_dgram_qlen` datagrams for a reader (10 by default where systemd does not raise
-    /// it to 512): a receiver read only now and then would make the sink back off.
+    /// it to 512): a receiver read only now and then would make the sink back off. `close()` stops it.
     public func keepDraining() {
         guard drainer == nil else { return }
-        // Weak: a receiver dropped without close() ends its drainer at the next wake-up.
-        drainer = Threads.spawn(name: "vigil-syslog-rx") { [weak self] in
-            while let receiver = self {
-                let fd = receiver.mutex.withLock { _ in receiver.stopping ? -1 : receiver.descriptor }
+        let shared = state
+        drainer = Threads.spawn(name: "vigil-syslog-rx") {
+            while true {
+                let fd = shared.withLock { $0.stopping ? -1 : $0.descriptor }
                 guard fd >= 0 else { return }
                 var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 _ = poll(&pfd, 1, 100)
-                receiver.mutex.withLock { _ in receiver.drain() }
+                shared.withLock { $0.drain() }
             }
         }
     }
@@ -82,9 +100,9 @@ public final class SyslogReceiver: @unchecked Sendable {
     public func waitForDatagrams(count: Int, timeoutSeconds: Double) -> Bool {
         let deadline = Clock.monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
         while true {
-            let (seen, fd) = mutex.withLock { _ in
-                drain()
-                return (received.count, descriptor)
+            let (seen, fd) = state.withLock { state in
+                state.drain()
+                return (state.received.count, state.descriptor)
             }
             if seen >= count { return true }
             let now = Clock.monotonicNanoseconds()
@@ -95,27 +113,20 @@ public final class SyslogReceiver: @unchecked Sendable {
         }
     }
 
-    /// Closes and removes the socket: senders get `ENOENT` (or `ECONNREFUSED`) afterwards.
+    /// Closes and removes the socket: senders get `ENOENT` (or `ECONNREFUSED`) afterwards. The drainer
+    /// sees `stopping` within 100 ms and is joined first, so the descriptor is never closed under it.
     public func close() {
-        // The drainer is not joined (close may run in its own thread, from deinit): it sees `stopping` at its
-        // next wake-up, within 100 ms, and only ever reads the socket under the lock, after this.
-        mutex.withLock { _ in
-            stopping = true
-            guard descriptor >= 0 else { return }
-            Glibc.close(descriptor)
-            descriptor = -1
-            unlink(path)
+        state.withLock { $0.stopping = true }
+        if let drainer {
+            Threads.join(drainer)
+            self.drainer = nil
         }
-    }
-
-    /// Takes every datagram waiting on the socket.
-    private func drain() {
-        guard descriptor >= 0 else { return }
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return }
-            received.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        let removed = state.withLock { state -> Bool in
+            guard state.descriptor >= 0 else { return false }
+            Glibc.close(state.descriptor)
+            state.descriptor = -1
+            return true
         }
+        if removed { unlink(path) }
     }
 }
