@@ -117,6 +117,29 @@ struct EscalationRuleTests {
         #expect(resolved.message == "Resolved: /srv/tools/run.sh: root no longer runs it")
     }
 
+    @Test func aScriptChangedRightAfterTheCrontabThatNamesItIsStillSeen() throws {
+        // The crontab now names a new, sound script: the old one's resolution is sent while the watcher is
+        // still placing the new script's watches, and a chmod made the moment it arrives raises no event on
+        // a watch not yet there; the watcher checks again once watching. Twenty rounds, as the demo does it.
+        let f = try DaemonFixture(rules: Self.rule, label: "esc-race") { tree in
+            Self.accounts(tree)
+            tree.makeDirectory("srv/jobs")
+            tree.write("srv/jobs/job0.sh", "#!/bin/sh\n", mode: 0o755)
+            chmod(tree.path("srv/jobs/job0.sh"), 0o777)
+            tree.write("etc/cron.d/job", "0 3 * * * root /srv/jobs/job0.sh\n")
+        }
+        #expect(f.expect(rule: "root-runs-user-writable", state: "firing")?.path == "/srv/jobs/job0.sh")
+        for round in 1...20 {
+            f.tree.write("srv/jobs/job\(round).sh", "#!/bin/sh\n", mode: 0o755)
+            f.tree.writeReplacing("etc/cron.d/job", "0 3 * * * root /srv/jobs/job\(round).sh\n")
+            let resolved = try #require(f.expect(rule: "root-runs-user-writable", state: "resolved"), "round \(round)")
+            #expect(resolved.path == "/srv/jobs/job\(round - 1).sh")
+            chmod(f.tree.path("srv/jobs/job\(round).sh"), 0o777)
+            let alert = try #require(f.expect(rule: "root-runs-user-writable", state: "firing"), "round \(round)")
+            #expect(alert.path == "/srv/jobs/job\(round).sh", "\(alert.message)")
+        }
+    }
+
     @Test func userCronLinesNeverFire() throws {
         let f = try DaemonFixture(rules: Self.rule, label: "esc-user") { tree in
             Self.accounts(tree)

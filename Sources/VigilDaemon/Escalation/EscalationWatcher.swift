@@ -281,7 +281,7 @@ final class EscalationWatcher: @unchecked Sendable {
         guard !affected.isEmpty else { return }
         for program in affected { check(program) }
         report(affected, eventTime: eventTime)
-        updateWatches()
+        watchAndRecheck(eventTime: eventTime)
     }
 
     /// Reads every source, checks every program, judges and watches: start-up and after lost events.
@@ -303,7 +303,7 @@ final class EscalationWatcher: @unchecked Sendable {
         dependents = [:]
         for program in programs { check(program) }
         report(programs, eventTime: eventTime)
-        updateWatches()
+        watchAndRecheck(eventTime: eventTime)
         if overflow {
             outlet.sendVigilAlert(
                 host: settings.host,
@@ -462,8 +462,10 @@ final class EscalationWatcher: @unchecked Sendable {
     // MARK: Watches
 
     /// Places the watches the sources and the last checks need, renews those whose inode changed, and
-    /// removes those no longer needed.
-    func updateWatches() {
+    /// removes those no longer needed; returns the paths watched anew.
+    @discardableResult
+    func updateWatches() -> Set<String> {
+        var placedAnew: Set<String> = []
         var wanted: [String: UInt32] = [:]
         for directory in directories {
             // A missing source directory: its nearest existing ancestor, to see it created.
@@ -512,6 +514,26 @@ final class EscalationWatcher: @unchecked Sendable {
             watches[wd, default: WatchEntry(paths: [], mask: 0)].paths.insert(path)
             watches[wd]?.mask |= mask
             watchByPath[path] = (wd, device, inode)
+            placedAnew.insert(path)
+        }
+        return placedAnew
+    }
+
+    /// Watches what the checks looked at, then checks again the programs behind every path watched anew:
+    /// a change made between a check and its watch (a script chmodded right after the crontab that names
+    /// it was saved) raises no event, so the check after the watch is what sees it. Repeats while checks
+    /// look at new paths (a few rounds at most: each one only follows a changed chain further).
+    func watchAndRecheck(eventTime: UInt64) {
+        var placed = updateWatches()
+        var rounds = 0
+        while !placed.isEmpty && rounds < 8 {
+            rounds += 1
+            var again: Set<String> = []
+            for path in placed { again.formUnion(dependents[path] ?? []) }
+            guard !again.isEmpty else { return }
+            for program in again { check(program) }
+            report(again, eventTime: eventTime)
+            placed = updateWatches()
         }
     }
 
