@@ -20,11 +20,14 @@ let listenerPython: String? = {
 let ipv6Available: Bool = FileManager.default.contents(atPath: "/proc/net/if_inet6").map { !$0.isEmpty } ?? false
 
 /// A child that listens on `proto` `address`:`port` and prints CLOCK_MONOTONIC (ns) right after
-/// `listen(2)` (TCP) or `bind(2)` (UDP), then sleeps until killed.
+/// `listen(2)` (TCP) or `bind(2)` (UDP), then waits until killed. With a fourth argument it first prints
+/// `ready` and waits for SIGUSR1 before it binds: a running program that opens a socket later.
 private let listenerScript = """
-    import socket, sys, time
+    import signal, socket, sys, time
     if len(sys.argv) > 4:
-        time.sleep(float(sys.argv[4]))
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+        print('ready', flush=True)
+        signal.sigwait([signal.SIGUSR1])
     family = socket.AF_INET6 if ':' in sys.argv[2] else socket.AF_INET
     kind = socket.SOCK_STREAM if sys.argv[1] == 'tcp' else socket.SOCK_DGRAM
     s = socket.socket(family, kind)
@@ -35,7 +38,8 @@ private let listenerScript = """
     if kind == socket.SOCK_STREAM:
         s.listen()
     print(time.clock_gettime_ns(time.CLOCK_MONOTONIC), flush=True)
-    time.sleep(600)
+    while True:
+        signal.pause()
     """
 
 /// A port nothing uses now for `proto` on IPv4 and IPv6 (the kernel picks one, we release it).
@@ -60,37 +64,48 @@ private struct Listener {
     let child: ChildProcess
     let output: String
 
-    /// `delay`: seconds the child waits between its exec and its `bind(2)` (no exec announces the socket).
+    /// `onSignal`: the child binds only when it gets SIGUSR1 (`listenNow()`), once `ready()`.
     init(
-        _ fixture: DaemonFixture,
+        _ tree: TempTree,
         exe: String,
         proto: String,
         address: String,
         port: Int,
-        delay: Double? = nil
+        onSignal: Bool = false
     )
         throws
     {
-        output = fixture.tree.path("listener-\(port)-\(proto).out")
+        output = tree.path("listener-\(port)-\(proto).out")
         child = try ChildProcess(
-            executable: fixture.tree.path(String(exe.dropFirst())),
-            arguments: ["-c", listenerScript, proto, address, String(port)] + (delay.map { [String($0)] } ?? []),
+            executable: tree.path(String(exe.dropFirst())),
+            arguments: ["-c", listenerScript, proto, address, String(port)] + (onSignal ? ["on-signal"] : []),
             standardOutput: output
         )
     }
 
-    /// CLOCK_MONOTONIC just after the child listened, once it has said so (nil after 10 s).
-    func listenedAt() -> UInt64? {
+    /// The first line the child printed that `accept`s, within 10 s (nil when it died first).
+    private func line(where accept: (Substring) -> Bool) -> Substring? {
         let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
         while Clock.monotonicNanoseconds() < deadline {
             if let text = try? String(contentsOfFile: output, encoding: .utf8),
-                let value = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                let found = text.split(separator: "\n").first(where: accept)
             {
-                return value
+                return found
             }
             if child.wait(timeoutMilliseconds: 10) != nil { return nil }  // it died (port taken?)
         }
         return nil
+    }
+
+    /// Whether an `onSignal` child is waiting for its signal.
+    func ready() -> Bool { line { $0 == "ready" } != nil }
+
+    /// Tells an `onSignal` child to bind and listen now.
+    func listenNow() { child.signal(SIGUSR1) }
+
+    /// CLOCK_MONOTONIC just after the child listened, once it has said so (nil after 10 s).
+    func listenedAt() -> UInt64? {
+        line { UInt64($0) != nil }.flatMap { UInt64($0) }
     }
 
     func stop() {
@@ -148,7 +163,7 @@ struct ListeningRuleDaemonTests {
             label: "listen-new"
         )
         let listener = try Listener(
-            fixture,
+            fixture.tree,
             exe: "/usr/local/bin/\(name)",
             proto: "tcp",
             address: "0.0.0.0",
@@ -184,22 +199,31 @@ struct ListeningRuleDaemonTests {
     @Test func aRunningProgramThatListensLaterIsFoundByTheTimerWithItsOwner() throws {
         let name = uniqueName("vll")
         let port = freePort()
-        let fixture = try fixture(
-            "- rule: unexpected-listener\n  listening: { port: \(port) }\n  allow: [\":22\"]\n",
-            name: name,
+        // The program runs before Vigil starts (no exec of it is ever seen, so it is never a recent pid) and
+        // binds only when told: only the timer finds the socket, and its owner only by the search of every
+        // process.
+        var started: Listener?
+        let fixture = try DaemonFixture(
+            rules: "- rule: unexpected-listener\n  listening: { port: \(port) }\n  allow: [\":22\"]\n",
             label: "listen-late"
-        )
-        // Past the exec's cue, its follow-up and the two seconds a pid counts as recent: only the timer
-        // finds it, and its owner only by the search of every process.
-        let listener = try Listener(
-            fixture,
-            exe: "/usr/local/bin/\(name)",
-            proto: "tcp",
-            address: "0.0.0.0",
-            port: port,
-            delay: 2.5
-        )
+        ) { tree in
+            guard let python = listenerPython,
+                (try? StandIn.install(python, at: tree.path("usr/local/bin/\(name)"))) != nil
+            else { return }
+            started = try? Listener(
+                tree,
+                exe: "/usr/local/bin/\(name)",
+                proto: "tcp",
+                address: "0.0.0.0",
+                port: port,
+                onSignal: true
+            )
+            _ = started?.ready()
+        }
+        let listener = try #require(started, "the listening child did not start")
         defer { listener.stop() }
+        #expect(fixture.sync().isEmpty, "nothing listens on \(port) yet")
+        listener.listenNow()
         let found = fixture.listenerAlert(rule: "unexpected-listener", port: port)
         let alert = try #require(found?.0, "no alert for 0.0.0.0:\(port); log: \(fixture.logs.messages)")
         #expect(alert.line.contains("\"pid\":\"\(listener.child.pid)\""), "\(alert)")
@@ -226,7 +250,7 @@ struct ListeningRuleDaemonTests {
             label: "listen-allowed"
         )
         let allowed = try Listener(
-            fixture,
+            fixture.tree,
             exe: "/usr/local/bin/\(name)",
             proto: "tcp",
             address: "0.0.0.0",
@@ -236,7 +260,7 @@ struct ListeningRuleDaemonTests {
         #expect(allowed.listenedAt() != nil)
         // The allowed one listens; the other starts after it, so the read that finds the other has seen it.
         let other = try Listener(
-            fixture,
+            fixture.tree,
             exe: "/usr/local/bin/\(name)",
             proto: "tcp",
             address: "0.0.0.0",
@@ -279,14 +303,20 @@ struct ListeningRuleDaemonTests {
             name: name,
             label: "listen-v6"
         )
-        let v6 = try Listener(fixture, exe: "/usr/local/bin/\(name)", proto: "tcp", address: "::", port: tcpPort)
+        let v6 = try Listener(fixture.tree, exe: "/usr/local/bin/\(name)", proto: "tcp", address: "::", port: tcpPort)
         defer { v6.stop() }
         let tcp = try #require(fixture.listenerAlert(rule: "unexpected-listener", port: tcpPort)?.0)
         #expect(tcp.message.contains("listens on tcp [::]:\(tcpPort),"), "\(tcp)")
         #expect(tcp.line.contains("\"address\":\"::\""))
         #expect(tcp.line.contains("\"pid\":\"\(v6.child.pid)\""))
 
-        let udp = try Listener(fixture, exe: "/usr/local/bin/\(name)", proto: "udp", address: "0.0.0.0", port: udpPort)
+        let udp = try Listener(
+            fixture.tree,
+            exe: "/usr/local/bin/\(name)",
+            proto: "udp",
+            address: "0.0.0.0",
+            port: udpPort
+        )
         defer { udp.stop() }
         let udpAlert = try #require(fixture.listenerAlert(rule: "unexpected-listener", port: udpPort)?.0)
         #expect(udpAlert.message.contains("listens on udp 0.0.0.0:\(udpPort),"), "\(udpAlert)")
@@ -313,7 +343,7 @@ struct ListeningRuleDaemonTests {
         #expect(missing.message == "nothing listens on tcp 127.0.0.1:\(port)")
 
         let service = try Listener(
-            fixture,
+            fixture.tree,
             exe: "/usr/local/bin/\(name)",
             proto: "tcp",
             address: "127.0.0.1",

@@ -71,15 +71,24 @@ final class HogCgroup {
     }
 
     /// Kills everything in the cgroup (`cgroup.kill`, Linux 5.14) and removes it, waiting up to 10 s for the
-    /// killed tasks to go.
+    /// killed tasks to go: `cgroup.events` says `populated 0` then, and the kernel flags the file (POLLPRI)
+    /// each time that line changes.
     func remove() {
         try? Self.write(v2Directory + "/cgroup.kill", "1")
         let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
-        for directory in [v1Memory, v2Directory].compactMap({ $0 }) {
-            while rmdir(directory) != 0 && errno == EBUSY && Clock.monotonicNanoseconds() < deadline {
-                try? Self.write(v2Directory + "/cgroup.kill", "1")
-                usleep(20_000)  // Waiting for the kernel to reap killed tasks: nothing to wait on.
+        let events = open(v2Directory + "/cgroup.events", O_RDONLY | O_CLOEXEC)
+        if events >= 0 {
+            defer { close(events) }
+            var buffer = [UInt8](repeating: 0, count: 256)
+            while Clock.monotonicNanoseconds() < deadline {
+                let n = buffer.withUnsafeMutableBytes { pread(events, $0.baseAddress, $0.count, 0) }
+                if n > 0 && String(decoding: buffer[0..<n], as: UTF8.self).contains("populated 0") { break }
+                var pfd = pollfd(fd: events, events: Int16(POLLPRI), revents: 0)
+                _ = poll(&pfd, 1, CInt((deadline &- min(deadline, Clock.monotonicNanoseconds())) / 1_000_000) + 1)
             }
+        }
+        for directory in [v1Memory, v2Directory].compactMap({ $0 }) where rmdir(directory) != 0 {
+            Issue.record("rmdir \(directory): \(String(cString: strerror(errno))); remove it by hand")
         }
     }
 
