@@ -102,6 +102,13 @@ public struct Rule: Sendable {
         self.tags = tags
     }
 
+    /// The alert text: `message` rendered, or for a resolution `resolved_message` (nil: "Resolved: " and
+    /// the message).
+    public func renderMessage(resolved: Bool, _ fields: (String) -> String?) -> String {
+        guard resolved else { return message.render(fields) }
+        return resolvedMessage?.render(fields) ?? "Resolved: " + message.render(fields)
+    }
+
     /// The labels every alert of the rule carries: `tags` (comma-separated) when it has tags.
     public var tagLabels: [String: String] {
         tags.isEmpty ? [:] : ["tags": tags.joined(separator: ",")]

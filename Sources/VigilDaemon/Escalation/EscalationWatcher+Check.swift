@@ -231,10 +231,7 @@ extension EscalationWatcher {
             default: nil
             }
         }
-        let message =
-            state == .resolved
-            ? compiled.rule.resolvedMessage?.render(fields) ?? "Resolved: " + compiled.rule.message.render(fields)
-            : compiled.rule.message.render(fields)
+        let message = compiled.rule.renderMessage(resolved: state == .resolved, fields)
         var labels = compiled.labels
         labels["program"] = program
         labels["source"] = source

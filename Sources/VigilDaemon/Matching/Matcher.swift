@@ -783,12 +783,7 @@ final class Matcher: @unchecked Sendable {
             }
         }
         // A resolution carries the same fingerprint; its text is `resolved_message:`, or the message said to be over.
-        let message: String
-        if state == .resolved {
-            message = rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
-        } else {
-            message = rule.message.render(fields)
-        }
+        let message = rule.renderMessage(resolved: state == .resolved, fields)
         emit(
             ruleIndex: ruleIndex,
             instance: instance,

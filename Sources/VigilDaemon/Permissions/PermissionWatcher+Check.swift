@@ -193,10 +193,7 @@ extension PermissionWatcher {
             default: nil
             }
         }
-        let message =
-            state == .resolved
-            ? compiled.rule.resolvedMessage?.render(fields) ?? "Resolved: " + compiled.rule.message.render(fields)
-            : compiled.rule.message.render(fields)
+        let message = compiled.rule.renderMessage(resolved: state == .resolved, fields)
         var labels = compiled.labels
         if !found.isEmpty { labels["found"] = found }
         labels["expected"] = expected

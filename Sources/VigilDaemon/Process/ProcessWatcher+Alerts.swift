@@ -50,10 +50,7 @@ extension ProcessWatcher {
             default: base(field)
             }
         }
-        let message =
-            state == .resolved
-            ? rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
-            : rule.message.render(fields)
+        let message = rule.renderMessage(resolved: state == .resolved, fields)
         emit(
             index,
             state: state,
@@ -73,10 +70,7 @@ extension ProcessWatcher {
         let fields: (String) -> String? = { field in
             field == "grace" ? Durations.text(milliseconds: grace) : base(field)
         }
-        let message =
-            state == .resolved
-            ? rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
-            : rule.message.render(fields)
+        let message = rule.renderMessage(resolved: state == .resolved, fields)
         emit(
             index,
             state: state,
@@ -115,10 +109,7 @@ extension ProcessWatcher {
             default: base(field)
             }
         }
-        let message =
-            state == .resolved
-            ? rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
-            : rule.message.render(fields)
+        let message = rule.renderMessage(resolved: state == .resolved, fields)
         emit(
             index,
             state: state,

@@ -381,10 +381,7 @@ extension ProcessWatcher {
             default: base(field)
             }
         }
-        let message =
-            state == .resolved
-            ? rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
-            : rule.message.render(fields)
+        let message = rule.renderMessage(resolved: state == .resolved, fields)
         var labels = compiled.labels
         if let socket {
             labels["proto"] = socket.proto.rawValue

@@ -181,10 +181,7 @@ extension SystemWatcher {
             default: nil
             }
         }
-        let message =
-            state == .resolved
-            ? rule.resolvedMessage?.render(fields) ?? "Resolved: " + rule.message.render(fields)
-            : rule.message.render(fields)
+        let message = rule.renderMessage(resolved: state == .resolved, fields)
         var labels = compiled.labels
         labels["resource"] = subject.resource.rawValue
         labels["scope"] = subject.scope.rawValue
