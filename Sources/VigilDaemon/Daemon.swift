@@ -57,6 +57,8 @@ public final class Daemon: @unchecked Sendable {
         public var systemdRunning: Bool?
         /// Most inotify watches the mode and owner rules may use (`--max-watches`); nil: the kernel's limit.
         public var permissionWatchBudget: Int?
+        /// `--dry-run`: evaluate everything and report what each action would do, without doing it.
+        public var dryRun = false
 
         public init(
             ruleSet: RuleSet,
@@ -88,6 +90,8 @@ public final class Daemon: @unchecked Sendable {
     private let slots: [SinkSlot]
     private let deliverySinks: [DeliverySink]
     private let board: NoticeBoard?
+    /// systemd's watchdog, pinged from the matcher's loop.
+    let watchdog = PipelineWatchdog()
     private var sinkThreads: [ThreadHandle] = []
     private var boardThread: ThreadHandle?
     private var workerThread: ThreadHandle?
@@ -162,7 +166,8 @@ public final class Daemon: @unchecked Sendable {
                 root: root,
                 host: host,
                 configSizeLimit: options.configSizeLimit,
-                deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000
+                deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000,
+                watchdog: watchdog
             )
             matcher = try Matcher(
                 settings: settings,

@@ -21,12 +21,9 @@ struct Run: ParsableCommand {
             """
     )
 
-    @Option(
-        name: .long,
-        parsing: .upToNextOption,
-        help: ArgumentHelp("Rule files or directories (host paths).", valueName: "path")
-    )
-    var rules: [String] = ["/etc/vigil/rules.d"]
+    @OptionGroup var ruleOptions: RuleOptions
+
+    @OptionGroup var observability: ObservabilityOptions
 
     @Option(
         name: .long,
@@ -79,6 +76,12 @@ struct Run: ParsableCommand {
     @Flag(name: .long, help: "Keep every capability (do not drop to what the loaded rules need).")
     var keepCapabilities = false
 
+    @Flag(
+        name: .long,
+        help: "Evaluate every rule and report what each action would do, without doing it (alerts go to stdout only)."
+    )
+    var dryRun = false
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
@@ -95,7 +98,15 @@ struct Run: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "vigil")
-        guard let ruleSet = RuleLoading.load(rules) else { throw ExitCode(1) }
+        let ruleSet: RuleSet
+        switch ruleOptions.compile() {
+        case .loaded(let loaded, let warnings):
+            for line in warnings { RuleLoading.printError(line) }
+            ruleSet = loaded
+        case .failed(let lines):
+            for line in lines { RuleLoading.printError(line) }
+            throw ExitCode(1)
+        }
         if root != "/" {
             var info = stat()
             guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -122,6 +133,7 @@ struct Run: ParsableCommand {
                     options.stateDirectory = stateDir
                     options.logStateIntervalMilliseconds = logStateInterval
                     options.permissionWatchBudget = maxWatches.map { max(1, $0) }
+                    options.dryRun = dryRun
                     return options
                 }(),
                 logger: logger
@@ -156,6 +168,14 @@ struct Run: ParsableCommand {
         logger.info(
             "Vigil \(VigilVersion.string) ready in \(String(format2: elapsed)) ms: \(ruleSet.rules.filter(\.enabled).count) rules\(rootNote) (\(daemon.processRuleCount) on processes, \(daemon.logRuleCount) on logs\(daemon.rotateRuleCount > 0 ? ", \(daemon.rotateRuleCount) rotating logs" : ""))\(modesNote), \(daemon.counters.watchedFiles.load(ordering: .relaxed)) files through \(daemon.counters.watchDescriptors.load(ordering: .relaxed)) directory watches; alerts to \(daemon.sinkDescriptions.joined(separator: ", "))"
         )
+        let endpoints: ObservabilityService?
+        do {
+            endpoints = try observability.start(daemon: daemon, logger: logger)
+        } catch {
+            RuleLoading.printError("vigil: \(error)")
+            daemon.stop()
+            throw ExitCode(1)
+        }
         ServiceNotify.send("READY=1\nSTATUS=watching")
 
         var pfd = pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)
@@ -174,6 +194,7 @@ struct Run: ParsableCommand {
             }
         }
         ServiceNotify.send("STOPPING=1")
+        endpoints?.stop()
         daemon.stop()
         let c = daemon.counters
         let latencyCount = c.alertLatencyCount.load(ordering: .relaxed)

@@ -9,6 +9,6 @@ struct VigilCommand: ParsableCommand {
         abstract: "An event-driven host watcher: config drift, file changes and alerts, the moment they happen.",
         discussion: "Rules are YAML files; see docs/rules.md. Start with 'vigil demo'.",
         version: VigilVersion.string,
-        subcommands: [Run.self, Check.self, Match.self, Probe.self, Demo.self]
+        subcommands: [Run.self, Check.self, Status.self, Match.self, Probe.self, Install.self, Demo.self]
     )
 }

@@ -71,6 +71,10 @@ final class ActionWorker: @unchecked Sendable {
     var board: NoticeBoard?
     /// Which sinks take which severities; set before the outlets are made.
     var severityMasks = SeverityMasks()
+    /// The conditions firing now, consulted by every outlet.
+    let ledger = FiringLedger()
+    /// Hits per rule and recent alerts, noted by every outlet.
+    let book = AlertBook()
 
     /// A new producer's outlet; call before `run()` starts. `consultsBoard` is false only for the board's
     /// own outlet (its summaries must not be held back by the windows they summarise).
@@ -92,7 +96,9 @@ final class ActionWorker: @unchecked Sendable {
             direct: direct,
             workerBacklog: backlog,
             board: consultsBoard ? board : nil,
-            severityMasks: severityMasks
+            severityMasks: severityMasks,
+            ledger: ledger,
+            book: book
         )
         outlets.append(outlet)
         return outlet

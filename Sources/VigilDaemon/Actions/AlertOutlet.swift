@@ -36,6 +36,10 @@ final class AlertOutlet {
     private let board: NoticeBoard?
     /// Which sinks take which severities (`min_severity:`).
     private let severityMasks: SeverityMasks
+    /// The conditions firing now (shared by every outlet): a condition already firing is not sent again.
+    private let ledger: FiringLedger?
+    /// Hits per rule and the recent alerts, for `vigil status` and `/metrics`.
+    private let book: AlertBook?
 
     init(
         capacity: Int,
@@ -44,9 +48,13 @@ final class AlertOutlet {
         direct: [AlertSink?] = [],
         workerBacklog: SinkBacklog,
         board: NoticeBoard? = nil,
-        severityMasks: SeverityMasks = SeverityMasks()
+        severityMasks: SeverityMasks = SeverityMasks(),
+        ledger: FiringLedger? = nil,
+        book: AlertBook? = nil
     ) throws {
         self.board = board
+        self.ledger = ledger
+        self.book = book
         self.severityMasks = severityMasks
         ring = SPSCRing<ActionFrame>(capacity: capacity)
         spaceDoorbell = try EventFD()
@@ -68,6 +76,8 @@ final class AlertOutlet {
     /// Encodes `record` and hands the line to the worker for the sinks in `sinkMask`. `eventTime` is the
     /// monotonic time the causing kernel event was read (0 when none), for the latency counters.
     func send(_ record: AlertRecord, sinkMask requested: UInt64, eventTime: UInt64) {
+        if let ledger, record.state != .event, !ledger.admit(record) { return }
+        book?.note(record)
         let sinkMask = requested & severityMasks.sinks(for: record)
         guard sinkMask != 0 else { return }
         if let board, board.governs(record.rule), !board.admit(record, sinkMask: sinkMask) { return }

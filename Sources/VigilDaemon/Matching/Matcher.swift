@@ -25,6 +25,8 @@ final class Matcher: @unchecked Sendable {
         /// How long a vanished file must stay gone before it counts as deleted (editors rename it away and
         /// write a new one within microseconds).
         var deletionSettleNanoseconds: UInt64 = 100_000_000
+        /// Pinged from this thread's loop (systemd's `WatchdogSec=`); nil: none.
+        var watchdog: PipelineWatchdog?
     }
 
     let settings: Settings
@@ -107,6 +109,7 @@ final class Matcher: @unchecked Sendable {
     private static let inotifyTag: UInt64 = 1
     private static let shutdownTag: UInt64 = 2
     private static let timerTag: UInt64 = 3
+    private static let watchdogTag: UInt64 = 4
 
     /// The thread body: sets up watches, scans every file once, rings `ready`, then matches until shutdown.
     func run() {
@@ -116,6 +119,7 @@ final class Matcher: @unchecked Sendable {
             try epoll.add(inotify.descriptor, tag: Self.inotifyTag)
             try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
             try epoll.add(timer.descriptor, tag: Self.timerTag)
+            if let descriptor = settings.watchdog?.descriptor { try epoll.add(descriptor, tag: Self.watchdogTag) }
         } catch {
             preconditionFailure("Matcher: epoll setup failed: \(error)")
         }
@@ -130,11 +134,13 @@ final class Matcher: @unchecked Sendable {
         var stopping = false
         while !stopping {
             var timerFired = false
+            var watchdogDue = false
             do {
                 try epoll.wait { tag in
                     switch tag {
                     case Self.shutdownTag: stopping = true
                     case Self.timerTag: timerFired = true
+                    case Self.watchdogTag: watchdogDue = true
                     default: break
                     }
                 }
@@ -149,6 +155,7 @@ final class Matcher: @unchecked Sendable {
                 armedDeadline = 0
                 runDueTimers()
             }
+            if watchdogDue { settings.watchdog?.tick() }
         }
     }
 
