@@ -77,31 +77,49 @@ public final class Daemon: @unchecked Sendable {
 
     /// Counters of the running pipeline.
     public let counters = PipelineCounters()
-    private let logger: Logger
-    private let ruleSet: RuleSet
-    private let matcher: Matcher
-    private let processWatcher: ProcessWatcher?
-    private let logWatcher: LogWatcher?
-    private let rotationWatcher: RotationWatcher?
-    private let permissionWatcher: PermissionWatcher?
-    private let escalationWatcher: EscalationWatcher?
-    private let systemWatcher: SystemWatcher?
-    private let worker: ActionWorker
+    let logger: Logger
+    /// The rules running (replaced by a reload).
+    var ruleSet: RuleSet
+    let matcher: Matcher
+    // The watchers are replaced by reloads (on the thread that calls start, reload and stop).
+    var processWatcher: ProcessWatcher?
+    var logWatcher: LogWatcher?
+    var rotationWatcher: RotationWatcher?
+    var permissionWatcher: PermissionWatcher?
+    var escalationWatcher: EscalationWatcher?
+    var systemWatcher: SystemWatcher?
+    /// Conditions inherited by a reload or a restart, waiting to be resolved unless asserted again.
+    var pendingSweeps: [PendingSweep] = []
+    /// Rules with conditions read back from the state file, swept once the watchers are ready.
+    var restoredRules: Set<String> = []
+    /// The ledger's change count at the last save of the firing state, and whether a save failed.
+    var savedFiringChanges: UInt64 = 0
+    var reportedFiringStateFailure = false
+    /// Reloads that failed since the last one that worked.
+    var reloadFailures = 0
+    /// What the watchers are built from, for reloads.
+    let wiring: WatcherWiring
+    /// Each watcher's outlet (the matcher has its own).
+    let outlets: [WatcherKind: AlertOutlet]
+    /// The outlet of the daemon's own alerts (reload failures, conditions that cleared while vigil was not
+    /// looking): used by the thread that calls start, reload and stop.
+    let ownOutlet: AlertOutlet
+    let worker: ActionWorker
     private let slots: [SinkSlot]
     private let deliverySinks: [DeliverySink]
-    private let board: NoticeBoard?
+    let board: NoticeBoard?
     /// systemd's watchdog, pinged from the matcher's loop.
     let watchdog = PipelineWatchdog()
     private var sinkThreads: [ThreadHandle] = []
     private var boardThread: ThreadHandle?
-    private var workerThread: ThreadHandle?
-    private var matcherThread: ThreadHandle?
-    private var watcherThread: ThreadHandle?
-    private var logThread: ThreadHandle?
-    private var rotationThread: ThreadHandle?
-    private var permissionThread: ThreadHandle?
-    private var escalationThread: ThreadHandle?
-    private var systemThread: ThreadHandle?
+    var workerThread: ThreadHandle?
+    var matcherThread: ThreadHandle?
+    var watcherThread: ThreadHandle?
+    var logThread: ThreadHandle?
+    var rotationThread: ThreadHandle?
+    var permissionThread: ThreadHandle?
+    var escalationThread: ThreadHandle?
+    var systemThread: ThreadHandle?
 
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
@@ -119,7 +137,9 @@ public final class Daemon: @unchecked Sendable {
         let needsState =
             options.ruleSet.rules.contains { $0.enabled && $0.isLogRule }
             || options.ruleSet.sinks.contains { !$0.kind.isLocal }
-        if needsState && !FileTree.makeDirectories(stateDirectory, mode: 0o700) {
+        // Firing conditions are kept there too, but without log rules or remote sinks a missing state
+        // directory only costs that (said when saving).
+        if !FileTree.makeDirectories(stateDirectory, mode: 0o700) && needsState {
             throw DaemonError(
                 "Failed to create the state directory '\(stateDirectory)': \(String(cString: strerror(errno))); create it or pass --state-dir (StateDirectory=vigil in vigil.service)"
             )
@@ -187,146 +207,58 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             throw DaemonError("Failed to set up the event pipeline: \(error)")
         }
-        let logRules = options.ruleSet.rules.filter { $0.enabled && $0.isLogRule }
-        if logRules.isEmpty {
-            logWatcher = nil
-        } else {
-            var settings = LogWatcher.Settings(
-                root: root,
-                host: host,
-                statePath: stateDirectory + "/logs.state"
-            )
-            settings.lineLimit = max(1024, options.logLineLimit)
-            settings.saveIntervalNanoseconds = UInt64(max(1, options.logStateIntervalMilliseconds)) * 1_000_000
-            settings.lingerNanoseconds = UInt64(max(0, options.logLingerMilliseconds)) * 1_000_000
-            settings.sinkPaths = slots.map { slot in
+        wiring = WatcherWiring(
+            options: options,
+            root: root,
+            host: host,
+            stateDirectory: stateDirectory,
+            sinkNames: sinkNames,
+            sinkPaths: slots.map { slot in
                 if case .local(let sink) = slot, case .file(let path) = sink.target { return path }
                 return nil
-            }
-            do {
-                logWatcher = try LogWatcher(
-                    settings: settings,
-                    rules: logRules,
-                    sinkNames: sinkNames,
-                    outlet: try worker.makeOutlet(),
-                    counters: counters,
-                    logger: logger
-                )
-            } catch let error as DaemonError {
-                throw error
-            } catch {
-                throw DaemonError("Failed to set up the event pipeline: \(error)")
-            }
-        }
-        let rotateRules = options.ruleSet.rules.filter { $0.enabled && $0.isRotateRule }
-        if rotateRules.isEmpty {
-            rotationWatcher = nil
-        } else {
-            // Compressing a log over RLIMIT_FSIZE must fail with EFBIG, not kill the daemon with SIGXFSZ.
-            SignalFD.ignore(SIGXFSZ)
-            var settings = RotationWatcher.Settings(root: root, host: host)
-            settings.compressionQueueCapacity = max(1, options.compressionQueueCapacity)
-            settings.boundaryOverrideNanoseconds = options.rotationIntervalOverrideMilliseconds.map {
-                UInt64(max(1, $0)) * 1_000_000
-            }
-            if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
-            let outlet = try Self.outlet(from: worker)
-            rotationWatcher = try RotationWatcher(
-                settings: settings,
-                rules: rotateRules,
-                sinkNames: sinkNames,
-                outlet: outlet,
-                counters: counters,
-                logger: logger
-            )
-        }
-        let permissionRules = options.ruleSet.rules.filter { $0.enabled && $0.isPermissionRule }
-        if permissionRules.isEmpty {
-            permissionWatcher = nil
-        } else {
-            let outlet = try Self.outlet(from: worker)
-            permissionWatcher = try PermissionWatcher(
-                settings: PermissionWatcher.Settings(
-                    root: root,
-                    host: host,
-                    watchBudget: options.permissionWatchBudget
-                ),
-                rules: permissionRules,
-                sinkNames: sinkNames,
-                outlet: outlet,
-                counters: counters,
-                logger: logger
-            )
-        }
-        let escalationRules = options.ruleSet.rules.filter { $0.enabled && $0.isEscalationRule }
-        if escalationRules.isEmpty {
-            escalationWatcher = nil
-        } else {
-            let outlet = try Self.outlet(from: worker)
-            escalationWatcher = try EscalationWatcher(
-                settings: EscalationWatcher.Settings(root: root, host: host),
-                rules: escalationRules,
-                sinkNames: sinkNames,
-                outlet: outlet,
-                counters: counters,
-                logger: logger
-            )
-        }
-        let systemRules = options.ruleSet.rules.filter { $0.enabled && $0.isSystemRule }
-        if systemRules.isEmpty {
-            systemWatcher = nil
-        } else {
-            let outlet = try Self.outlet(from: worker)
-            var settings = SystemWatcher.Settings(root: root, host: host)
-            settings.logDirectories = logRules.flatMap { rule -> [String] in
-                if case .log(let subject) = rule.subject { return subject.paths.map(\.directory) }
-                return []
-            }
-            // PSI triggers are created here, while the daemon may still hold CAP_SYS_RESOURCE: the kernel
-            // checks the credentials that opened the pressure file.
-            systemWatcher = try SystemWatcher(
-                settings: settings,
-                rules: systemRules,
-                sinkNames: sinkNames,
-                outlet: outlet,
-                counters: counters,
-                logger: logger
-            )
-        }
-        // Listening rules run on the process watcher too: its exec events are the cue to read the sockets.
-        let processRules = options.ruleSet.rules.filter { $0.enabled && ($0.isProcessRule || $0.isListeningRule) }
+            },
+            counters: counters,
+            logger: logger
+        )
+        // One outlet per watcher, made now whether or not it has rules: a reload may start it later, and
+        // the worker takes outlets only before it runs. A rebuilt watcher takes over its predecessor's.
+        var outlets: [WatcherKind: AlertOutlet] = [:]
+        for kind in WatcherKind.allCases where kind != .files { outlets[kind] = try Self.outlet(from: worker) }
+        self.outlets = outlets
+        ownOutlet = try Self.outlet(from: worker)
+        let rules = options.ruleSet.rules
+        let logRules = WatcherKind.logs.rules(of: rules)
+        logWatcher = try Self.makeLogWatcher(wiring, rules: logRules, outlet: outlets[.logs]!)
+        rotationWatcher = try Self.makeRotationWatcher(
+            wiring,
+            rules: WatcherKind.rotation.rules(of: rules),
+            outlet: outlets[.rotation]!
+        )
+        permissionWatcher = try Self.makePermissionWatcher(
+            wiring,
+            rules: WatcherKind.permissions.rules(of: rules),
+            outlet: outlets[.permissions]!
+        )
+        escalationWatcher = try Self.makeEscalationWatcher(
+            wiring,
+            rules: WatcherKind.escalation.rules(of: rules),
+            outlet: outlets[.escalation]!
+        )
+        systemWatcher = try Self.makeSystemWatcher(
+            wiring,
+            rules: WatcherKind.system.rules(of: rules),
+            logRules: logRules,
+            outlet: outlets[.system]!
+        )
+        let processRules = WatcherKind.processes.rules(of: rules)
         if !processRules.isEmpty && options.processRules {
-            // Opened now, while the daemon still holds CAP_NET_ADMIN (binding needs it before Linux 6.6, and
-            // SO_RCVBUFFORCE always): the capabilities are dropped before the threads start.
-            let connector: ProcConnector
-            do {
-                connector = try ProcConnector(receiveBufferSize: options.processReceiveBufferBytes)
-            } catch {
-                throw DaemonError(error.description)
-            }
-            // Without CAP_NET_ADMIN the buffer is capped by net.core.rmem_max; warn only when that is smaller.
-            if !connector.receiveBuffer.forced && connector.receiveBuffer.effective < connector.receiveBuffer.requested
-            {
-                logger.warning(
-                    "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB (net.core.rmem_max), so bursts of process events may be lost (they are counted, resynchronised and alerted)"
-                )
-            }
-            var settings = ProcessWatcher.Settings(
-                root: root,
-                host: host,
-                probe: options.probeProcessEvents,
-                zombieRecheckNanoseconds: UInt64(options.zombieRecheckMilliseconds) * 1_000_000
-            )
-            if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
-            let outlet = try Self.outlet(from: worker)
-            processWatcher = try ProcessWatcher(
-                settings: settings,
+            let connector = try Self.openConnector(wiring)
+            processWatcher = try Self.makeProcessWatcher(
+                wiring,
                 rules: processRules,
-                sinkNames: sinkNames,
                 connector: connector,
-                outlet: outlet,
-                counters: counters,
-                logger: logger
+                probe: options.probeProcessEvents,
+                outlet: outlets[.processes]!
             )
         } else {
             if !processRules.isEmpty {
@@ -501,6 +433,7 @@ public final class Daemon: @unchecked Sendable {
     /// was built from `/proc` and process events were seen to arrive. Throws (after stopping what started)
     /// when process events do not arrive.
     public func start() throws(DaemonError) {
+        restoreFiringState()
         let worker = self.worker
         let matcher = self.matcher
         workerThread = Threads.spawn(name: "vigil-action") { worker.run() }
@@ -509,24 +442,12 @@ public final class Daemon: @unchecked Sendable {
         }
         if let board { boardThread = Threads.spawn(name: "vigil-notice") { board.run() } }
         matcherThread = Threads.spawn(name: "vigil-match") { matcher.run() }
-        if let watcher = processWatcher {
-            watcherThread = Threads.spawn(name: "vigil-proc") { watcher.run() }
-        }
-        if let logWatcher {
-            logThread = Threads.spawn(name: "vigil-log") { logWatcher.run() }
-        }
-        if let rotationWatcher {
-            rotationThread = Threads.spawn(name: "vigil-rotate") { rotationWatcher.run() }
-        }
-        if let permissionWatcher {
-            permissionThread = Threads.spawn(name: "vigil-perm") { permissionWatcher.run() }
-        }
-        if let escalationWatcher {
-            escalationThread = Threads.spawn(name: "vigil-esc") { escalationWatcher.run() }
-        }
-        if let systemWatcher {
-            systemThread = Threads.spawn(name: "vigil-sys") { systemWatcher.run() }
-        }
+        watcherThread = Self.launch(processWatcher, .processes)
+        logThread = Self.launch(logWatcher, .logs)
+        rotationThread = Self.launch(rotationWatcher, .rotation)
+        permissionThread = Self.launch(permissionWatcher, .permissions)
+        escalationThread = Self.launch(escalationWatcher, .escalation)
+        systemThread = Self.launch(systemWatcher, .system)
         matcher.ready.wait()
         logWatcher?.ready.wait()
         rotationWatcher?.ready.wait()
@@ -540,6 +461,7 @@ public final class Daemon: @unchecked Sendable {
                 throw DaemonError(failure)
             }
         }
+        scheduleRestartSweeps()
     }
 
     /// Lets the matchers judge what the kernel already reported, then the worker deliver what is queued, and
@@ -548,32 +470,14 @@ public final class Daemon: @unchecked Sendable {
         guard let workerThread, let matcherThread else { return }
         matcher.shutdown.ring()
         Threads.join(matcherThread)
-        if let watcherThread, let processWatcher {
-            processWatcher.shutdown.ring()
-            Threads.join(watcherThread)
-            processWatcher.connector.close()
-        }
-        if let logThread, let logWatcher {
-            logWatcher.shutdown.ring()
-            Threads.join(logThread)
-        }
-        if let rotationThread, let rotationWatcher {
-            // Waits for the compression in progress (queued ones are done at the next start).
-            rotationWatcher.shutdown.ring()
-            Threads.join(rotationThread)
-        }
-        if let permissionThread, let permissionWatcher {
-            permissionWatcher.shutdown.ring()
-            Threads.join(permissionThread)
-        }
-        if let escalationThread, let escalationWatcher {
-            escalationWatcher.shutdown.ring()
-            Threads.join(escalationThread)
-        }
-        if let systemThread, let systemWatcher {
-            systemWatcher.shutdown.ring()
-            Threads.join(systemThread)
-        }
+        Self.halt(processWatcher, watcherThread)
+        processWatcher?.connector.close()
+        Self.halt(logWatcher, logThread)
+        // Waits for the compression in progress (queued ones are done at the next start).
+        Self.halt(rotationWatcher, rotationThread)
+        Self.halt(permissionWatcher, permissionThread)
+        Self.halt(escalationWatcher, escalationThread)
+        Self.halt(systemWatcher, systemThread)
         // The board summarises its open windows into its outlet before the worker's last drain.
         if let boardThread, let board {
             board.shutdown.ring()
@@ -588,6 +492,8 @@ public final class Daemon: @unchecked Sendable {
         for thread in sinkThreads { Threads.join(thread) }
         sinkThreads = []
         for sink in deliverySinks { sink.spool.close() }
+        // Every producer stopped: the firing conditions are final.
+        saveFiringState(durable: true)
         worker.closeOutlets()
         self.workerThread = nil
         self.matcherThread = nil

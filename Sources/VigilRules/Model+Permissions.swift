@@ -15,7 +15,7 @@
 ///   file_mode: "0640"
 ///   then: [alert, chmod, chown]
 /// ```
-public struct PermissionSubject: Sendable {
+public struct PermissionSubject: Sendable, Equatable {
     /// `file:`: one path or a list; the last component may be a glob. With `recursive`, each path that is a
     /// directory stands for itself and everything below it, including what is created later.
     public var paths: [PathPattern]
@@ -67,7 +67,7 @@ public struct PermissionSubject: Sendable {
 ///   postrotate: { unit: analytics-service, signal: HUP, to: { exe: /usr/bin/analytics-service } }
 ///   sweep: { chmod: "0600", after: 30d, delete_after: 90d }
 /// ```
-public struct RotateSubject: Sendable {
+public struct RotateSubject: Sendable, Equatable {
     /// `rotate:`: one path or a list; the last component may be a glob.
     public var paths: [PathPattern]
     /// `size:` in bytes (`100M`, `1G`, `512k`, or a number of bytes): rotate when the file is at least this big.

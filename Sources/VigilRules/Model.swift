@@ -21,7 +21,7 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// How urgent an alert is. The order is the one Alertmanager and syslog use: critical is the highest.
-public enum Severity: String, Sendable, CaseIterable, Comparable {
+public enum Severity: String, Sendable, CaseIterable, Comparable, Equatable {
     case critical, error, warning, info
 
     private var rank: Int {
@@ -37,7 +37,7 @@ public enum Severity: String, Sendable, CaseIterable, Comparable {
 }
 
 /// Everything the rule files say: rules, alert sinks and named lists.
-public struct RuleSet: Sendable {
+public struct RuleSet: Sendable, Equatable {
     public var rules: [Rule]
     public var sinks: [SinkSpec]
     /// Named lists (`- list: NAME` with `items:`), as written. Rules that name a list (`allow:` of
@@ -55,7 +55,7 @@ public struct RuleSet: Sendable {
 }
 
 /// One rule: what to watch, when it fires, what to say, what to do.
-public struct Rule: Sendable {
+public struct Rule: Sendable, Equatable {
     /// Unique id across the whole rule set (`rule:`).
     public var id: String
     public var location: SourceLocation
@@ -107,6 +107,14 @@ public struct Rule: Sendable {
     public func renderMessage(resolved: Bool, _ fields: (String) -> String?) -> String {
         guard resolved else { return message.render(fields) }
         return resolvedMessage?.render(fields) ?? "Resolved: " + message.render(fields)
+    }
+
+    /// True when `other` is the same rule, wherever it is written: only its position differs. A reload keeps
+    /// the state of such rules (log offsets, count windows, firing conditions) and rebuilds the rest.
+    public func sameDefinition(as other: Rule) -> Bool {
+        var moved = other
+        moved.location = location
+        return moved == self
     }
 
     /// The labels every alert of the rule carries: `tags` (comma-separated) when it has tags.
@@ -175,7 +183,7 @@ public struct Rule: Sendable {
 }
 
 /// What a rule watches. One case per rule kind.
-public enum Subject: Sendable {
+public enum Subject: Sendable, Equatable {
     /// `config: PATH` — a `key = value` file, parsed into a snapshot each time it is completely written.
     case config(ConfigSubject)
     /// `file: PATH` — changes to a file itself (created, written, deleted, mode/owner).
@@ -226,7 +234,7 @@ public enum NamePattern: Sendable, Hashable {
 }
 
 /// `config:` rules.
-public struct ConfigSubject: Sendable {
+public struct ConfigSubject: Sendable, Equatable {
     public var path: PathPattern
     /// `format:`; only `ini` (key = value with optional [sections]) today.
     public var format: ConfigFormat
@@ -239,12 +247,12 @@ public struct ConfigSubject: Sendable {
     }
 }
 
-public enum ConfigFormat: String, Sendable {
+public enum ConfigFormat: String, Sendable, Equatable {
     case ini
 }
 
 /// When a config rule fires.
-public enum ConfigTrigger: Sendable {
+public enum ConfigTrigger: Sendable, Equatable {
     /// `when:` — a state rule: fires when the condition becomes true for a file, resolves when false.
     case when(Condition)
     /// `changes:` — an event rule: fires each time one of these keys (globs allowed; `*` for any) changes.
@@ -257,7 +265,7 @@ public enum ConfigTrigger: Sendable {
 }
 
 /// A condition over the keys of a config snapshot.
-public indirect enum Condition: Sendable {
+public indirect enum Condition: Sendable, Equatable {
     case all([Condition])
     case any([Condition])
     case not(Condition)
@@ -265,7 +273,7 @@ public indirect enum Condition: Sendable {
 }
 
 /// One test on one key (`{ key: verify_ssl, is: false }`).
-public struct KeyCondition: Sendable {
+public struct KeyCondition: Sendable, Equatable {
     /// Lookup key: lowercased; `section.key` for a key under `[section]`.
     public var key: String
     public var test: KeyTest
@@ -277,7 +285,7 @@ public struct KeyCondition: Sendable {
 }
 
 /// A comparison. A key that is absent makes every test false except `.missing`.
-public enum KeyTest: Sendable {
+public enum KeyTest: Sendable, Equatable {
     case equals(ConfigLiteral)
     case notEquals(ConfigLiteral)
     case oneOf([ConfigLiteral])
@@ -300,7 +308,7 @@ public enum ConfigLiteral: Sendable, Equatable {
 }
 
 /// `file:` rules fire on changes to the file itself.
-public struct FileSubject: Sendable {
+public struct FileSubject: Sendable, Equatable {
     public var path: PathPattern
     public var on: Set<FileChangeKind>
 
@@ -323,7 +331,7 @@ public enum FileChangeKind: String, Sendable, CaseIterable, Hashable {
 }
 
 /// An action in `then:`.
-public enum ActionSpec: Sendable {
+public enum ActionSpec: Sendable, Equatable {
     /// `alert` (to every sink) or `alert: [sink, ...]`.
     case alert(sinks: [String]?, location: SourceLocation)
     /// `restart` or `restart: { … }` (process rules): start the service again.
@@ -344,7 +352,7 @@ public enum ActionSpec: Sendable {
 /// UNIT` where systemd is PID 1 and a unit is known (`unit:`, or the unit in the process's cgroup); the
 /// `command:`; then the `signal:` sent to the rule's matching processes. `reload` with none of them sends
 /// SIGHUP; `restart` with none of them cannot run off systemd, which `vigil run` reports at start-up.
-public struct ServiceAction: Sendable {
+public struct ServiceAction: Sendable, Equatable {
     public var location: SourceLocation
     /// `unit:` — a systemd unit name, as written; systemctl adds `.service` when it has no suffix.
     public var unit: String?
@@ -393,7 +401,7 @@ public struct ServiceAction: Sendable {
 // MARK: Process rules
 
 /// `process:` rules: which processes (the selector) and when the rule fires (the trigger).
-public struct ProcessSubject: Sendable {
+public struct ProcessSubject: Sendable, Equatable {
     public var selector: ProcessSelector
     public var trigger: ProcessTrigger
     /// `service: NAME` rules: the unit name. The selector is `unit: NAME`; where systemd is not PID 1 (no
@@ -460,7 +468,7 @@ public enum UserReference: Sendable, Hashable {
 }
 
 /// When a process rule fires.
-public enum ProcessTrigger: Sendable {
+public enum ProcessTrigger: Sendable, Equatable {
     /// `expect: running` (state): fires when no matching process runs — at start-up, or when the last one
     /// exits — and resolves when one runs again. `minimum:` raises the count that must run.
     case expectRunning(minimum: Int)
@@ -602,7 +610,7 @@ public struct MessageTemplate: Sendable, Equatable {
 }
 
 /// Where alerts go (`- sink: NAME` entries).
-public struct SinkSpec: Sendable {
+public struct SinkSpec: Sendable, Equatable {
     public var name: String
     public var location: SourceLocation
     public var kind: SinkKind
@@ -656,7 +664,7 @@ public enum SinkKind: Sendable, Equatable {
 ///
 /// A rule fires once per matching line, or, with `count:`, once per window in which `threshold` lines with
 /// the same key matched. A rule without `match:` sees every line (a `sanitize`-only rule).
-public struct LogSubject: Sendable {
+public struct LogSubject: Sendable, Equatable {
     /// `log:` — absolute paths; the last component may be a glob (`unified_*.log`), so files created
     /// later (a new one every day) are followed from the moment they appear.
     public var paths: [PathPattern]

@@ -16,8 +16,10 @@ struct Run: ParsableCommand {
         discussion: """
             Logs to stderr. SIGTERM or SIGINT stops it after draining the pipeline (alerts not yet delivered to \
             syslog, e-mail, webhook or Alertmanager sinks stay in their spools for the next start); SIGHUP \
-            reopens the JSON Lines alert files. With $NOTIFY_SOCKET set (systemd Type=notify) it reports \
-            READY=1 once every watch is in place.
+            reopens the JSON Lines alert files and reloads the rules, as does a change in the rule files \
+            (a broken file keeps the running rules and raises vigil.reload_failed). With $NOTIFY_SOCKET set \
+            (systemd Type=notify) it reports READY=1 once every watch is in place, and RELOADING=1 around a \
+            reload.
             """
     )
 
@@ -178,21 +180,7 @@ struct Run: ParsableCommand {
         }
         ServiceNotify.send("READY=1\nSTATUS=watching")
 
-        var pfd = pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)
-        waiting: while true {
-            _ = poll(&pfd, 1, -1)
-            while let signal = signals.next() {
-                if signal == SIGHUP {
-                    daemon.reopenAlertFiles()
-                    logger.notice(
-                        "SIGHUP received: alert files reopened; reloading rules in place is not available in this version, so restart vigil to load changed rules"
-                    )
-                    continue
-                }
-                logger.info("Signal \(signal) received; draining the pipeline and stopping")
-                break waiting
-            }
-        }
+        serve(daemon: daemon, signals: signals, logger: logger)
         ServiceNotify.send("STOPPING=1")
         endpoints?.stop()
         daemon.stop()

@@ -58,6 +58,7 @@ final class ActionWorker: @unchecked Sendable {
         spoolWatch = Array(repeating: SpoolWatch(), count: slots.count)
         doorbell = try EventFD()
         shutdown = try EventFD()
+        ledger = try FiringLedger()
         fileGeneration = SinkFileGeneration()
         let paths: [String] = sinks.compactMap { sink in
             if case .file(let path) = sink.target { return path }
@@ -72,7 +73,7 @@ final class ActionWorker: @unchecked Sendable {
     /// Which sinks take which severities; set before the outlets are made.
     var severityMasks = SeverityMasks()
     /// The conditions firing now, consulted by every outlet.
-    let ledger = FiringLedger()
+    let ledger: FiringLedger
     /// Hits per rule and recent alerts, noted by every outlet.
     let book = AlertBook()
 

@@ -65,7 +65,8 @@ final class NoticeBoard: @unchecked Sendable {
         var armed: UInt64 = 0
     }
 
-    private let policies: [String: Policy]
+    /// Per rule id; replaced by a reload.
+    private let policies: Locked<[String: Policy]>
     private let heartbeats: [Heartbeat]
     private let state = Locked(State())
     private let host: String
@@ -75,17 +76,10 @@ final class NoticeBoard: @unchecked Sendable {
     private let timer: TimerFD
     private var outlet: AlertOutlet?
 
-    /// Nil when no rule has `dedup:` or `remind:` and no sink has `heartbeat:`: then nothing needs the board.
-    init?(rules: [Rule], heartbeats: [Heartbeat], host: String, logger: Logger) throws(Errno) {
-        var policies: [String: Policy] = [:]
-        for rule in rules where rule.dedup != nil || rule.remindMilliseconds != nil {
-            policies[rule.id] = Policy(
-                dedup: rule.dedup,
-                remindNanoseconds: rule.remindMilliseconds.map { UInt64(max(1, $0)) * 1_000_000 }
-            )
-        }
-        if policies.isEmpty && heartbeats.isEmpty { return nil }
-        self.policies = policies
+    /// Made even when no rule has `dedup:` or `remind:` and no sink has `heartbeat:` (its thread then sleeps
+    /// without a timer): a reload may add such rules.
+    init(rules: [Rule], heartbeats: [Heartbeat], host: String, logger: Logger) throws(Errno) {
+        self.policies = Locked(Self.policies(of: rules))
         self.heartbeats = heartbeats
         self.host = host
         self.logger = logger
@@ -94,18 +88,36 @@ final class NoticeBoard: @unchecked Sendable {
         timer = try TimerFD()
     }
 
+    private static func policies(of rules: [Rule]) -> [String: Policy] {
+        var policies: [String: Policy] = [:]
+        for rule in rules where rule.dedup != nil || rule.remindMilliseconds != nil {
+            policies[rule.id] = Policy(
+                dedup: rule.dedup,
+                remindNanoseconds: rule.remindMilliseconds.map { UInt64(max(1, $0)) * 1_000_000 }
+            )
+        }
+        return policies
+    }
+
+    /// The policies of the rules a reload runs from now on (open windows and reminders carry on; those of
+    /// rules that lost their policy end with their next alert).
+    func update(rules: [Rule]) {
+        let updated = Self.policies(of: rules)
+        policies.withLock { $0 = updated }
+    }
+
     /// The outlet the board sends through (one that does not consult the board); set before `run()`.
     func attach(outlet: AlertOutlet) { self.outlet = outlet }
 
     /// True when `rule` has `dedup:` or `remind:`.
     @inline(__always)
-    func governs(_ rule: String) -> Bool { !policies.isEmpty && policies[rule] != nil }
+    func governs(_ rule: String) -> Bool { policies.withLock { !$0.isEmpty && $0[rule] != nil } }
 
     /// Decides whether `record` goes out now (true) or is held back by its rule's dedup window (false,
     /// counted for the summary), and tracks firing conditions for reminders. Called on the producer's
     /// thread for rules the board `governs`.
     func admit(_ record: AlertRecord, sinkMask: UInt64) -> Bool {
-        guard let policy = policies[record.rule] else { return true }
+        guard let policy = policies.withLock({ $0[record.rule] }) else { return true }
         let now = Clock.monotonicNanoseconds()
         var wake = false
         let pass = state.withLock { state -> Bool in

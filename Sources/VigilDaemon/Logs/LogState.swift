@@ -45,11 +45,11 @@ struct LogState: Equatable {
         for file in files {
             let copySize = file.copyPath == nil ? "-" : String(file.copySize)
             out += "file \(file.device) \(file.inode) \(StableHash.hex(file.fingerprint.hash)) "
-            out += "\(file.fingerprint.length) \(file.offset) \(copySize) \(Self.escape(file.path))"
-            out += "\t\(Self.escape(file.copyPath ?? ""))\n"
+            out += "\(file.fingerprint.length) \(file.offset) \(copySize) \(StateText.escape(file.path))"
+            out += "\t\(StateText.escape(file.copyPath ?? ""))\n"
         }
         for (path, size) in sinkSizes.sorted(by: { $0.key < $1.key }) {
-            out += "sink \(size) \(Self.escape(path))\n"
+            out += "sink \(size) \(StateText.escape(path))\n"
         }
         return out
     }
@@ -68,14 +68,14 @@ struct LogState: Equatable {
                     let hash = UInt64(fields[2], radix: 16), let length = Int(fields[3]), let offset = Int64(fields[4])
                 else { return nil }
                 let paths = fields[6].split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
-                let copyPath = paths.count > 1 && !paths[1].isEmpty ? unescape(paths[1]) : nil
+                let copyPath = paths.count > 1 && !paths[1].isEmpty ? StateText.unescape(paths[1]) : nil
                 state.files.append(
                     File(
                         device: device,
                         inode: inode,
                         fingerprint: LogFingerprint(hash: hash, length: length),
                         offset: offset,
-                        path: unescape(paths[0]),
+                        path: StateText.unescape(paths[0]),
                         copyPath: copyPath,
                         copySize: Int64(fields[5]) ?? 0
                     )
@@ -83,42 +83,12 @@ struct LogState: Equatable {
             } else if line.hasPrefix("sink ") {
                 let fields = line.dropFirst(5).split(separator: " ", maxSplits: 1)
                 guard fields.count == 2, let size = Int64(fields[0]) else { return nil }
-                state.sinkSizes[unescape(fields[1])] = size
+                state.sinkSizes[StateText.unescape(fields[1])] = size
             } else {
                 return nil
             }
         }
         return state
-    }
-
-    /// Paths may hold any byte but NUL; newline, tab and backslash are escaped.
-    private static func escape(_ path: String) -> String {
-        var out = ""
-        for c in path {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
-    private static func unescape(_ text: Substring) -> String {
-        var out = ""
-        var escaped = false
-        for c in text {
-            if escaped {
-                out.append(c == "n" ? "\n" : c == "t" ? "\t" : c)
-                escaped = false
-            } else if c == "\\" {
-                escaped = true
-            } else {
-                out.append(c)
-            }
-        }
-        return out
     }
 }
 
@@ -153,36 +123,11 @@ struct LogStateStore {
     /// old state or the new one. `durable`: fsync the file and the directory too (at shutdown; between saves
     /// a rename is enough to survive a crash of the daemon, and ext4 flushes a file renamed over another).
     func save(_ state: LogState, durable: Bool) throws(LogStateError) {
-        let temporary = path + ".tmp"
         let bytes = Array(state.encoded().utf8)
-        let fd = temporary.withCString { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600) }
-        guard fd >= 0 else { throw LogStateError(path: temporary, errno: errno) }
-        let written = bytes.withUnsafeBytes { buffer -> CInt? in
-            do throws(Errno) {
-                try Syscall.writeAll(fd, buffer)
-                return nil
-            } catch {
-                return error.rawValue
-            }
-        }
-        if let written {
-            Syscall.close(fd)
-            throw LogStateError(path: temporary, errno: written)
-        }
-        if durable && fsync(fd) != 0 {
-            let code = errno
-            Syscall.close(fd)
-            throw LogStateError(path: temporary, errno: code)
-        }
-        Syscall.close(fd)
-        guard rename(temporary, path) == 0 else { throw LogStateError(path: path, errno: errno) }
-        if durable, let slash = path.lastIndex(of: "/") {
-            let directory = slash == path.startIndex ? "/" : String(path[..<slash])
-            let dfd = directory.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-            if dfd >= 0 {
-                _ = fsync(dfd)
-                Syscall.close(dfd)
-            }
+        do throws(AtomicFileError) {
+            try AtomicFile.replace(path, with: bytes, durable: durable)
+        } catch {
+            throw LogStateError(path: error.path, errno: error.errno)
         }
     }
 }

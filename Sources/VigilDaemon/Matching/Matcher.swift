@@ -30,7 +30,7 @@ final class Matcher: @unchecked Sendable {
     }
 
     let settings: Settings
-    let rules: [Rule]
+    private(set) var rules: [Rule]
     let inotify: Inotify
     let source: FileSource
     let outlet: AlertOutlet
@@ -51,7 +51,12 @@ final class Matcher: @unchecked Sendable {
         var sinkMask: UInt64
     }
 
-    private let facts: [RuleFacts]
+    private var facts: [RuleFacts]
+    private let sinkMasks: SinkMasks
+    /// A reload's rules, handed to this thread (`reload(_:)`), and the doorbells of the hand-over.
+    private let pendingRules = Locked<[Rule]?>(nil)
+    private let reloadDoorbell: EventFD
+    private let reloadDone: EventFD
     private let timer: TimerFD
     private var plans: [DirectoryPlan] = []
     private var instances: [Instance] = []
@@ -85,23 +90,25 @@ final class Matcher: @unchecked Sendable {
         self.outlet = outlet
         self.counters = counters
         self.logger = logger
-        let masks = SinkMasks(sinkNames: sinkNames)
-        allSinks = masks.all
-        facts = rules.map { rule in
+        sinkMasks = SinkMasks(sinkNames: sinkNames)
+        allSinks = sinkMasks.all
+        facts = Self.facts(of: rules, masks: sinkMasks)
+        reloadDoorbell = try EventFD()
+        reloadDone = try EventFD()
+        shutdown = try EventFD()
+        ready = try EventFD()
+        timer = try TimerFD()
+    }
+
+    /// What alerts need of each rule.
+    private static func facts(of rules: [Rule], masks: SinkMasks) -> [RuleFacts] {
+        rules.map { rule in
             var firstKey: String?
             if case .config(let subject) = rule.subject, case .when(let condition) = subject.trigger {
                 firstKey = condition.keysMentioned().first
             }
-            let mask = masks.mask(for: rule)
-            return RuleFacts(
-                firstKey: firstKey,
-                labels: rule.tagLabels,
-                sinkMask: mask
-            )
+            return RuleFacts(firstKey: firstKey, labels: rule.tagLabels, sinkMask: masks.mask(for: rule))
         }
-        shutdown = try EventFD()
-        ready = try EventFD()
-        timer = try TimerFD()
     }
 
     // MARK: Thread body
@@ -110,6 +117,7 @@ final class Matcher: @unchecked Sendable {
     private static let shutdownTag: UInt64 = 2
     private static let timerTag: UInt64 = 3
     private static let watchdogTag: UInt64 = 4
+    private static let reloadTag: UInt64 = 5
 
     /// The thread body: sets up watches, scans every file once, rings `ready`, then matches until shutdown.
     func run() {
@@ -120,6 +128,7 @@ final class Matcher: @unchecked Sendable {
             try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
             try epoll.add(timer.descriptor, tag: Self.timerTag)
             if let descriptor = settings.watchdog?.descriptor { try epoll.add(descriptor, tag: Self.watchdogTag) }
+            try epoll.add(reloadDoorbell.descriptor, tag: Self.reloadTag)
         } catch {
             preconditionFailure("Matcher: epoll setup failed: \(error)")
         }
@@ -135,12 +144,14 @@ final class Matcher: @unchecked Sendable {
         while !stopping {
             var timerFired = false
             var watchdogDue = false
+            var reloadDue = false
             do {
                 try epoll.wait { tag in
                     switch tag {
                     case Self.shutdownTag: stopping = true
                     case Self.timerTag: timerFired = true
                     case Self.watchdogTag: watchdogDue = true
+                    case Self.reloadTag: reloadDue = true
                     default: break
                     }
                 }
@@ -156,7 +167,90 @@ final class Matcher: @unchecked Sendable {
                 runDueTimers()
             }
             if watchdogDue { settings.watchdog?.tick() }
+            if reloadDue {
+                _ = reloadDoorbell.drain()
+                if let newRules = pendingRules.withLock({ pending in
+                    defer { pending = nil }
+                    return pending
+                }) {
+                    applyReload(newRules)
+                }
+                reloadDone.ring()
+            }
         }
+    }
+
+    // MARK: Reload
+
+    /// Runs `rules` instead of the current ones, on this matcher's thread between two batches, and returns
+    /// once they run: every event read before is judged by the old rules, every event after by the new.
+    /// Called by the daemon's thread.
+    func reload(_ rules: [Rule]) {
+        pendingRules.withLock { $0 = rules }
+        reloadDoorbell.ring()
+        reloadDone.wait()
+    }
+
+    /// The swap itself. The inotify descriptor stays (events queued in it are judged by the new rules);
+    /// watches are placed for the new rules' directories (the kernel returns the same descriptor for a
+    /// directory already watched) and removed where no rule needs them. Each file keeps what Vigil knew of
+    /// it (presence, identity, the last parsed config), and each unchanged rule its firing state; a file
+    /// with a new or changed rule is judged again at once, as at start-up.
+    private func applyReload(_ newRules: [Rule]) {
+        let oldRules = rules
+        let oldInstances = instances
+        let oldByPath = instanceByPath
+        var oldIndexByID: [String: Int] = [:]
+        for (index, rule) in oldRules.enumerated() { oldIndexByID[rule.id] = index }
+        rules = newRules
+        facts = Self.facts(of: newRules, masks: sinkMasks)
+        plans = []
+        instances = []
+        instanceByPath = [:]
+        dirty.removeAll()
+        timers.removeAll()
+        armedDeadline = 0
+        buildPlans()
+        // Files found by the rebuild's directory listings existed before: not new (no `created`).
+        started = false
+        needsRebuild = true
+        rebuildWhileNeeded()
+        started = true
+        for (index, instance) in instances.enumerated() {
+            guard let oldIndex = oldByPath[instance.serverPath] else {
+                markDirty(index, mask: 0)
+                continue
+            }
+            let old = oldInstances[oldIndex]
+            instance.presence = old.presence
+            instance.snapshot = old.snapshot
+            instance.contentHash = old.contentHash
+            instance.resolvedPath = old.resolvedPath
+            instance.resolvedHostPath = old.resolvedHostPath
+            instance.lastProblem = old.lastProblem
+            instance.deletionPending = old.deletionPending
+            instance.deletionNoticed = old.deletionNoticed
+            var judgeAgain = old.deletionPending || old.busyRetries > 0
+            for ruleIndex in instance.rules {
+                if let before = oldIndexByID[newRules[ruleIndex].id], old.rules.contains(before),
+                    newRules[ruleIndex].sameDefinition(as: oldRules[before])
+                {
+                    instance.firing[ruleIndex] = old.firing[before]
+                } else {
+                    judgeAgain = true
+                }
+            }
+            if judgeAgain {
+                // Parsed again (the same bytes give no `changes:` diff) so new state rules are judged.
+                instance.contentHash = 0
+                markDirty(index, mask: 0)
+            } else if instance.isDirty {
+                // Marked by the directory listing of the rebuild: nothing to judge, its state is carried.
+                instance.isDirty = false
+            }
+        }
+        dirty.removeAll { !instances[Int($0)].isDirty }
+        evaluateDirty()
     }
 
     /// Reads and routes every event waiting in the kernel queue, judging touched files after each buffer.

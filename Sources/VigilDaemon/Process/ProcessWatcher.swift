@@ -109,6 +109,9 @@ final class ProcessWatcher: @unchecked Sendable {
     var startFailure: String?
 
     var table: [Int32: ProcessEntry] = [:]
+    /// The table of the watcher this one replaces (a reload), taken over before the start-up walk: a
+    /// process that exits while the watchers change hands is still known when its exit event is read.
+    var inheritedTable: [Int32: ProcessEntry]?
     /// Rules with a selector, and rules about every process.
     var specificRules: [Int] = []
     var everyProcessRules: [Int] = []
@@ -304,6 +307,19 @@ final class ProcessWatcher: @unchecked Sendable {
         }
         // The socket is subscribed already (in init), so nothing that starts during the walk is missed:
         // its events wait in the socket and are applied after.
+        if let inherited = inheritedTable {
+            inheritedTable = nil
+            // Matched against these rules afresh, parents first, including processes that died since the
+            // old watcher stopped (their exit events wait in the socket).
+            for (pid, var entry) in inherited {
+                entry.matched = []
+                table[pid] = entry
+            }
+            for pid in table.keys.sorted() {
+                guard var entry = table[pid] else { continue }
+                rematch(&entry, executed: false)
+            }
+        }
         walkProc(resynchronising: false)
         startListening()
         startThresholdSampling()
