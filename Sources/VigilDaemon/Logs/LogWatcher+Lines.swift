@@ -74,7 +74,9 @@ extension LogWatcher {
             }
             file.offset += Int64(start)
             if start > 0 { stateChanged = true }
-            if n < buffer.count || start == 0 { return }
+            // Up to the size seen on entry: a writer faster than this thread must not keep it here for
+            // ever (no timer, no state save, no stop); what it wrote since has raised an event of its own.
+            if n < buffer.count || start == 0 || file.offset >= size { return }
         }
     }
 

@@ -216,8 +216,16 @@ final class Matcher: @unchecked Sendable {
         needsRebuild = true
         rebuildWhileNeeded()
         started = true
+        func unchanged(_ ruleIndex: Int) -> Bool {
+            guard let before = oldIndexByID[newRules[ruleIndex].id] else { return false }
+            return newRules[ruleIndex].sameDefinition(as: oldRules[before])
+        }
         for (index, instance) in instances.enumerated() {
             guard let oldIndex = oldByPath[instance.serverPath] else {
+                // Unknown to the old rules. If an unchanged rule matches it, the old matcher would have known
+                // it had it existed at its last batch: it was created since (its event is still queued), and
+                // is judged as new now. Otherwise a new rule found an existing file: judged as at start-up.
+                if instance.rules.contains(where: unchanged) { instance.presence = .absent }
                 markDirty(index, mask: 0)
                 continue
             }
@@ -232,9 +240,7 @@ final class Matcher: @unchecked Sendable {
             instance.deletionNoticed = old.deletionNoticed
             var judgeAgain = old.deletionPending || old.busyRetries > 0
             for ruleIndex in instance.rules {
-                if let before = oldIndexByID[newRules[ruleIndex].id], old.rules.contains(before),
-                    newRules[ruleIndex].sameDefinition(as: oldRules[before])
-                {
+                if unchanged(ruleIndex), let before = oldIndexByID[newRules[ruleIndex].id], old.rules.contains(before) {
                     instance.firing[ruleIndex] = old.firing[before]
                 } else {
                     judgeAgain = true
