@@ -79,6 +79,8 @@ public final class Daemon: @unchecked Sendable {
     public let counters = PipelineCounters()
     private let logger: Logger
     private let ruleSet: RuleSet
+    /// `--dry-run`: nothing is changed, so only the capabilities that reading needs are kept.
+    private let dryRun: Bool
     private let matcher: Matcher
     private let processWatcher: ProcessWatcher?
     private let logWatcher: LogWatcher?
@@ -106,7 +108,6 @@ public final class Daemon: @unchecked Sendable {
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
         self.logger = logger
-        self.ruleSet = options.ruleSet
         // A lease break (a writer opening a config while we read it) sends SIGIO, whose default action
         // would kill the daemon; a reader on a closed stdout gets SIGPIPE. Both become plain errors.
         SignalFD.ignore(SIGIO)
@@ -116,10 +117,13 @@ public final class Daemon: @unchecked Sendable {
         let root = RootedPath(root: options.root)
         let host = HostName.current()
         let stateDirectory = options.stateDirectory ?? root.hostPath("/var/lib/vigil")
+        let options = Self.dryRunOptions(options, stateDirectory: stateDirectory, logger: logger)
+        self.ruleSet = options.ruleSet
+        dryRun = options.dryRun
         let needsState =
             options.ruleSet.rules.contains { $0.enabled && $0.isLogRule }
             || options.ruleSet.sinks.contains { !$0.kind.isLocal }
-        if needsState && !FileTree.makeDirectories(stateDirectory, mode: 0o700) {
+        if needsState && !options.dryRun && !FileTree.makeDirectories(stateDirectory, mode: 0o700) {
             throw DaemonError(
                 "Failed to create the state directory '\(stateDirectory)': \(String(cString: strerror(errno))); create it or pass --state-dir (StateDirectory=vigil in vigil.service)"
             )
@@ -199,6 +203,7 @@ public final class Daemon: @unchecked Sendable {
             settings.lineLimit = max(1024, options.logLineLimit)
             settings.saveIntervalNanoseconds = UInt64(max(1, options.logStateIntervalMilliseconds)) * 1_000_000
             settings.lingerNanoseconds = UInt64(max(0, options.logLingerMilliseconds)) * 1_000_000
+            settings.dryRun = options.dryRun ? DryRun(logger: logger) : nil
             settings.sinkPaths = slots.map { slot in
                 if case .local(let sink) = slot, case .file(let path) = sink.target { return path }
                 return nil
@@ -230,6 +235,7 @@ public final class Daemon: @unchecked Sendable {
                 UInt64(max(1, $0)) * 1_000_000
             }
             if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
+            settings.dryRun = options.dryRun ? DryRun(logger: logger) : nil
             let outlet = try Self.outlet(from: worker)
             rotationWatcher = try RotationWatcher(
                 settings: settings,
@@ -249,7 +255,8 @@ public final class Daemon: @unchecked Sendable {
                 settings: PermissionWatcher.Settings(
                     root: root,
                     host: host,
-                    watchBudget: options.permissionWatchBudget
+                    watchBudget: options.permissionWatchBudget,
+                    dryRun: options.dryRun ? DryRun(logger: logger) : nil
                 ),
                 rules: permissionRules,
                 sinkNames: sinkNames,
@@ -318,6 +325,7 @@ public final class Daemon: @unchecked Sendable {
                 zombieRecheckNanoseconds: UInt64(options.zombieRecheckMilliseconds) * 1_000_000
             )
             if let systemd = options.systemdRunning { settings.systemdRunning = systemd }
+            settings.dryRun = options.dryRun ? DryRun(logger: logger) : nil
             let outlet = try Self.outlet(from: worker)
             processWatcher = try ProcessWatcher(
                 settings: settings,
@@ -367,12 +375,12 @@ public final class Daemon: @unchecked Sendable {
                 need(.lease, "to take read leases on files other users own", rule: nil)
             case .log:
                 need(.dacReadSearch, "to read logs other users own", rule: nil)
-                if rule.actions.contains(where: { if case .sanitize = $0 { true } else { false } }) {
+                if !dryRun, rule.actions.contains(where: { if case .sanitize = $0 { true } else { false } }) {
                     need(.dacOverride, "to mask secrets in logs other users own", rule: rule)
                 }
             case .permissions:
                 need(.dacReadSearch, "to walk directories other users own", rule: nil)
-                for action in rule.actions {
+                for action in rule.actions where !dryRun {
                     switch action {
                     // chmod of another user's file needs CAP_FOWNER; chown needs CAP_CHOWN, and clears
                     // setuid/setgid bits that chmod then restores.
@@ -383,6 +391,8 @@ public final class Daemon: @unchecked Sendable {
                 }
             case .rotate(let subject):
                 need(.dacReadSearch, "to read logs other users own", rule: nil)
+                // A dry run only reads the logs and their directories, and runs and signals nothing.
+                guard !dryRun else { continue }
                 // Renaming, creating and deleting in log directories other users own, and the owner of the
                 // new file and the archives.
                 need(.dacOverride, "to rotate logs in directories other users own", rule: rule)
@@ -416,7 +426,7 @@ public final class Daemon: @unchecked Sendable {
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
-                for action in rule.actions {
+                for action in rule.actions where !dryRun {
                     switch action {
                     case .alert, .sanitize, .chmod, .chown: break
                     case .restart(let spec), .reload(let spec):

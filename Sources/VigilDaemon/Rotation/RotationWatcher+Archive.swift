@@ -78,7 +78,8 @@ extension RotationWatcher {
         rotations: [Rotation] = []
     ) -> [Rotation] {
         var unattached = rotations
-        guard plans[plan].descriptor >= 0 else { return unattached }
+        // A dry run rotates nothing, so it keeps, compresses and sweeps nothing either.
+        guard plans[plan].descriptor >= 0, settings.dryRun == nil else { return unattached }
         let rule = rules[index]
         let subject = rule.subject
         let archive: Archive

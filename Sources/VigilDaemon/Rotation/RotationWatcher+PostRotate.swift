@@ -78,6 +78,9 @@ extension RotationWatcher {
             )
             return PostOutcome(text: "no writer to signal")
         }
+        if settings.dryRun != nil {
+            return PostOutcome(text: "would send \(signalName) to pid \(targets.map(String.init).joined(separator: ", "))")
+        }
         var sent: [Int32] = []
         var refused: [String] = []
         for pid in targets {
@@ -107,6 +110,7 @@ extension RotationWatcher {
     }
 
     private func spawn(rule index: Int, argv: [String], description: String, paths: [String]) -> PostOutcome {
+        if settings.dryRun != nil { return PostOutcome(text: "would run \(description)") }
         var argv = argv
         // The pipeline runs at a raised priority (Daemon.raisePipelinePriority); a command must not inherit it.
         errno = 0
