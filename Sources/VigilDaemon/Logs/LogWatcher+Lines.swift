@@ -212,7 +212,17 @@ extension LogWatcher {
         var changed = sanitizer.masker.mask(text, state: &sanitizer.state)
         if let custom = sanitizer.custom { changed += custom.patterns.mask(text, scratch: custom.scratch) }
         if settings.dryRun != nil {
-            reportDryRun(file, sanitizer, secrets: changed, lineLength: text.count, at: offset)
+            // The masker counts bytes; each run of masked bytes is one secret.
+            var secrets = 0
+            if sanitizer.inPlace {
+                var inRun = false
+                for index in 0..<text.count {
+                    let differs = text[index] != original[index]
+                    if differs && !inRun { secrets += 1 }
+                    inRun = differs
+                }
+            }
+            reportDryRun(file, sanitizer, secrets: secrets, bytes: changed, at: offset)
             return
         }
         if changed > 0 && sanitizer.inPlace {
@@ -245,20 +255,26 @@ extension LogWatcher {
         _ file: LogFile,
         _ sanitizer: LogFile.Sanitizer,
         secrets: Int,
-        lineLength: Int,
+        bytes: Int,
         at offset: Int64
     ) {
         guard let dryRun = settings.dryRun else { return }
         var steps: [String] = []
-        if secrets > 0 && sanitizer.inPlace {
-            steps.append("would mask \(secrets) secret\(secrets == 1 ? "" : "s") in \(file.path) at offset \(offset)")
+        if secrets > 0 {
+            steps.append(
+                "would mask \(secrets) secret\(secrets == 1 ? "" : "s") (\(bytes) bytes) in \(file.path) at offset \(offset)"
+            )
         }
         if let copy = sanitizer.copyPath {
             let server = copy.hasPrefix(settings.root.root + "/") ? String(copy.dropFirst(settings.root.root.count)) : copy
-            steps.append("would append the line (\(secrets) masked) to the redacted copy \(server)")
+            steps.append(
+                bytes > 0
+                    ? "would append the masked line to the redacted copy \(server)"
+                    : "would append its lines to the redacted copy \(server)"
+            )
         }
-        // The copy takes every line: reported once per file, then per masked secret.
-        guard !steps.isEmpty, secrets > 0 || dryRun.isNew("copy:" + file.path, "reported") else { return }
+        // The copy takes every line: reported once per file, then for each line with a secret.
+        guard !steps.isEmpty, bytes > 0 || dryRun.isNew("copy:" + file.path, "reported") else { return }
         let text = steps.joined(separator: "; ")
         guard let index = rules.indices.first(where: { rules[$0].sanitize != nil && file.applies($0) }) else { return }
         let rule = rules[index].rule
