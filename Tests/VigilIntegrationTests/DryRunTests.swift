@@ -39,6 +39,8 @@ struct DryRunTests {
         tree.write("var/log/analytics/upload.log", secretLine, mode: 0o640)
         let line = "2025-04-13 07:20:00 UPLOAD INFO [Uploader] batch uploaded 512 records in 143 ms\n"
         tree.write("var/log/app.log", String(repeating: line, count: 30_000), mode: 0o640)
+        // A rotation left uncompressed by an earlier run: compressed at start-up.
+        tree.write("var/log/app.log-20261120", line, mode: 0o640)
         tree.makeDirectory("var/lib/vigil", mode: 0o700)
         tree.makeDirectory("run")
         try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/vq-dry-restart"))
@@ -72,7 +74,7 @@ struct DryRunTests {
               then:
                 - sanitize: { copy_to: /var/log/analytics/sanitized }
             - rule: rotate-app
-              rotate: /var/log/app.log
+              rotate: /var/log/app*.log
               size: 1M
               compress: true
               postrotate: { command: [/usr/local/bin/reopen-app] }
@@ -118,7 +120,6 @@ struct DryRunTests {
         defer { tree.remove() }
         let stdout = tree.path("run/stdout.jsonl")
         let follower = try LineFollower(path: stdout)
-        let appLogSize = Self.stat(tree.path("var/log/app.log"))?.size
         let daemon = try DaemonProcess(
             executable: VigilBinary.path,
             arguments: ["--rules", tree.path("rules.yaml"), "--root", tree.root, "--dry-run"],
@@ -143,24 +144,46 @@ struct DryRunTests {
             ("owned-config-owner", "would chown analytics:analytics /etc/analytics/owned.conf (now root:root)"),
             ("mask-secrets", "would mask 1 secret (8 bytes) in /var/log/analytics/upload.log at offset 0"),
             ("rotate-app", "would rotate /var/log/app.log (size "),
+            ("rotate-app", "would gzip /var/log/app.log-20261120 to app.log-20261120.gz"),
             ("restart-upload", "would run /usr/local/bin/restart-upload (argv /usr/local/bin/restart-upload)"),
             ("reload-on-hup", "would send SIGHUP to pid \(hupTarget.pid) (vq-dry-hup)"),
         ]
-        var found: [String: String] = [:]
+        var found: [Int: String] = [:]
         var lines: [String] = []
         while found.count < expected.count, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
             lines.append(line)
             guard let text = JSONField.label(line, "dry_run"), let rule = JSONField.string(line, "rule") else {
                 continue
             }
-            if expected.contains(where: { $0.rule == rule && text.contains($0.text) }) { found[rule] = text }
+            if let index = expected.firstIndex(where: { $0.rule == rule && text.contains($0.text) }) {
+                found[index] = text
+            }
         }
-        for item in expected {
-            #expect(found[item.rule]?.contains(item.text) == true, "\(item.rule): \(lines)\n\(daemon.log())")
+        for (index, item) in expected.enumerated() {
+            #expect(found[index] != nil, "\(item.rule): \(item.text)\n\(lines)\n\(daemon.log())")
         }
-        let rotation = found["rotate-app"] ?? ""
+        let rotation = found[3] ?? ""
         #expect(rotation.contains("≥ 1 MiB) to /var/log/app.log-") && rotation.contains("and gzip it"), "\(rotation)")
         #expect(rotation.contains("postrotate: would run '/usr/local/bin/reopen-app'"), "\(rotation)")
+
+        // A log still over its size is not reported again on its next write: app.log grows, then app2.log
+        // passes its size; the rotation watcher handles events in order, so app2.log's report comes after
+        // whatever app.log's write caused.
+        let append = open(tree.path("var/log/app.log"), O_WRONLY | O_APPEND | O_CLOEXEC)
+        #expect(append >= 0 && write(append, "one more line\n", 14) == 14)
+        close(append)
+        let appLogSize = Self.stat(tree.path("var/log/app.log"))?.size
+        tree.write("var/log/app2.log", String(repeating: "x", count: 1_200_000) + "\n")
+        var second: String?
+        while second == nil, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
+            lines.append(line)
+            if let text = JSONField.label(line, "dry_run"), text.contains("would rotate /var/log/app2.log") {
+                second = text
+            }
+        }
+        #expect(second != nil, "\(lines)")
+        let appReports = lines.filter { JSONField.label($0, "dry_run")?.contains("rotate /var/log/app.log ") == true }
+        #expect(appReports.count == 1, "\(appReports)")
 
         // The signal would have been sent when its report was written: the process is still running.
         #expect(hupTarget.wait(timeoutMilliseconds: 200) == nil, "the SIGHUP target exited")
@@ -189,7 +212,7 @@ struct DryRunTests {
         #expect(upload == Self.secretLine)
         #expect(!Self.exists(tree.path("var/log/analytics/sanitized")))
         #expect(Self.stat(tree.path("var/log/app.log"))?.size == appLogSize)
-        #expect(Self.names(in: tree.path("var/log")) == ["analytics", "app.log"])
+        #expect(Self.names(in: tree.path("var/log")) == ["analytics", "app.log", "app.log-20261120", "app2.log"])
         #expect(!Self.exists(tree.path("restart.marker")))
         #expect(!Self.exists(tree.path("postrotate.marker")))
         #expect(!Self.exists(tree.path("var/log/vigil/alerts.jsonl")))

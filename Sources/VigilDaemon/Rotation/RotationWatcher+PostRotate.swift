@@ -79,7 +79,8 @@ extension RotationWatcher {
             return PostOutcome(text: "no writer to signal")
         }
         if settings.dryRun != nil {
-            return PostOutcome(text: "would send \(signalName) to pid \(targets.map(String.init).joined(separator: ", "))")
+            let named = targets.map { "\($0) (\(table[$0]?.name ?? "?"))" }
+            return PostOutcome(text: "would send \(signalName) to pid \(named.joined(separator: ", "))")
         }
         var sent: [Int32] = []
         var refused: [String] = []
