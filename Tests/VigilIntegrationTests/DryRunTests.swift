@@ -23,7 +23,8 @@ import Glibc
     .timeLimit(.minutes(2))
 )
 struct DryRunTests {
-    static let secretLine = "2025-04-13 07:20:01 UPLOAD ERROR [DBPool] connection refused: password=Hunter2! user=analytics\n"
+    static let secretLine =
+        "2025-04-13 07:20:01 UPLOAD ERROR [DBPool] connection refused: password=Hunter2! user=analytics\n"
 
     /// The sandbox: accounts, drifted files, a log with a secret, a log over its size, the stand-in
     /// programs and the action scripts (each writes a marker file when it runs).
@@ -46,6 +47,7 @@ struct DryRunTests {
         try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/vq-dry-restart"))
         try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/vq-dry-hup"))
         try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/vq-dry-trig"))
+        try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/vq-dry-cookie"))
         tree.write("usr/local/bin/restart-upload", "#!/bin/sh\ntouch \(tree.path("restart.marker"))\n", mode: 0o755)
         tree.write("usr/local/bin/reopen-app", "#!/bin/sh\ntouch \(tree.path("postrotate.marker"))\n", mode: 0o755)
         tree.write(
@@ -90,6 +92,10 @@ struct DryRunTests {
               then:
                 - alert
                 - reload: { signal: HUP, to: { name: vq-dry-hup } }
+            - rule: process-cookie
+              severity: info
+              process: { name: vq-dry-cookie }
+              on: [exec]
 
             """
         )
@@ -100,6 +106,32 @@ struct DryRunTests {
         var info = Glibc.stat()
         guard lstat(path, &info) == 0 else { return nil }
         return (UInt32(info.st_mode) & 0o7777, UInt32(info.st_uid), UInt32(info.st_gid), Int64(info.st_size))
+    }
+
+    /// The programs of the process rules: `vq-dry-hup` (the SIGHUP target) runs on; `vq-dry-restart` and
+    /// `vq-dry-trig` end once Vigil has seen them start (a cookie program's exec alert, after theirs in the
+    /// proc connector's order), so their exits fire the restart and the reload. Lines read are kept.
+    static func startPrograms(
+        _ tree: TempTree,
+        _ follower: LineFollower,
+        lines: inout [String]
+    ) throws -> (restartTarget: ChildProcess, hupTarget: ChildProcess) {
+        let restartTarget = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-restart"), arguments: ["60"])
+        let hupTarget = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-hup"), arguments: ["60"])
+        let trigger = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-trig"), arguments: ["60"])
+        let cookie = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-cookie"), arguments: ["60"])
+        defer { cookie.terminate(graceMilliseconds: 1000) }
+        var seen = false
+        while !seen, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
+            lines.append(line)
+            seen = JSONField.string(line, "rule") == "process-cookie"
+        }
+        #expect(seen, "the cookie program's exec was not alerted: \(lines)")
+        restartTarget.signal(SIGTERM)
+        trigger.signal(SIGTERM)
+        _ = restartTarget.wait(timeoutMilliseconds: 5000)
+        _ = trigger.wait(timeoutMilliseconds: 5000)
+        return (restartTarget, hupTarget)
     }
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
@@ -129,15 +161,14 @@ struct DryRunTests {
         var stopped = false
         defer { if !stopped { daemon.stop() } }
 
-        // Drift after start-up: a mode change, a program that exits, and one that starts.
+        // Drift after start-up: a mode change, and programs that end.
         chmod(tree.path("etc/analytics/upload-service.conf"), 0o666)
-        let restartTarget = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-restart"), arguments: ["0"])
-        defer { restartTarget.terminate(graceMilliseconds: 1000) }
-        let hupTarget = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-hup"), arguments: ["60"])
-        defer { hupTarget.terminate(graceMilliseconds: 1000) }
-        // Its exit fires the reload, which signals the other.
-        let trigger = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-trig"), arguments: ["0"])
-        _ = trigger.wait(timeoutMilliseconds: 5000)
+        var lines: [String] = []
+        let (restartTarget, hupTarget) = try Self.startPrograms(tree, follower, lines: &lines)
+        defer {
+            restartTarget.terminate(graceMilliseconds: 1000)
+            hupTarget.terminate(graceMilliseconds: 1000)
+        }
 
         let expected: [(rule: String, text: String)] = [
             ("upload-config-mode", "would chmod 0640 /etc/analytics/upload-service.conf (now 0666)"),
@@ -149,15 +180,18 @@ struct DryRunTests {
             ("reload-on-hup", "would send SIGHUP to pid \(hupTarget.pid) (vq-dry-hup)"),
         ]
         var found: [Int: String] = [:]
-        var lines: [String] = []
-        while found.count < expected.count, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
-            lines.append(line)
+        func note(_ line: String) {
             guard let text = JSONField.label(line, "dry_run"), let rule = JSONField.string(line, "rule") else {
-                continue
+                return
             }
             if let index = expected.firstIndex(where: { $0.rule == rule && text.contains($0.text) }) {
                 found[index] = text
             }
+        }
+        for line in lines { note(line) }
+        while found.count < expected.count, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
+            lines.append(line)
+            note(line)
         }
         for (index, item) in expected.enumerated() {
             #expect(found[index] != nil, "\(item.rule): \(item.text)\n\(lines)\n\(daemon.log())")
@@ -193,7 +227,9 @@ struct DryRunTests {
 
         #expect(log.contains("Dry run: nothing on the host is changed"), "\(log)")
         #expect(
-            log.contains("sinks left out: file (JSON Lines /var/log/vigil/alerts.jsonl), hook (webhook \(webhook.url)/vigil)"),
+            log.contains(
+                "sinks left out: file (JSON Lines /var/log/vigil/alerts.jsonl), hook (webhook \(webhook.url)/vigil)"
+            ),
             "\(log)"
         )
         #expect(log.contains("Dry run: rule 'upload-config-mode' would chmod 0640"), "\(log)")
@@ -241,21 +277,22 @@ struct DryRunTests {
         )
         defer { daemon.stop() }
         chmod(tree.path("etc/analytics/upload-service.conf"), 0o666)
-        let restartTarget = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-restart"), arguments: ["0"])
-        defer { restartTarget.terminate(graceMilliseconds: 1000) }
-        let hupTarget = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-hup"), arguments: ["60"])
-        defer { hupTarget.terminate(graceMilliseconds: 1000) }
-        // Its exit fires the reload, which signals the other.
-        let trigger = try ChildProcess(executable: tree.path("usr/local/bin/vq-dry-trig"), arguments: ["0"])
-        _ = trigger.wait(timeoutMilliseconds: 5000)
-
-        var restored = false
-        while !restored, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
-            #expect(JSONField.label(line, "dry_run") == nil, "\(line)")
-            restored =
-                JSONField.string(line, "kind") == "file.permissions_restored"
+        var lines: [String] = []
+        let (restartTarget, hupTarget) = try Self.startPrograms(tree, follower, lines: &lines)
+        defer {
+            restartTarget.terminate(graceMilliseconds: 1000)
+            hupTarget.terminate(graceMilliseconds: 1000)
+        }
+        func isRestored(_ line: String) -> Bool {
+            JSONField.string(line, "kind") == "file.permissions_restored"
                 && JSONField.string(line, "path") == "/etc/analytics/upload-service.conf"
         }
+        var restored = lines.contains(where: isRestored)
+        while !restored, let line = follower.next(timeoutMilliseconds: 15_000)?.line {
+            lines.append(line)
+            restored = isRestored(line)
+        }
+        for line in lines { #expect(JSONField.label(line, "dry_run") == nil, "\(line)") }
         #expect(restored, "\(daemon.log())")
         #expect(Self.stat(tree.path("etc/analytics/upload-service.conf"))?.mode == 0o640)
         let status = hupTarget.wait(timeoutMilliseconds: 15_000)

@@ -266,7 +266,8 @@ extension LogWatcher {
             )
         }
         if let copy = sanitizer.copyPath {
-            let server = copy.hasPrefix(settings.root.root + "/") ? String(copy.dropFirst(settings.root.root.count)) : copy
+            let server =
+                copy.hasPrefix(settings.root.root + "/") ? String(copy.dropFirst(settings.root.root.count)) : copy
             steps.append(
                 bytes > 0
                     ? "would append the masked line to the redacted copy \(server)"

@@ -697,7 +697,8 @@ extension RotationWatcher {
         // The name the rotation would take: the first not taken (by a rotation or its .gz), as in `rotate`.
         let archive = try? openArchive(rule: index, plan: plan, logPath: path, create: false)
         defer { if let archive { Syscall.close(archive.descriptor) } }
-        let archivePath = archive?.path ?? (plans[plan].serverDirectory == "/" ? "/" : plans[plan].serverDirectory + "/")
+        let archivePath =
+            archive?.path ?? (plans[plan].serverDirectory == "/" ? "/" : plans[plan].serverDirectory + "/")
         var candidate = RotationNames.name(base: name, suffix: suffix, counter: 0)
         if let archive {
             for counter in 0..<1000 {
