@@ -39,7 +39,8 @@ extension Daemon {
     ///
     /// Throws, changing nothing, when the sinks changed (they are opened once; a restart applies them).
     /// Call from the thread that called `start`.
-    public func reload(to newSet: RuleSet) throws(DaemonError) -> ReloadSummary {
+    public func reload(to compiled: RuleSet) throws(DaemonError) -> ReloadSummary {
+        let newSet = dryRun ? Self.dryRunRules(compiled) : compiled
         let oldSet = ruleSet
         if oldSet.sinks != newSet.sinks {
             let before = Set(oldSet.sinks.map(\.name))

@@ -24,6 +24,10 @@ extension Daemon {
             let name = "--alerts" + (i == 0 ? "" : "#\(i + 1)")
             specs.append(SinkSpec(name: name, location: location, kind: file == "-" ? .stdout : .jsonl(path: file)))
         }
+        if options.dryRun && !specs.contains(where: { if case .stdout = $0.kind { true } else { false } }) {
+            // A dry run prints every alert (the rules' sinks were set aside by `dryRunOptions`).
+            specs.append(SinkSpec(name: "stdout", location: location, kind: .stdout))
+        }
         if specs.isEmpty {
             logger.notice("No alert sink is configured in the rules or with --alerts; alerts go to stdout")
             specs.append(SinkSpec(name: "stdout", location: location, kind: .stdout))
@@ -118,6 +122,36 @@ extension Daemon {
         return (slots, specs)
     }
 
+    /// The options of a dry run: the rules' sinks are set aside (no JSON Lines file, syslog, mail, webhook or
+    /// Alertmanager is written or paged, and no spool is created), and every `alert: [sink, ...]` goes to
+    /// stdout and the `--alerts` files instead, once. Logs the start-up line that says what is left out.
+    /// Returns `options` unchanged when it is not a dry run.
+    /// The rules of a dry run (at start-up and at every reload): no sink of their own, every `alert` to the
+    /// outputs that remain.
+    static func dryRunRules(_ ruleSet: RuleSet) -> RuleSet {
+        var ruleSet = ruleSet
+        ruleSet.sinks = []
+        for index in ruleSet.rules.indices {
+            ruleSet.rules[index].actions = ruleSet.rules[index].actions.map { action in
+                if case .alert(_, let location) = action { return .alert(sinks: nil, location: location) }
+                return action
+            }
+        }
+        return ruleSet
+    }
+
+    static func dryRunOptions(_ options: Options, stateDirectory: String, logger: Logger) -> Options {
+        guard options.dryRun else { return options }
+        var options = options
+        let leftOut = options.ruleSet.sinks.map { "\($0.name) (\($0.kind.dryRunName))" }
+        options.ruleSet = dryRunRules(options.ruleSet)
+        let outputs = ["stdout"] + options.extraAlertFiles.filter { $0 != "-" }
+        logger.notice(
+            "Dry run: nothing on the host is changed and nobody is paged; alerts go to \(outputs.joined(separator: ", ")) with a dry_run label for each action not done; sinks left out: \(leftOut.isEmpty ? "none" : leftOut.joined(separator: ", ")); state in \(stateDirectory) is read, not written (log offsets, spools, pattern cache)"
+        )
+        return options
+    }
+
     /// Reads a webhook's HMAC key: the whole file without its trailing newline. A key others can read is
     /// used, with a warning in the log (it would let them forge alerts); a missing or empty one is an error.
     private static func readSecret(_ path: String, sink: SinkSpec) throws(DaemonError) -> [UInt8] {
@@ -141,4 +175,18 @@ extension Daemon {
         return bytes
     }
 
+}
+
+extension SinkKind {
+    /// The kind and where it writes, for the dry run's start-up line: "webhook https://…", "jsonl /var/…".
+    fileprivate var dryRunName: String {
+        switch self {
+        case .stdout: "stdout"
+        case .jsonl(let path): "JSON Lines \(path)"
+        case .syslog(let syslog): "syslog \(syslog.socket)"
+        case .email: "e-mail"
+        case .webhook(let webhook): "webhook \(webhook.url)"
+        case .alertmanager(let alertmanager): "Alertmanager \(alertmanager.url)"
+        }
+    }
 }

@@ -81,6 +81,7 @@ extension Daemon {
         settings.saveIntervalNanoseconds = UInt64(max(1, wiring.options.logStateIntervalMilliseconds)) * 1_000_000
         settings.lingerNanoseconds = UInt64(max(0, wiring.options.logLingerMilliseconds)) * 1_000_000
         settings.sinkPaths = wiring.sinkPaths
+        settings.dryRun = wiring.options.dryRun ? DryRun(logger: wiring.logger) : nil
         return try LogWatcher(
             settings: settings,
             rules: rules,
@@ -103,6 +104,7 @@ extension Daemon {
             UInt64(max(1, $0)) * 1_000_000
         }
         if let systemd = wiring.options.systemdRunning { settings.systemdRunning = systemd }
+        settings.dryRun = wiring.options.dryRun ? DryRun(logger: wiring.logger) : nil
         return try RotationWatcher(
             settings: settings,
             rules: rules,
@@ -123,7 +125,8 @@ extension Daemon {
             settings: PermissionWatcher.Settings(
                 root: wiring.root,
                 host: wiring.host,
-                watchBudget: wiring.options.permissionWatchBudget
+                watchBudget: wiring.options.permissionWatchBudget,
+                dryRun: wiring.options.dryRun ? DryRun(logger: wiring.logger) : nil
             ),
             rules: rules,
             sinkNames: wiring.sinkNames,
@@ -209,6 +212,7 @@ extension Daemon {
             zombieRecheckNanoseconds: UInt64(wiring.options.zombieRecheckMilliseconds) * 1_000_000
         )
         if let systemd = wiring.options.systemdRunning { settings.systemdRunning = systemd }
+        settings.dryRun = wiring.options.dryRun ? DryRun(logger: wiring.logger) : nil
         return try ProcessWatcher(
             settings: settings,
             rules: rules,

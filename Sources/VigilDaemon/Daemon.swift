@@ -80,6 +80,8 @@ public final class Daemon: @unchecked Sendable {
     let logger: Logger
     /// The rules running (replaced by a reload).
     var ruleSet: RuleSet
+    /// `--dry-run`: nothing is changed, so only the capabilities that reading needs are kept.
+    let dryRun: Bool
     let matcher: Matcher
     // The watchers are replaced by reloads (on the thread that calls start, reload and stop).
     var processWatcher: ProcessWatcher?
@@ -124,7 +126,6 @@ public final class Daemon: @unchecked Sendable {
     /// Builds the pipeline and opens every sink. Throws `DaemonError` with a one-line message.
     public init(options: Options, logger: Logger) throws(DaemonError) {
         self.logger = logger
-        self.ruleSet = options.ruleSet
         // A lease break (a writer opening a config while we read it) sends SIGIO, whose default action
         // would kill the daemon; a reader on a closed stdout gets SIGPIPE. Both become plain errors.
         SignalFD.ignore(SIGIO)
@@ -134,12 +135,15 @@ public final class Daemon: @unchecked Sendable {
         let root = RootedPath(root: options.root)
         let host = HostName.current()
         let stateDirectory = options.stateDirectory ?? root.hostPath("/var/lib/vigil")
+        let options = Self.dryRunOptions(options, stateDirectory: stateDirectory, logger: logger)
+        self.ruleSet = options.ruleSet
+        dryRun = options.dryRun
         let needsState =
             options.ruleSet.rules.contains { $0.enabled && $0.isLogRule }
             || options.ruleSet.sinks.contains { !$0.kind.isLocal }
         // Firing conditions are kept there too, but without log rules or remote sinks a missing state
-        // directory only costs that (said when saving).
-        if !FileTree.makeDirectories(stateDirectory, mode: 0o700) && needsState {
+        // directory only costs that (said when saving). A dry run writes no state.
+        if !options.dryRun && !FileTree.makeDirectories(stateDirectory, mode: 0o700) && needsState {
             throw DaemonError(
                 "Failed to create the state directory '\(stateDirectory)': \(String(cString: strerror(errno))); create it or pass --state-dir (StateDirectory=vigil in vigil.service)"
             )
@@ -299,12 +303,12 @@ public final class Daemon: @unchecked Sendable {
                 need(.lease, "to take read leases on files other users own", rule: nil)
             case .log:
                 need(.dacReadSearch, "to read logs other users own", rule: nil)
-                if rule.actions.contains(where: { if case .sanitize = $0 { true } else { false } }) {
+                if !dryRun, rule.actions.contains(where: { if case .sanitize = $0 { true } else { false } }) {
                     need(.dacOverride, "to mask secrets in logs other users own", rule: rule)
                 }
             case .permissions:
                 need(.dacReadSearch, "to walk directories other users own", rule: nil)
-                for action in rule.actions {
+                for action in rule.actions where !dryRun {
                     switch action {
                     // chmod of another user's file needs CAP_FOWNER; chown needs CAP_CHOWN, and clears
                     // setuid/setgid bits that chmod then restores.
@@ -315,6 +319,8 @@ public final class Daemon: @unchecked Sendable {
                 }
             case .rotate(let subject):
                 need(.dacReadSearch, "to read logs other users own", rule: nil)
+                // A dry run only reads the logs and their directories, and runs and signals nothing.
+                guard !dryRun else { continue }
                 // Renaming, creating and deleting in log directories other users own, and the owner of the
                 // new file and the archives.
                 need(.dacOverride, "to rotate logs in directories other users own", rule: rule)
@@ -348,7 +354,7 @@ public final class Daemon: @unchecked Sendable {
             case .process:
                 guard processWatcher != nil else { continue }
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
-                for action in rule.actions {
+                for action in rule.actions where !dryRun {
                     switch action {
                     case .alert, .sanitize, .chmod, .chown: break
                     case .restart(let spec), .reload(let spec):

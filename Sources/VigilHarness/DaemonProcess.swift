@@ -15,13 +15,15 @@ public final class DaemonProcess: @unchecked Sendable {
     public let logPath: String
 
     /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1. A `launcher`
-    /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line.
+    /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line. `standardOutput`:
+    /// a file that takes the daemon's stdout (its alerts with no other sink; nil: inherited).
     public init(
         executable: String,
         arguments: [String],
         workDirectory: String,
         readyTimeoutMilliseconds: Int = 20_000,
         launcher: [String] = [],
+        standardOutput: String? = nil,
         onSpawn: (Int32) -> Void = { _ in }
     ) throws(HarnessError) {
         let socketPath = workDirectory + "/notify.sock"
@@ -34,6 +36,7 @@ public final class DaemonProcess: @unchecked Sendable {
             executable: command[0],
             arguments: Array(command.dropFirst()),
             environment: ["NOTIFY_SOCKET": socketPath],
+            standardOutput: standardOutput,
             standardError: logPath
         )
         onSpawn(process.pid)

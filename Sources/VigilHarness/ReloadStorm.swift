@@ -44,6 +44,8 @@ public enum ReloadStorm {
         public var swapMilliseconds: [Double] = []
         public var markersSeen = 0
 
+        public init() {}
+
         /// Everything counted came out right.
         public var exact: Bool {
             unanswered == 0 && markersSeen == 2 && missingLines.isEmpty && doubledLines.isEmpty && missingFiles == 0

@@ -80,7 +80,11 @@ struct Run: ParsableCommand {
 
     @Flag(
         name: .long,
-        help: "Evaluate every rule and report what each action would do, without doing it (alerts go to stdout only)."
+        help: """
+            Evaluate every rule and report what each action would do, without doing it: alerts go to stdout \
+            (and --alerts files) with a dry_run label, not to the rules' sinks; nothing is changed, run or \
+            signalled; no state is saved. See docs/dry-run.md.
+            """
     )
     var dryRun = false
 

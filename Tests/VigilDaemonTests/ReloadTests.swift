@@ -156,4 +156,49 @@ struct ReloadTests {
         #expect(missing.isEmpty, "missing: \(missing.prefix(20))")
         #expect(doubled.isEmpty, "doubled: \(doubled.prefix(20))")
     }
+
+    /// The process watcher is rebuilt with the connector and the table handed over: a process that started
+    /// before the reload is still known when it exits after it, and an `expect: running` rule that was
+    /// firing is not sent again.
+    @Test(.enabled(if: procConnectorAvailable, "needs the netlink proc connector (root, or CAP_NET_ADMIN before Linux 6.6)"))
+    func processesKnownBeforeAReloadAreKnownAfterIt() throws {
+        let name = uniqueName("vqr")
+        let missing = uniqueName("vqm")
+        let rules = """
+            - rule: died
+              severity: error
+              process: { name: \(name) }
+              on: [exit]
+              message: "{name} (pid {pid}) {status}"
+            - rule: must-run
+              severity: critical
+              process: { name: \(missing) }
+              expect: running
+              message: "\(missing) is not running"
+
+            """
+        let fixture = try DaemonFixture(rules: rules, label: "reload-proc") { tree in
+            try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/\(name)"))
+        }
+        fixture.expect(rule: "must-run", state: "firing")
+        let child = try ChildProcess(executable: fixture.tree.path("usr/local/bin/\(name)"), arguments: ["30"])
+        defer { _ = child.terminate() }
+        // Seen by the old watcher (its exec read), then the watcher is rebuilt by a new rule.
+        _ = fixture.sync()
+        let added = rules + """
+            - rule: other
+              severity: info
+              process: { name: \(uniqueName("vqo")) }
+              on: [exec]
+              message: "never"
+
+            """
+        let summary = try fixture.daemon.reload(to: Self.ruleSet(added))
+        #expect(summary.rebuilt == ["vigil-proc"], "\(summary)")
+        _ = fixture.daemon.runDueSweeps(now: Clock.monotonicNanoseconds())
+        child.signal(SIGKILL)
+        let died = fixture.expect(rule: "died", state: "event")
+        #expect(died?.message == "\(name) (pid \(child.pid)) killed by SIGKILL", "\(String(describing: died))")
+        #expect(fixture.sync().allSatisfy { $0.rule != "must-run" }, "must-run was sent again")
+    }
 }

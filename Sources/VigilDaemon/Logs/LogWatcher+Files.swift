@@ -193,9 +193,11 @@ extension LogWatcher {
         // `target` is already resolved (symlinks followed inside the root): O_NOFOLLOW refuses a symlink
         // planted at the last component since, so a write open never lands on a file outside the logs.
         let flags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW
-        var fd = target.withCString { Glibc.open($0, (wantsWrite ? O_RDWR : O_RDONLY) | flags) }
+        // A dry run opens read-only; `writable` then says the real run would mask in place.
+        let opensWrite = wantsWrite && settings.dryRun == nil
+        var fd = target.withCString { Glibc.open($0, (opensWrite ? O_RDWR : O_RDONLY) | flags) }
         var writable = wantsWrite
-        if fd < 0 && wantsWrite && (errno == EACCES || errno == EROFS || errno == EPERM) {
+        if fd < 0 && opensWrite && (errno == EACCES || errno == EROFS || errno == EPERM) {
             logger.warning(
                 "Cannot open log '\(serverPath)' for writing (\(String(cString: strerror(errno)))): secrets in it cannot be masked in place; alerts still mask them. Give vigil CAP_DAC_OVERRIDE or write access"
             )
@@ -354,8 +356,13 @@ extension LogWatcher {
         if let directory = specs.compactMap(\.copyDirectory).first {
             let name = file.path.split(separator: "/").last.map(String.init) ?? "log"
             let hostDirectory = settings.root.hostPath(directory)
-            _ = FileTree.makeDirectories(hostDirectory, mode: 0o750)
             let copyPath = hostDirectory + "/" + name
+            if settings.dryRun != nil {
+                // Named in the dry run's reports; never created or written.
+                sanitizer.copyPath = copyPath
+                return sanitizer
+            }
+            _ = FileTree.makeDirectories(hostDirectory, mode: 0o750)
             let fd = copyPath.withCString {
                 Glibc.open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o640)
             }

@@ -213,6 +213,20 @@ extension LogWatcher {
         if sanitizer.inPlace { original.replaceSubrange(original.startIndex..., with: UnsafeRawBufferPointer(text)) }
         var changed = sanitizer.masker.mask(text, state: &sanitizer.state)
         if let custom = sanitizer.custom { changed += custom.patterns.mask(text, scratch: custom.scratch) }
+        if settings.dryRun != nil {
+            // The masker counts bytes; each run of masked bytes is one secret.
+            var secrets = 0
+            if sanitizer.inPlace {
+                var inRun = false
+                for index in 0..<text.count {
+                    let differs = text[index] != original[index]
+                    if differs && !inRun { secrets += 1 }
+                    inRun = differs
+                }
+            }
+            reportDryRun(file, sanitizer, secrets: secrets, bytes: changed, at: offset)
+            return
+        }
         if changed > 0 && sanitizer.inPlace {
             var first = 0
             while first < text.count && text[first] == original[first] { first += 1 }
@@ -235,6 +249,56 @@ extension LogWatcher {
                 )
             }
         }
+    }
+
+    /// A dry run's sanitize: what would be masked in place and copied, as an alert (kind
+    /// `log.sanitize_dry_run`, the text in its `dry_run` label) and a notice; nothing is written.
+    private func reportDryRun(
+        _ file: LogFile,
+        _ sanitizer: LogFile.Sanitizer,
+        secrets: Int,
+        bytes: Int,
+        at offset: Int64
+    ) {
+        guard let dryRun = settings.dryRun else { return }
+        var steps: [String] = []
+        if secrets > 0 {
+            steps.append(
+                "would mask \(secrets) secret\(secrets == 1 ? "" : "s") (\(bytes) bytes) in \(file.path) at offset \(offset)"
+            )
+        }
+        if let copy = sanitizer.copyPath {
+            let server =
+                copy.hasPrefix(settings.root.root + "/") ? String(copy.dropFirst(settings.root.root.count)) : copy
+            steps.append(
+                bytes > 0
+                    ? "would append the masked line to the redacted copy \(server)"
+                    : "would append its lines to the redacted copy \(server)"
+            )
+        }
+        // The copy takes every line: reported once per file, then for each line with a secret.
+        guard !steps.isEmpty, bytes > 0 || dryRun.isNew("copy:" + file.path, "reported") else { return }
+        let text = steps.joined(separator: "; ")
+        guard let index = rules.indices.first(where: { rules[$0].sanitize != nil && file.applies($0) }) else { return }
+        let rule = rules[index].rule
+        dryRun.note(rule: rule.id, text)
+        var labels = rules[index].labels
+        labels[DryRun.label] = text
+        labels["offset"] = String(offset)
+        outlet.sendRuleAlert(
+            host: settings.host,
+            rule: rule.id,
+            severity: rule.severity.rawValue,
+            instance: file.instance,
+            state: .event,
+            version: "sanitize-dry-run:\(offset)",
+            kind: "log.sanitize_dry_run",
+            path: file.path,
+            message: "Dry run: \(text)",
+            labels: labels,
+            sinkMask: allSinks,
+            eventTime: 0
+        )
     }
 
     private func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> Bool {

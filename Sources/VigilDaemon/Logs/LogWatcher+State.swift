@@ -76,6 +76,8 @@ extension LogWatcher {
     }
 
     private func write(_ state: LogState, durable: Bool) {
+        // A dry run reads the saved offsets but leaves them as they were.
+        if settings.dryRun != nil { return }
         do {
             try store.save(state, durable: durable)
             if reportedStateFailure {

@@ -43,10 +43,14 @@ final class LogWatcher: @unchecked Sendable {
         var lingerNanoseconds: UInt64 = 2_000_000_000
         /// Host path of each sink that is a JSON Lines file, by sink index (nil: not a file).
         var sinkPaths: [String?] = []
+        /// `--dry-run`: secrets are reported, not masked in the log or copied; the state is not saved.
+        var dryRun: DryRun?
 
         /// The cache of compiled pattern databases: `patterns/` in the state file's directory (root's own,
         /// 0700, like the state file: the cache must not be writable by anyone the daemon does not trust).
-        var patternCacheDirectory: String {
+        /// None in a dry run, which writes nothing under the state directory.
+        var patternCacheDirectory: String? {
+            guard dryRun == nil else { return nil }
             guard let slash = statePath.lastIndex(of: "/") else { return "patterns" }
             return statePath[..<slash] + "/patterns"
         }

@@ -49,11 +49,18 @@ extension PermissionWatcher {
             || compiled.restoresOwner && (found.owner != nil || found.group != nil)
         // nil: everything the rule restores was put right.
         let problem: String?
+        var wouldDo: String?
         if !wantsChange {
             problem = "not changed (audit: add chmod or chown to then: to restore)"
         } else if handle.isRegularFile && handle.links > 1 {
             problem =
                 "refused: it has \(handle.links) hard links, and a hard link is the file itself (it may be /etc/shadow); remove the extra links"
+        } else if let dryRun = settings.dryRun {
+            // The file stays wrong: reported once per change (the firing entry below), never restored.
+            let text = wouldRestore(path, handle: handle, found: found, compiled: compiled)
+            if firing[path]?.found != describe(found) { dryRun.note(rule: compiled.rule.id, text) }
+            wouldDo = text
+            problem = "not changed (dry run)"
         } else {
             problem = restore(&handle, found: found, compiled: compiled)
         }
@@ -79,7 +86,35 @@ extension PermissionWatcher {
         let description = describe(left)
         if let open = firing[path], open.found == description { return }  // Already reported, unchanged.
         firing[path] = Firing(rule: ruleIndex, found: description)
-        emit(ruleIndex, path: path, handle: handle, drift: left, state: .firing, outcome: outcome, eventTime: eventTime)
+        emit(
+            ruleIndex,
+            path: path,
+            handle: handle,
+            drift: left,
+            state: .firing,
+            outcome: outcome,
+            eventTime: eventTime,
+            dryRun: wouldDo
+        )
+    }
+
+    /// What `restore` would do with `found`, from the same values: "would chown root:analytics PATH (now
+    /// app:app), would chmod 0640 PATH (now 0666)". A chown clears setuid and setgid bits, which the chmod
+    /// after it sets again, as in `restore`.
+    private func wouldRestore(_ path: String, handle: SafeFile.Handle, found: Drift, compiled: CompiledRule) -> String {
+        var steps: [String] = []
+        if compiled.restoresOwner && (found.owner != nil || found.group != nil) {
+            let owner = found.owner != nil ? compiled.owner : nil
+            let group = found.group != nil ? compiled.group : nil
+            let wanted = (owner.map(names.userName) ?? "") + (group.map { ":" + names.groupName($0) } ?? "")
+            let now = names.userName(handle.owner) + ":" + names.groupName(handle.group)
+            steps.append("would chown \(wanted) \(path) (now \(now))")
+        }
+        let wanted = handle.isDirectory ? compiled.subject.directoryMode : compiled.subject.fileMode
+        if compiled.restoresMode, let wanted, handle.mode & 0o7777 != wanted {
+            steps.append("would chmod \(Self.octal(wanted)) \(path) (now \(Self.octal(handle.mode & 0o7777)))")
+        }
+        return steps.joined(separator: ", then ")
     }
 
     /// What differs from the rule (only what the rule names).
@@ -172,10 +207,13 @@ extension PermissionWatcher {
         drift: Drift,
         state: AlertState,
         outcome: String,
-        eventTime: UInt64
+        eventTime: UInt64,
+        dryRun: String? = nil
     ) {
         let compiled = rules[ruleIndex]
-        guard compiled.sinkMask != 0 else { return }
+        // A dry run's report goes out even for a rule without `alert` (chmod alone restores silently).
+        let sinkMask = dryRun != nil && compiled.sinkMask == 0 ? allSinks : compiled.sinkMask
+        guard sinkMask != 0 else { return }
         let isDirectory = handle?.isDirectory ?? false
         let found = drift.isEmpty ? "" : describe(drift)
         let expected = expected(compiled, drift: drift, isDirectory: isDirectory)
@@ -198,6 +236,7 @@ extension PermissionWatcher {
         if !found.isEmpty { labels["found"] = found }
         labels["expected"] = expected
         labels["outcome"] = outcome
+        if let dryRun { labels[DryRun.label] = dryRun }
         // The same drift seen again (a rescan) has the same inode and change time, so the same id.
         let version =
             handle.map { "\($0.device):\($0.inode):\($0.changeTime)" } ?? "gone:\(Clock.monotonicNanoseconds())"
@@ -212,7 +251,7 @@ extension PermissionWatcher {
             path: path,
             message: message,
             labels: labels,
-            sinkMask: compiled.sinkMask,
+            sinkMask: sinkMask,
             eventTime: eventTime
         )
     }

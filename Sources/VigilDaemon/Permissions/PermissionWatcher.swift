@@ -38,6 +38,8 @@ final class PermissionWatcher: @unchecked Sendable {
         var host: String
         /// Most inotify watches this watcher places (nil: as many as the kernel allows).
         var watchBudget: Int?
+        /// `--dry-run`: a drift is reported with what the restore would do, and not restored.
+        var dryRun: DryRun? = nil
     }
 
     /// One rule ready to run, its names resolved.

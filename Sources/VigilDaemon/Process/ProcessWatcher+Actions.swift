@@ -89,6 +89,11 @@ extension ProcessWatcher {
         switch mechanism(index, kind: kind, action: supervisor.action) {
         case .unavailable(let why):
             emitActionFailure(index, kind: kind, message: "Cannot \(verb) \(displayName(index)): \(why)")
+        case .systemctl(_, let unit) where settings.dryRun != nil:
+            emitDryRun(index, kind: kind, "would run systemctl \(verb) \(unit)")
+        case .command(let argv) where settings.dryRun != nil:
+            let shown = [Self.serverPath(argv[0], root: settings.root)] + argv.dropFirst()
+            emitDryRun(index, kind: kind, "would run \(shown[0]) (argv \(shown.joined(separator: " ")))")
         case .systemctl(let path, let unit):
             spawnAction(
                 index,
@@ -126,6 +131,13 @@ extension ProcessWatcher {
                     message:
                         "Cannot \(verb) \(displayName(index)) with \(SignalNames.name(of: signal)): no matching process is running"
                 )
+                break
+            }
+            if settings.dryRun != nil {
+                let named = targets.sorted().map { pid in "\(pid) (\(table[pid]?.name ?? "?"))" }
+                let text =
+                    "would send \(SignalNames.name(of: signal)) to pid\(named.count > 1 ? "s" : "") \(named.joined(separator: ", "))"
+                emitDryRun(index, kind: kind, text)
                 break
             }
             var sent: [Int32] = []

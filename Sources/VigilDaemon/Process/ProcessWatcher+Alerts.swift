@@ -240,8 +240,26 @@ extension ProcessWatcher {
             path: entry.flatMap { $0.executable.isEmpty ? nil : Self.serverPath($0.executable, root: settings.root) },
             message: message,
             labels: labels,
-            sinkMask: compiled.sinkMask,
+            // A dry run's report goes out even for a rule without `alert`.
+            sinkMask: compiled.sinkMask == 0 && extraLabels[DryRun.label] != nil ? allSinks : compiled.sinkMask,
             eventTime: eventTime
+        )
+    }
+
+    /// A restart or reload a dry run did not do: an alert of kind `process.restart_dry_run` (or reload) with
+    /// the action's text in its `dry_run` label, and a notice in the log.
+    func emitDryRun(_ index: Int, kind: ServiceSupervisor.Kind, _ text: String) {
+        settings.dryRun?.note(rule: rules[index].rule.id, text)
+        emit(
+            index,
+            state: .event,
+            kind: "process.\(kind.rawValue)_dry_run",
+            message: "Dry run: \(kind.rawValue) of \(displayName(index)) not done: \(text)",
+            instance: "action",
+            version: "\(kind.rawValue)-dry-run:\(Clock.monotonicNanoseconds())",
+            entry: lastTrigger[index],
+            exit: nil,
+            extraLabels: [DryRun.label: text]
         )
     }
 

@@ -37,6 +37,8 @@ final class ProcessWatcher: @unchecked Sendable {
         var zombieRecheckNanoseconds: UInt64 = 250_000_000
         /// Most zombies tracked one by one; more are counted in the alert of the last one.
         var zombieLimit = 4096
+        /// `--dry-run`: restarts and reloads are reported with what they would run or signal, not done.
+        var dryRun: DryRun?
     }
 
     /// One rule ready to run.

@@ -118,6 +118,8 @@ extension RotationWatcher {
         var deleted = 0
         var deleteErrors: [String] = []
         var queueFull = false
+        /// A dry run's deletions and compressions, reported together at the end.
+        var wouldDo: [String] = []
         for base in byBase.keys.sorted() {
             let ordered = byBase[base]!.values.sorted { ($0.modified, $0.counter) > ($1.modified, $1.counter) }
             var survivors: [ArchivedRotation] = []
@@ -139,6 +141,10 @@ extension RotationWatcher {
                     }
                     for (present, name) in [(item.plain, item.stem), (item.compressed, item.stem + ".gz")]
                     where present != nil {
+                        if settings.dryRun != nil {
+                            wouldDo.append("would delete \(archive.path)\(name)")
+                            continue
+                        }
                         do {
                             try SafeDirectory.remove(name, in: archive.descriptor)
                             deleted += 1
@@ -157,6 +163,10 @@ extension RotationWatcher {
                 if subject.delayCompress && position == 0 { continue }
                 let key = archive.key + "/" + item.stem
                 guard !inFlight.contains(key) else { continue }
+                if settings.dryRun != nil {
+                    wouldDo.append("would gzip \(archive.path)\(item.stem) to \(item.stem).gz")
+                    continue
+                }
                 if submitCompression(rule: index, plan: plan, archive: archive, item.stem, plain, &unattached) {
                     inFlight.insert(key)
                 } else {
@@ -206,6 +216,7 @@ extension RotationWatcher {
                 unattached[position].outcome.append("not compressed yet: the compression queue is full")
             }
         }
+        if !wouldDo.isEmpty { reportDryRun(rule: index, path: archive.path, wouldDo) }
         if sweep, let policy = subject.sweep { self.sweep(archive, policy, rule: index, names: names, now: now) }
         return unattached
     }
@@ -367,11 +378,17 @@ extension RotationWatcher {
         var restricted = 0
         var removed = 0
         var problems: [String] = []
+        var wouldDo: [String] = []
+        defer { if !wouldDo.isEmpty { reportDryRun(rule: rule, path: archive.path, wouldDo) } }
         for name in names where name.hasSuffix(".gz") {
             guard let info = try? SafeDirectory.status(name, in: archive.descriptor), info.mode & S_IFMT == S_IFREG
             else { continue }
             let age = now - info.modificationNanoseconds
             if let limit = policy.deleteAfterMilliseconds, age > Int64(limit) * 1_000_000 {
+                if settings.dryRun != nil {
+                    wouldDo.append("would delete \(archive.path)\(name) (sweep)")
+                    continue
+                }
                 do {
                     try SafeDirectory.remove(name, in: archive.descriptor)
                     removed += 1
@@ -390,6 +407,12 @@ extension RotationWatcher {
                 else {
                     problems.append(
                         "'\(archive.path)\(name)' has \(handle.links) hard links or was replaced; its mode is left alone"
+                    )
+                    continue
+                }
+                if settings.dryRun != nil {
+                    wouldDo.append(
+                        "would chmod 0\(String(mode, radix: 8)) \(archive.path)\(name) (now 0\(String(info.mode & 0o7777, radix: 8)))"
                     )
                     continue
                 }
@@ -419,5 +442,29 @@ extension RotationWatcher {
                 version: "sweep:\(archive.key):\(now)"
             )
         }
+    }
+
+    /// A dry run's retention, compression or sweep in one rotation directory: one alert (kind
+    /// `log.rotate_dry_run`, the steps in its `dry_run` label) and a notice. Runs at start-up and at the
+    /// daily sweep only (a dry run rotates nothing, so no rotation asks for it).
+    private func reportDryRun(rule index: Int, path: String, _ steps: [String]) {
+        let text = steps.joined(separator: "; ")
+        settings.dryRun?.note(rule: rules[index].rule.id, text)
+        var labels = rules[index].labels
+        labels[DryRun.label] = text
+        outlet.sendRuleAlert(
+            host: settings.host,
+            rule: rules[index].rule.id,
+            severity: rules[index].rule.severity.rawValue,
+            instance: path,
+            state: .event,
+            version: "maintain-dry-run:\(Clock.monotonicNanoseconds())",
+            kind: "log.rotate_dry_run",
+            path: path,
+            message: "Dry run: \(text)",
+            labels: labels,
+            sinkMask: allSinks,
+            eventTime: 0
+        )
     }
 }

@@ -237,6 +237,8 @@ extension RotationWatcher {
             rotateIfDue(plan: plan, name: name, rule: rule, reason: .size)
             return
         }
+        // Under its size again (a dry run reports the next crossing anew).
+        settings.dryRun?.forget("rotate:" + serverPath(plan: plan, name: name))
         guard startUp, let interval = subject.interval, settings.boundaryOverrideNanoseconds == nil else { return }
         guard info.mode & S_IFMT == S_IFREG, info.size > 0 || subject.rotateEmpty else { return }
         let now = Clock.realtime().seconds
@@ -308,7 +310,11 @@ extension RotationWatcher {
         // 1. The log itself, never through a symlink, and only a file that is nothing but this log.
         let log: CInt
         do {
-            log = try SafeDirectory.openFile(name, in: directory, flags: subject.copyTruncate ? O_RDWR : O_RDONLY)
+            log = try SafeDirectory.openFile(
+                name,
+                in: directory,
+                flags: subject.copyTruncate && settings.dryRun == nil ? O_RDWR : O_RDONLY
+            )
         } catch {
             switch error {
             case .noSuchFileOrDirectory: return nil
@@ -364,6 +370,13 @@ extension RotationWatcher {
             guard let maximum = subject.maximumBytes, info.size > 0, UInt64(info.size) >= maximum else { return nil }
         case .age, .startup:
             guard info.size > 0 || subject.rotateEmpty else { return nil }
+        }
+
+        if let dryRun = settings.dryRun {
+            // Once per size crossing (the log stays over it); every boundary of `every:` once.
+            if case .size = reason, !dryRun.isNew("rotate:" + path, "\(info.device):\(info.inode)") { return nil }
+            reportDryRun(plan: plan, name: name, rule: index, reason: reason, info: info)
+            return nil
         }
 
         // 2. The rotation directory (olddir:, created when missing), on the same filesystem.
@@ -671,5 +684,66 @@ extension RotationWatcher {
         }
         return
             "created anew with mode 0\(String(mode, radix: 8)) owner \(names.userName(owner)):\(names.groupName(group))"
+    }
+
+    /// A dry run's rotation: what `rotate` would do with this log (the name it would take, create:,
+    /// compress:, postrotate:), as an alert of kind `log.rotate_dry_run` with the text in its `dry_run`
+    /// label, and a notice. Nothing is renamed, created, compressed, deleted, run or signalled.
+    private func reportDryRun(plan: Int, name: String, rule index: Int, reason: Reason, info: FileIdentity) {
+        let rule = rules[index]
+        let subject = rule.subject
+        let path = serverPath(plan: plan, name: name)
+        let suffix = LocalClock.format(Clock.realtime().seconds, subject.dateFormat)
+        // The name the rotation would take: the first not taken (by a rotation or its .gz), as in `rotate`.
+        let archive = try? openArchive(rule: index, plan: plan, logPath: path, create: false)
+        defer { if let archive { Syscall.close(archive.descriptor) } }
+        let archivePath =
+            archive?.path ?? (plans[plan].serverDirectory == "/" ? "/" : plans[plan].serverDirectory + "/")
+        var candidate = RotationNames.name(base: name, suffix: suffix, counter: 0)
+        if let archive {
+            for counter in 0..<1000 {
+                candidate = RotationNames.name(base: name, suffix: suffix, counter: counter)
+                let taken =
+                    (try? SafeDirectory.status(candidate, in: archive.descriptor)) != nil
+                    || (try? SafeDirectory.status(candidate + ".gz", in: archive.descriptor)) != nil
+                if !taken { break }
+            }
+        }
+        let why: String
+        switch reason {
+        case .size:
+            why = "size \(DryRun.bytes(UInt64(max(info.size, 0)))) ≥ \(DryRun.bytes(subject.maximumBytes ?? 0))"
+        case .age, .startup:
+            why = "\(reason.label) rotation"
+        }
+        var text =
+            "would \(subject.copyTruncate ? "copy and truncate" : "rotate") \(path) (\(why)) to \(archivePath)\(candidate)"
+        if subject.compress { text += subject.delayCompress ? " and gzip it at the next rotation" : " and gzip it" }
+        if let create = rule.create, !subject.copyTruncate {
+            let mode = create.mode ?? (info.mode & 0o7777)
+            let owner = create.owner ?? info.owner
+            let group = create.group ?? info.group
+            text +=
+                "; would create \(path) anew with mode 0\(String(mode, radix: 8)) owner \(names.userName(owner)):\(names.groupName(group))"
+        }
+        if let post = postRotate(rule: index, paths: [path]).text { text += "; postrotate: " + post }
+        settings.dryRun?.note(rule: rule.rule.id, text)
+        var labels = rule.labels
+        labels[DryRun.label] = text
+        labels["reason"] = reason.label
+        outlet.sendRuleAlert(
+            host: settings.host,
+            rule: rule.rule.id,
+            severity: rule.rule.severity.rawValue,
+            instance: path,
+            state: .event,
+            version: "rotate-dry-run:\(info.device):\(info.inode):\(Clock.monotonicNanoseconds())",
+            kind: "log.rotate_dry_run",
+            path: path,
+            message: "Dry run: \(text)",
+            labels: labels,
+            sinkMask: allSinks,
+            eventTime: 0
+        )
     }
 }

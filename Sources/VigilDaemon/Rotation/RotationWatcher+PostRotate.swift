@@ -78,6 +78,10 @@ extension RotationWatcher {
             )
             return PostOutcome(text: "no writer to signal")
         }
+        if settings.dryRun != nil {
+            let named = targets.map { "\($0) (\(table[$0]?.name ?? "?"))" }
+            return PostOutcome(text: "would send \(signalName) to pid \(named.joined(separator: ", "))")
+        }
         var sent: [Int32] = []
         var refused: [String] = []
         for pid in targets {
@@ -107,6 +111,7 @@ extension RotationWatcher {
     }
 
     private func spawn(rule index: Int, argv: [String], description: String, paths: [String]) -> PostOutcome {
+        if settings.dryRun != nil { return PostOutcome(text: "would run \(description)") }
         var argv = argv
         // The pipeline runs at a raised priority (Daemon.raisePipelinePriority); a command must not inherit it.
         errno = 0

@@ -50,6 +50,9 @@ final class RotationWatcher: @unchecked Sendable {
         /// Jobs the gzip worker's queue holds; when it is full a rotation stays uncompressed (alerted) and is
         /// compressed at the rule's next rotation.
         var compressionQueueCapacity = 64
+        /// `--dry-run`: a rotation due is reported (with its new name, create:, compress: and postrotate:)
+        /// once per rule and size crossing, not done; leftover compressions and the sweep are not run.
+        var dryRun: DryRun?
         /// After a rotation of a file failed, the first retry waits this long; each further failure doubles
         /// it, up to `maximumRetryNanoseconds`. A repeated failure with the same cause is alerted once.
         var retryNanoseconds: UInt64 = 10_000_000_000

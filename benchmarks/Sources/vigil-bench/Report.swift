@@ -95,6 +95,8 @@ struct Report {
     var system: SystemHealthResult?
     /// The process thresholds scenario (nil with --no-thresholds).
     var thresholds: ThresholdResult?
+    /// The hot reload scenario (nil with --no-reload).
+    var reload: ReloadResult?
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -262,6 +264,11 @@ struct Report {
         if let thresholds {
             out.append("## Process thresholds and wake-ups (issue 7)\n\nSame run.\n")
             out += thresholds.lines().map { "- " + $0.replacingPrefix("thresholds: ") }
+            out.append("")
+        }
+        if let reload {
+            out.append("## Hot reload under load (issue 8)\n\nSame run.\n")
+            out += reload.lines().map { "- " + $0.replacingPrefix("reload: ") }
             out.append("")
         }
 

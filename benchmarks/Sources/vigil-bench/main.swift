@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -115,6 +115,9 @@ var systemOnly = false
 var systemTrialsOverride: Int?
 var thresholdScenario = true
 var thresholdsOnly = false
+var reloadScenario = true
+var reloadOnly = false
+var reloadsOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -170,6 +173,11 @@ while let argument = arguments.next() {
         deliveryTrialsOverride = value
     case "--no-thresholds": thresholdScenario = false
     case "--thresholds-only": thresholdsOnly = true
+    case "--no-reload": reloadScenario = false
+    case "--reload-only": reloadOnly = true
+    case "--reloads":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        reloadsOverride = value
     case "--vigil":
         guard let value = arguments.next() else { usage() }
         vigilPath = absolute(value)
@@ -505,6 +513,33 @@ if thresholdsOnly {
     exit(thresholds.failures.isEmpty ? 0 : 1)
 }
 
+/// Hot reload under load (issue 8): 100 saves of a rule file (quick: 20), half of them broken, under
+/// 10,000 events a second (quick: 5,000).
+@MainActor
+func runReloadScenario() -> ReloadResult {
+    let settings = ReloadStorm.Settings(
+        linesPerSecond: quick ? 4500 : 9000,
+        reloads: reloadsOverride ?? (quick ? 20 : 100)
+    )
+    print(
+        "reload: \(settings.reloads) saves of a rule file under \(settings.linesPerSecond + settings.linesPerSecond / 10) events a second…"
+    )
+    let result = ReloadBench.run(vigil: vigilPath, settings: settings)
+    for line in result.lines() { print(line) }
+    return result
+}
+
+if reloadOnly {
+    let reload = runReloadScenario()
+    writeOnlyReport(
+        title: "hot reload only",
+        targets: [],
+        sections: ["## Hot reload under load\n"] + reload.lines().map { "- " + $0 },
+        path: resultsPath ?? benchmarksDirectory + (quick ? "/out/RESULTS-reload-quick.md" : "/out/RESULTS-reload.md")
+    )
+    exit(reload.detectedEverything ? 0 : 1)
+}
+
 if deliveryOnly {
     let delivery = runDeliveryScenario()
     writeOnlyReport(
@@ -604,6 +639,7 @@ let delivery: DeliveryResult? = deliveryScenario ? runDeliveryScenario() : nil
 let system: SystemHealthResult? = systemScenario ? runSystemScenario() : nil
 // Printed here; the lead adds the figures to RESULTS.md.
 let thresholds: ThresholdResult? = thresholdScenario ? runThresholdScenario() : nil
+let reload: ReloadResult? = reloadScenario ? runReloadScenario() : nil
 
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
@@ -641,7 +677,8 @@ let report = Report(
     rotation: rotation,
     delivery: delivery,
     system: system,
-    thresholds: thresholds
+    thresholds: thresholds,
+    reload: reload
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -667,5 +704,6 @@ let detectionFailed =
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
     || !(rotation?.detectedEverything ?? true) || !(delivery?.detectedEverything ?? true)
     || !(system?.detectedEverything ?? true) || !(thresholds?.failures.isEmpty ?? true)
+    || !(reload?.detectedEverything ?? true)
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
