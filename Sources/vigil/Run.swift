@@ -183,7 +183,10 @@ struct Run: ParsableCommand {
             _ = poll(&pfd, 1, -1)
             while let signal = signals.next() {
                 if signal == SIGHUP {
+                    // systemd's reload protocol (Type=notify-reload, systemd 253+): RELOADING=1, then READY=1.
+                    ServiceNotify.reloading(status: "reloading")
                     daemon.reopenAlertFiles()
+                    ServiceNotify.reloaded(status: "watching")
                     logger.notice(
                         "SIGHUP received: alert files reopened; reloading rules in place is not available in this version, so restart vigil to load changed rules"
                     )
