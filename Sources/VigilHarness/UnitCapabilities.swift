@@ -59,7 +59,9 @@ public struct UnitCapabilities: Sendable, Equatable {
                     "\(unitPath):\(index + 1): unknown capability in '\(line)'; use names from capabilities(7)"
                 )
             }
-            set = inverted ? (set ?? Self.all).union(Self.all.subtracting(listed)) : (set ?? []).union(listed)
+            // systemd's config_parse_capability_set: the first assignment sets, later ones add.
+            let sum = inverted ? Self.all.subtracting(listed) : listed
+            set = set.map { $0.union(sum) } ?? sum
         }
         boundingSet = set ?? Self.all
         self.noNewPrivileges = noNewPrivileges
