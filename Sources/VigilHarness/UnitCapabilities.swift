@@ -43,7 +43,9 @@ public struct UnitCapabilities: Sendable, Equatable {
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingSpaces()
             if line.hasPrefix("NoNewPrivileges=") {
-                noNewPrivileges = ["yes", "true", "1", "on"].contains(line.dropFirst("NoNewPrivileges=".count).lowercased())
+                noNewPrivileges = ["yes", "true", "1", "on"].contains(
+                    line.dropFirst("NoNewPrivileges=".count).lowercased()
+                )
             }
             guard line.hasPrefix("CapabilityBoundingSet=") else { continue }
             var value = Substring(line.dropFirst("CapabilityBoundingSet=".count))

@@ -26,7 +26,10 @@ struct UnitCapabilityWrapperTests {
         #expect(unit.noNewPrivileges)
         #expect(unit.boundingSet.contains([.netAdmin, .sysPtrace, .dacReadSearch, .chown]), "\(unit.boundingSet)")
         #expect(!unit.boundingSet.contains(.sysAdmin))
-        let result = try Command.run(unit.launcher[0], Array(unit.launcher.dropFirst()) + ["/bin/cat", "/proc/self/status"])
+        let result = try Command.run(
+            unit.launcher[0],
+            Array(unit.launcher.dropFirst()) + ["/bin/cat", "/proc/self/status"]
+        )
         #expect(result.code == 0, "\(result.err)")
         let fields = Self.statusFields(result.out)
         #expect(fields["CapBnd"].flatMap { UInt64($0, radix: 16) } == unit.boundingSet.rawValue, "\(fields)")
