@@ -20,7 +20,8 @@ public final class DaemonProcess: @unchecked Sendable {
     /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1. A `launcher`
     /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line; without one,
     /// `$VIGIL_UNIT_CAPABILITIES` (a unit file) puts the unit's capability set there (`UnitCapabilities`).
-    /// `environment` is added to the daemon's (e.g. `WATCHDOG_USEC`).
+    /// `environment` is added to the daemon's (e.g. `WATCHDOG_USEC`); `standardOutput` is a file its stdout
+    /// is appended to (nil: inherited).
     public init(
         executable: String,
         arguments: [String],
@@ -28,6 +29,7 @@ public final class DaemonProcess: @unchecked Sendable {
         readyTimeoutMilliseconds: Int = 20_000,
         launcher: [String] = [],
         environment: [String: String] = [:],
+        standardOutput: String? = nil,
         onSpawn: (Int32) -> Void = { _ in }
     ) throws(HarnessError) {
         let socketPath = workDirectory + "/notify.sock"
@@ -42,6 +44,7 @@ public final class DaemonProcess: @unchecked Sendable {
             executable: command[0],
             arguments: Array(command.dropFirst()),
             environment: environment.merging(["NOTIFY_SOCKET": socketPath]) { _, notify in notify },
+            standardOutput: standardOutput,
             standardError: logPath
         )
         onSpawn(process.pid)

@@ -212,6 +212,58 @@ struct ServiceNotifyTests {
         #expect(daemon.log().contains("Watchdog: the file matcher's loop did not run"), "\(daemon.log())")
     }
 
+    /// The other stage: alerts to stdout go through the action worker, and stdout is a FIFO nobody reads.
+    /// The matcher's loop keeps running (its ring to the worker has room), but the worker hangs in its
+    /// write: the pings stop, the log names the worker, and they come back once the FIFO drains.
+    @Test func watchdogPingsStopWhileTheActionWorkerIsBlockedAndComeBack() throws {
+        let tree = Self.makeTree("notify-worker", rules: Self.chmodRules)
+        defer { tree.remove() }
+        tree.write("etc/target", "x\n")
+        let fifo = tree.path("stdout.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Opened first, so the daemon's O_WRONLY open of its stdout does not wait for a reader.
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        #expect(reader >= 0)
+        defer { close(reader) }
+        let daemon = try DaemonProcess(
+            executable: VigilBinary.path,
+            arguments: [
+                "--rules", tree.path("rules.yaml"), "--root", tree.root, "--alerts", "-", "--no-process-rules",
+            ],
+            workDirectory: tree.path("run"),
+            environment: ["WATCHDOG_USEC": "400000"],
+            standardOutput: fifo
+        )
+        defer { daemon.stop() }
+        let listener = daemon.notifications
+        #expect(Self.next(from: listener) { $0.contains("WATCHDOG=1") } != nil, "\(daemon.log())")
+
+        var lastPing = Clock.monotonicNanoseconds()
+        var changes = 0
+        var stalled = false
+        let blockDeadline = Clock.monotonicNanoseconds() + 60_000_000_000
+        while !stalled, Clock.monotonicNanoseconds() < blockDeadline {
+            tree.chmodFile("etc/target", changes % 2 == 0 ? 0o600 : 0o644)
+            changes += 1
+            if let datagram = listener.next(timeoutMilliseconds: 20), datagram.contains("WATCHDOG=1") {
+                lastPing = datagram.receivedNanoseconds
+            }
+            stalled = Clock.monotonicNanoseconds() - lastPing > 1_000_000_000
+        }
+        #expect(stalled, "pings kept coming after \(changes) alerts; \(daemon.log())")
+        #expect(daemon.log().contains("Watchdog: the action worker made no progress"), "\(daemon.log())")
+
+        var resumed = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let drainDeadline = Clock.monotonicNanoseconds() + 30_000_000_000
+        while resumed < 3, Clock.monotonicNanoseconds() < drainDeadline {
+            while buffer.withUnsafeMutableBytes({ read(reader, $0.baseAddress, $0.count) }) > 0 {}
+            if let datagram = listener.next(timeoutMilliseconds: 50), datagram.contains("WATCHDOG=1") { resumed += 1 }
+        }
+        #expect(resumed >= 3, "\(resumed) pings after the drain; \(daemon.log())")
+        #expect(daemon.log().contains("Watchdog: the action worker makes progress again"), "\(daemon.log())")
+    }
+
     @Test func watchdogIsOffWhenWATCHDOG_PIDNamesAnotherProcess() throws {
         // sd_watchdog_enabled(3): the variables were meant for another process (a parent).
         #expect(ServiceNotify.watchdogMicroseconds(usec: "400000", pid: "1", myPID: 42) == nil)
