@@ -182,6 +182,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             let inotify = try Inotify()
             worker = try ActionWorker(slots: slots, host: host, counters: counters, logger: logger)
+            watchdog.follow(worker: worker, logger: logger)
             worker.board = board
             worker.severityMasks = SeverityMasks(minimums: specs.map(\.minimumSeverity))
             if let board { board.attach(outlet: try worker.makeOutlet(consultsBoard: false)) }

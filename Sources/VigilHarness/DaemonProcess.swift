@@ -1,4 +1,4 @@
-import VigilSystem
+public import VigilSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -13,16 +13,22 @@ public final class DaemonProcess: @unchecked Sendable {
     public let process: ChildProcess
     /// Where the daemon's stderr (its log) goes.
     public let logPath: String
+    /// The socket the daemon reports to (`$NOTIFY_SOCKET`): READY=1 was read from it; later messages
+    /// (STOPPING=1, WATCHDOG=1) can be waited for with `notifications.next`.
+    public let notifications: NotifyListener
 
     /// Starts `executable run ARGUMENTS` and waits up to `readyTimeoutMilliseconds` for READY=1. A `launcher`
-    /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line. `standardOutput`:
-    /// a file that takes the daemon's stdout (its alerts with no other sink; nil: inherited).
+    /// (e.g. `capsh --drop=… -- -c 'exec "$@"' vigil`) is put in front of the command line; without one,
+    /// `$VIGIL_UNIT_CAPABILITIES` (a unit file) puts the unit's capability set there (`UnitCapabilities`).
+    /// `environment` is added to the daemon's (e.g. `WATCHDOG_USEC`); `standardOutput` is a file its stdout
+    /// is appended to (nil: inherited).
     public init(
         executable: String,
         arguments: [String],
         workDirectory: String,
         readyTimeoutMilliseconds: Int = 20_000,
         launcher: [String] = [],
+        environment: [String: String] = [:],
         standardOutput: String? = nil,
         onSpawn: (Int32) -> Void = { _ in }
     ) throws(HarnessError) {
@@ -31,11 +37,13 @@ public final class DaemonProcess: @unchecked Sendable {
             throw HarnessError("Failed to bind a notify socket at '\(socketPath)'")
         }
         logPath = workDirectory + "/vigil.log"
-        let command = launcher + [executable, "run"] + arguments
+        notifications = listener
+        let prefix = launcher.isEmpty ? (try UnitCapabilities.fromEnvironment()?.launcher ?? []) : launcher
+        let command = prefix + [executable, "run"] + arguments
         process = try ChildProcess(
             executable: command[0],
             arguments: Array(command.dropFirst()),
-            environment: ["NOTIFY_SOCKET": socketPath],
+            environment: environment.merging(["NOTIFY_SOCKET": socketPath]) { _, notify in notify },
             standardOutput: standardOutput,
             standardError: logPath
         )

@@ -59,8 +59,8 @@ extension Run {
     /// logged and alerted (`vigil.reload_failed`).
     private func reload(_ daemon: Daemon, cause: String, logger: Logger) {
         let started = Clock.monotonicNanoseconds()
-        ServiceNotify.send("RELOADING=1\nMONOTONIC_USEC=\(started / 1000)\nSTATUS=reloading rules (\(cause))")
-        defer { ServiceNotify.send("READY=1\nSTATUS=watching") }
+        ServiceNotify.reloading(status: "reloading rules (\(cause))")
+        defer { ServiceNotify.reloaded(status: "watching") }
         switch ruleOptions.compile() {
         case .failed(let lines):
             // The last line is the compiler's summary ("no rules were loaded"), which is not true of a reload.

@@ -182,10 +182,10 @@ struct Run: ParsableCommand {
             daemon.stop()
             throw ExitCode(1)
         }
-        ServiceNotify.send("READY=1\nSTATUS=watching")
+        ServiceNotify.ready(status: "watching")
 
         serve(daemon: daemon, signals: signals, logger: logger)
-        ServiceNotify.send("STOPPING=1")
+        ServiceNotify.stopping(status: "stopping")
         endpoints?.stop()
         daemon.stop()
         let c = daemon.counters

@@ -160,7 +160,12 @@ struct ReloadTests {
     /// The process watcher is rebuilt with the connector and the table handed over: a process that started
     /// before the reload is still known when it exits after it, and an `expect: running` rule that was
     /// firing is not sent again.
-    @Test(.enabled(if: procConnectorAvailable, "needs the netlink proc connector (root, or CAP_NET_ADMIN before Linux 6.6)"))
+    @Test(
+        .enabled(
+            if: procConnectorAvailable,
+            "needs the netlink proc connector (root, or CAP_NET_ADMIN before Linux 6.6)"
+        )
+    )
     func processesKnownBeforeAReloadAreKnownAfterIt() throws {
         let name = uniqueName("vqr")
         let missing = uniqueName("vqm")
@@ -185,14 +190,15 @@ struct ReloadTests {
         defer { _ = child.terminate() }
         // Seen by the old watcher (its exec read), then the watcher is rebuilt by a new rule.
         _ = fixture.sync()
-        let added = rules + """
-            - rule: other
-              severity: info
-              process: { name: \(uniqueName("vqo")) }
-              on: [exec]
-              message: "never"
+        let added =
+            rules + """
+                - rule: other
+                  severity: info
+                  process: { name: \(uniqueName("vqo")) }
+                  on: [exec]
+                  message: "never"
 
-            """
+                """
         let summary = try fixture.daemon.reload(to: Self.ruleSet(added))
         #expect(summary.rebuilt == ["vigil-proc"], "\(summary)")
         _ = fixture.daemon.runDueSweeps(now: Clock.monotonicNanoseconds())

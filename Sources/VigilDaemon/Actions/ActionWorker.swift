@@ -45,6 +45,9 @@ final class ActionWorker: @unchecked Sendable {
     private var spoolWatch: [SpoolWatch]
     /// Remote sinks appended to since their doorbell was last rung.
     private var pendingDoorbells: UInt64 = 0
+    /// For the watchdog: even while the worker waits for work (nothing pending), odd while it works; moves
+    /// on by 2 with every batch handed to the sinks. Odd and unchanged across a watchdog interval: stuck.
+    let progress = Atomic<UInt64>(0)
 
     init(slots: [SinkSlot], host: String, counters: PipelineCounters, logger: Logger) throws {
         self.slots = slots
@@ -137,6 +140,7 @@ final class ActionWorker: @unchecked Sendable {
             preconditionFailure("ActionWorker: epoll setup failed: \(error)")
         }
         var stopping = false
+        progress.add(1, ordering: .releasing)
         while true {
             doorbell.drain()
             drain()
@@ -146,6 +150,7 @@ final class ActionWorker: @unchecked Sendable {
             // second instead of sleeping until the next alert.
             let timeout: CInt =
                 sinks.contains(where: { $0.hasBacklog }) || spoolWatch.contains(where: { $0.filling }) ? 1000 : -1
+            progress.add(1, ordering: .releasing)
             do {
                 try epoll.wait(timeoutMilliseconds: timeout) { tag in
                     if tag == Self.shutdownTag { stopping = true }
@@ -156,6 +161,7 @@ final class ActionWorker: @unchecked Sendable {
             } catch {
                 preconditionFailure("ActionWorker: epoll_wait failed: \(error)")
             }
+            progress.add(1, ordering: .releasing)
             if timeout > 0 {
                 for sink in sinks where sink.hasBacklog { sink.flushBacklog(counters: counters) }
                 checkDrainedSpools()
@@ -223,6 +229,7 @@ final class ActionWorker: @unchecked Sendable {
             if ring.consumerShouldWakeProducer() { outlet.spaceDoorbell.ring() }
             ringRemoteDoorbells()
             if n == 0 { return }
+            progress.add(2, ordering: .releasing)
         }
     }
 }

@@ -51,7 +51,9 @@ enum ReloadBench {
             defer { daemon.stop() }
             result.storm = try ReloadStorm.run(settings, root: root, daemon: daemon)
             if result.storm.reloaded + result.storm.failed != settings.reloads {
-                result.failures.append("\(result.storm.reloaded + result.storm.failed) reload outcomes for \(settings.reloads) saves")
+                result.failures.append(
+                    "\(result.storm.reloaded + result.storm.failed) reload outcomes for \(settings.reloads) saves; vigil's log ends: \(daemon.log().suffix(1500))"
+                )
             }
         } catch {
             result.failures.append("\(error)")
