@@ -263,7 +263,7 @@ struct RuleFileParser {
             error("disable: is empty; list the ids of the shipped rules to turn off, such as [tmp-world-writable]", at: node)
         }
         for element in elements {
-            guard let id = parseName(element, label: "rule id") else { continue }
+            guard let id = parseName(element, label: "rule id"), Self.isValidName(id) else { continue }
             disables.append(DisableDraft(id: id, location: element.location(in: file)))
         }
     }
