@@ -112,13 +112,9 @@ struct Installer {
         }
         let local = layout.path(InstallLayout.localRules)
         let compilation = RuleCompiler.compile(shipped: [staging], local: exists(local) ? [local] : [])
-        var lines: [String] = []
-        for var diagnostic in compilation.diagnostics {
-            if diagnostic.location.file.hasPrefix(staging + "/") {
-                diagnostic.location.file = source + "/rules" + diagnostic.location.file.dropFirst(staging.count)
-            }
-            lines.append(diagnostic.description)
-        }
+        // Diagnostics name the source tree's files, not the staging copies.
+        let shown = { (line: String) in line.replacing(staging + "/", with: source + "/rules/") }
+        let lines = compilation.diagnostics.map { shown($0.description) }
         guard compilation.errorCount == 0 else {
             for line in lines { RuleLoading.printError(line) }
             throw InstallFailure(
@@ -130,7 +126,7 @@ struct Installer {
         say(
             "checked \(rules.count) shipped rule file\(rules.count == 1 ? "" : "s")\(exists(local) ? " with the local rules in \(InstallLayout.localRules)" : ""): \(set.rules.count) rules, no errors"
         )
-        for change in compilation.layerChanges { say("  \(change)") }
+        for change in compilation.layerChanges { say("  \(shown(change.description))") }
     }
 
     /// Removes shipped rule files an earlier install put there that this version no longer ships.
