@@ -23,17 +23,17 @@ struct Installer {
 
         Replace a shipped rule: give your rule the shipped rule's id and `override: true`:
 
-            - rule: tmp-world-writable
+            - rule: cpu-hog
               override: true
-              file: /tmp
-              ...
+              process: any
+              above: { cpu: 95%, for: 5m }
 
         Without `override: true` a local rule with a shipped id is an error. Sinks and lists override the
         same way (`- sink: NAME` ... `override: true`).
 
         Turn shipped rules off by id:
 
-            - disable: [tmp-world-writable, passwd-changed]
+            - disable: [memory-hog, zombie-processes]
 
         Check with `vigil check /etc/vigil/rules.d` (it lists what is overridden and disabled), then
         `systemctl reload vigil`. See docs/operations.md and docs/rules.md ("Shipped and local rules").
