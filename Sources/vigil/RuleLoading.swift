@@ -36,8 +36,9 @@ struct RuleOptions: ParsableArguments {
     }
 
     /// The rule files and directories to watch for changes (hot reload): shipped and local. The default
-    /// local directory is listed only when it exists.
-    var watchedPaths: [String] { rules + Self.localPaths(localRules) }
+    /// local directory is listed even when it does not exist yet, so that creating it is noticed (the
+    /// watcher then watches the nearest directory above that exists).
+    var watchedPaths: [String] { rules + (localRules.isEmpty ? [Self.defaultLocalRules] : localRules) }
 
     /// Compiles the rules: the rule set, or every diagnostic line and the summary.
     func compile() -> RuleLoading.Outcome {
