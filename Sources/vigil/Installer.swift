@@ -97,7 +97,7 @@ struct Installer {
     private func check(_ rules: [(name: String, bytes: [UInt8])], source: String) throws(InstallFailure) {
         let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array("\(base)/vigil-install-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        guard let made = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap { mkdtemp($0) } }) else {
             throw InstallFailure("create a directory in", base, errno: errno)
         }
         let staging = String(cString: made)
@@ -215,7 +215,9 @@ struct Installer {
                 say("would remove \(path)")
             } else {
                 FileTree.remove(layout.path(path))
-                guard !exists(layout.path(path)) else { throw InstallFailure("remove", layout.path(path), errno: errno) }
+                guard !exists(layout.path(path)) else {
+                    throw InstallFailure("remove", layout.path(path), errno: errno)
+                }
                 say("removed \(path)")
             }
         }
@@ -357,7 +359,10 @@ struct Installer {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let count = bytes.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return Glibc.write(fd, base + offset, raw.count - offset)
+            }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { return false }
             offset += count

@@ -153,7 +153,9 @@ struct InstallTests {
     }
 
     @Test func aBrokenRuleInTheSourceTreeInstallsNothing() throws {
-        let trees = Trees(rules: ["10-a.yaml": Self.ruleA, "20-bad.yaml": "- rule: x\n  file: /etc/a\n  then: [chmood]\n"])
+        let trees = Trees(rules: [
+            "10-a.yaml": Self.ruleA, "20-bad.yaml": "- rule: x\n  file: /etc/a\n  then: [chmood]\n",
+        ])
         defer { trees.remove() }
         let result = try trees.install()
         #expect(result.code == 1, "\(result)")

@@ -76,7 +76,10 @@ import Glibc
             let set = try #require(compilation.ruleSet)
             #expect(set.rules.count == 2, "disabled rules stay in the set, turned off")
             #expect(set.rules.first { $0.id == "tmp-world-writable" }?.enabled == false)
-            #expect(set.rules.first { $0.id == "passwd-changed" }?.enabled == local.contains("passwd-changed") ? false : true)
+            #expect(
+                set.rules.first { $0.id == "passwd-changed" }?.enabled == local.contains("passwd-changed")
+                    ? false : true
+            )
             #expect(
                 compilation.layerChanges.first?.description
                     == "shipped rule 'tmp-world-writable' (rules.d/shipped.yaml:1:3) is disabled by local.d/local.yaml:1:\(local.contains("[") ? 13 : 12)"
@@ -133,7 +136,9 @@ import Glibc
         #expect(replaced.layerChanges.map(\.item) == [.sink, .list])
         let unknown = Self.compile("- sink: pager\n  type: stdout\n  override: true\n")
         #expect(unknown.diagnostics.map(\.severity) == [.warning])
-        #expect(unknown.diagnostics.first?.message.hasPrefix("override: true, but no shipped sink is named 'pager'") == true)
+        #expect(
+            unknown.diagnostics.first?.message.hasPrefix("override: true, but no shipped sink is named 'pager'") == true
+        )
     }
 
     @Test func localRulesUseShippedSinks() throws {

@@ -100,8 +100,14 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(chown(directory, 1013, 1013) == 0)
         let message = try #require(Self.messages([directory]).first)
-        #expect(message.hasPrefix("\(directory): error: refusing rule directory '\(directory)': it is owned by uid 1013"))
-        #expect(message.hasSuffix("rather than root (mode 0755), so others than root could add or replace rule files, and vigil does what they say as root; run chown root:root '\(directory)' && chmod go-w '\(directory)' \(Self.link)"))
+        #expect(
+            message.hasPrefix("\(directory): error: refusing rule directory '\(directory)': it is owned by uid 1013")
+        )
+        #expect(
+            message.hasSuffix(
+                "rather than root (mode 0755), so others than root could add or replace rule files, and vigil does what they say as root; run chown root:root '\(directory)' && chmod go-w '\(directory)' \(Self.link)"
+            )
+        )
     }
 
     @Test func aFileInAStickyWorldWritableDirectoryLikeTmpIsRefused() throws {
@@ -115,7 +121,11 @@ import Glibc
         )
         #expect(chmod(directory, 0o1757) == 0)
         let sticky = try #require(Self.messages([directory]).first)
-        #expect(sticky.contains("it is world-writable (mode 1757; the sticky bit does not stop anyone creating a file in it)"))
+        #expect(
+            sticky.contains(
+                "it is world-writable (mode 1757; the sticky bit does not stop anyone creating a file in it)"
+            )
+        )
     }
 
     @Test func aSymlinkToAWritableFileIsRefusedNamingTheTarget() throws {

@@ -260,7 +260,10 @@ struct RuleFileParser {
             elements = [node]
         }
         if elements.isEmpty {
-            error("disable: is empty; list the ids of the shipped rules to turn off, such as [tmp-world-writable]", at: node)
+            error(
+                "disable: is empty; list the ids of the shipped rules to turn off, such as [tmp-world-writable]",
+                at: node
+            )
         }
         for element in elements {
             guard let id = parseName(element, label: "rule id"), Self.isValidName(id) else { continue }

@@ -103,7 +103,9 @@ enum RuleLayers {
                 merged.diagnostics.append(
                     .warning(
                         "disable: names '\(disable.id)', but no shipped rule has that id (it may have been renamed or removed in an upgrade), so nothing is disabled; remove it from disable:"
-                            + (Spelling.suggestion(for: disable.id, among: shippedIDs).map { " (did you mean '\($0)'?)" }
+                            + (Spelling.suggestion(for: disable.id, among: shippedIDs).map {
+                                " (did you mean '\($0)'?)"
+                            }
                                 ?? ""),
                         at: disable.location
                     )
@@ -122,7 +124,13 @@ enum RuleLayers {
             }
             guard merged.disabledRuleIDs.insert(disable.id).inserted else { continue }
             merged.changes.append(
-                RuleLayerChange(kind: .disabled, item: .rule, name: disable.id, shipped: location, local: disable.location)
+                RuleLayerChange(
+                    kind: .disabled,
+                    item: .rule,
+                    name: disable.id,
+                    shipped: location,
+                    local: disable.location
+                )
             )
         }
         return merged
