@@ -6,6 +6,8 @@ public struct RuleCompilation: Sendable {
     public var diagnostics: [RuleDiagnostic]
     /// The number of diagnostics that are errors.
     public var errorCount: Int
+    /// Shipped rules, sinks and lists that local rules override or disable, in the local files' order.
+    public var layerChanges: [RuleLayerChange] = []
 
     /// Creates a compilation result; `errorCount` is derived from `diagnostics`.
     public init(ruleSet: RuleSet?, diagnostics: [RuleDiagnostic]) {

@@ -4,94 +4,89 @@
 /// error: the result carries all diagnostics, and a rule set only when none of them is an error.
 public enum RuleCompiler {
     /// Compiles files and directories (directories: every `*.yaml` / `*.yml` inside, sorted by name,
-    /// not recursive, hidden files skipped).
+    /// not recursive, hidden files skipped), all of them shipped rules.
     ///
     /// Paths that do not exist or cannot be read, directories without rule files, files larger than
-    /// 4 MiB, files with NUL bytes or invalid UTF-8, and files writable by other users are errors
-    /// reported as `PATH: error: …`.
+    /// 4 MiB, files with NUL bytes or invalid UTF-8, and files or directories others than root can
+    /// write are errors reported as `PATH: error: …`.
     public static func compile(paths: [String]) -> RuleCompilation {
-        var sources: [(file: String, text: String)] = []
+        compile(shipped: paths, local: [])
+    }
+
+    /// Compiles shipped rules (`/etc/vigil/rules.d`, replaced on upgrade) and local rules
+    /// (`/etc/vigil/local.d`, never touched by upgrades), which may replace shipped rules, sinks and
+    /// lists with `override: true` and turn shipped rules off with `- disable: [ID, ...]`.
+    ///
+    /// Paths are read as by `compile(paths:)`, except that a local directory without rule files is
+    /// not an error (it may hold only a README).
+    public static func compile(shipped: [String], local: [String]) -> RuleCompilation {
+        var layers: [[(file: String, text: String)]] = [[], []]
         var failures: [RuleDiagnostic] = []
         var order: [String] = []
-        for entry in RuleSourceReader.read(paths: paths) {
-            switch entry {
-            case .source(let file, let text):
-                sources.append((file, text))
-                order.append(file)
-            case .failure(let diagnostic):
-                failures.append(diagnostic)
-                order.append(diagnostic.location.file)
+        for (layer, paths) in [shipped, local].enumerated() {
+            for entry in RuleSourceReader.read(paths: paths, allowEmptyDirectories: layer == 1) {
+                switch entry {
+                case .source(let file, let text):
+                    layers[layer].append((file, text))
+                    order.append(file)
+                case .failure(let diagnostic):
+                    failures.append(diagnostic)
+                    order.append(diagnostic.location.file)
+                }
             }
         }
-        return compile(sources: sources, extraDiagnostics: failures, fileOrder: order)
+        return compile(shipped: layers[0], local: layers[1], extraDiagnostics: failures, fileOrder: order)
     }
 
     /// Compiles YAML text; `file` is the name used in diagnostics.
     public static func compile(sources: [(file: String, text: String)]) -> RuleCompilation {
-        compile(sources: sources, extraDiagnostics: [], fileOrder: sources.map(\.file))
+        compile(shippedSources: sources, localSources: [])
     }
 
-    /// Parses each source, runs the checks that span files, and orders the diagnostics.
+    /// Compiles YAML text in two layers, as `compile(shipped:local:)` does with files.
+    public static func compile(
+        shippedSources: [(file: String, text: String)],
+        localSources: [(file: String, text: String)]
+    ) -> RuleCompilation {
+        compile(
+            shipped: shippedSources,
+            local: localSources,
+            extraDiagnostics: [],
+            fileOrder: (shippedSources + localSources).map(\.file)
+        )
+    }
+
+    /// Parses each source, merges the local layer over the shipped one, runs the checks that span files,
+    /// and orders the diagnostics.
     private static func compile(
-        sources: [(file: String, text: String)],
+        shipped: [(file: String, text: String)],
+        local: [(file: String, text: String)],
         extraDiagnostics: [RuleDiagnostic],
         fileOrder: [String]
     ) -> RuleCompilation {
         var diagnostics = extraDiagnostics
-        var rules: [RuleFileParser.RuleDraft] = []
-        var sinks: [RuleFileParser.SinkDraft] = []
-        var lists: [RuleFileParser.ListDraft] = []
-        for source in sources {
-            var parser = RuleFileParser(file: source.file)
-            if source.text.utf8.contains(0) {
-                let offset =
-                    source.text.utf8.firstIndex(of: 0).map {
-                        source.text.utf8.distance(from: source.text.utf8.startIndex, to: $0)
-                    } ?? 0
-                parser.error(
-                    "refusing rule file '\(source.file)': it contains a NUL byte at offset \(offset), so it is not a text file; check that the right file was named",
-                    at: SourceLocation(file: source.file, line: 0, column: 0)
+        let shippedLayer = parse(shipped, diagnostics: &diagnostics)
+        let localLayer = parse(local, diagnostics: &diagnostics)
+        for disable in shippedLayer.disables {
+            diagnostics.append(
+                .error(
+                    "disable: belongs in local rule files (/etc/vigil/local.d, --local-rules), which upgrades never replace; in shipped rules remove rule '\(disable.id)' or set enabled: false on it",
+                    at: disable.location
                 )
-            } else {
-                parser.parse(text: source.text)
-            }
-            diagnostics += parser.diagnostics
-            rules += parser.rules
-            sinks += parser.sinks
-            lists += parser.lists
+            )
         }
+        diagnostics += shippedLayer.duplicates() + localLayer.duplicates()
+        let merged = RuleLayers.merge(shipped: shippedLayer, local: localLayer)
+        diagnostics += merged.diagnostics
+        let rules = merged.rules
+        let sinks = merged.sinks
+        let lists = merged.lists
 
-        var firstRule: [String: SourceLocation] = [:]
-        for rule in rules {
-            if let first = firstRule[rule.id] {
-                diagnostics.append(
-                    .error("duplicate rule id '\(rule.id)'; first defined at \(first)", at: rule.idLocation)
-                )
-            } else {
-                firstRule[rule.id] = rule.location
-            }
-        }
         var firstSink: [String: SourceLocation] = [:]
         var sinkNames: [String] = []
-        for sink in sinks {
-            if let first = firstSink[sink.name] {
-                diagnostics.append(
-                    .error("duplicate sink name '\(sink.name)'; first defined at \(first)", at: sink.nameLocation)
-                )
-            } else {
-                firstSink[sink.name] = sink.location
-                sinkNames.append(sink.name)
-            }
-        }
-        var firstList: [String: SourceLocation] = [:]
-        for list in lists {
-            if let first = firstList[list.name] {
-                diagnostics.append(
-                    .error("duplicate list name '\(list.name)'; first defined at \(first)", at: list.nameLocation)
-                )
-            } else {
-                firstList[list.name] = list.location
-            }
+        for sink in sinks where firstSink[sink.name] == nil {
+            firstSink[sink.name] = sink.location
+            sinkNames.append(sink.name)
         }
         for rule in rules {
             for reference in rule.sinkReferences where firstSink[reference.name] == nil {
@@ -109,17 +104,53 @@ public enum RuleCompiler {
         diagnostics += checkListReferences(rules: rules, lists: lists)
 
         diagnostics = ordered(diagnostics, fileOrder: fileOrder)
-        let compilation = RuleCompilation(ruleSet: nil, diagnostics: diagnostics)
+        var compilation = RuleCompilation(ruleSet: nil, diagnostics: diagnostics)
+        compilation.layerChanges = merged.changes
         guard compilation.errorCount == 0 else { return compilation }
         var listItems: [String: [String]] = [:]
         for list in lists { listItems[list.name] = list.items ?? [] }
         let ruleSet = RuleSet(
-            rules: rules.compactMap(\.rule).map { expandingLists(in: $0, lists: listItems) },
+            rules: rules.compactMap(\.rule).map { rule in
+                var rule = expandingLists(in: rule, lists: listItems)
+                if merged.disabledRuleIDs.contains(rule.id) { rule.enabled = false }
+                return rule
+            },
             sinks: sinks.compactMap(\.spec),
             lists: listItems,
-            files: sources.map(\.file)
+            files: (shipped + local).map(\.file)
         )
-        return RuleCompilation(ruleSet: ruleSet, diagnostics: diagnostics)
+        var loaded = RuleCompilation(ruleSet: ruleSet, diagnostics: diagnostics)
+        loaded.layerChanges = merged.changes
+        return loaded
+    }
+
+    /// Parses the sources of one layer, adding their diagnostics.
+    private static func parse(
+        _ sources: [(file: String, text: String)],
+        diagnostics: inout [RuleDiagnostic]
+    ) -> RuleLayers.Layer {
+        var layer = RuleLayers.Layer()
+        for source in sources {
+            var parser = RuleFileParser(file: source.file)
+            if source.text.utf8.contains(0) {
+                let offset =
+                    source.text.utf8.firstIndex(of: 0).map {
+                        source.text.utf8.distance(from: source.text.utf8.startIndex, to: $0)
+                    } ?? 0
+                parser.error(
+                    "refusing rule file '\(source.file)': it contains a NUL byte at offset \(offset), so it is not a text file; check that the right file was named",
+                    at: SourceLocation(file: source.file, line: 0, column: 0)
+                )
+            } else {
+                parser.parse(text: source.text)
+            }
+            diagnostics += parser.diagnostics
+            layer.rules += parser.rules
+            layer.sinks += parser.sinks
+            layer.lists += parser.lists
+            layer.disables += parser.disables
+        }
+        return layer
     }
 
     /// Reports list names in `allow:` that name no list, and entries of the lists they name that are not

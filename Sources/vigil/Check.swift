@@ -17,6 +17,8 @@ struct Check: ParsableCommand {
             etc/passwd and etc/group of --root, as 'vigil run --root' does; without --root they are looked
             up on this host, and a name it lacks is a warning (rules are often checked away from the servers
             they are for; the daemon refuses to start on a host that lacks one).
+            Local rules (--local-rules, default /etc/vigil/local.d when it exists) are checked over the
+            shipped ones; each shipped rule they override or disable is listed.
             """
     )
 
@@ -32,8 +34,20 @@ struct Check: ParsableCommand {
     )
     var root: String?
 
+    @Option(
+        name: .customLong("local-rules"),
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Local rule files or directories over the shipped ones (default: /etc/vigil/local.d, skipped when it does not exist).",
+            valueName: "path"
+        )
+    )
+    var localRules: [String] = []
+
     func run() throws {
-        guard let ruleSet = RuleLoading.load(paths) else { throw ExitCode(1) }
+        guard let (ruleSet, changes) = RuleLoading.load(paths, local: RuleOptions.localPaths(localRules)) else {
+            throw ExitCode(1)
+        }
         if let root, root != "/" {
             var info = stat()
             guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
@@ -67,6 +81,7 @@ struct Check: ParsableCommand {
             RuleLoading.printError(check.summary)
             throw ExitCode(1)
         }
+        for change in changes { print("vigil: \(change)") }
         let files = ruleSet.files.count
         print(
             "vigil: \(ruleSet.rules.count) rule\(ruleSet.rules.count == 1 ? "" : "s") and \(ruleSet.sinks.count) sink\(ruleSet.sinks.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"): no errors"

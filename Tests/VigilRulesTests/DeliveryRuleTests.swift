@@ -378,14 +378,14 @@ func template(_ source: String) throws -> MessageTemplate {
                 [
                     "test.yaml:3:3: error: 'retry' applies only to sinks delivered through a spool (syslog, email, webhook, alertmanager); this sink is a stdout sink, written in place, so remove retry:",
                     "test.yaml:4:3: error: 'heartbeat' applies only to sinks delivered through a spool (syslog, email, webhook, alertmanager); this sink is a stdout sink, written in place, so remove heartbeat:",
-                    "test.yaml:5:3: error: unknown key 'colour' in sink 'a'; expected one of: sink, type, min_severity",
+                    "test.yaml:5:3: error: unknown key 'colour' in sink 'a'; expected one of: sink, type, min_severity, override",
                 ]
             ),
             (
                 "- sink: a\n  type: webhook\n  url: http://x\n  digest: 5\n  url_path: /x\n",
                 [
                     "test.yaml:4:3: error: 'digest' is a key of email sinks; this sink is a webhook, so remove digest: (or change type:)",
-                    "test.yaml:5:3: error: unknown key 'url_path' in sink 'a'; expected one of: sink, type, min_severity, timeout, retry, spool, heartbeat, url, headers, secret_file, signature_header",
+                    "test.yaml:5:3: error: unknown key 'url_path' in sink 'a'; expected one of: sink, type, min_severity, override, timeout, retry, spool, heartbeat, url, headers, secret_file, signature_header",
                 ]
             ),
             (

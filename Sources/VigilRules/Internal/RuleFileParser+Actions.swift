@@ -225,7 +225,8 @@ extension RuleFileParser {
                 nameLocation: nameNode.location(in: file),
                 location: location,
                 items: errorCount == errorsBefore ? items : nil,
-                itemLocations: itemLocations
+                itemLocations: itemLocations,
+                override: parseOverride(keys)
             )
         )
     }

@@ -305,7 +305,8 @@ extension RuleFileParser {
             location: location,
             rule: nil,
             sinkReferences: uses.sinkReferences,
-            listReferences: process.listReferences
+            listReferences: process.listReferences,
+            override: parseOverride(keys)
         )
         defer { if id != nil { rules.append(draft) } }
         guard errorCount == errorsBefore, let id, let kind, let message, let actions else { return }

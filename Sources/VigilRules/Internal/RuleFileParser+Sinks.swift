@@ -9,7 +9,7 @@ extension RuleFileParser {
     /// Every sink type, in the order the docs list them.
     static let sinkTypes = ["stdout", "jsonl", "syslog", "email", "webhook", "alertmanager"]
     /// Keys every sink takes.
-    static let commonSinkKeys = ["sink", "type", "min_severity"]
+    static let commonSinkKeys = ["sink", "type", "min_severity", "override"]
     /// Keys of the sinks that deliver through a spool (every type but stdout and jsonl).
     static let deliveryKeys = ["timeout", "retry", "spool", "heartbeat"]
     /// The keys each type takes beyond `commonSinkKeys`.
@@ -85,7 +85,13 @@ extension RuleFileParser {
             error("\(context) has no type:; expected one of: \(Self.sinkTypes.joined(separator: ", "))", at: location)
         }
         guard let name else { return }
-        var draft = SinkDraft(name: name, nameLocation: nameNode.location(in: file), location: location, spec: nil)
+        var draft = SinkDraft(
+            name: name,
+            nameLocation: nameNode.location(in: file),
+            location: location,
+            spec: nil,
+            override: parseOverride(keys)
+        )
         if errorCount == errorsBefore, let kind {
             draft.spec = SinkSpec(
                 name: name,

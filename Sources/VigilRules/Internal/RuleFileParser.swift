@@ -20,6 +20,8 @@ struct RuleFileParser {
         var sinkReferences: [(name: String, location: SourceLocation)]
         /// List names in `allow:`, checked and expanded once every file is read.
         var listReferences: [(name: String, location: SourceLocation)] = []
+        /// Where `override: true` is, when the rule says it replaces a shipped rule with its id.
+        var override: SourceLocation?
     }
 
     /// A sink as parsed; `spec` is nil when it had errors.
@@ -32,6 +34,8 @@ struct RuleFileParser {
         var location: SourceLocation
         /// The compiled sink; nil when it had errors.
         var spec: SinkSpec?
+        /// Where `override: true` is, when the sink replaces a shipped sink with its name.
+        var override: SourceLocation?
     }
 
     /// A named list as parsed; `items` is nil when it had errors.
@@ -46,10 +50,20 @@ struct RuleFileParser {
         var items: [String]?
         /// Where each entry is, for errors found when a rule uses the list.
         var itemLocations: [SourceLocation] = []
+        /// Where `override: true` is, when the list replaces a shipped list with its name.
+        var override: SourceLocation?
+    }
+
+    /// A shipped rule a local file turns off with `- disable: ID` or `- disable: [ID, ...]`.
+    struct DisableDraft {
+        /// The rule id named.
+        var id: String
+        /// Where the id is written.
+        var location: SourceLocation
     }
 
     /// The item kinds, told apart by an item's first key.
-    static let itemKinds = ["rule", "sink", "list"]
+    static let itemKinds = ["rule", "sink", "list", "disable"]
     /// Keys a rule may have.
     static let ruleKeys =
         [
@@ -58,7 +72,7 @@ struct RuleFileParser {
             "mode", "file_mode", "dir_mode", "owner", "group", "size", "every", "keep", "max_age", "dateext",
             "olddir", "compress", "compress_level", "delaycompress", "copytruncate", "if_empty", "create",
             "postrotate", "sweep", "message", "resolved_message", "then", "enabled", "tags", "dedup", "remind",
-            "pressure", "disk", "listening", "escalation", "service",
+            "pressure", "disk", "listening", "escalation", "service", "override",
         ] + pressureOnlyKeys + diskOnlyKeys + listeningOnlyKeys.filter { !processOnlyKeys.contains($0) }
         + escalationOnlyKeys + processThresholdKeys.filter { !diskOnlyKeys.contains($0) }
     /// Rule subjects available in this version. A `file:` rule with any of `permissionKeys` is a mode and
@@ -72,10 +86,10 @@ struct RuleFileParser {
     static let sinkKeys = [
         "sink", "type", "min_severity", "path", "timeout", "retry", "spool", "heartbeat", "socket", "facility",
         "app_name", "to", "from", "sendmail", "subject", "body", "digest", "url", "headers", "secret_file",
-        "signature_header", "labels", "event_ttl", "resend", "generator_url",
+        "signature_header", "labels", "event_ttl", "resend", "generator_url", "override",
     ]
     /// Keys a list may have.
-    static let listKeys = ["list", "items"]
+    static let listKeys = ["list", "items", "override"]
 
     /// The file name used in diagnostics.
     let file: String
@@ -87,6 +101,8 @@ struct RuleFileParser {
     var sinks: [SinkDraft] = []
     /// Named lists in file order.
     var lists: [ListDraft] = []
+    /// Shipped rules turned off, in file order.
+    var disables: [DisableDraft] = []
     /// The file's lines, split at line feeds: a pattern's column offset is checked against what was written.
     var sourceLines: [Substring] = []
 
@@ -170,6 +186,7 @@ struct RuleFileParser {
         case "rule": parseRule(mapping, at: item)
         case "sink": parseSink(mapping, at: item)
         case "list": parseList(mapping, at: item)
+        case "disable": parseDisable(mapping, at: item)
         default:
             let later = mapping.dropFirst().first { pair in Self.itemKinds.contains(pair.key.scalar?.string ?? "") }
             if let later, let name = later.key.scalar?.string {
@@ -219,6 +236,39 @@ struct RuleFileParser {
             }
         }
         return (keys, suggestions)
+    }
+
+    /// Parses `override:` (a boolean) among checked keys: where it is when true, nil otherwise.
+    mutating func parseOverride(_ keys: [String: (key: Node, value: Node)]) -> SourceLocation? {
+        guard let (key, value) = keys["override"], parseBool(value, key: "override") == true else { return nil }
+        return key.location(in: file)
+    }
+
+    /// Parses a `- disable:` item: one rule id or a list of them, each a shipped rule to turn off.
+    mutating func parseDisable(_ mapping: Node.Mapping, at item: Node) {
+        guard let node = mapping.first?.value else { return }
+        for (key, _) in mapping.dropFirst() {
+            error(
+                "unknown key '\(key.scalar?.string ?? key.kindDescription)' in disable:; a disable: item only lists rule ids, such as '- disable: [tmp-world-writable]'",
+                at: key
+            )
+        }
+        let elements: [Node]
+        if case .sequence(let sequence) = node {
+            elements = Array(sequence)
+        } else {
+            elements = [node]
+        }
+        if elements.isEmpty {
+            error(
+                "disable: is empty; list the ids of the shipped rules to turn off, such as [tmp-world-writable]",
+                at: node
+            )
+        }
+        for element in elements {
+            guard let id = parseName(element, label: "rule id"), Self.isValidName(id) else { continue }
+            disables.append(DisableDraft(id: id, location: element.location(in: file)))
+        }
     }
 
     /// Whether `text` is a file mode in octal: three or four digits 0–7, e.g. `0640` or `750`.

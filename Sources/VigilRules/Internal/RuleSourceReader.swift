@@ -14,8 +14,11 @@ enum RuleSourceReader {
     }
 
     /// Expands files and directories (every `*.yaml`/`*.yml` inside, sorted, not recursive, hidden
-    /// files skipped) and reads each file.
-    static func read(paths: [String]) -> [Entry] {
+    /// files skipped) and reads each file. Rule files and directories others than root can write are
+    /// refused (`RuleFileTrust`). With `allowEmptyDirectories` (local rules), a directory without rule
+    /// files yields nothing instead of an error.
+    static func read(paths: [String], allowEmptyDirectories: Bool = false) -> [Entry] {
+        var trust = RuleFileTrust()
         var entries: [Entry] = []
         for path in paths {
             var info = stat()
@@ -24,10 +27,15 @@ enum RuleSourceReader {
                 continue
             }
             if (info.st_mode & S_IFMT) == S_IFDIR {
+                if let refusal = trust.refusal(directory: path, info: info) {
+                    entries.append(.failure(failure(path, refusal)))
+                    continue
+                }
                 let listing = listRuleFiles(in: path)
                 if let message = listing.failure {
                     entries.append(.failure(failure(path, message)))
                 } else if listing.names.isEmpty {
+                    if allowEmptyDirectories { continue }
                     entries.append(
                         .failure(
                             failure(
@@ -38,10 +46,10 @@ enum RuleSourceReader {
                     )
                 } else {
                     let prefix = path.hasSuffix("/") ? path : path + "/"
-                    for name in listing.names { entries.append(readFile(prefix + name)) }
+                    for name in listing.names { entries.append(readFile(prefix + name, trust: &trust)) }
                 }
             } else {
-                entries.append(readFile(path))
+                entries.append(readFile(path, trust: &trust))
             }
         }
         return entries
@@ -74,8 +82,8 @@ enum RuleSourceReader {
         return (names, nil)
     }
 
-    /// Reads one file, refusing ones that are too large, not text, or writable by other users.
-    private static func readFile(_ path: String) -> Entry {
+    /// Reads one file, refusing ones that are too large, not text, or that others than root can change.
+    private static func readFile(_ path: String, trust: inout RuleFileTrust) -> Entry {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
@@ -90,13 +98,8 @@ enum RuleSourceReader {
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             return .failure(failure(path, "'\(path)' is not a regular file; pass a rule file or a directory of them"))
         }
-        if info.st_mode & S_IWOTH != 0 {
-            return .failure(
-                failure(
-                    path,
-                    "refusing rule file '\(path)': it is writable by other users, who could change what vigil does as root; run chmod o-w '\(path)'"
-                )
-            )
+        if let refusal = trust.refusal(file: path, info: info) {
+            return .failure(failure(path, refusal))
         }
         guard Int(info.st_size) <= maximumSize else {
             return .failure(
