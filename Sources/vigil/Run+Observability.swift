@@ -51,13 +51,21 @@ struct ObservabilityOptions: ParsableArguments {
     /// How often the textfile is rewritten.
     static let textfileIntervalSeconds: Int64 = 15
 
+    /// Refuses a non-loopback `--metrics-listen` and an unknown `--status-group` before the daemon starts,
+    /// with one line and exit code 1 (never the usage text).
     func validate() throws {
-        if let metricsListen {
-            switch Self.parseListen(metricsListen) {
-            case .success: break
-            case .failure(let message): throw ValidationError(message)
-            }
+        if let metricsListen, case .failure(let message) = Self.parseListen(metricsListen) {
+            RuleLoading.printError("vigil: \(message)")
+            throw ExitCode(1)
         }
+        if let statusGroup, !noStatusSocket, getgrnam(statusGroup) == nil {
+            RuleLoading.printError("vigil: \(Self.unknownGroup(statusGroup))")
+            throw ExitCode(1)
+        }
+    }
+
+    private static func unknownGroup(_ name: String) -> String {
+        "Failed to give the status socket group '\(name)': no such group; create it (groupadd --system \(name)) or change --status-group"
     }
 
     /// Starts the metrics and status endpoints for `daemon`; nil when none is asked for.
@@ -66,9 +74,7 @@ struct ObservabilityOptions: ParsableArguments {
         var groupID: UInt32?
         if let statusGroup, !noStatusSocket {
             guard let group = getgrnam(statusGroup) else {
-                throw DaemonError(
-                    "Failed to give the status socket group '\(statusGroup)': no such group; create it (groupadd \(statusGroup)) or change --status-group"
-                )
+                throw DaemonError(Self.unknownGroup(statusGroup))
             }
             groupID = group.pointee.gr_gid
         }

@@ -85,9 +85,15 @@ public final class ObservabilityServer: Sendable {
                 "Failed to set the mode of the status socket '\(path)' to 0660: \(String(cString: strerror(errno)))"
             )
         }
-        if let groupID, chown(path, uid_t.max, gid_t(groupID)) != 0 {
+        guard let groupID else { return }
+        // In a setgid directory of that group (install -d -g GROUP -m 2750 /run/vigil) the socket already
+        // has it: no chown, and so no CAP_CHOWN, which the daemon has dropped by now unless a rule needs it.
+        var info = stat()
+        if lstat(path, &info) == 0 && info.st_gid == gid_t(groupID) { return }
+        if chown(path, uid_t.max, gid_t(groupID)) != 0 {
+            let reason = String(cString: strerror(errno))
             throw DaemonError(
-                "Failed to give the status socket '\(path)' group \(groupID): \(String(cString: strerror(errno))); vigil needs CAP_CHOWN for a group it is not in"
+                "Failed to give the status socket '\(path)' group \(groupID): \(reason); vigil has dropped CAP_CHOWN by the time it listens, so make the socket's directory belong to that group with the setgid bit (install -d -g GROUP -m 2750 \(Self.directory(of: path)); in vigil.service: ExecStartPre=+/usr/bin/install -d -g GROUP -m 2750 \(Self.directory(of: path))). See docs/metrics.md#status-socket"
             )
         }
     }
@@ -155,6 +161,12 @@ public final class ObservabilityServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ObservabilityHandler(daemon: daemon))
                 }
             }
+    }
+
+    /// The directory part of `path` ("." when it has none).
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// True when a process accepts connections on the Unix socket `path` (a stale file refuses them).
