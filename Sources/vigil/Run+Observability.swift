@@ -41,7 +41,10 @@ struct ObservabilityOptions: ParsableArguments {
 
     @Option(
         name: .customLong("status-group"),
-        help: ArgumentHelp("Give the status socket this group, so its members may run `vigil status`.", valueName: "name")
+        help: ArgumentHelp(
+            "Give the status socket this group, so its members may run `vigil status`.",
+            valueName: "name"
+        )
     )
     var statusGroup: String?
 
@@ -88,8 +91,10 @@ struct ObservabilityOptions: ParsableArguments {
                 let path = statusSocket ?? Self.defaultStatusSocket
                 do {
                     try server.listen(unixSocket: path, groupID: groupID)
-                    logger.info("Status socket listening on \(path) (mode 0660\(statusGroup.map { ", group \($0)" } ?? ""))")
-                } catch where statusSocket == nil {
+                    logger.info(
+                        "Status socket listening on \(path) (mode 0660\(statusGroup.map { ", group \($0)" } ?? ""))"
+                    )
+                } catch  where statusSocket == nil {
                     // The default is a convenience (vigil run by hand, in a test, without RuntimeDirectory=):
                     // its absence must not stop the daemon. An explicit --status-socket must work.
                     logger.notice("\(error); `vigil status` is not available (pass --status-socket to make this fatal)")
@@ -97,7 +102,9 @@ struct ObservabilityOptions: ParsableArguments {
             }
             if let metricsTextfile {
                 server.startTextfile(path: metricsTextfile, intervalSeconds: Self.textfileIntervalSeconds)
-                logger.info("Metrics written to the textfile \(metricsTextfile) every \(Self.textfileIntervalSeconds) s")
+                logger.info(
+                    "Metrics written to the textfile \(metricsTextfile) every \(Self.textfileIntervalSeconds) s"
+                )
             }
         } catch {
             server.stop()

@@ -61,7 +61,9 @@ struct Status: ParsableCommand {
             return .failure(noDaemon)
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            return .failure(Failure(message: "'\(socket)' is not a socket; pass the daemon's --status-socket path with --socket"))
+            return .failure(
+                Failure(message: "'\(socket)' is not a socket; pass the daemon's --status-socket path with --socket")
+            )
         }
         // Connecting to a Unix socket needs write permission on it (`man 7 unix`).
         if access(socket, W_OK) != 0 && errno == EACCES { return .failure(permissionDenied(socket)) }
@@ -70,9 +72,12 @@ struct Status: ParsableCommand {
         switch client.get(url: "http://localhost/status") {
         case .success(let response) where response.status == 200: return .success(response.body)
         case .success(let response):
-            return .failure(Failure(message: "the daemon on \(socket) answered HTTP \(response.status): \(response.text)"))
+            return .failure(
+                Failure(message: "the daemon on \(socket) answered HTTP \(response.status): \(response.text)")
+            )
         case .failure(let error) where error.isConnect: return .failure(noDaemon)
-        case .failure(let error): return .failure(Failure(message: "asking the daemon on \(socket) failed: \(error.reason)"))
+        case .failure(let error):
+            return .failure(Failure(message: "asking the daemon on \(socket) failed: \(error.reason)"))
         }
     }
 
@@ -99,7 +104,8 @@ enum StatusReport {
         }
         let reloads = s["reloads"]?.intValue ?? 0
         let failed = s["reload_failures"]?.intValue ?? 0
-        out += "Vigil \(s["version"]?.stringValue ?? "?"), up \(duration(s["uptime_seconds"]?.intValue ?? 0)) (since \(utc(start)))\n"
+        out +=
+            "Vigil \(s["version"]?.stringValue ?? "?"), up \(duration(s["uptime_seconds"]?.intValue ?? 0)) (since \(utc(start)))\n"
         out += "Rules loaded: \(loaded); last reload: \(reload) (\(reloads) ok, \(failed) failed)\n\n"
 
         let watches = s["watches"]
@@ -204,7 +210,9 @@ enum StatusReport {
     static func table(_ headers: [String], _ rows: [[String]], right: Set<Int> = []) -> String {
         var widths = headers.map(\.count)
         for row in rows {
-            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
         }
         var out = ""
         for row in [headers] + rows {
@@ -212,7 +220,8 @@ enum StatusReport {
             for (index, cell) in row.enumerated() where index < widths.count {
                 let padding = String(repeating: " ", count: widths[index] - cell.count)
                 let last = index == row.count - 1
-                line += " " + (right.contains(index) ? padding + cell : cell + (last ? "" : padding)) + (last ? "" : " ")
+                line +=
+                    " " + (right.contains(index) ? padding + cell : cell + (last ? "" : padding)) + (last ? "" : " ")
             }
             while line.hasSuffix(" ") { line.removeLast() }
             out += line + "\n"

@@ -1,5 +1,6 @@
 import Testing
 import VigilCore
+
 @testable import VigilDaemon
 
 /// The Prometheus text format as written by hand: escaping, number spelling, histograms, and the alert book
@@ -69,7 +70,9 @@ struct MetricsExpositionTests {
     @Test func alertBookCountsHitsAndKeepsTheLastFifty() {
         let book = AlertBook()
         for second in 1...60 {
-            book.note(Self.record(second % 2 == 0 ? "even" : "odd", severity: "warning", state: .event, second: Int64(second)))
+            book.note(
+                Self.record(second % 2 == 0 ? "even" : "odd", severity: "warning", state: .event, second: Int64(second))
+            )
         }
         book.note(Self.record("odd", severity: "critical", state: .firing, second: 61))
         let snapshot = book.snapshot()

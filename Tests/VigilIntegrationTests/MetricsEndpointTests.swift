@@ -34,7 +34,8 @@ final class ObservedDaemon {
         daemon = try DaemonProcess(
             executable: VigilBinary.path,
             arguments: [
-                "--rules", dir.path + "/rules.yaml", "--root", dir.path + "/root", "--alerts", dir.path + "/alerts.jsonl",
+                "--rules", dir.path + "/rules.yaml", "--root", dir.path + "/root", "--alerts",
+                dir.path + "/alerts.jsonl",
                 "--metrics-listen", "127.0.0.1:0", "--status-socket", dir.path + "/run/status.sock",
                 "--metrics-textfile", dir.path + "/run/vigil.prom",
             ] + extraArguments,
@@ -111,7 +112,8 @@ struct MetricsEndpointTests {
         #expect(counted, "\(scrape)")
         for family in [
             "vigil_build_info{version=", "vigil_start_time_seconds ", "vigil_events_total{source=\"log\"} 3",
-            "vigil_alerts_total{severity=\"warning\",state=\"event\"} 3", "vigil_action_latency_seconds_bucket{le=\"+Inf\"}",
+            "vigil_alerts_total{severity=\"warning\",state=\"event\"} 3",
+            "vigil_action_latency_seconds_bucket{le=\"+Inf\"}",
             "vigil_rule_last_fire_timestamp_seconds{rule=\"failed-login\"}", "vigil_inotify_watches{watcher=\"files\"}",
             "vigil_reloads_total{result=\"failed\"} 0", "vigil_firing_conditions 0",
         ] {
@@ -154,7 +156,11 @@ struct MetricsEndpointTests {
         let first = try Promtool.check(observed.textfile)
         #expect(first.code == 0, "\(first)")
         observed.appendFailedLogins(2)
-        #expect(waitUntil { (ProcFile.readText(observed.dir.path + "/alerts.jsonl") ?? "").split(separator: "\n").count == 2 })
+        #expect(
+            waitUntil {
+                (ProcFile.readText(observed.dir.path + "/alerts.jsonl") ?? "").split(separator: "\n").count == 2
+            }
+        )
         // Stopping writes it a last time: a new file renamed over the old (another inode), never rewritten in
         // place, with the final counts, and no temporary file left behind.
         #expect(observed.daemon.stop() == 0)

@@ -80,7 +80,9 @@ struct StatusCommandTests {
         // The daemon's JSON is whole: every part there, parsed by Foundation.
         let json = try VigilBinary.run(["status", "--socket", observed.socket, "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])
-        for key in ["version", "uptime_seconds", "sources", "watches", "rules", "firing", "recent_alerts", "losses", "sinks"] {
+        for key in [
+            "version", "uptime_seconds", "sources", "watches", "rules", "firing", "recent_alerts", "losses", "sinks",
+        ] {
             #expect(object[key] != nil, "no \(key)")
         }
         #expect((object["recent_alerts"] as? [Any])?.count == 6)

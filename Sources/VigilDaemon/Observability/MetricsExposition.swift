@@ -23,7 +23,8 @@ extension Daemon {
         p.family(
             "vigil_events_total",
             .counter,
-            help: "Kernel events and lines read, by source (file: inotify records, process: proc connector events, log: log lines)."
+            help:
+                "Kernel events and lines read, by source (file: inotify records, process: proc connector events, log: log lines)."
         )
         p.sample("vigil_events_total", [("source", "file")], load(c.fileEvents))
         p.sample("vigil_events_total", [("source", "process")], load(c.processEvents))
@@ -40,7 +41,8 @@ extension Daemon {
         p.family(
             "vigil_rescans_total",
             .counter,
-            help: "Full rescans run to recover from lost events (files, mode and owner trees) and process table resyncs."
+            help:
+                "Full rescans run to recover from lost events (files, mode and owner trees) and process table resyncs."
         )
         p.sample("vigil_rescans_total", [("source", "files")], load(c.overflows))
         p.sample("vigil_rescans_total", [("source", "permissions")], load(c.permissionRescans))
@@ -100,14 +102,28 @@ extension Daemon {
             .histogram,
             help: "Time from an alert's event to its remote sink's receiver accepting it (time spent in the spool)."
         )
-        for sink in sinks { p.histogram("vigil_sink_delivery_latency_seconds", [("sink", sink.name)], sink.deliveryLatency.snapshot()) }
+        for sink in sinks {
+            p.histogram("vigil_sink_delivery_latency_seconds", [("sink", sink.name)], sink.deliveryLatency.snapshot())
+        }
         p.family("vigil_sink_delivered_total", .counter, help: "Alerts a remote sink's receiver accepted.")
         for sink in sinks { p.sample("vigil_sink_delivered_total", [("sink", sink.name)], load(sink.delivered)) }
-        p.family("vigil_sink_rejected_total", .counter, help: "Alerts a remote sink's receiver refused for good (set aside in rejected.jsonl).")
+        p.family(
+            "vigil_sink_rejected_total",
+            .counter,
+            help: "Alerts a remote sink's receiver refused for good (set aside in rejected.jsonl)."
+        )
         for sink in sinks { p.sample("vigil_sink_rejected_total", [("sink", sink.name)], load(sink.rejected)) }
-        p.family("vigil_sink_failures_total", .counter, help: "Delivery attempts to a remote sink that failed (retried with backoff).")
+        p.family(
+            "vigil_sink_failures_total",
+            .counter,
+            help: "Delivery attempts to a remote sink that failed (retried with backoff)."
+        )
         for sink in sinks { p.sample("vigil_sink_failures_total", [("sink", sink.name)], load(sink.failedAttempts)) }
-        p.family("vigil_sink_not_spooled_total", .counter, help: "Alerts a remote sink's spool could not take (full or a write error).")
+        p.family(
+            "vigil_sink_not_spooled_total",
+            .counter,
+            help: "Alerts a remote sink's spool could not take (full or a write error)."
+        )
         for sink in sinks { p.sample("vigil_sink_not_spooled_total", [("sink", sink.name)], load(sink.notSpooled)) }
         let depths = sinks.map { ($0.name, $0.spool.depth) }
         p.family("vigil_spool_records", .gauge, help: "Alerts waiting in a remote sink's spool.")
@@ -118,7 +134,8 @@ extension Daemon {
         p.family(
             "vigil_inotify_watches",
             .gauge,
-            help: "inotify watches in use, by user (files: directories holding watched files; permissions: mode and owner trees)."
+            help:
+                "inotify watches in use, by user (files: directories holding watched files; permissions: mode and owner trees)."
         )
         p.sample("vigil_inotify_watches", [("watcher", "files")], load(c.watchDescriptors))
         p.sample("vigil_inotify_watches", [("watcher", "permissions")], load(c.permissionWatches))

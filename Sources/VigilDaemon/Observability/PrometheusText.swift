@@ -48,10 +48,17 @@ public struct PrometheusText: Sendable {
 
     /// A histogram's samples (the family line must have been written): cumulative `_bucket` series with
     /// `le` in seconds, `+Inf`, `_sum` in seconds, `_count`.
-    public mutating func histogram(_ name: String, _ labels: [(String, String)] = [], _ snapshot: LatencyHistogram.Snapshot)
-    {
+    public mutating func histogram(
+        _ name: String,
+        _ labels: [(String, String)] = [],
+        _ snapshot: LatencyHistogram.Snapshot
+    ) {
         for (index, bound) in LatencyHistogram.boundsNanoseconds.enumerated() {
-            line(name + "_bucket", labels + [("le", Self.format(Double(bound) / 1e9))], String(snapshot.cumulative[index]))
+            line(
+                name + "_bucket",
+                labels + [("le", Self.format(Double(bound) / 1e9))],
+                String(snapshot.cumulative[index])
+            )
         }
         line(name + "_bucket", labels + [("le", "+Inf")], String(snapshot.count))
         line(name + "_sum", labels, Self.format(Double(snapshot.sumNanoseconds) / 1e9))

@@ -15,11 +15,11 @@ struct TextfileWriter: Sendable {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return failure("creating '\(temporary)'") }
         var ok = true
-        var bytes = Array(contents.utf8)
-        bytes.withUnsafeMutableBytes { raw in
+        let bytes = Array(contents.utf8)
+        bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = Glibc.write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
                     ok = false
