@@ -25,10 +25,17 @@ final class ObservedDaemon {
     var logFile: String { dir.path + "/root/var/log/auth.log" }
 
     /// `prepare` gets the run directory (where the socket and the textfile go) before the daemon starts.
-    init(label: String, extraArguments: [String] = [], prepare: (String) -> Void = { _ in }) throws {
+    init(
+        label: String,
+        rules: String = ObservedDaemon.rules,
+        extraArguments: [String] = [],
+        prepare: (String) -> Void = { _ in }
+    ) throws {
         dir = TempDirectory(label)
-        for sub in ["/root", "/root/var", "/root/var/log", "/run", "/work"] { mkdir(dir.path + sub, 0o755) }
-        dir.write("rules.yaml", Self.rules)
+        for sub in ["/root", "/root/var", "/root/var/log", "/root/run", "/run", "/work"] {
+            mkdir(dir.path + sub, 0o755)
+        }
+        dir.write("rules.yaml", rules)
         dir.write("root/var/log/auth.log", "")
         prepare(dir.path + "/run")
         daemon = try DaemonProcess(
@@ -174,6 +181,49 @@ struct MetricsEndpointTests {
         #expect(last.code == 0, "\(last)")
         // The status socket is gone with the daemon.
         #expect(access(observed.socket, F_OK) != 0)
+    }
+
+    /// A remote sink's series: its delivery histogram counts what its receiver got, its spool drains.
+    @Test func remoteSinkSeriesFollowDelivery() throws {
+        var receiver: SyslogReceiver?
+        let observed = try ObservedDaemon(
+            label: "metrics-sink",
+            rules: ObservedDaemon.rules + """
+                - sink: file
+                  type: jsonl
+                  path: /var/log/alerts.jsonl
+                - sink: sys
+                  type: syslog
+                  socket: /run/syslog.sock
+
+                """
+        ) { run in
+            receiver = try? SyslogReceiver(path: run + "/../root/run/syslog.sock")
+        }
+        defer {
+            observed.stop()
+            receiver?.close()
+        }
+        let syslog = try #require(receiver)
+        syslog.keepDraining()
+        let address = try #require(observed.metricsAddress)
+        observed.appendFailedLogins(4)
+        #expect(syslog.waitForDatagrams(count: 4, timeoutSeconds: 20), "\(observed.daemon.log())")
+        var scrape = ""
+        let counted = waitUntil {
+            scrape = Self.get("http://\(address)/metrics")?.text ?? ""
+            return scrape.contains("vigil_sink_delivery_latency_seconds_count{sink=\"sys\"} 4")
+        }
+        #expect(counted, "\(scrape)")
+        #expect(scrape.contains("vigil_sink_delivered_total{sink=\"sys\"} 4"))
+        #expect(scrape.contains("vigil_sink_delivery_latency_seconds_bucket{sink=\"sys\",le=\"+Inf\"} 4"))
+        #expect(scrape.contains("vigil_spool_records{sink=\"sys\"} 0"))
+        #expect(scrape.contains("vigil_sink_failures_total{sink=\"sys\"} 0"))
+        if Promtool.path != nil {
+            observed.dir.write("scrape.prom", scrape)
+            let result = try Promtool.check(observed.dir.path + "/scrape.prom")
+            #expect(result.code == 0, "promtool: \(result.out)\(result.err)")
+        }
     }
 
     @Test func nonLoopbackListenIsRefusedWithTheWayToExposeIt() throws {

@@ -88,6 +88,35 @@ struct StatusCommandTests {
         #expect((object["recent_alerts"] as? [Any])?.count == 6)
     }
 
+    /// A socket file left by a daemon killed with SIGKILL (nobody accepts on it) is replaced; the endpoints
+    /// run on their own named thread.
+    @Test func staleSocketIsReplacedAndTheThreadIsNamed() throws {
+        let observed = try ObservedDaemon(label: "status-stale") { run in
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let path = Array((run + "/status.sock").utf8)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (index, byte) in path.enumerated() { raw[index] = byte }
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            #expect(bound == 0)
+            close(fd)  // the file stays, with no one behind it
+        }
+        defer { observed.stop() }
+        let result = try VigilBinary.run(["status", "--socket", observed.socket, "--json"])
+        #expect(result.code == 0, "\(result)\n\(observed.daemon.log())")
+        let tasks = "/proc/\(observed.daemon.process.pid)/task"
+        let names = try #require(try? FileManager.default.contentsOfDirectory(atPath: tasks)).compactMap {
+            ProcFile.readText("\(tasks)/\($0)/comm")
+        }
+        #expect(names.contains("vigil-observe\n"), "\(names)")
+    }
+
     @Test func noDaemonIsAClearErrorAndExitOne() throws {
         let dir = TempDirectory("status-none")
         defer { dir.remove() }

@@ -79,8 +79,13 @@ final class AlertBook: Sendable {
         case .event: stateIndex = 2
         }
         state.withLock { book in
-            book.rules[record.rule, default: RuleTally(hits: 0, lastFireSeconds: 0)].hits += 1
-            book.rules[record.rule]?.lastFireSeconds = time
+            // One hash lookup; an insertion (which may allocate) only for a rule's first alert.
+            if let index = book.rules.index(forKey: record.rule) {
+                book.rules.values[index].hits += 1
+                book.rules.values[index].lastFireSeconds = time
+            } else {
+                book.rules[record.rule] = RuleTally(hits: 1, lastFireSeconds: time)
+            }
             book.ring[book.next] = Recent(
                 timeSeconds: time,
                 rule: record.rule,
