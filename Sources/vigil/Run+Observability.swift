@@ -97,7 +97,7 @@ struct ObservabilityOptions: ParsableArguments {
                 } catch  where statusSocket == nil {
                     // The default is a convenience (vigil run by hand, in a test, without RuntimeDirectory=):
                     // its absence must not stop the daemon. An explicit --status-socket must work.
-                    logger.notice("\(error); `vigil status` is not available (pass --status-socket to make this fatal)")
+                    logger.notice("\(error); `vigil status` is not available (with --status-socket this is fatal)")
                 }
             }
             if let metricsTextfile {

@@ -49,8 +49,12 @@ public final class ObservabilityServer: Sendable {
         do {
             channel = try bootstrap().bind(host: host, port: port).wait()
         } catch {
+            let privileged =
+                port > 0 && port < 1024
+                ? " (ports below 1024 need CAP_NET_BIND_SERVICE, which vigil has dropped by then; 9733 is the usual one)"
+                : ""
             throw DaemonError(
-                "Failed to listen for metrics on '\(host):\(port)': \(error); choose another port with --metrics-listen"
+                "Failed to listen for metrics on '\(host):\(port)': \(Self.reason(error))\(privileged); choose another port with --metrics-listen"
             )
         }
         state.withLock { $0.channels.append(channel) }
@@ -66,12 +70,19 @@ public final class ObservabilityServer: Sendable {
                 "Failed to create the status socket '\(path)': another process (a running vigil?) is listening on it; stop it or choose another path with --status-socket"
             )
         }
+        let directory = Self.directory(of: path)
+        var info = stat()
+        if stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
+            throw DaemonError(
+                "Failed to create the status socket '\(path)': its directory '\(directory)/' does not exist; create it (RuntimeDirectory=vigil in vigil.service) or choose another path with --status-socket"
+            )
+        }
         let channel: any Channel
         do {
             channel = try bootstrap().bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
         } catch {
             throw DaemonError(
-                "Failed to create the status socket '\(path)': \(error); create its directory (RuntimeDirectory=vigil in vigil.service) or choose another path with --status-socket"
+                "Failed to create the status socket '\(path)': \(Self.reason(error)); choose another path with --status-socket"
             )
         }
         state.withLock {
@@ -88,7 +99,6 @@ public final class ObservabilityServer: Sendable {
         guard let groupID else { return }
         // In a setgid directory of that group (install -d -g GROUP -m 2750 /run/vigil) the socket already
         // has it: no chown, and so no CAP_CHOWN, which the daemon has dropped by now unless a rule needs it.
-        var info = stat()
         if lstat(path, &info) == 0 && info.st_gid == gid_t(groupID) { return }
         if chown(path, uid_t.max, gid_t(groupID)) != 0 {
             let reason = String(cString: strerror(errno))
@@ -161,6 +171,12 @@ public final class ObservabilityServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ObservabilityHandler(daemon: daemon))
                 }
             }
+    }
+
+    /// A system error as its text ("Address already in use"), not NIO's description of the call.
+    private static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
     }
 
     /// The directory part of `path` ("." when it has none).
