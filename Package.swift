@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The HTTP side of `/metrics` and `/status` (loopback TCP and the status socket), on one event loop.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Kernel headers, macros as functions, layout asserts; links cap, z, hs, pcre2-8, curl, crypto.
@@ -55,6 +57,9 @@ let package = Package(
             dependencies: [
                 "VigilCore", "VigilSystem", "VigilRules",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

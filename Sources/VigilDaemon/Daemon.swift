@@ -432,6 +432,9 @@ public final class Daemon: @unchecked Sendable {
     /// Per remote sink, one line: delivered, refused, failed attempts, not spooled, left in its spool.
     public var deliveryTallies: [String] { deliverySinks.map(\.tally) }
 
+    /// The private parts `/metrics` and `/status` read (see Daemon+Status.swift).
+    var observed: DaemonObservables { DaemonObservables(worker: worker, sinks: deliverySinks, ruleSet: ruleSet) }
+
     /// Makes every writer of a JSON Lines sink reopen its file by name (SIGHUP after an outside rotation;
     /// renames and deletions in the files' directories are noticed without it).
     public func reopenAlertFiles() { worker.fileGeneration.bump() }

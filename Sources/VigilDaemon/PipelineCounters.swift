@@ -1,4 +1,5 @@
 public import Synchronization
+import VigilSystem
 
 /// Counters the data plane bumps instead of logging (hot-path rule 5). Read by `vigil run` at shutdown
 /// and, later, by the metrics endpoint.
@@ -70,10 +71,37 @@ public final class PipelineCounters: Sendable {
     /// Alerts counted in `alertLatencyTotal`.
     public let alertLatencyCount = Atomic<UInt64>(0)
 
-    public init() {}
+    /// Kernel event → alert written, by fixed buckets (`vigil_action_latency_seconds`).
+    public let alertLatency = LatencyHistogram()
+
+    /// Rule reloads that swapped the rules in, and reloads refused (broken rules; the old ones kept running).
+    public let reloads = Atomic<UInt64>(0)
+    public let reloadFailures = Atomic<UInt64>(0)
+    /// Wall-clock seconds of the last reload attempt (0: none yet), for `vigil status`.
+    public let lastReloadSeconds = Atomic<Int64>(0)
+    /// Whether the last reload attempt succeeded (meaningless while `lastReloadSeconds` is 0).
+    public let lastReloadSucceeded = Atomic<Bool>(false)
+
+    /// Wall-clock seconds when the daemon was built (`vigil_start_time_seconds`).
+    public let startTimeSeconds: Int64
+    /// Monotonic time when the daemon was built, for the uptime (not moved by clock changes).
+    public let startMonotonicNanoseconds: UInt64
+
+    public init() {
+        startTimeSeconds = Clock.realtime().seconds
+        startMonotonicNanoseconds = Clock.monotonicNanoseconds()
+    }
+
+    /// Counts one reload attempt (the reload code calls it once per SIGHUP or rules-directory change).
+    public func recordReload(succeeded: Bool) {
+        if succeeded { reloads.add(1, ordering: .relaxed) } else { reloadFailures.add(1, ordering: .relaxed) }
+        lastReloadSucceeded.store(succeeded, ordering: .relaxed)
+        lastReloadSeconds.store(Clock.realtime().seconds, ordering: .relaxed)
+    }
 
     /// Adds one alert's event → written latency.
     func recordAlertLatency(_ nanoseconds: UInt64) {
+        alertLatency.record(nanoseconds: nanoseconds)
         alertLatencyTotal.add(nanoseconds, ordering: .relaxed)
         alertLatencyCount.add(1, ordering: .relaxed)
         var current = alertLatencyMaximum.load(ordering: .relaxed)

@@ -91,7 +91,14 @@ public final class HTTPClient: @unchecked Sendable {
     /// A client whose requests each take at most `timeoutMilliseconds` (connecting included), sending
     /// `User-Agent: userAgent`, keeping the first `bodyLimit` bytes of each answer (64 KiB: a sink reads
     /// only a status and an error text; a test reading Alertmanager's whole alert list asks for more).
-    public init(timeoutMilliseconds: Int, userAgent: String = "vigil", bodyLimit: Int = 64 << 10) {
+    /// With `unixSocketPath`, every request goes over that Unix stream socket (`CURLOPT_UNIX_SOCKET_PATH`)
+    /// whatever the URL's host: how `vigil status` reaches the daemon's status socket.
+    public init(
+        timeoutMilliseconds: Int,
+        userAgent: String = "vigil",
+        bodyLimit: Int = 64 << 10,
+        unixSocketPath: String? = nil
+    ) {
         Self.globalInit()
         sink = BodyBuffer(limit: max(0, bodyLimit))
         let size = CVigilLinux_curl_error_size()
@@ -109,6 +116,7 @@ public final class HTTPClient: @unchecked Sendable {
         _ = CVigilLinux_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
         _ = CVigilLinux_curl_setopt_string(handle, CURLOPT_USERAGENT, userAgent)
         _ = CVigilLinux_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer)
+        if let unixSocketPath { _ = CVigilLinux_curl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, unixSocketPath) }
         let context = Unmanaged.passUnretained(sink).toOpaque()
         _ = CVigilLinux_curl_setopt_write_callback(
             handle,

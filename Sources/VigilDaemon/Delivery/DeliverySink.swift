@@ -41,6 +41,8 @@ final class DeliverySink: @unchecked Sendable {
     let failedAttempts = Atomic<UInt64>(0)
     /// Alerts that could not be spooled (spool full or a write error); they are in the local sinks only.
     let notSpooled = Atomic<UInt64>(0)
+    /// How long delivered alerts waited, from their event to the receiver's acceptance (`/metrics`).
+    let deliveryLatency = LatencyHistogram()
 
     private let transport: any DeliveryTransport
     private let host: String
@@ -173,6 +175,7 @@ final class DeliverySink: @unchecked Sendable {
             case .delivered:
                 spool.acknowledge(records.count)
                 delivered.add(UInt64(records.count), ordering: .relaxed)
+                recordDeliveryLatency(records)
                 if failure.failing { recovered(&failure) }
                 failure.reset(initialBackoff: spec.delivery.retryInitialMilliseconds)
             case .rejected(let reason):
@@ -316,6 +319,16 @@ final class DeliverySink: @unchecked Sendable {
     }
 
     /// One line for the stop log: what this sink delivered, refused, failed and holds.
+    /// Adds each delivered record's wait (now − its event time; clamped at 0 when the clock stepped back).
+    private func recordDeliveryLatency(_ records: [AlertRecord]) {
+        let now = Clock.realtime()
+        let nowNanoseconds = now.seconds &* 1_000_000_000 &+ Int64(now.nanoseconds)
+        for record in records {
+            let then = record.timeSeconds &* 1_000_000_000 &+ Int64(record.timeNanoseconds)
+            deliveryLatency.record(nanoseconds: UInt64(max(0, nowNanoseconds &- then)))
+        }
+    }
+
     var tally: String {
         "\(name): \(delivered.load(ordering: .relaxed)) delivered, \(rejected.load(ordering: .relaxed)) refused, \(failedAttempts.load(ordering: .relaxed)) failed attempts, \(notSpooled.load(ordering: .relaxed)) not spooled, \(spool.depth.records) left in its spool"
     }
