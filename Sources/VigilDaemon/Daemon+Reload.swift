@@ -364,6 +364,7 @@ extension Daemon {
     /// Sends `vigil.reload_failed` (firing, one per failed attempt, each with its own id): what failed, with
     /// the first diagnostics. The running rules stay.
     public func reportReloadFailure(_ lines: [String], cause: String) {
+        counters.recordReload(succeeded: false)
         reloadFailures += 1
         let errors = lines.filter { $0.contains(": error: ") }
         let shown = (errors.isEmpty ? lines : errors).prefix(3).joined(separator: "; ")
@@ -388,6 +389,7 @@ extension Daemon {
 
     /// After a successful reload: resolves `vigil.reload_failed` if an earlier attempt failed.
     public func reportReloadSuccess(_ summary: ReloadSummary, cause: String) {
+        counters.recordReload(succeeded: true)
         guard reloadFailures > 0 else { return }
         reloadFailures = 0
         let time = Clock.realtime()

@@ -20,7 +20,8 @@ struct ReloadResult {
     func lines() -> [String] {
         func summary(_ samples: [Double]) -> String {
             guard let s = LatencySummary(samples.map { UInt64(max(0, $0 * 1e6)) }) else { return "none" }
-            return "p50 \(milliseconds(s.p50)) ms, p99 \(milliseconds(s.p99)) ms, max \(milliseconds(s.max)) ms (\(s.count))"
+            return
+                "p50 \(milliseconds(s.p50)) ms, p99 \(milliseconds(s.p99)) ms, max \(milliseconds(s.max)) ms (\(s.count))"
         }
         return [
             "reload: \(settings.reloads) saves of a rule file (every other one broken) under \(settings.linesPerSecond) log lines and \(settings.linesPerSecond / 10) new files a second: \(storm)",
@@ -40,7 +41,9 @@ enum ReloadBench {
             return result
         }
         let root = String(cString: made)
-        defer { _ = try? ChildProcess(executable: "/bin/rm", arguments: ["-rf", root]).wait(timeoutMilliseconds: 60_000) }
+        defer {
+            _ = try? ChildProcess(executable: "/bin/rm", arguments: ["-rf", root]).wait(timeoutMilliseconds: 60_000)
+        }
         ReloadStorm.prepare(root: root)
         do {
             let daemon = try DaemonProcess(
