@@ -53,6 +53,11 @@ extension Daemon {
                 "The alert sinks changed (\(names.sorted().joined(separator: ", "))); sinks are opened once, so restart vigil to apply that (systemctl restart vigil). The running rules and sinks are kept"
             )
         }
+        // New rules may need what start-up dropped: said with their positions (a restart gets it back).
+        let changedRules = newSet.rules.filter { rule in
+            !oldSet.rules.contains { $0.enabled && rule.enabled && $0.sameDefinition(as: rule) }
+        }
+        _ = capabilityNeeds(of: changedRules, held: Capabilities.current().permitted, reloading: true)
         var summary = ReloadSummary()
         let oldByID = Dictionary(oldSet.rules.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let newByID = Dictionary(newSet.rules.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })

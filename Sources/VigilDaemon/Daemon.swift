@@ -284,19 +284,45 @@ public final class Daemon: @unchecked Sendable {
     /// sockets, and before `start`, so every thread inherits the smaller set). Logs what was kept, and warns
     /// with the rule's position for each rule that needs a capability the daemon does not hold.
     public func dropCapabilities() {
-        var needed = CapabilitySet()
-        var reasons: [String] = []
-        var spawnsPrograms = false
         let before = Capabilities.current()
+        let (needed, spawnsPrograms) = capabilityNeeds(of: ruleSet.rules, held: before.permitted)
+        do {
+            let kept = try Capabilities.restrict(to: needed, dropBounding: !spawnsPrograms)
+            let boundingNote =
+                spawnsPrograms
+                ? "; the bounding set is kept because restart/reload commands run as root programs"
+                : ""
+            logger.info(
+                "Capabilities kept: \(kept.isEmpty ? "none" : kept.names.joined(separator: ", ")) (dropped \(before.effective.subtracting(kept).names.count) others)\(boundingNote)"
+            )
+        } catch {
+            logger.warning("\(error); running with the capabilities vigil was started with")
+        }
+    }
+
+    /// The capabilities `rules` need, and whether they run programs (restart and reload commands, which
+    /// need the bounding set kept). Warns, with the rule's position, for each rule that needs one not in
+    /// `held` (at start-up; and at a reload, which cannot get back what start-up dropped).
+    func capabilityNeeds(
+        of rules: [Rule],
+        held: CapabilitySet,
+        reloading: Bool = false
+    ) -> (needed: CapabilitySet, spawnsPrograms: Bool) {
+        let fix =
+            reloading
+            ? "restart vigil to get it (start-up dropped what no rule needed then; CapabilityBoundingSet= in vigil.service must list it)"
+            : "add it to CapabilityBoundingSet= in vigil.service"
+        var needed = CapabilitySet()
+        var spawnsPrograms = false
         func need(_ capability: CapabilitySet, _ why: String, rule: Rule?) {
             needed.formUnion(capability)
-            if !before.permitted.has(capability), let rule {
+            if !held.has(capability), let rule {
                 logger.warning(
-                    "\(rule.location): warning: rule '\(rule.id)' needs \(capability.names.joined(separator: ", ")) \(why), which vigil does not hold; add it to CapabilityBoundingSet= in vigil.service"
+                    "\(rule.location): warning: rule '\(rule.id)' needs \(capability.names.joined(separator: ", ")) \(why), which vigil does not hold; \(fix)"
                 )
             }
         }
-        for rule in ruleSet.rules where rule.enabled {
+        for rule in rules where rule.enabled {
             switch rule.subject {
             case .config, .file:
                 need(.dacReadSearch, "to read files other users own", rule: nil)
@@ -369,19 +395,7 @@ public final class Daemon: @unchecked Sendable {
                 }
             }
         }
-        if !needed.isEmpty { reasons.append(needed.names.joined(separator: ", ")) }
-        do {
-            let kept = try Capabilities.restrict(to: needed, dropBounding: !spawnsPrograms)
-            let boundingNote =
-                spawnsPrograms
-                ? "; the bounding set is kept because restart/reload commands run as root programs"
-                : ""
-            logger.info(
-                "Capabilities kept: \(kept.isEmpty ? "none" : kept.names.joined(separator: ", ")) (dropped \(before.effective.subtracting(kept).names.count) others)\(boundingNote)"
-            )
-        } catch {
-            logger.warning("\(error); running with the capabilities vigil was started with")
-        }
+        return (needed, spawnsPrograms)
     }
 
     /// Lowers the calling thread's nice value to `nice` (threads it creates inherit it); returns the value

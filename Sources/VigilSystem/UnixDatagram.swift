@@ -21,7 +21,9 @@ public enum ServiceNotify {
         return UnixAddress.withAddress(path) { address, length in
             let bytes = Array(state.utf8)
             let sent = bytes.withUnsafeBytes {
-                sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), address, length)
+                // Never waits: a manager whose queue is full (net.unix.max_dgram_qlen, 10 here) would
+                // otherwise block the caller, and WATCHDOG=1 is sent from the matcher's loop.
+                sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, length)
             }
             return sent == bytes.count
         } ?? false
