@@ -116,45 +116,26 @@ extension Daemon {
         case .files:
             matcher.reload(rules)
         case .logs:
-            Self.halt(logWatcher, logThread)
-            logWatcher = nil
-            logThread = nil
-            logWatcher = try Self.makeLogWatcher(wiring, rules: rules, outlet: outlet)
-            logThread = Self.launch(logWatcher, kind)
-            logWatcher?.ready.wait()
+            try Self.replace(&logWatcher, &logThread, kind) { () throws(DaemonError) in
+                try Self.makeLogWatcher(wiring, rules: rules, outlet: outlet)
+            }
         case .rotation:
-            Self.halt(rotationWatcher, rotationThread)
-            rotationWatcher = nil
-            rotationThread = nil
-            rotationWatcher = try Self.makeRotationWatcher(wiring, rules: rules, outlet: outlet)
-            rotationThread = Self.launch(rotationWatcher, kind)
-            rotationWatcher?.ready.wait()
+            try Self.replace(&rotationWatcher, &rotationThread, kind) { () throws(DaemonError) in
+                try Self.makeRotationWatcher(wiring, rules: rules, outlet: outlet)
+            }
         case .permissions:
-            Self.halt(permissionWatcher, permissionThread)
-            permissionWatcher = nil
-            permissionThread = nil
-            permissionWatcher = try Self.makePermissionWatcher(wiring, rules: rules, outlet: outlet)
-            permissionThread = Self.launch(permissionWatcher, kind)
-            permissionWatcher?.ready.wait()
+            try Self.replace(&permissionWatcher, &permissionThread, kind) { () throws(DaemonError) in
+                try Self.makePermissionWatcher(wiring, rules: rules, outlet: outlet)
+            }
         case .escalation:
-            Self.halt(escalationWatcher, escalationThread)
-            escalationWatcher = nil
-            escalationThread = nil
-            escalationWatcher = try Self.makeEscalationWatcher(wiring, rules: rules, outlet: outlet)
-            escalationThread = Self.launch(escalationWatcher, kind)
-            escalationWatcher?.ready.wait()
+            try Self.replace(&escalationWatcher, &escalationThread, kind) { () throws(DaemonError) in
+                try Self.makeEscalationWatcher(wiring, rules: rules, outlet: outlet)
+            }
         case .system:
-            Self.halt(systemWatcher, systemThread)
-            systemWatcher = nil
-            systemThread = nil
-            systemWatcher = try Self.makeSystemWatcher(
-                wiring,
-                rules: rules,
-                logRules: WatcherKind.logs.rules(of: ruleSet.rules),
-                outlet: outlet
-            )
-            systemThread = Self.launch(systemWatcher, kind)
-            systemWatcher?.ready.wait()
+            let logRules = WatcherKind.logs.rules(of: ruleSet.rules)
+            try Self.replace(&systemWatcher, &systemThread, kind) { () throws(DaemonError) in
+                try Self.makeSystemWatcher(wiring, rules: rules, logRules: logRules, outlet: outlet)
+            }
         case .processes:
             guard wiring.options.processRules else { return }
             let old = processWatcher
@@ -187,6 +168,22 @@ extension Daemon {
             watcher.ready.wait()
             if let failure = watcher.startFailure { throw DaemonError(failure) }
         }
+    }
+
+    /// Stops `watcher`'s thread (after it handled what the kernel reported), then starts the one `make`
+    /// builds (nil: the kind has no rules left) and waits until it is ready.
+    private static func replace<Watcher: WatcherThread>(
+        _ watcher: inout Watcher?,
+        _ thread: inout ThreadHandle?,
+        _ kind: WatcherKind,
+        make: () throws(DaemonError) -> Watcher?
+    ) throws(DaemonError) {
+        halt(watcher, thread)
+        watcher = nil
+        thread = nil
+        watcher = try make()
+        thread = launch(watcher, kind)
+        watcher?.ready.wait()
     }
 
     /// How long after its watcher starts a rule that is still true has asserted it again: 0 for rules judged
