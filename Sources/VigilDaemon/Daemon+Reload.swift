@@ -116,8 +116,12 @@ extension Daemon {
         case .files:
             matcher.reload(rules)
         case .logs:
+            let previous = logWatcher
             try Self.replace(&logWatcher, &logThread, kind) { () throws(DaemonError) in
-                try Self.makeLogWatcher(wiring, rules: rules, outlet: outlet)
+                let watcher = try Self.makeLogWatcher(wiring, rules: rules, outlet: outlet)
+                // The old thread has ended (replace halts it first): its windows can be read.
+                if let watcher, let previous { watcher.inheritCountWindows(from: previous) }
+                return watcher
             }
         case .rotation:
             try Self.replace(&rotationWatcher, &rotationThread, kind) { () throws(DaemonError) in

@@ -207,4 +207,42 @@ struct ReloadTests {
         #expect(died?.message == "\(name) (pid \(child.pid)) killed by SIGKILL", "\(String(describing: died))")
         #expect(fixture.sync().allSatisfy { $0.rule != "must-run" }, "must-run was sent again")
     }
+
+    /// A `count:` window of an unchanged log rule survives a reload that rebuilds the log watcher: two
+    /// failures before it and one after make the three that fire the rule.
+    @Test func countWindowsOfUnchangedLogRulesSurviveAReload() throws {
+        let rules = """
+            - rule: brute-force
+              severity: error
+              log: /var/log/app/auth.log
+              match: 'FAILED from (?<ip>\\S+)'
+              count: { at_least: 3, within: 60s, by: "{ip}" }
+              message: "{count} failures from {ip}"
+            - rule: mark
+              severity: info
+              log: /var/log/app/auth.log
+              match: 'MARK (?<n>\\d+)'
+              message: "mark {n}"
+
+            """
+        let fixture = try DaemonFixture(rules: rules, label: "reload-count") { tree in
+            tree.makeDirectory("var/log/app")
+            tree.write("var/log/app/auth.log", "")
+        }
+        let fd = open(fixture.tree.path("var/log/app/auth.log"), O_WRONLY | O_APPEND | O_CLOEXEC)
+        defer { close(fd) }
+        func append(_ text: String) {
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+        append("FAILED from 203.0.113.9\nFAILED from 203.0.113.9\nMARK 1\n")
+        // The mark's alert comes after the two failures were counted (lines are handled in order).
+        #expect(fixture.expect(rule: "mark", state: "event")?.message == "mark 1")
+        let other = "- rule: other\n  severity: info\n  log: /var/log/app/auth.log\n  match: 'NEVER'\n  message: x\n"
+        let summary = try fixture.daemon.reload(to: Self.ruleSet(rules + other))
+        #expect(summary.rebuilt == ["vigil-log"], "\(summary)")
+        append("FAILED from 203.0.113.9\n")
+        let fired = fixture.expect(rule: "brute-force", state: "event")
+        #expect(fired?.message == "3 failures from 203.0.113.9", "\(String(describing: fired))")
+    }
 }

@@ -217,6 +217,20 @@ final class LogWatcher: @unchecked Sendable {
     private static let shutdownTag: UInt64 = 2
     private static let timerTag: UInt64 = 3
 
+    /// Takes over the `count:` windows of `previous`'s rules that are the same here (a reload rebuilt the
+    /// log watcher): a failed login counted before the reload still counts after it. Call before `run()`,
+    /// after `previous`'s thread ended.
+    func inheritCountWindows(from previous: LogWatcher) {
+        for index in rules.indices where rules[index].windows != nil {
+            guard
+                let old = previous.rules.first(where: {
+                    $0.windows != nil && $0.rule.sameDefinition(as: rules[index].rule)
+                })
+            else { continue }
+            rules[index].windows = old.windows
+        }
+    }
+
     /// The thread body: runs until `shutdown` rings.
     func run() {
         let epoll: Epoll
