@@ -192,7 +192,8 @@ public final class Daemon: @unchecked Sendable {
                 host: host,
                 configSizeLimit: options.configSizeLimit,
                 deletionSettleNanoseconds: UInt64(options.deletionSettleMilliseconds) * 1_000_000,
-                watchdog: watchdog
+                watchdog: watchdog,
+                snapshots: options.dryRun ? nil : ConfigSnapshotStore(stateDirectory: stateDirectory)
             )
             matcher = try Matcher(
                 settings: settings,

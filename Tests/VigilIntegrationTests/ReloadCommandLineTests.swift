@@ -80,17 +80,35 @@ struct ReloadCommandLineTests {
             }
         )
 
-        // Cleared while vigil was down: resolved at the next start, with the same fingerprint.
+        // Cleared while vigil was down: resolved at the next start, with the same fingerprint; and the key
+        // changed meanwhile is reported against the version vigil saw last (config snapshots persist).
         #expect(vigil.stop() == 0)
+        tree.write(
+            "rules/changes.yaml",
+            "- rule: ssl-changed\n  severity: warning\n  config: /etc/app/app.conf\n  changes: [verify_ssl]\n  message: \"changed: {changes}\"\n"
+        )
         tree.writeReplacing("etc/app/app.conf", "verify_ssl = true\ndebug = true\n")
         vigil = try DaemonProcess(executable: VigilBinary.path, arguments: arguments, workDirectory: tree.path("run"))
         defer { vigil.stop() }
-        let resolved = next("ssl-off")
+        // The change is reported at start-up, the resolution right after READY=1: take both, in any order.
+        var resolved: String?
+        var changed: String?
+        while resolved == nil || changed == nil, let (line, _) = follower.next(timeoutMilliseconds: 10_000) {
+            switch JSONField.string(line, "rule") {
+            case "ssl-off": resolved = line
+            case "ssl-changed": changed = line
+            default: break
+            }
+        }
         #expect(resolved.flatMap { JSONField.string($0, "state") } == "resolved")
         #expect(
             resolved.flatMap { JSONField.string($0, "fingerprint") }
                 == firing.flatMap { JSONField.string($0, "fingerprint") }
         )
         #expect(resolved?.contains("no longer true when vigil started") == true)
+        #expect(
+            changed.flatMap { JSONField.string($0, "message") } == "changed: verify_ssl: false → true",
+            "\(String(describing: changed))"
+        )
     }
 }

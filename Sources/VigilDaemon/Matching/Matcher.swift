@@ -27,6 +27,8 @@ final class Matcher: @unchecked Sendable {
         var deletionSettleNanoseconds: UInt64 = 100_000_000
         /// Pinged from this thread's loop (systemd's `WatchdogSec=`); nil: none.
         var watchdog: PipelineWatchdog?
+        /// Where each config's last version is kept across restarts; nil: nowhere (a dry run, no state).
+        var snapshots: ConfigSnapshotStore?
     }
 
     let settings: Settings
@@ -133,6 +135,7 @@ final class Matcher: @unchecked Sendable {
             preconditionFailure("Matcher: epoll setup failed: \(error)")
         }
         buildPlans()
+        restoreSnapshots()
         needsRebuild = true
         rebuildWhileNeeded()
         for i in instances.indices { markDirty(i, mask: 0) }
@@ -176,6 +179,19 @@ final class Matcher: @unchecked Sendable {
                     applyReload(newRules)
                 }
                 reloadDone.ring()
+            }
+        }
+    }
+
+    /// Each config's version from before the restart, as the base its first judgement is compared with:
+    /// a key changed while Vigil was not running is reported then. The content hash stays unset, so the
+    /// same bytes are parsed again and the state rules judged (a condition still true is asserted again).
+    private func restoreSnapshots() {
+        guard let store = settings.snapshots else { return }
+        for instance in instances where instance.needsContent {
+            guard let bytes = store.load(instance.serverPath) else { continue }
+            if case .snapshot(let parsed) = bytes.withUnsafeBytes({ ConfigParser.parse($0) }) {
+                instance.snapshot = parsed
             }
         }
     }
@@ -807,6 +823,8 @@ final class Matcher: @unchecked Sendable {
         let version = identity.versionString + ":" + StableHash.hex(hash)
         instance.snapshot = snapshot
         instance.contentHash = hash
+        // Kept for the next start once this version's alerts are out (below).
+        defer { if old == nil || !changes.isEmpty { settings.snapshots?.save(instance.serverPath, bytes: bytes) } }
         for ruleIndex in instance.rules {
             guard case .config(let subject) = rules[ruleIndex].subject else { continue }
             switch subject.trigger {
