@@ -161,8 +161,39 @@ extension Demo {
                 expectState: "firing"
             )
         )
+        // Hot reload (issue 8): a rule saved into the running daemon's rules, as an editor saves it.
+        steps.append(
+            Step(
+                title:
+                    "An SRE adds a rule to /etc/vigil/demo.yaml while Vigil runs (saved by rename): picked up without a restart, judged at once",
+                act: { sandbox throws(HarnessError) in
+                    try sandbox.write("/etc/vigil/.demo.yaml.tmp", demoRules + reloadedRule)
+                    guard
+                        rename(sandbox.hostPath("/etc/vigil/.demo.yaml.tmp"), sandbox.hostPath("/etc/vigil/demo.yaml"))
+                            == 0
+                    else {
+                        throw HarnessError("rename failed: \(String(cString: strerror(errno)))")
+                    }
+                },
+                expectRule: "demo-ssl-verified",
+                expectState: "firing",
+                untimed: "250 ms of it is the debounce that makes an editor's save one reload"
+            )
+        )
         return steps
     }
+
+    /// The rule the reload step adds: a state rule already true (Fatima's fix from step 4 holds), so it
+    /// fires the moment the reload judges it.
+    static let reloadedRule = """
+        - rule: demo-ssl-verified
+          description: Added by the demo while vigil runs, to show a hot reload.
+          severity: info
+          config: /etc/analytics/upload-service.conf
+          when: { key: verify_ssl, is: true }
+          message: "verify_ssl is on in {path} (a rule added by a hot reload)"
+
+        """
 
     /// As root, mounts a 16 MiB tmpfs on the sandbox's database volume before Vigil starts (as the volume
     /// of a real server is); the filling-disk steps run only when it is mounted.

@@ -271,7 +271,7 @@ struct Demo: ParsableCommand {
         }
         let sorted = latencies.sorted()
         printLine(
-            "\n\(reactions) reactions (\(untimed) untimed: the rotation, the CPU hold), change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
+            "\n\(reactions) reactions (\(untimed) untimed: the rotation, the CPU hold, the reload), change → alert line: median \(milliseconds(sorted[sorted.count / 2])) ms, worst \(milliseconds(sorted.last!)) ms"
         )
         showDeliveries(sandbox, journal: sandbox.journal)
         printLine(

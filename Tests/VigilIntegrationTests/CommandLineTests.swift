@@ -162,16 +162,21 @@ struct CommandLineTests {
     }
 
     @Test func demoRunsTheSeedsIncidentAndExitsZero() throws {
-        let result = try VigilBinary.run(["demo", "--rules", VigilBinary.repositoryRoot + "/rules"])
+        let result = try VigilBinary.run(
+            ["demo", "--rules", VigilBinary.repositoryRoot + "/rules"],
+            timeoutMilliseconds: 100_000
+        )
         #expect(result.code == 0, "\(result)")
         // Ten reactions before issue 7's (eight without root, which the filling disk needs).
         let reactions = result.out.split(separator: "\n").first { $0.contains(" reactions (") }
         let count = reactions.flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
-        #expect(count >= (geteuid() == 0 ? 17 : 15), "\(result.out)")
+        #expect(count >= (geteuid() == 0 ? 18 : 16), "\(result.out)")
         // The system-health steps: the runaway job past its hold, the listener, the root cron job.
         #expect(result.out.contains("firing · demo-cpu-hog"), "\(result.out)")
         #expect(result.out.contains("firing · unexpected-listener: debug-server"), "\(result.out)")
         #expect(result.out.contains("resolved · root-runs-user-writable"), "\(result.out)")
+        // The hot reload: a rule saved while vigil runs fires without a restart.
+        #expect(result.out.contains("firing · demo-ssl-verified"), "\(result.out)")
         #expect(
             geteuid() != 0 || result.out.contains("firing · disk-usage: /var/lib/postgresql (tmpfs)"),
             "\(result.out)"
