@@ -17,6 +17,20 @@ public enum FileTree {
         return true
     }
 
+    /// The names in a directory, sorted, without `.` and `..` (empty when it cannot be listed).
+    public static func names(in path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
     /// `rm -rf` that never follows a symlink: links are removed, not their targets.
     public static func remove(_ path: String) {
         var info = stat()
@@ -25,16 +39,7 @@ public enum FileTree {
             unlink(path)
             return
         }
-        if let dir = opendir(path) {
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name == "." || name == ".." { continue }
-                remove(path + "/" + name)
-            }
-            closedir(dir)
-        }
+        for name in names(in: path) { remove(path + "/" + name) }
         rmdir(path)
     }
 }

@@ -74,7 +74,7 @@ struct Installer {
 
     /// The `*.yaml`/`*.yml` files of the source's rules directory, by name, with their bytes.
     private func readShippedRules(_ directory: String) throws(InstallFailure) -> [(name: String, bytes: [UInt8])] {
-        let names = Self.listing(directory).filter {
+        let names = FileTree.names(in: directory).filter {
             !$0.hasPrefix(".") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml"))
         }
         guard !names.isEmpty else {
@@ -132,7 +132,7 @@ struct Installer {
     /// Removes shipped rule files an earlier install put there that this version no longer ships.
     private func removeStaleRules(keeping names: Set<String>) throws(InstallFailure) {
         let directory = InstallLayout.shippedRules
-        for name in Self.listing(layout.path(directory)) where !names.contains(name) {
+        for name in FileTree.names(in: layout.path(directory)) where !names.contains(name) {
             guard name.hasSuffix(".yaml") || name.hasSuffix(".yml") else { continue }
             if dryRun {
                 say("would remove \(directory)/\(name) (no longer shipped)")
@@ -151,7 +151,7 @@ struct Installer {
         guard exists(source + "/README.md") else { return }
         try makeDirectory(target, mode: 0o755, quiet: true)
         try copyFile(source + "/README.md", to: target + "/README.md", mode: 0o644, quiet: true)
-        let docs = Self.listing(source + "/docs").filter { $0.hasSuffix(".md") || $0.hasSuffix(".json") }
+        let docs = FileTree.names(in: source + "/docs").filter { $0.hasSuffix(".md") || $0.hasSuffix(".json") }
         if !docs.isEmpty { try makeDirectory(target + "/docs", mode: 0o755, quiet: true) }
         for name in docs {
             try copyFile(source + "/docs/" + name, to: target + "/docs/" + name, mode: 0o644, quiet: true)
@@ -384,20 +384,6 @@ struct Installer {
             if count == 0 { return bytes }
             bytes.append(contentsOf: chunk[0..<count])
         }
-    }
-
-    /// The names in a directory (sorted; empty when it cannot be listed).
-    static func listing(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 
     // MARK: systemd

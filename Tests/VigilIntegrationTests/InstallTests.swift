@@ -28,7 +28,7 @@ struct InstallTests {
 
         /// Replaces the source tree's rule files.
         func setRules(_ rules: [String: String]) {
-            for name in InstallTests.listing(source.path + "/rules") { unlink(source.path + "/rules/" + name) }
+            for name in FileTree.names(in: source.path + "/rules") { unlink(source.path + "/rules/" + name) }
             for (name, text) in rules { source.write("rules/" + name, text) }
         }
 
@@ -54,20 +54,6 @@ struct InstallTests {
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
         return (info.st_uid, info.st_gid, info.st_mode & 0o7777, info.st_mode & S_IFMT)
-    }
-
-    /// The names in a directory, sorted (empty when it cannot be listed).
-    static func listing(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 
     /// Writes all of `bytes` to `fd`.
@@ -112,7 +98,7 @@ struct InstallTests {
         #expect(result.out.contains("staged under \(trees.destdir.path); nothing was started"), "\(result.out)")
         // Nothing is left behind: no temporary files next to what was installed.
         for directory in ["/usr/local/bin", "/etc/vigil/rules.d", "/etc/systemd/system"] {
-            #expect(Self.listing(trees.staged(directory)).allSatisfy { !$0.hasPrefix(".") }, "\(directory)")
+            #expect(FileTree.names(in: trees.staged(directory)).allSatisfy { !$0.hasPrefix(".") }, "\(directory)")
         }
         // The installed rules pass vigil's own trust check, as the daemon will run them.
         let check = try VigilBinary.run([
@@ -169,7 +155,10 @@ struct InstallTests {
             ),
             "\(result.err)"
         )
-        #expect(Self.listing(trees.destdir.path).isEmpty, "nothing staged: \(Self.listing(trees.destdir.path))")
+        #expect(
+            FileTree.names(in: trees.destdir.path).isEmpty,
+            "nothing staged: \(FileTree.names(in: trees.destdir.path))"
+        )
     }
 
     @Test func anUpgradeWhoseRulesClashWithLocalRulesReplacesNothing() throws {
@@ -201,7 +190,7 @@ struct InstallTests {
         #expect(dry.out.contains("would install /usr/local/bin/vigil (0755 root:root)"), "\(dry.out)")
         #expect(dry.out.contains("would create /var/lib/vigil (0700 root:root)"), "\(dry.out)")
         #expect(dry.out.contains("dry run: nothing was changed"))
-        #expect(Self.listing(trees.destdir.path).isEmpty)
+        #expect(FileTree.names(in: trees.destdir.path).isEmpty)
         #expect(try trees.install(["--no-unit"]).code == 0)
         #expect(Self.owner(trees.staged("/etc/systemd/system/vigil.service")) == nil)
         #expect(Self.owner(trees.staged("/usr/local/bin/vigil")) != nil)
