@@ -58,9 +58,13 @@ struct ServiceNotifyTests {
         )
         defer { daemon.stop() }
         tree.writeReplacing("etc/app.conf", "mode = b\n")
+        // Kept alive until its exec is alerted: a process killed before vigil reads its /proc entry keeps no
+        // name to match (a documented limit of the proc connector, not what this test is about).
         let child = try ChildProcess(executable: probe, arguments: ["30"])
-        child.signal(SIGKILL)
-        _ = child.wait(timeoutMilliseconds: 5000)
+        defer {
+            child.signal(SIGKILL)
+            _ = child.wait(timeoutMilliseconds: 5000)
+        }
 
         var seen: Set<String> = []
         let deadline = Clock.monotonicNanoseconds() + 20_000_000_000
