@@ -12,9 +12,6 @@ public struct ReloadSummary: Sendable, CustomStringConvertible {
     /// Threads rebuilt (`vigil-log`); the matcher (`vigil-match`) is changed in place.
     public var rebuilt: [String] = []
 
-    /// True when no rule changed.
-    public var isEmpty: Bool { added.isEmpty && removed.isEmpty && changed.isEmpty }
-
     public var description: String {
         func part(_ ids: [String], _ what: String) -> String? {
             guard !ids.isEmpty else { return nil }
@@ -49,8 +46,13 @@ extension Daemon {
             for sink in newSet.sinks where oldSet.sinks.first(where: { $0.name == sink.name }) != sink {
                 names.insert(sink.name)
             }
+            // Where each is written now (a removed one: where it was).
+            let places = names.sorted().map { name in
+                let sink = newSet.sinks.first { $0.name == name } ?? oldSet.sinks.first { $0.name == name }
+                return sink.map { "'\(name)' (\($0.location))" } ?? "'\(name)'"
+            }
             throw DaemonError(
-                "The alert sinks changed (\(names.sorted().joined(separator: ", "))); sinks are opened once, so restart vigil to apply that (systemctl restart vigil). The running rules and sinks are kept"
+                "The alert sinks changed: \(places.joined(separator: ", ")); sinks are opened once, so restart vigil to apply that (systemctl restart vigil), or undo the change. The running rules and sinks are kept"
             )
         }
         // New rules may need what start-up dropped: said with their positions (a restart gets it back).
@@ -276,8 +278,8 @@ struct PendingSweep {
     }
 
     var deadline: UInt64
-    /// Rule ids; nil: every inherited condition.
-    var rules: Set<String>?
+    /// Rule ids.
+    var rules: Set<String>
     var reason: Reason
 }
 

@@ -297,12 +297,9 @@ struct DryRunTests {
         #expect(Self.stat(tree.path("etc/analytics/upload-service.conf"))?.mode == 0o640)
         let status = hupTarget.wait(timeoutMilliseconds: 15_000)
         #expect(status.map { $0 & 0x7f } == SIGHUP, "\(String(describing: status))")
-        let deadline = Date().addingTimeInterval(15)
-        while !(Self.exists(tree.path("restart.marker")) && Self.exists(tree.path("postrotate.marker")))
-            && Date() < deadline
-        {
-            usleep(20_000)
-        }
+        // The commands write their markers after the alerts: wait for each on inotify, with a deadline.
+        waitForFile(tree.path("restart.marker"), timeoutMilliseconds: 15_000)
+        waitForFile(tree.path("postrotate.marker"), timeoutMilliseconds: 15_000)
         #expect(Self.exists(tree.path("restart.marker")), "\(daemon.log())")
         #expect(Self.exists(tree.path("postrotate.marker")), "\(daemon.log())")
         #expect(Self.stat(tree.path("etc/analytics/owned.conf"))?.uid == 1001)

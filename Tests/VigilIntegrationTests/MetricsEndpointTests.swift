@@ -1,6 +1,7 @@
 import Testing
 import VigilHarness
 import VigilSystem
+import VigilTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -67,6 +68,14 @@ final class ObservedDaemon {
         }
     }
 
+    /// Waits (on inotify, with a deadline) until the alert file holds `count` lines.
+    func waitForAlerts(_ count: Int, timeoutMilliseconds: Int = 20_000) -> Bool {
+        let bytes = waitForFile(dir.path + "/alerts.jsonl", timeoutMilliseconds: timeoutMilliseconds) { content in
+            content.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } >= count
+        }
+        return (bytes?.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } ?? 0) >= count
+    }
+
     func stop() {
         daemon.stop()
         dir.remove()
@@ -83,7 +92,8 @@ enum Promtool {
     }
 }
 
-/// Polls `condition` until it holds or `seconds` pass (a deadline, never a fixed sleep to synchronise).
+/// Polls `condition` until it holds or `seconds` pass. Only for state no event marks (a remote sink's
+/// delivery counter, bumped after the receiver has the record); everything else waits on inotify.
 func waitUntil(seconds: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Clock.monotonicNanoseconds() + UInt64(seconds * 1e9)
     while Clock.monotonicNanoseconds() < deadline {
@@ -111,12 +121,10 @@ struct MetricsEndpointTests {
         defer { observed.stop() }
         let address = try #require(observed.metricsAddress, "no bound address in the log: \(observed.daemon.log())")
         observed.appendFailedLogins(3)
-        var scrape = ""
-        let counted = waitUntil {
-            scrape = Self.get("http://\(address)/metrics")?.text ?? ""
-            return scrape.contains("vigil_rule_hits_total{rule=\"failed-login\"} 3")
-        }
-        #expect(counted, "\(scrape)")
+        // A hit is counted before its alert line is written: once the three lines are in, so are the counts.
+        #expect(observed.waitForAlerts(3), "\(observed.daemon.log())")
+        let scrape = Self.get("http://\(address)/metrics")?.text ?? ""
+        #expect(scrape.contains("vigil_rule_hits_total{rule=\"failed-login\"} 3"), "\(scrape)")
         for family in [
             "vigil_build_info{version=", "vigil_start_time_seconds ", "vigil_events_total{source=\"log\"} 3",
             "vigil_alerts_total{severity=\"warning\",state=\"event\"} 3",
@@ -159,15 +167,12 @@ struct MetricsEndpointTests {
         let observed = try ObservedDaemon(label: "metrics-textfile")
         defer { observed.dir.remove() }
         var before = stat()
-        #expect(waitUntil { stat(observed.textfile, &before) == 0 }, "no textfile: \(observed.daemon.log())")
+        waitForFile(observed.textfile, timeoutMilliseconds: 20_000)
+        #expect(stat(observed.textfile, &before) == 0, "no textfile: \(observed.daemon.log())")
         let first = try Promtool.check(observed.textfile)
         #expect(first.code == 0, "\(first)")
         observed.appendFailedLogins(2)
-        #expect(
-            waitUntil {
-                (ProcFile.readText(observed.dir.path + "/alerts.jsonl") ?? "").split(separator: "\n").count == 2
-            }
-        )
+        #expect(observed.waitForAlerts(2), "\(observed.daemon.log())")
         // Stopping writes it a last time: a new file renamed over the old (another inode), never rewritten in
         // place, with the final counts, and no temporary file left behind.
         #expect(observed.daemon.stop() == 0)

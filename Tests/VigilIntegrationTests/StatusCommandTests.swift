@@ -60,12 +60,11 @@ struct StatusCommandTests {
         var seen = 0
         for round in 1...3 {
             observed.appendFailedLogins(2, from: round * 10)
-            let rose = try waitUntil {
-                let result = try VigilBinary.run(["status", "--socket", observed.socket, "--json"])
-                seen = try Self.hits(result.out, rule: "failed-login") ?? -1
-                return seen == round * 2
-            }
-            #expect(rose, "hits stayed at \(seen) after round \(round)")
+            // A hit is counted before its alert line is written: once the lines are in, so is the count.
+            #expect(observed.waitForAlerts(round * 2), "\(observed.daemon.log())")
+            let result = try VigilBinary.run(["status", "--socket", observed.socket, "--json"])
+            seen = try Self.hits(result.out, rule: "failed-login") ?? -1
+            #expect(seen == round * 2, "hits are \(seen) after round \(round)")
         }
 
         let table = try VigilBinary.run(["status", "--socket", observed.socket])

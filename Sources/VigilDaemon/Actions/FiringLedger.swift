@@ -111,14 +111,14 @@ final class FiringLedger: Sendable {
         }
     }
 
-    /// Removes and returns the inherited conditions of `rules` (nil: of every rule) that nothing asserted
-    /// again: they cleared while Vigil was not looking, and the caller sends their resolution.
-    func sweep(rules: Set<String>?) -> [Condition] {
+    /// Removes and returns the inherited conditions of `rules` that nothing asserted again: they cleared
+    /// while Vigil was not looking, and the caller sends their resolution.
+    func sweep(rules: Set<String>) -> [Condition] {
         state.withLock { state in
             var swept: [Condition] = []
             for fingerprint in state.inherited {
                 guard let condition = state.firing[fingerprint] else { continue }
-                if let rules, !rules.contains(condition.rule) { continue }
+                if !rules.contains(condition.rule) { continue }
                 swept.append(condition)
             }
             for condition in swept {

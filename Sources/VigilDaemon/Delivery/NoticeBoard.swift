@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import SystemPackage
 import VigilCore
 import VigilRules
@@ -15,8 +16,9 @@ import VigilSystem
 /// record says how many were held, when, and what the last one said ("999 more in the last 1 s"). At
 /// shutdown every open window with held alerts is summarised before the sinks close.
 final class NoticeBoard: @unchecked Sendable {
-    // @unchecked Sendable: `policies`, `heartbeats` and the descriptors are immutable after init; `state` is
-    // behind a pthread mutex; `outlet` and `beats` are used only by the board's thread.
+    // @unchecked Sendable: `heartbeats` and the descriptors are immutable after init; `policies` and `state`
+    // are behind pthread mutexes (`hasPolicies` is atomic); `outlet` and `beats` are used only by the
+    // board's thread.
 
     /// What the board does for one rule.
     struct Policy: Sendable {
@@ -67,6 +69,8 @@ final class NoticeBoard: @unchecked Sendable {
 
     /// Per rule id; replaced by a reload.
     private let policies: Locked<[String: Policy]>
+    /// Whether any rule has a policy: most alerts are of rules without one, and take no lock.
+    private let hasPolicies = Atomic<Bool>(false)
     private let heartbeats: [Heartbeat]
     private let state = Locked(State())
     private let host: String
@@ -79,7 +83,9 @@ final class NoticeBoard: @unchecked Sendable {
     /// Made even when no rule has `dedup:` or `remind:` and no sink has `heartbeat:` (its thread then sleeps
     /// without a timer): a reload may add such rules.
     init(rules: [Rule], heartbeats: [Heartbeat], host: String, logger: Logger) throws(Errno) {
-        self.policies = Locked(Self.policies(of: rules))
+        let policies = Self.policies(of: rules)
+        self.policies = Locked(policies)
+        hasPolicies.store(!policies.isEmpty, ordering: .releasing)
         self.heartbeats = heartbeats
         self.host = host
         self.logger = logger
@@ -104,6 +110,7 @@ final class NoticeBoard: @unchecked Sendable {
     func update(rules: [Rule]) {
         let updated = Self.policies(of: rules)
         policies.withLock { $0 = updated }
+        hasPolicies.store(!updated.isEmpty, ordering: .releasing)
     }
 
     /// The outlet the board sends through (one that does not consult the board); set before `run()`.
@@ -111,7 +118,9 @@ final class NoticeBoard: @unchecked Sendable {
 
     /// True when `rule` has `dedup:` or `remind:`.
     @inline(__always)
-    func governs(_ rule: String) -> Bool { policies.withLock { !$0.isEmpty && $0[rule] != nil } }
+    func governs(_ rule: String) -> Bool {
+        hasPolicies.load(ordering: .acquiring) && policies.withLock { $0[rule] != nil }
+    }
 
     /// Decides whether `record` goes out now (true) or is held back by its rule's dedup window (false,
     /// counted for the summary), and tracks firing conditions for reminders. Called on the producer's
