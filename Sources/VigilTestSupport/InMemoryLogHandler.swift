@@ -1,12 +1,12 @@
 public import Logging
-import Synchronization
+import VigilSystem
 
 /// A `LogHandler` that keeps every message, so tests can assert what the daemon logged (T6) without
 /// bootstrapping the global logging system.
 public struct InMemoryLogHandler: LogHandler {
     /// The shared store of messages written through this handler and its copies.
     public final class Store: Sendable {
-        private let entries = Mutex<[(Logger.Level, String)]>([])
+        private let entries = Locked<[(Logger.Level, String)]>([])
 
         public init() {}
 

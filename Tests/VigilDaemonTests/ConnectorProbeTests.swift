@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 import VigilSystem
 
@@ -31,7 +30,7 @@ struct ConnectorProbeTests {
 
     @Test(.enabled(if: Capabilities.has(.sysAdmin), "moving a thread into a new network namespace needs CAP_SYS_ADMIN"))
     func inAnotherNetworkNamespaceTheConnectorIsNotAvailable() {
-        let summary = Mutex<String?>(nil)
+        let summary = Locked<String?>(nil)
         let thread = Threads.spawn(name: "vigil-test-netns") {
             guard (try? Namespaces._unshareNetworkOfCallingThread()) != nil else { return }
             let result = ConnectorProbe.run(timeout: 1000)

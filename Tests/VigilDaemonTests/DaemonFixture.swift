@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 import Testing
 import VigilDaemon
 import VigilHarness
@@ -47,7 +46,7 @@ final class DaemonFixture {
 
     /// Every in-process daemon starts under this lock, so a test that changes a global kernel setting read at
     /// start-up (the inotify queue length) affects only its own daemon.
-    static let startLock = Mutex<Void>(())
+    static let startLock = Locked<Void>(())
 
     /// Writes `rules` (YAML, the cookie rule is added), lets `prepare` populate the tree, starts the daemon.
     convenience init(

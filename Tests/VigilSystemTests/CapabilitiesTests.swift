@@ -1,4 +1,3 @@
-import Synchronization
 import SystemPackage
 import Testing
 import VigilTestSupport
@@ -75,7 +74,7 @@ import Glibc
     func restrictOnAThrowawayThreadKeepsOnlyWhatWasAsked() {
         let before = Capabilities.current()
         let leaderBefore = statusSet("CapEff", of: "self")
-        let seen = Mutex<(kept: CapabilitySet, state: Capabilities.State, procEff: CapabilitySet?)?>(nil)
+        let seen = Locked<(kept: CapabilitySet, state: Capabilities.State, procEff: CapabilitySet?)?>(nil)
         let thread = Threads.spawn(name: "vigil-test-caps") {
             do {
                 let kept = try Capabilities.restrict(to: [.netAdmin, .sysResource, .kill])

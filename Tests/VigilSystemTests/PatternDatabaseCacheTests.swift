@@ -192,7 +192,7 @@ struct PatternDatabaseCacheTests {
         let directory = tree.path("cache")
         let patterns = (0..<200).map { PatternDatabase.Pattern(id: UInt32($0), expression: "user\($0)x[0-9]+ failed") }
         let stored = Atomic<Int>(0)
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         let threads = (0..<4).map { index in
             Threads.spawn(name: "vigil-test-\(index)") {
                 do {

@@ -1,4 +1,3 @@
-import Synchronization
 import SystemPackage
 import Testing
 import VigilCore
@@ -220,7 +219,7 @@ struct ProcConnectorTests {
     )
     func withoutNetAdminTheBufferFallsBackAndBindingDependsOnTheKernel() throws {
         // Capabilities are per thread: this thread loses CAP_NET_ADMIN, the test process keeps it.
-        let outcome = Mutex<Result<ProcConnector.ReceiveBuffer, ProcConnectorError>?>(nil)
+        let outcome = Locked<Result<ProcConnector.ReceiveBuffer, ProcConnectorError>?>(nil)
         let before = Capabilities.current()
         let thread = Threads.spawn(name: "vigil-test-nocap") {
             do {
@@ -259,7 +258,7 @@ struct ProcConnectorTests {
     )
     func outsideTheInitialNetworkNamespaceTheSubscriptionIsRefused() {
         // Namespaces belong to threads too: only this throwaway thread leaves the host's network namespace.
-        let outcome = Mutex<String?>(nil)
+        let outcome = Locked<String?>(nil)
         let thread = Threads.spawn(name: "vigil-test-netns") {
             do throws(Errno) {
                 try Namespaces._unshareNetworkOfCallingThread()
@@ -317,7 +316,7 @@ struct ProcConnectorTests {
     func burstOfTwoThousandSpawnsWithAFourMebibyteBuffer() throws {
         let connector = try ProcConnector(receiveBufferSize: 4 << 20)
         let stop = try EventFD()
-        let collected = Mutex<(exits: Set<Int32>, lost: Int)>(([], 0))
+        let collected = Locked<(exits: Set<Int32>, lost: Int)>(([], 0))
         let parent = getpid()
         let reader = Threads.spawn(name: "vigil-test-proc") {
             do {

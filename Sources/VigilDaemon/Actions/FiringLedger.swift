@@ -1,4 +1,3 @@
-import Synchronization
 import SystemPackage
 import VigilCore
 import VigilSystem
@@ -39,7 +38,7 @@ final class FiringLedger: Sendable {
         var changes: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Rung when the set of firing conditions changed, so the daemon's thread saves it (not the producer).
     let changed: EventFD
 

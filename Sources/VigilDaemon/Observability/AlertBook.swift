@@ -1,5 +1,5 @@
-import Synchronization
 import VigilCore
+import VigilSystem
 
 /// What `vigil status` and `/metrics` report about alerts: hits and last fire time per rule, the recent
 /// alerts, counts by severity and state. Every producer's outlet notes each record it sends (from its own
@@ -56,11 +56,11 @@ final class AlertBook: Sendable {
         var counts: [UInt64]
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init() {
         let empty = Recent(timeSeconds: 0, rule: "", severity: "", state: .event, message: "")
-        state = Mutex(
+        state = Locked(
             State(
                 ring: Array(repeating: empty, count: Self.recentCapacity),
                 counts: Array(repeating: 0, count: Self.severities.count * Self.states.count)

@@ -2,10 +2,10 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import VigilSystem
 #endif
 
 /// The HTTP side of `/metrics` and `/status`, on SwiftNIO: one event loop thread (`vigil-observe`) serves
@@ -25,7 +25,7 @@ public final class ObservabilityServer: Sendable {
     private let daemon: Daemon
     private let logger: Logger
     /// Listening channels, and the status socket's path (removed at stop).
-    private let state = Mutex<(channels: [any Channel], socketPath: String?, textfile: RepeatedTask?)>(([], nil, nil))
+    private let state = Locked<(channels: [any Channel], socketPath: String?, textfile: RepeatedTask?)>(([], nil, nil))
 
     /// Starts the event loop thread; nothing listens until `listen…` is called.
     public init(daemon: Daemon, logger: Logger) {
@@ -115,7 +115,7 @@ public final class ObservabilityServer: Sendable {
         let writer = TextfileWriter(path: path)
         let daemon = self.daemon
         let logger = self.logger
-        let failing = Mutex<String?>(nil)
+        let failing = Locked<String?>(nil)
         let task = group.next().scheduleRepeatedTask(
             initialDelay: .zero,
             delay: .seconds(intervalSeconds)
@@ -128,13 +128,13 @@ public final class ObservabilityServer: Sendable {
     }
 
     /// The textfile write `stop` runs last, if a textfile is asked for.
-    private let finalTextfile = Mutex<(@Sendable () -> Void)?>(nil)
+    private let finalTextfile = Locked<(@Sendable () -> Void)?>(nil)
 
     private static func writeTextfile(
         _ writer: TextfileWriter,
         daemon: Daemon,
         logger: Logger,
-        failing: borrowing Mutex<String?>
+        failing: Locked<String?>
     ) {
         let problem = writer.write(daemon.metricsExposition())
         failing.withLock { last in

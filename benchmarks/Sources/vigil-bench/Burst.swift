@@ -99,7 +99,7 @@ final class BurstCounters: Sendable {
     let failed = Atomic<Int>(0)
     let firstError = Atomic<Int32>(0)
     /// Pids of the stand-ins spawned, so that alerts can be checked against them.
-    let standInPids = Mutex<[Int32]>([])
+    let standInPids = Locked<[Int32]>([])
 }
 
 /// Spawns `total` processes from `burstThreads` threads with posix_spawn (process i is the stand-in when
