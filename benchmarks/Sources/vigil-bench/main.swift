@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--no-exec-subject] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -123,7 +123,10 @@ var resultsPath: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
-    case "--quick": quick = true
+    case "--quick":
+        quick = true
+        PeerTrials.quick = true
+    case "--no-exec-subject": ExecSubject.enabled = false
     case "--flips":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         flipOverride = value
@@ -292,8 +295,10 @@ func runDriftRounds(tmpfs: Bool) -> (vigil: DriftResult, peers: [DriftResult]) {
 func runLogScenarios() -> LogResults {
     let lines = quick ? 100 : 1_000
     print("log latency: \(lines) appended lines per subject in \(rounds) round\(rounds == 1 ? "" : "s")…")
-    let (mine, theirs) = runLogLatency(vigil: vigilPath, rules: rulesDirectory, lines: lines, rounds: rounds)
-    for result in [mine, theirs] {
+    let latency = runLogLatency(vigil: vigilPath, rules: rulesDirectory, lines: lines, rounds: rounds)
+    print("log latency across a rotation: \(PeerTrials.rotationPerRound) lines per subject per round…")
+    let rotated = runLogLatency(vigil: vigilPath, rules: rulesDirectory, lines: lines, rounds: rounds, rotation: true)
+    for result in latency + rotated {
         let s = LatencySummary(result.latencies)
         print(
             "log latency: \(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) extra; "
@@ -318,7 +323,7 @@ func runLogScenarios() -> LogResults {
         print("log torture (\(rotation.rawValue)): \(result.map(\.description) ?? failure ?? "failed")")
         torture.append((settings, result, failure))
     }
-    return LogResults(vigil: mine, peer: theirs, torture: torture)
+    return LogResults(latency: latency, rotation: rotated, torture: torture)
 }
 
 if logsOnly {
