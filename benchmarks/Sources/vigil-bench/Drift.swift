@@ -85,9 +85,14 @@ let missTimeoutMilliseconds = 2_000
 /// The rule the flips exercise.
 let sslRule = "upload-ssl-verification-disabled"
 
+/// The name of the Vigil subject whose rule runs the one-shot (`exec`) instead of writing its alert line.
+let vigilExecSubject = "vigil (exec)"
+
 /// Runs the flips against the release `vigil run` on a fresh seed sandbox: write → alert line in `--alerts FILE`.
-func runVigilDrift(vigil: String, rules: String, flips: [Flip]) -> DriftResult {
-    var result = DriftResult(subject: "vigil")
+/// With `exec`, the shipped rules with this rule's `then:` an exec action (on resolutions too) running the
+/// one-shot, `echo "$VIGIL_STATE" >> OUT`: write → the one-shot's line.
+func runVigilDrift(vigil: String, rules: String, flips: [Flip], exec: Bool = false) -> DriftResult {
+    var result = DriftResult(subject: exec ? vigilExecSubject : "vigil")
     guard let sandbox = freshSandbox("bench-vigil", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     do {
@@ -95,10 +100,22 @@ func runVigilDrift(vigil: String, rules: String, flips: [Flip]) -> DriftResult {
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
         let alerts = work + "/alerts.jsonl"
-        let follower = try LineFollower(path: alerts)
+        let output = exec ? work + "/out" : alerts
+        let ruleFiles = exec ? work + "/rules" : rules
+        if exec {
+            try writeExecRules(
+                from: rules,
+                into: ruleFiles,
+                rule: sslRule,
+                command: ["/bin/sh", "-c", oneShot(data: "$VIGIL_STATE", output: output)],
+                onResolved: true
+            )
+            try checkRules(vigil: vigil, rules: ruleFiles, work: work)
+        }
+        let follower = try LineFollower(path: output)
         let daemon = try DaemonProcess(
             executable: vigil,
-            arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", alerts],
+            arguments: ["--rules", ruleFiles, "--root", sandbox.root, "--alerts", alerts],
             workDirectory: work
         )
         defer { daemon.stop() }
@@ -106,6 +123,11 @@ func runVigilDrift(vigil: String, rules: String, flips: [Flip]) -> DriftResult {
 
         /// Classifies a line: true when it is the flip's alert.
         func judge(_ line: String, expectFiring: Bool) -> Bool {
+            if exec {
+                if line == (expectFiring ? "firing" : "resolved") { return true }
+                if line == "firing" || line == "resolved" { result.doubled += 1 } else { result.otherLines += 1 }
+                return false
+            }
             guard JSONField.string(line, "rule") == sslRule else {
                 result.otherLines += 1
                 return false
@@ -141,10 +163,10 @@ func runVigilDrift(vigil: String, rules: String, flips: [Flip]) -> DriftResult {
                 break
             }
         }
-        if !cookieSeen { result.failures.append("vigil: the cookie flip's alert never came") }
+        if !cookieSeen { result.failures.append("\(result.subject): the cookie flip's alert never came") }
         for line in follower.drain() { _ = judge(line, expectFiring: !cookie.insecure) }
     } catch {
-        result.failures.append("vigil: \(error.description)")
+        result.failures.append("\(result.subject): \(error.description)")
     }
     return result
 }
@@ -155,17 +177,60 @@ enum Peer: CaseIterable {
     case notice
     /// (b) inotifywait | while read; grep -Eq on the content && echo: the same job as Vigil's rule.
     case contentCheck
+    /// incrond with one table line on the directory (IN_CLOSE_WRITE,IN_MOVED_TO) running the one-shot with
+    /// the file's path: like (a), a line per save, but a command spawned per event, as vigil (exec) does.
+    case incron
+    /// Monit at its shortest cycle (1 s): `check file … if changed checksum then exec` the one-shot.
+    case monit
 
     var name: String {
         switch self {
         case .notice: "peer (a) inotifywait + grep on the name"
         case .contentCheck: "peer (b) inotifywait + grep -Eq on the content"
+        case .incron: "incron (IN_CLOSE_WRITE,IN_MOVED_TO → one-shot)"
+        case .monit: "Monit (1 s cycle, checksum → one-shot)"
         }
+    }
+
+    /// Whether it spawns a command per event (what vigil (exec) is compared with).
+    var spawnsCommand: Bool { self != .notice }
+
+    /// The incrond configuration (its own table directories, allow and deny files and lock, so no system file
+    /// changes) and table, written under `work`; returns the configuration's path.
+    static func prepareIncron(work: String, directory: String, output: String) throws(HarnessError) -> String {
+        guard FileTree.makeDirectories(work + "/incron/system", mode: 0o755),
+            FileTree.makeDirectories(work + "/incron/user", mode: 0o755)
+        else { throw HarnessError("Failed to create '\(work)/incron'; check that TMPDIR is writable") }
+        try FileSaves.inPlace(work + "/incron/allow", "root\n")
+        try FileSaves.inPlace(work + "/incron/deny", "")
+        try FileSaves.inPlace(
+            work + "/incron/incron.conf",
+            """
+            system_table_dir = \(work)/incron/system
+            user_table_dir = \(work)/incron/user
+            allowed_users = \(work)/incron/allow
+            denied_users = \(work)/incron/deny
+            lockfile_dir = \(work)/incron
+            lockfile_name = incron.lock
+
+            """
+        )
+        // incrond runs the command with /bin/sh -c after putting the watched path for $@ and the name for $#.
+        try FileSaves.inPlace(
+            work + "/incron/system/vigil-bench",
+            "\(directory) IN_CLOSE_WRITE,IN_MOVED_TO \(oneShot(data: "$@/$#", output: output))\n"
+        )
+        return work + "/incron/incron.conf"
     }
 
     func command(directory: String, output: String) -> String {
         let watch = "inotifywait -m -q -e close_write,moved_to --format '%w%f' '\(directory)'"
         switch self {
+        case .incron:
+            let work = String(output[..<(output.lastIndex(of: "/") ?? output.endIndex)])
+            return "exec incrond -n -f '\(work)/incron/incron.conf'"
+        case .monit:
+            return ""
         case .notice:
             return "\(watch) | grep --line-buffered upload-service.conf >> '\(output)'"
         case .contentCheck:
@@ -175,22 +240,22 @@ enum Peer: CaseIterable {
     }
 
     /// Whether this peer writes a line for the flip: (a) for every save, (b) only when the file says false.
-    func reports(_ flip: Flip) -> Bool { self == .notice || flip.insecure }
+    func reports(_ flip: Flip) -> Bool { self != .contentCheck || flip.insecure }
 
     /// The line this peer writes for the config itself.
     func targetLine(directory: String) -> String {
-        self == .notice ? "\(directory)/upload-service.conf" : "verify_ssl false in \(directory)/upload-service.conf"
+        self != .contentCheck ? "\(directory)/upload-service.conf" : "verify_ssl false in \(directory)/upload-service.conf"
     }
 
     /// What every probe line starts with.
     func probeLinePrefix(directory: String) -> String {
-        self == .notice ? "\(directory)/upload-service.conf.probe-" : "verify_ssl false in \(directory)/probe-"
+        self != .contentCheck ? "\(directory)/upload-service.conf.probe-" : "verify_ssl false in \(directory)/probe-"
     }
 
     /// A probe file's name and content, and the line the peer writes for it.
     func probe(_ k: Int, directory: String) -> (name: String, content: String, line: String) {
         switch self {
-        case .notice:
+        case .notice, .incron, .monit:
             let name = "upload-service.conf.probe-\(k)"
             return (name, "probe\n", "\(directory)/\(name)")
         case .contentCheck:
@@ -202,7 +267,9 @@ enum Peer: CaseIterable {
 
 /// Runs the flips against a shell peer on its own fresh sandbox.
 func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
+    if peer == .monit { return runMonitDrift(flips: Array(flips.prefix(PeerTrials.monitPerRound))) }
     var result = DriftResult(subject: peer.name)
+    if peer == .incron, requireTool("incrond", package: "incron", failures: &result.failures) == nil { return result }
     guard let sandbox = freshSandbox("bench-peer", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     var process: ChildProcess?
@@ -213,6 +280,7 @@ func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
         let directory = sandbox.hostPath("/etc/analytics")
         let output = work + "/peer.out"
         let follower = try LineFollower(path: output)
+        if peer == .incron { _ = try Peer.prepareIncron(work: work, directory: directory, output: output) }
         process = try ChildProcess(
             executable: "/usr/bin/setsid",
             arguments: ["/bin/sh", "-c", peer.command(directory: directory, output: output)],
@@ -282,4 +350,57 @@ func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
         result.failures.append("\(peer.name): \(error.description)")
     }
     return result
+}
+
+// MARK: Samples and report rows of the command-spawning subjects
+
+/// Writes every subject's samples (all its measured flips) to `config-drift` (or `config-drift-tmpfs`).
+@MainActor
+func recordDriftSamples(_ results: [DriftResult], tmpfs: Bool) {
+    for result in results {
+        Samples.record(
+            scenario: tmpfs ? "config-drift-tmpfs" : "config-drift",
+            subject: result.subject,
+            nanoseconds: result.samples()
+        )
+    }
+}
+
+/// The short label of a subject in the per-method rows.
+func driftShortName(_ subject: String) -> String {
+    subject.hasPrefix("peer (") ? String(subject.prefix(8)) : subject
+}
+
+/// Ratio rows of vigil (exec) against each peer that spawns a command per event (on the flips both report:
+/// every flip, or the flips to false for peer (b)).
+func driftExecRatioRows(_ results: [DriftResult]) -> [String] {
+    guard let exec = results.first(where: { $0.subject == vigilExecSubject }) else { return [] }
+    let peers = Peer.allCases.filter(\.spawnsCommand).compactMap { peer in
+        results.first { $0.subject == peer.name }.map { (peer, $0) }
+    }
+    return peers.flatMap { peer, result in
+        let toFalse = peer == .contentCheck
+        return ratioRows(
+            (toFalse ? "vigil (exec) (to false)" : "vigil (exec) (all)", exec.samples { !toFalse || $0.insecure }),
+            against: [(toFalse ? "\(result.subject) (to false)" : "\(result.subject) (all)", result.samples())]
+        )
+    }
+}
+
+/// "How it was measured" bullets for vigil (exec), incron and Monit, and what they cannot do.
+func driftPeerNotes() -> [String] {
+    [
+        "- vigil (exec): the shipped rules with `\(sslRule)`'s `then:` an `exec` action (`on_resolved: true`) running the one-shot `/bin/sh -c 'echo \"$VIGIL_STATE\" >> OUT'`; a flip counts when `firing` (to false) or `resolved` (to true) arrives in OUT. Every command-spawning subject runs the same one-shot, each passing its data its own way.",
+        "- incron: `incrond -n -f CONF` with its own configuration (system and user table directories, allow and deny files, lock file in the sandbox: no system file is touched) and one table line `DIR IN_CLOSE_WRITE,IN_MOVED_TO echo \"$@/$#\" >> OUT` (incrond runs it with `/bin/sh -c`). Like peer (a) it cannot read the file: a line per save, whatever the value; measured on every flip, ready when a probe file's line comes back.",
+        "- Monit \(toolVersionLine("monit")): `monit -I -c CONTROL`, `set daemon 1` (its shortest cycle), own pid, id, state and log files in the sandbox, `check file … if changed checksum then exec \"/bin/sh -c 'echo $MONIT_SERVICE >> OUT'\"`. It looks once a second, so each flip waits a uniformly random 0–1 s first (fixed seed) to fall anywhere in the cycle; at most \(PeerTrials.monitPerRound) flips per round (each costs about a second). Like peer (a) it reports every save, not the value; a save that changes nothing is missed, and two saves in one cycle are one line.",
+    ]
+}
+
+/// "(Monit 5.33.0)"-style version, or "" when the tool is missing.
+func toolVersionLine(_ tool: String) -> String {
+    guard let path = findExecutable(tool) else { return "(not installed)" }
+    let work = "/tmp/vigil-bench-version-\(getpid())"
+    guard FileTree.makeDirectories(work, mode: 0o755) else { return "" }
+    defer { FileTree.remove(work) }
+    return "(`\(toolVersion(path, arguments: ["-V"], work: work))`)"
 }

@@ -648,3 +648,11 @@ struct LogResults {
         return out
     }
 }
+
+extension LogLatencyResult {
+    /// `other`'s figures under another subject name (for a printed line).
+    init(subject: String, from other: LogLatencyResult) {
+        self = LogLatencyResult(subject: subject)
+        merge(other)
+    }
+}

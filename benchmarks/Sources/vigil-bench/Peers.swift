@@ -79,6 +79,29 @@ func requireTool(_ program: String, package: String, failures: inout [String]) -
 
 // MARK: vigil (exec)
 
+/// `text` (a rule file) with `rule`'s `then:` replaced by one exec action running `command`; nil when the
+/// file has no such rule.
+func execRuleText(_ text: String, rule: String, command: [String], onResolved: Bool) -> String? {
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    guard let start = lines.firstIndex(of: "- rule: \(rule)") else { return nil }
+    let quoted = command.map {
+        "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+    }
+    let then =
+        ["  then:", "    - exec:", "        command: [\(quoted.joined(separator: ", "))]"]
+        + (onResolved ? ["        on_resolved: true"] : [])
+    // The rule's block: its indented lines up to the next top-level item (comments after it stay after it).
+    var end = start + 1
+    var last = start
+    while end < lines.count, lines[end].isEmpty || lines[end].hasPrefix(" ") || lines[end].hasPrefix("#") {
+        if lines[end].hasPrefix("  ") { last = end }
+        end += 1
+    }
+    let block = lines[(start + 1)...last].filter { !$0.hasPrefix("  then:") } + then
+    lines.replaceSubrange((start + 1)...last, with: block)
+    return lines.joined(separator: "\n")
+}
+
 /// Copies the rule files of `rulesDirectory` into `destination` (a directory made here), with `rule`'s
 /// `then:` replaced by one exec action running `command`: the shipped rules, so vigil does the same work as
 /// the "vigil" subject, except that this rule spawns the one-shot instead of writing its alert line.
@@ -92,32 +115,14 @@ func writeExecRules(
     guard FileTree.makeDirectories(destination, mode: 0o755) else {
         throw HarnessError("Failed to create '\(destination)'; check that TMPDIR is writable")
     }
-    let quoted = command.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'" }
-    let then = [
-        "  then:",
-        "    - exec:",
-        "        command: [\(quoted.joined(separator: ", "))]",
-    ] + (onResolved ? ["        on_resolved: true"] : [])
     var found = false
     for name in FileTree.names(in: rulesDirectory) where name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
         guard let text = ProcFile.readText(rulesDirectory + "/" + name) else {
             throw HarnessError("Failed to read '\(rulesDirectory)/\(name)'")
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if let start = lines.firstIndex(of: "- rule: \(rule)") {
-            found = true
-            var end = start + 1
-            var last = start
-            // The rule's block: indented lines up to the next top-level item; comments after it stay after it.
-            while end < lines.count, lines[end].isEmpty || lines[end].hasPrefix(" ") || lines[end].hasPrefix("#") {
-                if lines[end].hasPrefix("  ") { last = end }
-                end += 1
-            }
-            var block = Array(lines[(start + 1)...last]).filter { !$0.hasPrefix("  then:") }
-            block += then
-            lines.replaceSubrange((start + 1)...last, with: block)
-        }
-        try FileSaves.inPlace(destination + "/" + name, lines.joined(separator: "\n"))
+        let changed = execRuleText(text, rule: rule, command: command, onResolved: onResolved)
+        if changed != nil { found = true }
+        try FileSaves.inPlace(destination + "/" + name, changed ?? text)
     }
     guard found else {
         throw HarnessError("No rule '\(rule)' in '\(rulesDirectory)'; the exec subject needs the shipped rule")

@@ -49,16 +49,22 @@ let pollLoopScript = #"while kill -0 "$1" 2>/dev/null; do sleep 1; done; echo "d
 /// A subject of the process-death scenario.
 enum DeathSubject: CaseIterable {
     case vigil
+    /// vigil with the rule's `then:` an exec action running the one-shot (`echo "$VIGIL_PID" >> OUT`).
+    case vigilExec
     case floor
     case forkstat
     case pollLoop
+    /// Monit at its shortest cycle: `if does not exist then exec` the one-shot.
+    case monit
 
     var name: String {
         switch self {
         case .vigil: "vigil"
+        case .vigilExec: vigilExecSubject
         case .floor: "floor: bare proc connector reader (the harness)"
         case .forkstat: "forkstat -e exit"
         case .pollLoop: "kill -0 poll loop (1 s)"
+        case .monit: "Monit (1 s cycle, does not exist → one-shot)"
         }
     }
 }
@@ -105,6 +111,8 @@ struct ProcessDeathResults {
     var trials: Int
     var rounds: Int
     var vigil: DeathResult
+    /// vigil spawning the one-shot (nil with `--no-exec-subject`).
+    var vigilExec: DeathResult?
     /// The harness's own proc connector read (see ProcessFloor.swift), and kill → kernel event timestamps.
     var floor: DeathResult
     var floorDetail: FloorDetail
@@ -115,34 +123,45 @@ struct ProcessDeathResults {
 
 /// Runs `trials` kills per subject in `rounds` rounds (each subject in turn within a round, each on a fresh
 /// sandbox), so that a slow patch of the machine falls on all of them alike.
+/// Each subject's samples also go to `Samples` (`process-death`).
+@MainActor
 func runProcessDeath(vigil: String, trials: Int, rounds: Int) -> ProcessDeathResults {
     let forkstat = findExecutable("forkstat")
     var results: [DeathSubject: DeathResult] = [:]
     var floorDetail = FloorDetail()
     let perRound = max(trials / rounds, 1)
+    let subjects = DeathSubject.allCases.filter { $0 != .vigilExec || ExecSubject.enabled }
     for round in 0..<rounds {
         let count = round == rounds - 1 ? trials - perRound * (rounds - 1) : perRound
-        for subject in DeathSubject.allCases {
+        for subject in subjects {
             var pressure = CPUPressure()
             var mine = pressure.measure { () -> DeathResult in
                 switch subject {
                 case .vigil: runVigilDeath(vigil: vigil, trials: count)
+                case .vigilExec: runVigilDeath(vigil: vigil, trials: count, exec: true)
                 case .floor: runFloorDeath(trials: count, detail: &floorDetail)
                 case .forkstat: runForkstatDeath(forkstat: forkstat, trials: count)
                 case .pollLoop: runPollLoopDeath(trials: count, seed: UInt64(round + 1))
+                case .monit: runMonitDeath(trials: min(count, PeerTrials.monitPerRound), seed: UInt64(round + 101))
                 }
             }
             mine.pressure = pressure
             if results[subject] == nil { results[subject] = mine } else { results[subject]!.merge(mine) }
         }
     }
+    for subject in subjects {
+        guard let result = results[subject] else { continue }
+        Samples.record(scenario: "process-death", subject: result.subject, nanoseconds: result.latencies)
+    }
+    let none = DeathResult(subject: "none")
     return ProcessDeathResults(
         trials: trials,
         rounds: rounds,
-        vigil: results[.vigil]!,
-        floor: results[.floor]!,
+        vigil: results[.vigil] ?? none,
+        vigilExec: results[.vigilExec],
+        floor: results[.floor] ?? none,
         floorDetail: floorDetail,
-        peers: [results[.forkstat]!, results[.pollLoop]!],
+        peers: [.forkstat, .pollLoop, .monit].compactMap { results[$0] },
         forkstatVersion: forkstat.map(forkstatVersion) ?? "not installed"
     )
 }
@@ -213,25 +232,44 @@ private func runKillTrials(
     for line in follower.drain() { _ = judge(line, current: nil) }
 }
 
-/// Vigil: `vigil run --rules process-death.yaml --root SANDBOX`, alert lines in SANDBOX/alerts.jsonl.
-func runVigilDeath(vigil: String, trials: Int) -> DeathResult {
-    var result = DeathResult(subject: DeathSubject.vigil.name)
+/// Vigil: `vigil run --rules process-death.yaml --root SANDBOX`, alert lines in SANDBOX/alerts.jsonl. With
+/// `exec`, the rule's `then:` is an exec action running the one-shot, `echo "$VIGIL_PID" >> OUT`, and the
+/// trial counts when the one-shot's line with the stand-in's pid arrives in OUT.
+func runVigilDeath(vigil: String, trials: Int, exec: Bool = false) -> DeathResult {
+    var result = DeathResult(subject: exec ? DeathSubject.vigilExec.name : DeathSubject.vigil.name)
     guard let sandbox = freshSandbox("bench-death-vigil", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     do {
         try sandbox.makeDirectories("/usr/local/bin")
+        try sandbox.makeDirectories("/bench")
         let standIn = sandbox.hostPath(uploadServicePath)
         try StandIn.install("/bin/sleep", at: standIn)
-        let (daemon, follower) = try startScenarioVigil(
+        let output = sandbox.hostPath("/bench/exec.out")
+        let execFollower = exec ? try LineFollower(path: output) : nil
+        var rules = processDeathRules
+        if exec {
+            guard
+                let changed = execRuleText(
+                    rules,
+                    rule: deathRule,
+                    command: ["/bin/sh", "-c", oneShot(data: "$VIGIL_PID", output: output)],
+                    onResolved: false
+                )
+            else { throw HarnessError("No rule '\(deathRule)' in the scenario's rules") }
+            rules = changed
+        }
+        let (daemon, alertFollower) = try startScenarioVigil(
             vigil,
             sandbox: sandbox,
             rulesFile: "process-death.yaml",
-            rules: processDeathRules
+            rules: rules
         )
         var stopped = false
         defer { if !stopped { daemon.stop() } }
+        let follower = execFollower ?? alertFollower
         result.otherLines += follower.drain().count
         try runKillTrials(&result, standIn: standIn, follower: follower, trials: trials) { line in
+            if exec { return Int32(line).map { ($0, true) } }
             guard JSONField.string(line, "rule") == deathRule,
                 let pid = JSONField.label(line, "pid").flatMap({ Int32($0) })
             else { return nil }
@@ -241,7 +279,7 @@ func runVigilDeath(vigil: String, trials: Int) -> DeathResult {
             return (pid, right)
         }
         if kill(daemon.process.pid, 0) != 0 || daemon.process.wait(timeoutMilliseconds: 0) != nil {
-            result.failures.append("vigil: exited during the trials; its log:\n\(daemon.log())")
+            result.failures.append("\(result.subject): exited during the trials; its log:\n\(daemon.log())")
         }
         stopped = true
         daemon.stop()
@@ -249,7 +287,7 @@ func runVigilDeath(vigil: String, trials: Int) -> DeathResult {
             result.stopLines.append(String(line))
         }
     } catch {
-        result.failures.append("vigil: \(error.description)")
+        result.failures.append("\(result.subject): \(error)")
     }
     return result
 }
@@ -445,7 +483,7 @@ extension ProcessDeathResults {
     static let targetP50: UInt64 = 250_000
     static let targetP99: UInt64 = 1_000_000
 
-    var everyone: [DeathResult] { [vigil, floor] + peers }
+    var everyone: [DeathResult] { [vigil] + (vigilExec.map { [$0] } ?? []) + [floor] + peers }
     var detectedEverything: Bool { everyone.allSatisfy(\.detectedEverything) }
 
     /// Rows for the report's Targets table.
@@ -519,11 +557,14 @@ extension ProcessDeathResults {
         out.append("### Ratios (vigil ÷ peer; below 1 means vigil is faster)\n")
         out.append("| comparison | p50 | p99 | max |")
         out.append("|---|---|---|---|")
-        if let mine = LatencySummary(vigil.latencies) {
-            for peer in peers {
+        let mineAndExec = [vigil] + (vigilExec.map { [$0] } ?? [])
+        for mine in mineAndExec {
+            guard let a = LatencySummary(mine.latencies) else { continue }
+            // vigil (exec) is compared with the peers that spawn the one-shot.
+            for peer in peers where mine.subject == vigil.subject || peer.subject == DeathSubject.monit.name {
                 guard let theirs = LatencySummary(peer.latencies) else { continue }
                 out.append(
-                    "| vigil vs \(peer.subject) | \(wideRatio(mine.p50, theirs.p50)) | \(wideRatio(mine.p99, theirs.p99)) | \(wideRatio(mine.max, theirs.max)) |"
+                    "| \(mine.subject) vs \(peer.subject) | \(wideRatio(a.p50, theirs.p50)) | \(wideRatio(a.p99, theirs.p99)) | \(wideRatio(a.max, theirs.max)) |"
                 )
             }
         }
@@ -562,6 +603,16 @@ extension ProcessDeathResults {
             \(deathMissTimeoutMilliseconds) ms. After the trials, one more kill (a cookie) must be reported, \
             which proves the subject has written all it will write about the earlier ones (any second line \
             for a pid is "doubled").
+            - vigil (exec): the same rule file with the rule's `then:` an `exec` action running the one-shot \
+            `/bin/sh -c 'echo "$VIGIL_PID" >> OUT'`; a trial counts when the line with the stand-in's pid arrives \
+            in OUT. It is compared with Monit, the peer that spawns the same one-shot.
+            - Monit (`set daemon 1`, its shortest cycle; `monit -I -c CONTROL` with its own pid, id, state and log \
+            files in the sandbox): `check process upload-service matching "^SANDBOX\(uploadServicePath)"`, \
+            `if does not exist then exec "/bin/sh -c 'echo down >> OUT'"`, `else if succeeded then exec` the same \
+            with `up`. Per trial: a fresh stand-in, its `up` line (Monit has seen it), a uniformly random 0–1 s \
+            pause (fixed seed) so the kill falls anywhere in the cycle, SIGKILL, reaped at once (Monit reads \
+            /proc, where a zombie still exists), and the `down` line. At most \(PeerTrials.monitPerRound) trials \
+            per round: each takes about a second.
 
             """
         )

@@ -190,7 +190,7 @@ struct Report {
                 peer.samples()
             )
             for method in WriteMethod.allCases {
-                row("\(peer.subject.prefix(8)), \(method.rawValue)", peer.samples { $0.method == method })
+                row("\(driftShortName(peer.subject)), \(method.rawValue)", peer.samples { $0.method == method })
             }
         }
         out.append("")
@@ -227,7 +227,7 @@ struct Report {
         out.append("### Ratios (vigil ÷ peer; below 1 means vigil is faster)\n")
         out.append("| comparison | p50 | p99 |")
         out.append("|---|---|---|")
-        for peer in peers {
+        for peer in peers where peer.subject != vigilExecSubject {
             let contentOnly = peer.subject.hasPrefix("peer (b)")
             let mine = LatencySummary(contentOnly ? vigil.samples { $0.insecure } : vigil.samples())
             let theirs = LatencySummary(peer.samples())
@@ -240,6 +240,7 @@ struct Report {
                 )
             }
         }
+        out += driftExecRatioRows(peers)
         out.append("")
 
         out.append("### Detection\n")
@@ -309,6 +310,7 @@ struct Report {
             the rule (content check, alert line), but it writes nothing when the value goes back to true, so it \
             is measured on the flips to false only; after each flip to true a probe file (`probe-N.conf`) and \
             its line prove it has handled that flip before the next one.
+            \(driftPeerNotes().joined(separator: "\n"))
             - Peers are started with `setsid /bin/sh -c …`, declared ready when a probe file's line comes back \
             (never a sleep), and stopped by signalling their process group.
             - Idle: utime+stime from `/proc/PID/stat` (tick resolution, \(1_000 / Int(sysconf(Int32(_SC_CLK_TCK)))) ms), \

@@ -279,15 +279,22 @@ func runDriftRounds(tmpfs: Bool) -> (vigil: DriftResult, peers: [DriftResult]) {
     let peerKinds: [Peer] = tmpfs ? [.notice] : Peer.allCases
     var vigil: DriftResult?
     var peers: [DriftResult?] = Array(repeating: nil, count: peerKinds.count)
+    var exec: DriftResult?
     for chunk in roundFlips {
         let mine = runVigilDrift(vigil: vigilPath, rules: rulesDirectory, flips: chunk)
         if vigil == nil { vigil = mine } else { vigil!.merge(mine) }
+        if !tmpfs && ExecSubject.enabled {
+            let mineExec = runVigilDrift(vigil: vigilPath, rules: rulesDirectory, flips: chunk, exec: true)
+            if exec == nil { exec = mineExec } else { exec!.merge(mineExec) }
+        }
         for (i, peer) in peerKinds.enumerated() {
             let theirs = runPeerDrift(peer, flips: chunk)
             if peers[i] == nil { peers[i] = theirs } else { peers[i]!.merge(theirs) }
         }
     }
-    return (vigil!, peers.map { $0! })
+    let others = (exec.map { [$0] } ?? []) + peers.map { $0! }
+    recordDriftSamples([vigil!] + others, tmpfs: tmpfs)
+    return (vigil!, others)
 }
 
 /// The log scenarios: appended line → alert against `tail -F | grep`, and the rotation torture.
@@ -298,7 +305,7 @@ func runLogScenarios() -> LogResults {
     let latency = runLogLatency(vigil: vigilPath, rules: rulesDirectory, lines: lines, rounds: rounds)
     print("log latency across a rotation: \(PeerTrials.rotationPerRound) lines per subject per round…")
     let rotated = runLogLatency(vigil: vigilPath, rules: rulesDirectory, lines: lines, rounds: rounds, rotation: true)
-    for result in latency + rotated {
+    for result in latency + rotated.map({ LogLatencyResult(subject: "(rotation) " + $0.subject, from: $0) }) {
         let s = LatencySummary(result.latencies)
         print(
             "log latency: \(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) extra; "
