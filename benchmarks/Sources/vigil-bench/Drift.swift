@@ -93,6 +93,7 @@ let vigilExecSubject = "vigil (exec)"
 /// one-shot, `echo "$VIGIL_STATE" >> OUT`: write → the one-shot's line.
 func runVigilDrift(vigil: String, rules: String, flips: [Flip], exec: Bool = false) -> DriftResult {
     var result = DriftResult(subject: exec ? vigilExecSubject : "vigil")
+    let flips = exec ? Array(flips.prefix(PeerTrials.commandFlipsPerRound)) : flips
     guard let sandbox = freshSandbox("bench-vigil", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
     do {
@@ -244,7 +245,8 @@ enum Peer: CaseIterable {
 
     /// The line this peer writes for the config itself.
     func targetLine(directory: String) -> String {
-        self != .contentCheck ? "\(directory)/upload-service.conf" : "verify_ssl false in \(directory)/upload-service.conf"
+        self != .contentCheck
+            ? "\(directory)/upload-service.conf" : "verify_ssl false in \(directory)/upload-service.conf"
     }
 
     /// What every probe line starts with.
@@ -267,13 +269,14 @@ enum Peer: CaseIterable {
 
 /// Runs the flips against a shell peer on its own fresh sandbox.
 func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
-    if peer == .monit { return runMonitDrift(flips: Array(flips.prefix(PeerTrials.monitPerRound))) }
+    if peer == .monit { return runMonitDrift(flips: monitFlips(flips)) }
     var result = DriftResult(subject: peer.name)
     if peer == .incron, requireTool("incrond", package: "incron", failures: &result.failures) == nil { return result }
+    let flips = peer == .incron ? Array(flips.prefix(PeerTrials.commandFlipsPerRound)) : flips
     guard let sandbox = freshSandbox("bench-peer", failures: &result.failures) else { return result }
     defer { sandbox.remove() }
-    var process: ChildProcess?
-    defer { stopProcessGroup(process) }
+    var process: PeerDaemon?
+    defer { process?.stop() }
     do {
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
@@ -281,10 +284,10 @@ func runPeerDrift(_ peer: Peer, flips: [Flip]) -> DriftResult {
         let output = work + "/peer.out"
         let follower = try LineFollower(path: output)
         if peer == .incron { _ = try Peer.prepareIncron(work: work, directory: directory, output: output) }
-        process = try ChildProcess(
-            executable: "/usr/bin/setsid",
+        process = try PeerDaemon(
             arguments: ["/bin/sh", "-c", peer.command(directory: directory, output: output)],
-            standardError: work + "/peer.err"
+            output: work + "/peer.stdout",
+            error: work + "/peer.err"
         )
         let target = peer.targetLine(directory: directory)
         var probes = 0
@@ -392,15 +395,35 @@ func driftPeerNotes() -> [String] {
     [
         "- vigil (exec): the shipped rules with `\(sslRule)`'s `then:` an `exec` action (`on_resolved: true`) running the one-shot `/bin/sh -c 'echo \"$VIGIL_STATE\" >> OUT'`; a flip counts when `firing` (to false) or `resolved` (to true) arrives in OUT. Every command-spawning subject runs the same one-shot, each passing its data its own way.",
         "- incron: `incrond -n -f CONF` with its own configuration (system and user table directories, allow and deny files, lock file in the sandbox: no system file is touched) and one table line `DIR IN_CLOSE_WRITE,IN_MOVED_TO echo \"$@/$#\" >> OUT` (incrond runs it with `/bin/sh -c`). Like peer (a) it cannot read the file: a line per save, whatever the value; measured on every flip, ready when a probe file's line comes back.",
-        "- Monit \(toolVersionLine("monit")): `monit -I -c CONTROL`, `set daemon 1` (its shortest cycle), own pid, id, state and log files in the sandbox, `check file … if changed checksum then exec \"/bin/sh -c 'echo $MONIT_SERVICE >> OUT'\"`. It looks once a second, so each flip waits a uniformly random 0–1 s first (fixed seed) to fall anywhere in the cycle; at most \(PeerTrials.monitPerRound) flips per round (each costs about a second). Like peer (a) it reports every save, not the value; a save that changes nothing is missed, and two saves in one cycle are one line.",
+        "- Monit\(toolVersionLine("monit")): `monit -I -c CONTROL`, `set daemon 1` (its shortest cycle), own pid, id, state and log files in the sandbox, `check file … if changed checksum then exec \"/bin/sh -c 'echo $MONIT_SERVICE >> OUT'\"`. It looks once a second, so each flip waits a uniformly random 0–1 s first (fixed seed) to fall anywhere in the cycle; at most \(PeerTrials.monitPerRound) flips per round (each costs about a second). Like peer (a) it reports every save, not the value; a save that changes nothing is missed, and two saves in one cycle are one line.",
+        "- Not measured: swatch, SEC and fail2ban (they follow appended log lines; a config saved in place or by rename is no stream of lines to them).",
     ]
 }
 
 /// "(Monit 5.33.0)"-style version, or "" when the tool is missing.
 func toolVersionLine(_ tool: String) -> String {
-    guard let path = findExecutable(tool) else { return "(not installed)" }
+    guard let path = findExecutable(tool) else { return " (not installed)" }
     let work = "/tmp/vigil-bench-version-\(getpid())"
     guard FileTree.makeDirectories(work, mode: 0o755) else { return "" }
     defer { FileTree.remove(work) }
-    return "(`\(toolVersion(path, arguments: ["-V"], work: work))`)"
+    return " ("
+        + Substring(toolVersion(path, arguments: ["-V"], work: work)).replacingFirst("This is Monit version ", with: "")
+        + ")"
+}
+
+/// Monit's share of a round's flips: `PeerTrials.monitPerRound` of them, whole false/true pairs spread over
+/// the round (so every save changes the checksum and the save methods vary).
+func monitFlips(_ flips: [Flip]) -> [Flip] {
+    let pairs = flips.count / 2
+    let wanted = min(pairs, (PeerTrials.monitPerRound + 1) / 2)
+    guard wanted > 0 else { return [] }
+    var spacing = max(1, pairs / wanted)
+    if spacing % 8 == 0 { spacing -= 1 }
+    var chosen: [Flip] = []
+    for k in 0..<wanted {
+        let first: Int = 2 * k * spacing
+        chosen.append(flips[first])
+        chosen.append(flips[first + 1])
+    }
+    return chosen
 }

@@ -358,7 +358,6 @@ func runLogSubject(
         }
         if let peerArguments {
             peer = try PeerDaemon(
-                name: subject.name,
                 arguments: peerArguments,
                 output: work + "/peer.stdout",
                 error: work + "/peer.err"
@@ -442,7 +441,6 @@ func runLogLatency(
     }
     return results
 }
-
 
 // MARK: Rotation torture
 
@@ -543,10 +541,12 @@ struct LogResults {
         for result in results {
             if let s = LatencySummary(result.latencies) {
                 out.append(
-                    "| \(result.subject) | \(result.latencies.count)/\(result.expected) | \(result.missed) | \(result.doubled) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) |"
+                    "| \(result.subject.replacingPipes()) | \(result.latencies.count)/\(result.expected) | \(result.missed) | \(result.doubled) | \(milliseconds(s.p50)) | \(milliseconds(s.p90)) | \(milliseconds(s.p99)) | \(milliseconds(s.max)) | \(milliseconds(s.mean)) |"
                 )
             } else {
-                out.append("| \(result.subject) | 0/\(result.expected) | \(result.missed) | – | – | – | – | – | – |")
+                out.append(
+                    "| \(result.subject.replacingPipes()) | 0/\(result.expected) | \(result.missed) | – | – | – | – | – | – |"
+                )
             }
         }
         for result in results {
@@ -563,7 +563,9 @@ struct LogResults {
         }
         let peers = LogSubject.allCases.filter { $0 != .vigil && $0 != .vigilExec }.compactMap(named)
         let spawning = LogSubject.allCases.filter(\.spawnsCommand).compactMap(named)
-        var out = ["### Ratios (vigil ÷ peer; below 1 means vigil is faster)\n", "| comparison | p50 | p99 |", "|---|---|---|"]
+        var out = [
+            "### Ratios (vigil ÷ peer; below 1 means vigil is faster)\n", "| comparison | p50 | p99 |", "|---|---|---|",
+        ]
         if let mine = named(.vigil) { out += ratioRows(mine, against: peers) }
         if let mine = named(.vigilExec) { out += ratioRows(mine, against: spawning) }
         out.append("")

@@ -30,7 +30,6 @@ private func startMonit(
 ) throws(HarnessError) -> PeerDaemon {
     let control = try writeMonitControl(work: work, checks: checks)
     let daemon = try PeerDaemon(
-        name: "monit",
         arguments: [monit, "-I", "-c", control],
         output: work + "/monit.stdout",
         error: work + "/monit.err"

@@ -17,31 +17,67 @@ enum PeerTrials {
     /// Set by main from `--quick`.
     nonisolated(unsafe) static var quick = false
     /// Monit checks once per cycle (1 s at its shortest), so each trial costs about a second.
-    static var monitPerRound: Int { quick ? 3 : 25 }
+    static var monitPerRound: Int { quick ? 2 : 26 }
     /// fail2ban bans from a queue its actions thread serves: about a tenth to half a second a line.
-    static var fail2banPerRound: Int { quick ? 10 : 50 }
+    static var fail2banPerRound: Int { quick ? 3 : 50 }
     /// swatch, SEC and vigil (exec) on appended lines, per round.
-    static var logPerRound: Int { quick ? 20 : 250 }
+    static var logPerRound: Int { quick ? 10 : 250 }
+    /// incron and vigil (exec) on config drift, per round (an even number: whole false/true pairs).
+    static var commandFlipsPerRound: Int { quick ? 20 : 1_000 }
     /// Every subject of the rotation variant, per round.
-    static var rotationPerRound: Int { quick ? 10 : 50 }
+    static var rotationPerRound: Int { quick ? 3 : 50 }
 }
 
 /// The one-shot command every subject of a scenario runs: `/bin/sh -c 'echo "DATA" >> OUT'`.
 func oneShot(data: String, output: String) -> String { "echo \"\(data)\" >> '\(output)'" }
 
-/// Process groups of the peer daemons now running, so that an early `exit` still stops them (atexit).
-nonisolated(unsafe) private var runningPeerGroups = Set<Int32>()
-nonisolated(unsafe) private var atexitInstalled = false
+/// Process groups of the peer daemons now running (0: a free slot), in memory a signal handler may read: an
+/// early `exit`, SIGINT or SIGTERM still stops them (they run in their own sessions, out of reach of the
+/// terminal's signals).
+nonisolated(unsafe) private let runningPeerGroups: UnsafeMutablePointer<Int32> = {
+    let slots = UnsafeMutablePointer<Int32>.allocate(capacity: peerGroupSlots)
+    slots.initialize(repeating: 0, count: peerGroupSlots)
+    return slots
+}()
+private let peerGroupSlots = 64
+nonisolated(unsafe) private var cleanupInstalled = false
+
+/// SIGKILL to every peer group still registered.
+private func killRunningPeerGroups() {
+    for slot in 0..<peerGroupSlots where runningPeerGroups[slot] > 0 { kill(-runningPeerGroups[slot], SIGKILL) }
+}
+
+/// Registers `group`; on the first call, installs the atexit hook and the SIGINT/SIGTERM handlers.
+private func registerPeerGroup(_ group: Int32) {
+    if !cleanupInstalled {
+        cleanupInstalled = true
+        atexit { killRunningPeerGroups() }
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { received in
+                killRunningPeerGroups()
+                signal(received, SIG_DFL)
+                raise(received)
+            }
+        }
+    }
+    for slot in 0..<peerGroupSlots where runningPeerGroups[slot] == 0 {
+        runningPeerGroups[slot] = group
+        return
+    }
+}
+
+private func unregisterPeerGroup(_ group: Int32) {
+    for slot in 0..<peerGroupSlots where runningPeerGroups[slot] == group { runningPeerGroups[slot] = 0 }
+}
 
 /// A peer daemon started under `setsid` (its own process group: the commands it spawns are in it too), stopped
-/// with its whole group by `stop()`, by the caller's `defer`, or at exit if the harness ends early.
+/// with its whole group by `stop()`, by the caller's `defer`, or at exit or on SIGINT/SIGTERM if the harness
+/// ends early.
 final class PeerDaemon {
     let process: ChildProcess
-    let name: String
     let errorPath: String
 
-    init(name: String, arguments: [String], output: String, error: String) throws(HarnessError) {
-        self.name = name
+    init(arguments: [String], output: String, error: String) throws(HarnessError) {
         errorPath = error
         process = try ChildProcess(
             executable: "/usr/bin/setsid",
@@ -49,19 +85,13 @@ final class PeerDaemon {
             standardOutput: output,
             standardError: error
         )
-        runningPeerGroups.insert(process.pid)
-        if !atexitInstalled {
-            atexitInstalled = true
-            atexit {
-                for group in runningPeerGroups { kill(-group, SIGKILL) }
-            }
-        }
+        registerPeerGroup(process.pid)
     }
 
     /// SIGTERM to the group, SIGKILL after two seconds.
     func stop() {
         stopProcessGroup(process)
-        runningPeerGroups.remove(process.pid)
+        unregisterPeerGroup(process.pid)
     }
 
     /// Its stderr, for a failure message.
@@ -170,13 +200,17 @@ func toolVersion(_ executable: String, arguments: [String], work: String) -> Str
 // MARK: Ratios
 
 /// Rows "| A vs B | p50 | p99 |" of `mine` against each of `theirs` (vigil ÷ peer).
-func ratioRows(_ mine: (name: String, samples: [UInt64]), against theirs: [(name: String, samples: [UInt64])])
+func ratioRows(
+    _ mine: (name: String, samples: [UInt64]),
+    against theirs: [(name: String, samples: [UInt64])]
+)
     -> [String]
 {
     guard let a = LatencySummary(mine.samples) else { return [] }
     return theirs.compactMap { peer in
         guard let b = LatencySummary(peer.samples) else { return nil }
-        return "| \(mine.name) vs \(peer.name) | \(wideRatio(a.p50, b.p50)) | \(wideRatio(a.p99, b.p99)) |"
+        return
+            "| \(mine.name.replacingPipes()) vs \(peer.name.replacingPipes()) | \(wideRatio(a.p50, b.p50)) | \(wideRatio(a.p99, b.p99)) |"
     }
 }
 

@@ -569,6 +569,9 @@ extension ProcessDeathResults {
             }
         }
         out.append("")
+        out.append(
+            "Not measured: incron (inotify sees files, not processes), swatch, SEC and fail2ban (they read logs; a SIGKILLed process writes no line).\n"
+        )
         out.append("### Detection\n")
         out.append("| subject | trials | seen | missed | doubled | wrong fields | other lines | problems |")
         out.append("|---|---|---|---|---|---|---|---|")

@@ -236,7 +236,7 @@ struct Report {
                     contentOnly
                     ? "vigil (to false) vs \(peer.subject) (to false)" : "vigil (all) vs \(peer.subject) (all)"
                 out.append(
-                    "| \(label) | \(ratio(Double(mine.p50), Double(theirs.p50))) | \(ratio(Double(mine.p99), Double(theirs.p99))) |"
+                    "| \(label) | \(wideRatio(mine.p50, theirs.p50)) | \(wideRatio(mine.p99, theirs.p99)) |"
                 )
             }
         }
