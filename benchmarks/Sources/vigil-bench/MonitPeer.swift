@@ -18,15 +18,14 @@ let monitMissTimeoutMilliseconds = 3_000
 /// one-shot is the same `/bin/sh -c 'echo DATA >> OUT'` without inner quotes (sandbox paths have no spaces).
 func monitOneShot(data: String, output: String) -> String { "/bin/sh -c 'echo \(data) >> \(output)'" }
 
-/// Starts Monit on `checks` in `work`, its lines in `output`; ready once `ready` is seen in `follower`
-/// (the first cycle's own line), within `timeoutMilliseconds`.
+/// Starts Monit on `checks` in `work`; ready once `ready` (a line its first cycle writes) is seen in
+/// `follower`, within 15 s.
 private func startMonit(
     _ monit: String,
     work: String,
     checks: String,
     follower: LineFollower,
-    ready: String,
-    prod: () throws(HarnessError) -> Void = {}
+    ready: String
 ) throws(HarnessError) -> PeerDaemon {
     let control = try writeMonitControl(work: work, checks: checks)
     let daemon = try PeerDaemon(
@@ -34,11 +33,8 @@ private func startMonit(
         output: work + "/monit.stdout",
         error: work + "/monit.err"
     )
-    for _ in 0..<10 {
-        try prod()
-        while let (line, _) = follower.next(timeoutMilliseconds: 1_500) {
-            if line == ready { return daemon }
-        }
+    while let (line, _) = follower.next(timeoutMilliseconds: 15_000) {
+        if line == ready { return daemon }
     }
     daemon.stop()
     throw HarnessError(
@@ -61,21 +57,20 @@ func runMonitDrift(flips: [Flip]) -> DriftResult {
         let output = work + "/monit.out"
         let follower = try LineFollower(path: output)
         let config = sandbox.hostPath(SeedSandbox.configPath)
-        var probe = 0
-        // Ready when a change of the file (a comment added) comes back: Monit has its first checksum.
+        // Ready at the first cycle's end: a second check, listed after the config's, on a file that does not
+        // exist, runs the one-shot with `ready`; by then Monit has the config's first checksum. No sleeping.
         daemon = try startMonit(
             monit,
             work: work,
             checks: """
                 check file upload-service-conf with path \(config)
                   if changed checksum then exec "\(monitOneShot(data: "$MONIT_SERVICE", output: output))"
+                check file first-cycle with path \(work)/first-cycle
+                  if does not exist then exec "\(monitOneShot(data: "ready", output: output))"
                 """,
             follower: follower,
-            ready: "upload-service-conf"
-        ) { () throws(HarnessError) in
-            probe += 1
-            try sandbox.write(SeedSandbox.configPath, SeedSandbox.fixedConfig + "# probe \(probe)\n")
-        }
+            ready: "ready"
+        )
         var random = SplitMix64(seed: 0x6d6f_6e69_74)
         for flip in flips {
             pause(milliseconds: Int(random.next(below: 1_000)))
