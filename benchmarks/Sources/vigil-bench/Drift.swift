@@ -231,7 +231,8 @@ enum Peer: CaseIterable {
             let work = String(output[..<(output.lastIndex(of: "/") ?? output.endIndex)])
             return "exec incrond -n -f '\(work)/incron/incron.conf'"
         case .monit:
-            return ""
+            return ""  // never run as a shell line: runPeerDrift hands Monit to runMonitDrift
+
         case .notice:
             return "\(watch) | grep --line-buffered upload-service.conf >> '\(output)'"
         case .contentCheck:

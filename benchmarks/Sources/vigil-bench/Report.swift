@@ -294,7 +294,7 @@ struct Report {
         out.append(
             """
             - Each subject runs alone on a fresh `SeedSandbox` (config starts at `verify_ssl = true`), one after \
-            the other in the same run: vigil, then peer (a), then peer (b); the same flip sequence for each, \
+            the other in the same run: vigil, vigil (exec), peer (a), peer (b), incron, Monit; the same flip sequence for each, \
             in rounds (4 in the reference run, each subject in turn within a round) so that a slow patch of \
             the machine falls on every subject alike.
             - Flips alternate `verify_ssl` false/true; each false/true pair uses one save method: of every 8 pairs, \
