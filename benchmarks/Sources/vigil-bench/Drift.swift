@@ -188,8 +188,8 @@ enum Peer: CaseIterable {
         switch self {
         case .notice: "peer (a) inotifywait + grep on the name"
         case .contentCheck: "peer (b) inotifywait + grep -Eq on the content"
-        case .incron: "incron (IN_CLOSE_WRITE,IN_MOVED_TO → one-shot)"
-        case .monit: "Monit (1 s cycle, checksum → one-shot)"
+        case .incron: "incron (IN_CLOSE_WRITE+IN_MOVED_TO → one-shot)"
+        case .monit: "Monit (1 s cycle: checksum → one-shot)"
         }
     }
 

@@ -73,7 +73,7 @@ enum LogSubject: CaseIterable {
         case .tailGrep: "tail -F | grep --line-buffered"
         case .swatch: "swatchdog (exec)"
         case .sec: "SEC (shellcmd)"
-        case .fail2ban: "fail2ban (actionban, \(Fail2banPeer.backend))"
+        case .fail2ban: "fail2ban (actionban; \(Fail2banPeer.backend))"
         }
     }
 

@@ -64,7 +64,7 @@ enum DeathSubject: CaseIterable {
         case .floor: "floor: bare proc connector reader (the harness)"
         case .forkstat: "forkstat -e exit"
         case .pollLoop: "kill -0 poll loop (1 s)"
-        case .monit: "Monit (1 s cycle, does not exist → one-shot)"
+        case .monit: "Monit (1 s cycle: does not exist → one-shot)"
         }
     }
 }
