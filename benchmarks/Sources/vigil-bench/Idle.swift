@@ -63,12 +63,15 @@ struct ProcessUsage {
     }
 }
 
-/// Idle cost of `vigil run` with the seed rules: CPU and wake-ups over `seconds` with nothing happening.
+/// Idle cost of `vigil run` with the seed rules: CPU and wake-ups over `seconds` with nothing happening,
+/// and the same for each peer daemon watching the same seed files over the same window.
 struct IdleResult {
     var seconds = 0
     var before = ProcessUsage()
     var after = ProcessUsage()
     var failures: [String] = []
+    /// The peers, measured over the same window (empty with `peers: false`).
+    var peers: [PeerIdle] = []
 
     var cpuMillisecondsFromTicks: Double {
         Double(after.ticks - before.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -77,7 +80,9 @@ struct IdleResult {
     var wakeups: Int { after.contextSwitches - before.contextSwitches }
 }
 
-func runIdle(vigil: String, rules: String, seconds: Int) -> IdleResult {
+/// Starts vigil (to READY) and, with `peers`, every peer daemon on the same sandbox; gives them 1 s to
+/// settle, then reads every process's usage before and after `seconds` of nothing happening.
+func runIdle(vigil: String, rules: String, seconds: Int, peers withPeers: Bool = true) -> IdleResult {
     var result = IdleResult(seconds: seconds)
     do {
         let sandbox = try SeedSandbox(label: "bench-idle")
@@ -90,12 +95,19 @@ func runIdle(vigil: String, rules: String, seconds: Int) -> IdleResult {
             workDirectory: work
         )
         defer { daemon.stop() }
+        let peers = withPeers ? IdlePeers(sandbox: sandbox) : nil
+        defer { peers?.stop() }
+        // Settling time for the peers (start-up reads, first Monit cycle), not a synchronisation.
+        if peers != nil { pause(milliseconds: 1_000) }
+        let peersBefore = peers?.read() ?? [:]
         guard let before = ProcessUsage.read(daemon.process.pid) else {
             result.failures.append("idle: /proc/\(daemon.process.pid) could not be read after READY")
             return result
         }
         // The wait is the measurement: the daemon is left alone for the interval.
         pause(milliseconds: seconds * 1_000)
+        let peersAfter = peers?.read() ?? [:]
+        result.peers = peers?.results(before: peersBefore, after: peersAfter, sandbox: sandbox) ?? []
         guard let after = ProcessUsage.read(daemon.process.pid) else {
             result.failures.append("idle: vigil exited during the idle interval; its log:\n\(daemon.log())")
             return result
@@ -106,4 +118,45 @@ func runIdle(vigil: String, rules: String, seconds: Int) -> IdleResult {
         result.failures.append("idle: \(error.description)")
     }
     return result
+}
+
+extension IdleResult {
+    /// vigil's own row, for the idle-only report.
+    func vigilLines() -> [String] {
+        failures.isEmpty
+            ? [
+                "vigil over \(seconds) s: \(milliseconds(cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(wakeups) wake-ups, "
+                    + "\(after.threads) threads, VmRSS \(after.rssKiB) KiB, VmHWM \(after.hwmKiB) KiB."
+            ] : ["Failed: \(failures.joined(separator: "; "))"]
+    }
+
+    /// The peers' table: each against vigil over the same window (ratios are peer ÷ vigil).
+    func peerMarkdown() -> [String] {
+        guard !peers.isEmpty else { return [] }
+        var out = [
+            "",
+            "Peers over the same \(seconds) s window, each started next to vigil in the same sandbox and watching the same "
+                + "seed files (config directory, unified log), given 1 s to settle first. A peer's figures add up its process "
+                + "tree (VmHWM: the sum of each process's peak). Ratios are peer ÷ vigil.",
+            "",
+            "| subject | command | CPU over the window (schedstat) | wake-ups | threads | VmRSS | VmHWM | CPU ÷ vigil | wake-ups ÷ vigil | VmRSS ÷ vigil |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            "| vigil | `vigil run --rules rules/` | \(milliseconds(cpuNanosecondsFromSchedstat)) ms | \(wakeups) | \(after.threads) | \(after.rssKiB) KiB | \(after.hwmKiB) KiB | 1 | 1 | 1 |",
+        ]
+        func ratio(_ peer: Double, _ vigil: Double) -> String {
+            guard vigil > 0 else { return "–" }
+            let tenths = Int((peer / vigil * 10).rounded())
+            return "\(tenths / 10).\(tenths % 10)×"
+        }
+        for peer in peers {
+            guard peer.failure == nil else {
+                out.append("| \(peer.subject) | `\(peer.command)` | \(peer.failure ?? "") | | | | | | | |")
+                continue
+            }
+            out.append(
+                "| \(peer.subject) | `\(peer.command.replacingPipes())` | \(milliseconds(peer.cpuNanoseconds)) ms | \(peer.wakeups) | \(peer.after.threads) | \(peer.after.rssKiB) KiB | \(peer.after.hwmKiB) KiB | \(ratio(Double(peer.cpuNanoseconds), Double(cpuNanosecondsFromSchedstat))) | \(ratio(Double(peer.wakeups), Double(wakeups))) | \(ratio(Double(peer.after.rssKiB), Double(after.rssKiB))) |"
+            )
+        }
+        return out
+    }
 }

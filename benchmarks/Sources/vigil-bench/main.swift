@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--idle-only] [--pipeline-files N] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -117,6 +117,9 @@ var thresholdScenario = true
 var thresholdsOnly = false
 var reloadScenario = true
 var reloadOnly = false
+/// Idle cost (vigil and the peer daemons) and the pipeline burst alone.
+var idleOnly = false
+var pipelineFilesOverride: Int?
 var reloadsOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
@@ -175,6 +178,10 @@ while let argument = arguments.next() {
     case "--thresholds-only": thresholdsOnly = true
     case "--no-reload": reloadScenario = false
     case "--reload-only": reloadOnly = true
+    case "--idle-only": idleOnly = true
+    case "--pipeline-files":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        pipelineFilesOverride = value
     case "--reloads":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         reloadsOverride = value
@@ -242,6 +249,7 @@ let flipCount = flipOverride ?? (quick ? 100 : 1_000)
 let killCount = killOverride ?? (quick ? 50 : 500)
 let burstCount = burstOverride ?? (quick ? 2_000 : 20_000)
 let idleSeconds = quick ? 3 : 30
+let pipelineFiles = pipelineFilesOverride ?? (quick ? 1_000 : 20_000)
 let flips = Flip.plan(count: flipCount)
 
 /// Whether `path` is on a tmpfs (`statfs` magic `TMPFS_MAGIC`).
@@ -529,6 +537,34 @@ func runReloadScenario() -> ReloadResult {
     return result
 }
 
+/// The pipeline burst: vigil and inotifywait, results printed.
+@MainActor
+func runPipelineScenario() -> [PipelineResult] {
+    print("pipeline: a burst of \(pipelineFiles) file creations…")
+    let results = PipelineBench.run(vigil: vigilPath, files: pipelineFiles)
+    for line in results.lines() { print(line) }
+    return results
+}
+
+if idleOnly {
+    print("idle: measuring \(idleSeconds) s, vigil and the peer daemons…")
+    let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
+    for peer in idle.peers {
+        print(
+            "idle: \(peer.subject): "
+                + (peer.failure ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
+        )
+    }
+    let pipeline = runPipelineScenario()
+    writeOnlyReport(
+        title: "idle cost and pipeline only",
+        targets: [],
+        sections: ["## Idle cost\n"] + idle.vigilLines() + idle.peerMarkdown() + [""] + pipeline.markdown(),
+        path: resultsPath ?? benchmarksDirectory + (quick ? "/out/RESULTS-idle-quick.md" : "/out/RESULTS-idle.md")
+    )
+    exit(idle.failures.isEmpty && pipeline.detectedEverything ? 0 : 1)
+}
+
 if reloadOnly {
     let reload = runReloadScenario()
     writeOnlyReport(
@@ -651,6 +687,14 @@ if idle.failures.isEmpty {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
 
+for peer in idle.peers {
+    print(
+        "idle: \(peer.subject): "
+            + (peer.failure ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
+    )
+}
+let pipeline = runPipelineScenario()
+
 var throughput: ThroughputResult?
 if throughputScenario {
     let result = runThroughputScenario()
@@ -678,7 +722,8 @@ let report = Report(
     delivery: delivery,
     system: system,
     thresholds: thresholds,
-    reload: reload
+    reload: reload,
+    pipeline: pipeline
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -704,6 +749,6 @@ let detectionFailed =
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
     || !(rotation?.detectedEverything ?? true) || !(delivery?.detectedEverything ?? true)
     || !(system?.detectedEverything ?? true) || !(thresholds?.failures.isEmpty ?? true)
-    || !(reload?.detectedEverything ?? true)
+    || !(reload?.detectedEverything ?? true) || !pipeline.detectedEverything
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)
