@@ -1,8 +1,8 @@
+import Logging
 // Prepared input for Vigil's hot paths, shared by the malloc-counting benchmarks (Benchmarks/HotPath) and the
 // instruction counter (vigil-instructions, run under callgrind), so both measure the same bytes and rules.
 // One `runOnce()`/`matchOnce()`/… call is `eventsPerIteration` events.
 public import Synchronization
-import Logging
 import VigilCore
 import VigilDaemon
 import VigilRules

@@ -137,7 +137,9 @@ extension IdleResult {
             "",
             "Peers over the same \(seconds) s window, each started next to vigil in the same sandbox and watching the same "
                 + "seed files (config directory, unified log), given 1 s to settle first. A peer's figures add up its process "
-                + "tree (VmHWM: the sum of each process's peak). Ratios are peer ÷ vigil.",
+                + "tree (VmHWM: the sum of each process's peak). Ratios are peer ÷ vigil. forkstat hears every process "
+                + "exit on the machine, so its cost grows with whatever else runs; fail2ban's `backend = auto` picks pyinotify "
+                + "when python3-pyinotify is installed (polling otherwise); Monit wakes every second by design.",
             "",
             "| subject | command | CPU over the window (schedstat) | wake-ups | threads | VmRSS | VmHWM | CPU ÷ vigil | wake-ups ÷ vigil | VmRSS ÷ vigil |",
             "|---|---|---|---|---|---|---|---|---|---|",

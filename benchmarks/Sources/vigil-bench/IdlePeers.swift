@@ -104,7 +104,10 @@ final class IdlePeers {
             """
         )
         writeFile(incron + "/allow", "root\n")
-        writeFile(incron + "/incron.d/vigil-idle", "\(configDirectory) IN_CLOSE_WRITE,IN_MOVED_TO,IN_ATTRIB /bin/true $@/$#\n")
+        writeFile(
+            incron + "/incron.d/vigil-idle",
+            "\(configDirectory) IN_CLOSE_WRITE,IN_MOVED_TO,IN_ATTRIB /bin/true $@/$#\n"
+        )
         start("incrond", "incrond", ["-n", "-f", incron + "/incron.conf"], work: work)
 
         // Monit at its shortest cycle, a file check (checksum) and a process check (a sleep, by pid file).
@@ -210,7 +213,11 @@ final class IdlePeers {
         let command = ([tool] + arguments).joined(separator: " ")
         guard let executable = findExecutable(tool) else {
             running.append(
-                Running(subject: subject, command: command, failure: "\(tool) is not installed (benchmarks/run installs it)")
+                Running(
+                    subject: subject,
+                    command: command,
+                    failure: "\(tool) is not installed (benchmarks/run installs it)"
+                )
             )
             return
         }
@@ -239,7 +246,9 @@ final class IdlePeers {
     /// Reads every running peer's usage (its process tree).
     func read() -> [Int32: ProcessUsage] {
         var usages: [Int32: ProcessUsage] = [:]
-        for peer in running { if let pid = peer.process?.pid, let usage = ProcessUsage.readTree(pid) { usages[pid] = usage } }
+        for peer in running {
+            if let pid = peer.process?.pid, let usage = ProcessUsage.readTree(pid) { usages[pid] = usage }
+        }
         return usages
     }
 
@@ -249,7 +258,9 @@ final class IdlePeers {
         running.map { peer in
             var result = PeerIdle(
                 subject: peer.subject,
-                command: peer.command.split(separator: sandbox.root, omittingEmptySubsequences: false).joined(separator: "SANDBOX"),
+                command: peer.command.split(separator: sandbox.root, omittingEmptySubsequences: false).joined(
+                    separator: "SANDBOX"
+                ),
                 failure: peer.failure
             )
             if let pid = peer.process?.pid, result.failure == nil {

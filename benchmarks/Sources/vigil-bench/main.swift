@@ -552,7 +552,8 @@ if idleOnly {
     for peer in idle.peers {
         print(
             "idle: \(peer.subject): "
-                + (peer.failure ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
+                + (peer.failure
+                    ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
         )
     }
     let pipeline = runPipelineScenario()
@@ -690,7 +691,8 @@ if idle.failures.isEmpty {
 for peer in idle.peers {
     print(
         "idle: \(peer.subject): "
-            + (peer.failure ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
+            + (peer.failure
+                ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
     )
 }
 let pipeline = runPipelineScenario()
