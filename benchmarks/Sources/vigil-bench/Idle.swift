@@ -80,8 +80,10 @@ struct IdleResult {
     var wakeups: Int { after.contextSwitches - before.contextSwitches }
 }
 
-/// Starts vigil (to READY) and, with `peers`, every peer daemon on the same sandbox; gives them 1 s to
-/// settle, then reads every process's usage before and after `seconds` of nothing happening.
+/// Starts vigil (to READY) on a seed sandbox and reads its usage before and after `seconds` of nothing
+/// happening. Then, with `peers`, stops it and starts every peer daemon on the same sandbox, gives them 1 s
+/// to settle and measures them over a window as long. One after the other, so that neither side hears the
+/// other (vigil watches processes; Monit reads the config every second).
 func runIdle(vigil: String, rules: String, seconds: Int, peers withPeers: Bool = true) -> IdleResult {
     var result = IdleResult(seconds: seconds)
     do {
@@ -89,31 +91,34 @@ func runIdle(vigil: String, rules: String, seconds: Int, peers withPeers: Bool =
         defer { sandbox.remove() }
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
-        let daemon = try DaemonProcess(
-            executable: vigil,
-            arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", work + "/alerts.jsonl"],
-            workDirectory: work
-        )
-        defer { daemon.stop() }
-        let peers = withPeers ? IdlePeers(sandbox: sandbox) : nil
-        defer { peers?.stop() }
-        // Settling time for the peers (start-up reads, first Monit cycle), not a synchronisation.
-        if peers != nil { pause(milliseconds: 1_000) }
-        let peersBefore = peers?.read() ?? [:]
-        guard let before = ProcessUsage.read(daemon.process.pid) else {
-            result.failures.append("idle: /proc/\(daemon.process.pid) could not be read after READY")
-            return result
+        do {
+            let daemon = try DaemonProcess(
+                executable: vigil,
+                arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", work + "/alerts.jsonl"],
+                workDirectory: work
+            )
+            defer { daemon.stop() }
+            guard let before = ProcessUsage.read(daemon.process.pid) else {
+                result.failures.append("idle: /proc/\(daemon.process.pid) could not be read after READY")
+                return result
+            }
+            // The wait is the measurement: the daemon is left alone for the interval.
+            pause(milliseconds: seconds * 1_000)
+            guard let after = ProcessUsage.read(daemon.process.pid) else {
+                result.failures.append("idle: vigil exited during the idle interval; its log:\n\(daemon.log())")
+                return result
+            }
+            result.before = before
+            result.after = after
         }
-        // The wait is the measurement: the daemon is left alone for the interval.
+        guard withPeers else { return result }
+        let peers = IdlePeers(sandbox: sandbox)
+        defer { peers.stop() }
+        // Settling time for the peers (start-up reads, the first Monit cycle), not a synchronisation.
+        pause(milliseconds: 1_000)
+        let peersBefore = peers.read()
         pause(milliseconds: seconds * 1_000)
-        let peersAfter = peers?.read() ?? [:]
-        result.peers = peers?.results(before: peersBefore, after: peersAfter, sandbox: sandbox) ?? []
-        guard let after = ProcessUsage.read(daemon.process.pid) else {
-            result.failures.append("idle: vigil exited during the idle interval; its log:\n\(daemon.log())")
-            return result
-        }
-        result.before = before
-        result.after = after
+        result.peers = peers.results(before: peersBefore, after: peers.read(), sandbox: sandbox)
     } catch {
         result.failures.append("idle: \(error.description)")
     }
@@ -135,8 +140,8 @@ extension IdleResult {
         guard !peers.isEmpty else { return [] }
         var out = [
             "",
-            "Peers over the same \(seconds) s window, each started next to vigil in the same sandbox and watching the same "
-                + "seed files (config directory, unified log), given 1 s to settle first. A peer's figures add up its process "
+            "Peers over a window as long (\(seconds) s), right after vigil's, all started together in the same sandbox and "
+                + "watching the same seed files (config directory, unified log), given 1 s to settle first. A peer's figures add up its process "
                 + "tree (VmHWM: the sum of each process's peak). Ratios are peer ÷ vigil. forkstat hears every process "
                 + "exit on the machine, so its cost grows with whatever else runs; fail2ban's `backend = auto` picks pyinotify "
                 + "when python3-pyinotify is installed (polling otherwise); Monit wakes every second by design.",
