@@ -126,6 +126,15 @@ func runIdle(vigil: String, rules: String, seconds: Int, peers withPeers: Bool =
 }
 
 extension IdleResult {
+    /// One console line per peer.
+    func peerLines() -> [String] {
+        peers.map { peer in
+            "idle: \(peer.subject): "
+                + (peer.failure
+                    ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, \(peer.after.threads) threads, VmRSS \(peer.after.rssKiB) KiB")
+        }
+    }
+
     /// vigil's own row, for the idle-only report.
     func vigilLines() -> [String] {
         failures.isEmpty

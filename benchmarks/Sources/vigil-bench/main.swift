@@ -549,13 +549,7 @@ func runPipelineScenario() -> [PipelineResult] {
 if idleOnly {
     print("idle: measuring \(idleSeconds) s, vigil and the peer daemons…")
     let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
-    for peer in idle.peers {
-        print(
-            "idle: \(peer.subject): "
-                + (peer.failure
-                    ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
-        )
-    }
+    for line in idle.peerLines() { print(line) }
     let pipeline = runPipelineScenario()
     writeOnlyReport(
         title: "idle cost and pipeline only",
@@ -688,13 +682,7 @@ if idle.failures.isEmpty {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
 
-for peer in idle.peers {
-    print(
-        "idle: \(peer.subject): "
-            + (peer.failure
-                ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, VmRSS \(peer.after.rssKiB) KiB")
-    )
-}
+for line in idle.peerLines() { print(line) }
 let pipeline = runPipelineScenario()
 
 var throughput: ThroughputResult?
