@@ -37,6 +37,7 @@ enum Samples {
         )
     }
 
+    /// Writes `rows` to the scenario's file, truncating it (and writing `header`) the first time in this run.
     private static func append(scenario: String, header: String, rows: String) {
         mkdir(benchmarksDirectory + "/out", 0o755)
         mkdir(directory, 0o755)
@@ -50,15 +51,10 @@ enum Samples {
         }
         defer { close(fd) }
         let bytes = Array(((fresh ? header : "") + rows).utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                print("vigil-bench: Failed to write samples to '\(path)': errno \(errno)")
-                return
-            }
-            written += n
+        do {
+            try bytes.withUnsafeBytes { raw in try Syscall.writeAll(fd, raw) }
+        } catch {
+            print("vigil-bench: Failed to write samples to '\(path)': \(error)")
         }
     }
 

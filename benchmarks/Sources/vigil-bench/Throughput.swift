@@ -585,3 +585,22 @@ extension ThroughputResult {
         return out
     }
 }
+
+extension ThroughputResult {
+    /// Lines per second against N for every tool, for `benchmarks/plot` (`log-throughput.csv`): the names are
+    /// the table's, vigil's wall figure with and without the pattern cache and its matching loop alone.
+    @MainActor
+    func recordSamples() {
+        for row in rows {
+            let name = row.tool == "vigil" ? "vigil match --count-only" : row.tool == "grep" ? "LC_ALL=C grep -E -c -f" : row.tool
+            let points: [(String, Double?)] = [
+                (name, row.linesPerSecond), (name + " (cold)", row.coldLinesPerSecond),
+                ("vigil matching loop alone", row.engineRate),
+            ]
+            for (subject, value) in points {
+                guard let value, value > 0 else { continue }
+                Samples.recordPoint(scenario: "log-throughput", subject: subject, n: row.patterns, value: value, unit: "lines/s")
+            }
+        }
+    }
+}

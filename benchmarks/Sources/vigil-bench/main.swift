@@ -190,6 +190,8 @@ while let argument = arguments.next() {
         usage()
     }
 }
+// Raw samples for benchmarks/plot: a quick run keeps its own, so it never overwrites a reference run's.
+if quick { Samples.directory = benchmarksDirectory + "/out/samples-quick" }
 let results =
     resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-quick.md" : benchmarksDirectory + "/RESULTS.md")
 let rulesDirectory = benchmarksDirectory + "/../rules"
@@ -212,7 +214,9 @@ func runThroughputScenario() -> ThroughputResult {
     let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
     let directory = "\(base)/vigil-bench-throughput-\(getpid())"
     defer { FileTree.remove(directory) }
-    return Throughput.run(vigil: vigilPath, quick: quick, directory: directory)
+    let result = Throughput.run(vigil: vigilPath, quick: quick, directory: directory)
+    result.recordSamples()
+    return result
 }
 
 if throughputOnly {
@@ -391,6 +395,7 @@ func runPermissionScenarios() -> PermissionResults {
         for failure in scan.failures { print("mode and owner: scan: \(failure)") }
         results.scan = scan
     }
+    results.recordSamples()
     return results
 }
 
@@ -430,6 +435,7 @@ func runRotationScenario() -> RotationResult {
         keepCapabilities: rotationKeepCapabilities
     )
     for problem in result.problems { print("rotation: \(problem)") }
+    result.recordSamples()
     return result
 }
 
@@ -453,6 +459,7 @@ func runDeliveryScenario() -> DeliveryResult {
         )
     }
     for failure in result.failures.prefix(5) { print("delivery: \(failure)") }
+    result.recordSamples()
     return result
 }
 
@@ -474,6 +481,7 @@ func runSystemScenario() -> SystemHealthResult {
         )
     }
     for failure in result.failures.prefix(5) { print("system health: \(failure)") }
+    result.recordSamples()
     return result
 }
 
@@ -526,6 +534,7 @@ func runReloadScenario() -> ReloadResult {
     )
     let result = ReloadBench.run(vigil: vigilPath, settings: settings)
     for line in result.lines() { print(line) }
+    result.recordSamples()
     return result
 }
 
