@@ -456,7 +456,13 @@ extension RotationResult {
     func recordSamples() {
         for run in runs {
             guard let rate = run.megabytesPerSecond else { continue }
-            Samples.recordPoint(scenario: "rotation-throughput", subject: run.tool, n: inputBytes >> 20, value: rate, unit: "MB/s")
+            Samples.recordPoint(
+                scenario: "rotation-throughput",
+                subject: run.tool,
+                n: inputBytes >> 20,
+                value: rate,
+                unit: "MB/s"
+            )
         }
     }
 }

@@ -397,10 +397,12 @@ extension SystemHealthResult {
     func recordSamples() {
         for (subject, samples) in [
             ("tmpfs past 85 % → alert: vigil (`disk:` rule)", diskVigil),
-            ("tmpfs past 85 % → alert: `df` poll loop, 1 s", diskPeer), ("file deleted → resolved: vigil", diskResolved),
+            ("tmpfs past 85 % → alert: `df` poll loop, 1 s", diskPeer),
+            ("file deleted → resolved: vigil", diskResolved),
             ("listen(0.0.0.0) → alert: vigil (`listening:` rule)", listenVigil),
             ("listen(0.0.0.0) → alert: `ss -Htln` poll loop, 1 s", listenPeer),
-            ("close → resolved: vigil", listenResolved), ("program started, listens → alert: vigil (exec cue)", execListenVigil),
+            ("close → resolved: vigil", listenResolved),
+            ("program started, listens → alert: vigil (exec cue)", execListenVigil),
         ] {
             Samples.record(scenario: "system-health", subject: subject, nanoseconds: samples)
         }

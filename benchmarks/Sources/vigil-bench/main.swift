@@ -337,9 +337,9 @@ let provenance =
 /// The mode and owner scenarios (issue 5): chmod → restored, the overflow burst, the start-up scan.
 @MainActor
 func runPermissionScenarios() -> PermissionResults {
-    let restores = restoreOverride ?? (quick ? 100 : 1_000)
+    let restores = restoreOverride ?? (quick ? 50 : 1_000)
     let overflowFiles = overflowFilesOverride ?? (quick ? 5_000 : 50_000)
-    let scanFiles = scanFilesOverride ?? (quick ? 10_000 : 100_000)
+    let scanFiles = scanFilesOverride ?? (quick ? 5_000 : 100_000)
     var results = PermissionResults(
         quick: quick,
         provenance: provenance,
@@ -372,7 +372,7 @@ func runPermissionScenarios() -> PermissionResults {
             files: overflowFiles,
             rounds: burstRounds,
             vigilWindow: quick ? 30 : 60,
-            peerWindow: quick ? 5 : 10,
+            peerWindow: quick ? 2 : 10,
             ordinaryWriter: !quick
         )
         for b in bursts {
@@ -418,7 +418,7 @@ func writeOnlyReport(title: String, targets: [String], sections: [String], path:
 /// The rotation scenario: its log lives under $TMPDIR (1 GiB, and a copy per tool) and is removed after.
 @MainActor
 func runRotationScenario() -> RotationResult {
-    let bytes = rotationBytesOverride ?? (quick ? 64 << 20 : 1 << 30)
+    let bytes = rotationBytesOverride ?? (quick ? 32 << 20 : 1 << 30)
     let rotationRounds = quick ? 1 : 3
     let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
     print(
@@ -442,7 +442,7 @@ func runRotationScenario() -> RotationResult {
 /// The alert delivery scenario (issue 6): latency to each remote sink, then a burst.
 @MainActor
 func runDeliveryScenario() -> DeliveryResult {
-    let trials = deliveryTrialsOverride ?? (quick ? 20 : 200)
+    let trials = deliveryTrialsOverride ?? (quick ? 10 : 200)
     let burst = quick ? 1_000 : 10_000
     print(
         "delivery: \(trials) alerts one at a time to syslog, e-mail, a webhook and Alertmanager, then a burst of \(burst)…"
@@ -466,7 +466,7 @@ func runDeliveryScenario() -> DeliveryResult {
 /// The system-health scenarios (issue 7): a filesystem crossing 85 % and a new listener, against poll loops.
 @MainActor
 func runSystemScenario() -> SystemHealthResult {
-    let trials = systemTrialsOverride ?? (quick ? 10 : 100)
+    let trials = systemTrialsOverride ?? (quick ? 3 : 100)
     print("system health: \(trials) tmpfs crossings and \(trials) new listeners, against df and ss poll loops…")
     let result = SystemHealthBench.run(vigil: vigilPath, trials: trials)
     for (name, samples) in [
@@ -500,7 +500,7 @@ if systemOnly {
 /// wake-ups with no threshold rule loaded. Quick: 5 s of sampling and 5 s idle instead of 30 s and 10 s.
 @MainActor
 func runThresholdScenario() -> ThresholdResult {
-    let (sampling, idle) = quick ? (5, 5) : (30, 10)
+    let (sampling, idle) = quick ? (3, 2) : (30, 10)
     print(
         "thresholds: 1000 sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
     )
@@ -527,7 +527,7 @@ if thresholdsOnly {
 func runReloadScenario() -> ReloadResult {
     let settings = ReloadStorm.Settings(
         linesPerSecond: quick ? 4500 : 9000,
-        reloads: reloadsOverride ?? (quick ? 20 : 100)
+        reloads: reloadsOverride ?? (quick ? 8 : 100)
     )
     print(
         "reload: \(settings.reloads) saves of a rule file under \(settings.linesPerSecond + settings.linesPerSecond / 10) events a second…"
@@ -596,6 +596,7 @@ if permissionsOnly {
 print(
     "vigil-bench: \(flipCount) flips in \(rounds) round\(rounds == 1 ? "" : "s"), \(idleSeconds) s idle; vigil at '\(vigilPath)'"
 )
+ScenarioClock.start()
 let (vigil, peers) = runDriftRounds(tmpfs: false)
 print(summaryLine(vigil))
 for result in peers { print(summaryLine(result)) }
@@ -608,6 +609,7 @@ if isTmpfs("/dev/shm") {
     onTmpfs = [vigilOnTmpfs] + peersOnTmpfs
     for result in onTmpfs { print("on tmpfs: " + summaryLine(result)) }
 }
+ScenarioClock.lap("config drift")
 
 var processDeath: ProcessDeathResults?
 var burst: BurstResult?
@@ -633,22 +635,30 @@ if processScenarios {
     )
     burst = b
 }
+ScenarioClock.lap("process death and burst")
 
 let logs: LogResults? = logScenarios ? runLogScenarios() : nil
+ScenarioClock.lap("logs")
 
 let permissions: PermissionResults? = permissionScenarios ? runPermissionScenarios() : nil
 if let permissions, !permissions.detectedEverything {
     print("mode and owner: FAILED: \(permissions.failures.joined(separator: "; "))")
 }
+ScenarioClock.lap("mode and owner")
 
 let rotation: RotationResult? = rotationScenario ? runRotationScenario() : nil
+ScenarioClock.lap("rotation")
 
 let delivery: DeliveryResult? = deliveryScenario ? runDeliveryScenario() : nil
+ScenarioClock.lap("delivery")
 
 let system: SystemHealthResult? = systemScenario ? runSystemScenario() : nil
+ScenarioClock.lap("system health")
 // Printed here; the lead adds the figures to RESULTS.md.
 let thresholds: ThresholdResult? = thresholdScenario ? runThresholdScenario() : nil
+ScenarioClock.lap("thresholds")
 let reload: ReloadResult? = reloadScenario ? runReloadScenario() : nil
+ScenarioClock.lap("reload")
 
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
@@ -659,6 +669,7 @@ if idle.failures.isEmpty {
 } else {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
+ScenarioClock.lap("idle")
 
 var throughput: ThroughputResult?
 if throughputScenario {
@@ -666,6 +677,8 @@ if throughputScenario {
     for failure in result.failures { print("throughput: \(failure)") }
     throughput = result
 }
+ScenarioClock.lap("throughput")
+print("vigil-bench: scenario times: \(ScenarioClock.summary())")
 
 let scratch = "/tmp"
 let report = Report(
