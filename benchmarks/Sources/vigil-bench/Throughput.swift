@@ -442,7 +442,7 @@ extension ThroughputResult {
     /// N = 10; vigil's counts equal grep's.
     func targetRows() -> [String] {
         var out: [String] = []
-        // A quick run reads 100,000 lines: start-up and compiling dominate its wall times, so only the counts
+        // A quick run reads 25,000 lines: start-up and compiling dominate its wall times, so only the counts
         // are judged there; the speed targets are the reference run's.
         func met(_ condition: Bool) -> String { quick ? "– (quick run)" : condition ? "yes" : "**no**" }
         let largest = sizes.max() ?? 0

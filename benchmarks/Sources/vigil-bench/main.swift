@@ -338,7 +338,7 @@ let provenance =
 @MainActor
 func runPermissionScenarios() -> PermissionResults {
     let restores = restoreOverride ?? (quick ? 50 : 1_000)
-    let overflowFiles = overflowFilesOverride ?? (quick ? 5_000 : 50_000)
+    let overflowFiles = overflowFilesOverride ?? (quick ? 3_000 : 50_000)
     let scanFiles = scanFilesOverride ?? (quick ? 5_000 : 100_000)
     var results = PermissionResults(
         quick: quick,
@@ -385,8 +385,9 @@ func runPermissionScenarios() -> PermissionResults {
     }
     if scanFiles > 0 {
         let leaves = max(1, scanFiles / StartupScan.filesPerDirectory)
-        print("mode and owner: start-up scan of \(scanFiles) files in \(leaves) directories, 3 starts…")
-        let scan = StartupScan.run(vigil: vigilPath, files: scanFiles, leaves: leaves, trials: 3)
+        let starts = quick ? 2 : 3
+        print("mode and owner: start-up scan of \(scanFiles) files in \(leaves) directories, \(starts) starts…")
+        let scan = StartupScan.run(vigil: vigilPath, files: scanFiles, leaves: leaves, trials: starts)
         for (index, t) in scan.trials.enumerated() {
             print(
                 "mode and owner: scan start \(index + 1): READY after \(milliseconds(t.readyNanoseconds)) ms (vigil says \(t.loggedMilliseconds.map { "\($0)" } ?? "?") ms), \(t.watches.map(String.init) ?? "?") watches, VmRSS \(t.rssKiB) KiB, VmHWM \(t.hwmKiB) KiB, \(t.restoredAlerts) restored alerts, wrong at READY \(t.wrongAtReady), after \(t.wrongAfterWait); peer \(index < scan.peerNanoseconds.count ? milliseconds(scan.peerNanoseconds[index]) : "–") ms"
@@ -497,14 +498,20 @@ if systemOnly {
 }
 
 /// The process thresholds scenario (issue 7): vigil's CPU sampling 1,000 processes every second, and its
-/// wake-ups with no threshold rule loaded. Quick: 5 s of sampling and 5 s idle instead of 30 s and 10 s.
+/// wake-ups with no threshold rule loaded. Quick: 3 s of sampling and 2 s idle instead of 30 s and 10 s.
 @MainActor
 func runThresholdScenario() -> ThresholdResult {
     let (sampling, idle) = quick ? (3, 2) : (30, 10)
     print(
         "thresholds: 1000 sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
     )
-    let result = ThresholdBench.run(vigil: vigilPath, processes: 1000, samplingSeconds: sampling, idleSeconds: idle)
+    let result = ThresholdBench.run(
+        vigil: vigilPath,
+        processes: 1000,
+        samplingSeconds: sampling,
+        idleSeconds: idle,
+        settleMilliseconds: quick ? 500 : 2_000
+    )
     for line in result.lines() { print(line) }
     return result
 }
@@ -521,7 +528,7 @@ if thresholdsOnly {
     exit(thresholds.failures.isEmpty ? 0 : 1)
 }
 
-/// Hot reload under load (issue 8): 100 saves of a rule file (quick: 20), half of them broken, under
+/// Hot reload under load (issue 8): 100 saves of a rule file (quick: 8), half of them broken, under
 /// 10,000 events a second (quick: 5,000).
 @MainActor
 func runReloadScenario() -> ReloadResult {
