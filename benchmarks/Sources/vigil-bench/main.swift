@@ -337,9 +337,9 @@ let provenance =
 /// The mode and owner scenarios (issue 5): chmod → restored, the overflow burst, the start-up scan.
 @MainActor
 func runPermissionScenarios() -> PermissionResults {
-    let restores = restoreOverride ?? (quick ? 50 : 1_000)
-    let overflowFiles = overflowFilesOverride ?? (quick ? 3_000 : 50_000)
-    let scanFiles = scanFilesOverride ?? (quick ? 5_000 : 100_000)
+    let restores = restoreOverride ?? (quick ? 30 : 1_000)
+    let overflowFiles = overflowFilesOverride ?? (quick ? 2_000 : 50_000)
+    let scanFiles = scanFilesOverride ?? (quick ? 3_000 : 100_000)
     var results = PermissionResults(
         quick: quick,
         provenance: provenance,
@@ -467,7 +467,7 @@ func runDeliveryScenario() -> DeliveryResult {
 /// The system-health scenarios (issue 7): a filesystem crossing 85 % and a new listener, against poll loops.
 @MainActor
 func runSystemScenario() -> SystemHealthResult {
-    let trials = systemTrialsOverride ?? (quick ? 3 : 100)
+    let trials = systemTrialsOverride ?? (quick ? 2 : 100)
     print("system health: \(trials) tmpfs crossings and \(trials) new listeners, against df and ss poll loops…")
     let result = SystemHealthBench.run(vigil: vigilPath, trials: trials)
     for (name, samples) in [
@@ -498,16 +498,18 @@ if systemOnly {
 }
 
 /// The process thresholds scenario (issue 7): vigil's CPU sampling 1,000 processes every second, and its
-/// wake-ups with no threshold rule loaded. Quick: 3 s of sampling and 2 s idle instead of 30 s and 10 s.
+/// wake-ups with no threshold rule loaded. Quick: 300 processes, 2 s of sampling and 1 s idle instead of 30 s
+/// and 10 s.
 @MainActor
 func runThresholdScenario() -> ThresholdResult {
-    let (sampling, idle) = quick ? (3, 2) : (30, 10)
+    let (sampling, idle) = quick ? (2, 1) : (30, 10)
+    let processes = quick ? 300 : 1000
     print(
-        "thresholds: 1000 sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
+        "thresholds: \(processes) sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
     )
     let result = ThresholdBench.run(
         vigil: vigilPath,
-        processes: 1000,
+        processes: processes,
         samplingSeconds: sampling,
         idleSeconds: idle,
         settleMilliseconds: quick ? 500 : 2_000
