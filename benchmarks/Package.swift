@@ -25,14 +25,31 @@ let package = Package(
             name: "HotPath",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "VigilCore", package: "vigil"),
-                .product(name: "VigilRules", package: "vigil"),
-                .product(name: "VigilDaemon", package: "vigil"),
-                .product(name: "Logging", package: "swift-log"),
+                "HotPathFixtures",
             ],
             path: "Benchmarks/HotPath",
             swiftSettings: strictSettings,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Prepared input for the hot paths, shared by HotPath and vigil-instructions.
+        .target(
+            name: "HotPathFixtures",
+            dependencies: [
+                .product(name: "VigilCore", package: "vigil"),
+                .product(name: "VigilRules", package: "vigil"),
+                .product(name: "VigilDaemon", package: "vigil"),
+                .product(name: "VigilHarness", package: "vigil"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/HotPathFixtures",
+            swiftSettings: strictSettings
+        ),
+        // One hot path run K times, for callgrind's instruction count (`benchmarks/instructions`).
+        .executableTarget(
+            name: "vigil-instructions",
+            dependencies: ["HotPathFixtures"],
+            path: "Sources/vigil-instructions",
+            swiftSettings: strictSettings
         ),
         // End-to-end harness: the release `vigil run` against shell peers, write → alert line, and idle cost.
         .executableTarget(

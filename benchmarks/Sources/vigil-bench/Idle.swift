@@ -63,12 +63,15 @@ struct ProcessUsage {
     }
 }
 
-/// Idle cost of `vigil run` with the seed rules: CPU and wake-ups over `seconds` with nothing happening.
+/// Idle cost of `vigil run` with the seed rules: CPU and wake-ups over `seconds` with nothing happening,
+/// and the same for each peer daemon watching the same seed files over the same window.
 struct IdleResult {
     var seconds = 0
     var before = ProcessUsage()
     var after = ProcessUsage()
     var failures: [String] = []
+    /// The peers, measured over the same window (empty with `peers: false`).
+    var peers: [PeerIdle] = []
 
     var cpuMillisecondsFromTicks: Double {
         Double(after.ticks - before.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -77,33 +80,99 @@ struct IdleResult {
     var wakeups: Int { after.contextSwitches - before.contextSwitches }
 }
 
-func runIdle(vigil: String, rules: String, seconds: Int) -> IdleResult {
+/// Starts vigil (to READY) on a seed sandbox and reads its usage before and after `seconds` of nothing
+/// happening. Then, with `peers`, stops it and starts every peer daemon on the same sandbox, gives them 1 s
+/// to settle and measures them over a window as long. One after the other, so that neither side hears the
+/// other (vigil watches processes; Monit reads the config every second).
+func runIdle(vigil: String, rules: String, seconds: Int, peers withPeers: Bool = true) -> IdleResult {
     var result = IdleResult(seconds: seconds)
     do {
         let sandbox = try SeedSandbox(label: "bench-idle")
         defer { sandbox.remove() }
         try sandbox.makeDirectories("/bench")
         let work = sandbox.hostPath("/bench")
-        let daemon = try DaemonProcess(
-            executable: vigil,
-            arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", work + "/alerts.jsonl"],
-            workDirectory: work
-        )
-        defer { daemon.stop() }
-        guard let before = ProcessUsage.read(daemon.process.pid) else {
-            result.failures.append("idle: /proc/\(daemon.process.pid) could not be read after READY")
-            return result
+        do {
+            let daemon = try DaemonProcess(
+                executable: vigil,
+                arguments: ["--rules", rules, "--root", sandbox.root, "--alerts", work + "/alerts.jsonl"],
+                workDirectory: work
+            )
+            defer { daemon.stop() }
+            guard let before = ProcessUsage.read(daemon.process.pid) else {
+                result.failures.append("idle: /proc/\(daemon.process.pid) could not be read after READY")
+                return result
+            }
+            // The wait is the measurement: the daemon is left alone for the interval.
+            pause(milliseconds: seconds * 1_000)
+            guard let after = ProcessUsage.read(daemon.process.pid) else {
+                result.failures.append("idle: vigil exited during the idle interval; its log:\n\(daemon.log())")
+                return result
+            }
+            result.before = before
+            result.after = after
         }
-        // The wait is the measurement: the daemon is left alone for the interval.
+        guard withPeers else { return result }
+        let peers = IdlePeers(sandbox: sandbox)
+        defer { peers.stop() }
+        // Settling time for the peers (start-up reads, the first Monit cycle), not a synchronisation.
+        pause(milliseconds: 1_000)
+        let peersBefore = peers.read()
         pause(milliseconds: seconds * 1_000)
-        guard let after = ProcessUsage.read(daemon.process.pid) else {
-            result.failures.append("idle: vigil exited during the idle interval; its log:\n\(daemon.log())")
-            return result
-        }
-        result.before = before
-        result.after = after
+        result.peers = peers.results(before: peersBefore, after: peers.read(), sandbox: sandbox)
     } catch {
         result.failures.append("idle: \(error.description)")
     }
     return result
+}
+
+extension IdleResult {
+    /// One console line per peer.
+    func peerLines() -> [String] {
+        peers.map { peer in
+            "idle: \(peer.subject): "
+                + (peer.failure
+                    ?? "\(milliseconds(peer.cpuNanoseconds)) ms CPU, \(peer.wakeups) wake-ups, \(peer.after.threads) threads, VmRSS \(peer.after.rssKiB) KiB")
+        }
+    }
+
+    /// vigil's own row, for the idle-only report.
+    func vigilLines() -> [String] {
+        failures.isEmpty
+            ? [
+                "vigil over \(seconds) s: \(milliseconds(cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(wakeups) wake-ups, "
+                    + "\(after.threads) threads, VmRSS \(after.rssKiB) KiB, VmHWM \(after.hwmKiB) KiB."
+            ] : ["Failed: \(failures.joined(separator: "; "))"]
+    }
+
+    /// The peers' table: each against vigil over the same window (ratios are peer ÷ vigil).
+    func peerMarkdown() -> [String] {
+        guard !peers.isEmpty else { return [] }
+        var out = [
+            "",
+            "Peers over a window as long (\(seconds) s), right after vigil's, all started together in the same sandbox and "
+                + "watching the same seed files (config directory, unified log), given 1 s to settle first. A peer's figures add up its process "
+                + "tree (VmHWM: the sum of each process's peak). Ratios are peer ÷ vigil. forkstat hears every process "
+                + "exit on the machine, so its cost grows with whatever else runs; fail2ban's `backend = auto` picks pyinotify "
+                + "when python3-pyinotify is installed (polling otherwise); Monit wakes every second by design.",
+            "",
+            "| subject | command | CPU over the window (schedstat) | wake-ups | threads | VmRSS | VmHWM | CPU ÷ vigil | wake-ups ÷ vigil | VmRSS ÷ vigil |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            "| vigil | `vigil run --rules rules/` | \(milliseconds(cpuNanosecondsFromSchedstat)) ms | \(wakeups) | \(after.threads) | \(after.rssKiB) KiB | \(after.hwmKiB) KiB | 1 | 1 | 1 |",
+        ]
+        func ratio(_ peer: Double, _ vigil: Double) -> String {
+            guard vigil > 0 else { return "–" }
+            let tenths = Int((peer / vigil * 10).rounded())
+            return "\(tenths / 10).\(tenths % 10)×"
+        }
+        for peer in peers {
+            guard peer.failure == nil else {
+                out.append("| \(peer.subject) | `\(peer.command)` | \(peer.failure ?? "") | | | | | | | |")
+                continue
+            }
+            out.append(
+                "| \(peer.subject) | `\(peer.command.replacingPipes())` | \(milliseconds(peer.cpuNanoseconds)) ms | \(peer.wakeups) | \(peer.after.threads) | \(peer.after.rssKiB) KiB | \(peer.after.hwmKiB) KiB | \(ratio(Double(peer.cpuNanoseconds), Double(cpuNanosecondsFromSchedstat))) | \(ratio(Double(peer.wakeups), Double(wakeups))) | \(ratio(Double(peer.after.rssKiB), Double(after.rssKiB))) |"
+            )
+        }
+        return out
+    }
 }

@@ -339,3 +339,13 @@ struct PermissionResults {
         return out
     }
 }
+
+extension PermissionResults {
+    /// The chmod → restored latencies of every subject, for `benchmarks/plot` (`chmod-restore.csv`).
+    @MainActor
+    func recordSamples() {
+        for result in restore ?? [] {
+            Samples.record(scenario: "chmod-restore", subject: result.subject, nanoseconds: result.latencies)
+        }
+    }
+}

@@ -64,3 +64,16 @@ enum ReloadBench {
         return result
     }
 }
+
+extension ReloadResult {
+    /// Both reload latencies, for `benchmarks/plot` (`reload.csv`).
+    @MainActor
+    func recordSamples() {
+        for (subject, samples) in [
+            ("save → outcome in vigil's log (250 ms debounce included)", storm.outcomeMilliseconds),
+            ("the swap itself, as vigil logs it", storm.swapMilliseconds),
+        ] {
+            Samples.record(scenario: "reload", subject: subject, nanoseconds: samples.map { UInt64(max(0, $0 * 1e6)) })
+        }
+    }
+}

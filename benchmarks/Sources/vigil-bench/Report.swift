@@ -97,6 +97,8 @@ struct Report {
     var thresholds: ThresholdResult?
     /// The hot reload scenario (nil with --no-reload).
     var reload: ReloadResult?
+    /// The pipeline burst, vigil and inotifywait (empty when not run).
+    var pipeline: [PipelineResult] = []
 
     /// Targets the product must meet.
     static let targetP50: UInt64 = 250_000
@@ -273,6 +275,8 @@ struct Report {
             out.append("")
         }
 
+        out += pipeline.markdown()
+
         out.append("## Idle cost (vigil run, seed rules, after READY=1)\n")
         if idle.failures.isEmpty {
             out.append(
@@ -285,6 +289,7 @@ struct Report {
             out.append(
                 "| since start (for scale) | \(milliseconds(idle.after.runNanoseconds)) ms | \(Double(idle.after.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))) ms | \(idle.after.contextSwitches) | | | |"
             )
+            out += idle.peerMarkdown()
         } else {
             out.append("Failed: \(idle.failures.joined(separator: "; "))")
         }

@@ -448,3 +448,21 @@ extension RotationResult {
         return out
     }
 }
+
+extension RotationResult {
+    /// Each tool's MB/s in each round, for `benchmarks/plot` (`rotation-throughput.csv`; n is the log's size
+    /// in MiB, the same for every tool, so the plot draws bars).
+    @MainActor
+    func recordSamples() {
+        for run in runs {
+            guard let rate = run.megabytesPerSecond else { continue }
+            Samples.recordPoint(
+                scenario: "rotation-throughput",
+                subject: run.tool,
+                n: inputBytes >> 20,
+                value: rate,
+                unit: "MB/s"
+            )
+        }
+    }
+}

@@ -23,7 +23,7 @@ enum Samples {
     static func record(scenario: String, subject: String, nanoseconds: [UInt64]) {
         var text = ""
         for (trial, value) in nanoseconds.enumerated() {
-            text += "\(csvField(subject)),\(trial + 1),\(milliseconds(value))\n"
+            text += "\(csvField(subject)),\(trial + 1),\(nanosecondMilliseconds(value))\n"
         }
         append(scenario: scenario, header: "subject,trial,milliseconds\n", rows: text)
     }
@@ -37,6 +37,7 @@ enum Samples {
         )
     }
 
+    /// Writes `rows` to the scenario's file, truncating it (and writing `header`) the first time in this run.
     private static func append(scenario: String, header: String, rows: String) {
         mkdir(benchmarksDirectory + "/out", 0o755)
         mkdir(directory, 0o755)
@@ -50,16 +51,18 @@ enum Samples {
         }
         defer { close(fd) }
         let bytes = Array(((fresh ? header : "") + rows).utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                print("vigil-bench: Failed to write samples to '\(path)': errno \(errno)")
-                return
-            }
-            written += n
+        do {
+            try bytes.withUnsafeBytes { raw in try Syscall.writeAll(fd, raw) }
+        } catch {
+            print("vigil-bench: Failed to write samples to '\(path)': \(error)")
         }
+    }
+
+    /// Milliseconds with six decimals: the samples keep the nanosecond clock's resolution (the tables' three
+    /// decimals would put every sub-0.1 ms trial on a handful of steps).
+    private static func nanosecondMilliseconds(_ nanoseconds: UInt64) -> String {
+        let fraction = String(nanoseconds % 1_000_000)
+        return "\(nanoseconds / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
     }
 
     /// A CSV field, quoted when it holds a comma, quote or newline.

@@ -1,3 +1,5 @@
+import VigilSystem
+
 /// Latency summary of one sample set, in nanoseconds; percentiles by nearest rank.
 struct LatencySummary {
     let count: Int
@@ -47,4 +49,36 @@ func ratio(_ a: Double, _ b: Double) -> String {
     let hundredths = Int((a / b * 100).rounded())
     let fraction = hundredths % 100
     return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)×"
+}
+
+/// Wall time per scenario, printed as each ends and listed at the end of the run: the quick mode must stay
+/// under two minutes for CI, and these say which scenario to trim when it does not.
+@MainActor
+enum ScenarioClock {
+    private static var last = Clock.monotonicNanoseconds()
+    private static var laps: [(name: String, nanoseconds: UInt64)] = []
+
+    /// Starts the first lap.
+    static func start() { last = Clock.monotonicNanoseconds() }
+
+    /// Ends the lap that started when the previous one ended (or at start-up) and names it `name`.
+    static func lap(_ name: String) {
+        let now = Clock.monotonicNanoseconds()
+        laps.append((name, now - last))
+        last = now
+        print("vigil-bench: \(name) took \(seconds(now - laps[laps.count - 1].nanoseconds, now)) s")
+    }
+
+    /// "drift 12.3 s, process 8.1 s, …; 95.0 s in all".
+    static func summary() -> String {
+        let total = laps.map(\.nanoseconds).reduce(0, +)
+        return laps.map { "\($0.name) \(seconds(0, $0.nanoseconds)) s" }.joined(separator: ", ")
+            + "; \(seconds(0, total)) s in all"
+    }
+
+    /// `to − from` in seconds with one decimal.
+    private static func seconds(_ from: UInt64, _ to: UInt64) -> String {
+        let tenths = (to - from + 50_000_000) / 100_000_000
+        return "\(tenths / 10).\(tenths % 10)"
+    }
 }

@@ -390,3 +390,21 @@ enum SystemHealthBench {
         return status == 0
     }
 }
+
+extension SystemHealthResult {
+    /// Every row of the table, for `benchmarks/plot` (`system-health.csv`): "scenario: subject".
+    @MainActor
+    func recordSamples() {
+        for (subject, samples) in [
+            ("tmpfs past 85 % → alert: vigil (`disk:` rule)", diskVigil),
+            ("tmpfs past 85 % → alert: `df` poll loop, 1 s", diskPeer),
+            ("file deleted → resolved: vigil", diskResolved),
+            ("listen(0.0.0.0) → alert: vigil (`listening:` rule)", listenVigil),
+            ("listen(0.0.0.0) → alert: `ss -Htln` poll loop, 1 s", listenPeer),
+            ("close → resolved: vigil", listenResolved),
+            ("program started, listens → alert: vigil (exec cue)", execListenVigil),
+        ] {
+            Samples.record(scenario: "system-health", subject: subject, nanoseconds: samples)
+        }
+    }
+}

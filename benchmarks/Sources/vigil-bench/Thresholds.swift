@@ -101,8 +101,15 @@ enum ThresholdBench {
 
         """
 
-    /// Starts `processes` sleepers, measures the sampler alone, then vigil with and without a threshold rule.
-    static func run(vigil: String, processes: Int, samplingSeconds: Int, idleSeconds: Int) -> ThresholdResult {
+    /// Starts `processes` sleepers, measures the sampler alone, then vigil with and without a threshold rule;
+    /// each vigil is left `settleMilliseconds` after READY first (its start-up is not what is measured).
+    static func run(
+        vigil: String,
+        processes: Int,
+        samplingSeconds: Int,
+        idleSeconds: Int,
+        settleMilliseconds: Int = 2_000
+    ) -> ThresholdResult {
         var result = ThresholdResult(processes: processes)
         var sleepers: [Int32] = []
         defer {
@@ -133,21 +140,24 @@ enum ThresholdBench {
                 rules: work + "/sampling.yaml",
                 sandbox: sandbox,
                 work: work,
-                seconds: samplingSeconds
+                seconds: samplingSeconds,
+                settleMilliseconds: settleMilliseconds
             )
             result.idle = try measure(
                 vigil: vigil,
                 rules: work + "/plain.yaml",
                 sandbox: sandbox,
                 work: work,
-                seconds: idleSeconds
+                seconds: idleSeconds,
+                settleMilliseconds: settleMilliseconds
             )
             result.quiet = try measure(
                 vigil: vigil,
                 rules: work + "/quiet.yaml",
                 sandbox: sandbox,
                 work: work,
-                seconds: idleSeconds
+                seconds: idleSeconds,
+                settleMilliseconds: settleMilliseconds
             )
         } catch {
             result.failures.append(error.description)
@@ -177,13 +187,14 @@ enum ThresholdBench {
         }
     }
 
-    /// Starts vigil with `rules`, waits two seconds for it to settle, then measures it for `seconds`.
+    /// Starts vigil with `rules`, waits `settleMilliseconds` for it to settle, then measures it for `seconds`.
     private static func measure(
         vigil: String,
         rules: String,
         sandbox: SeedSandbox,
         work: String,
-        seconds: Int
+        seconds: Int,
+        settleMilliseconds: Int
     ) throws(HarnessError) -> ThresholdResult.Run {
         let daemon = try DaemonProcess(
             executable: vigil,
@@ -191,7 +202,7 @@ enum ThresholdBench {
             workDirectory: work
         )
         defer { _ = daemon.stop() }
-        pause(milliseconds: 2_000)
+        pause(milliseconds: settleMilliseconds)
         let pid = daemon.process.pid
         guard let before = ProcessUsage.read(pid) else { throw HarnessError("/proc/\(pid) unreadable after READY") }
         let threadsBefore = threadSwitches(pid)

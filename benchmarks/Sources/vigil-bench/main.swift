@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--no-exec-subject] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--idle-only] [--pipeline-files N] [--no-exec-subject] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -117,6 +117,9 @@ var thresholdScenario = true
 var thresholdsOnly = false
 var reloadScenario = true
 var reloadOnly = false
+/// Idle cost (vigil and the peer daemons) and the pipeline burst alone.
+var idleOnly = false
+var pipelineFilesOverride: Int?
 var reloadsOverride: Int?
 var vigilPath = benchmarksDirectory + "/../.build/release/vigil"
 var resultsPath: String?
@@ -178,6 +181,10 @@ while let argument = arguments.next() {
     case "--thresholds-only": thresholdsOnly = true
     case "--no-reload": reloadScenario = false
     case "--reload-only": reloadOnly = true
+    case "--idle-only": idleOnly = true
+    case "--pipeline-files":
+        guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
+        pipelineFilesOverride = value
     case "--reloads":
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         reloadsOverride = value
@@ -193,6 +200,8 @@ while let argument = arguments.next() {
         usage()
     }
 }
+// Raw samples for benchmarks/plot: a quick run keeps its own, so it never overwrites a reference run's.
+if quick { Samples.directory = benchmarksDirectory + "/out/samples-quick" }
 let results =
     resultsPath ?? (quick ? benchmarksDirectory + "/out/RESULTS-quick.md" : benchmarksDirectory + "/RESULTS.md")
 let rulesDirectory = benchmarksDirectory + "/../rules"
@@ -215,7 +224,9 @@ func runThroughputScenario() -> ThroughputResult {
     let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
     let directory = "\(base)/vigil-bench-throughput-\(getpid())"
     defer { FileTree.remove(directory) }
-    return Throughput.run(vigil: vigilPath, quick: quick, directory: directory)
+    let result = Throughput.run(vigil: vigilPath, quick: quick, directory: directory)
+    result.recordSamples()
+    return result
 }
 
 if throughputOnly {
@@ -245,6 +256,7 @@ let flipCount = flipOverride ?? (quick ? 100 : 1_000)
 let killCount = killOverride ?? (quick ? 50 : 500)
 let burstCount = burstOverride ?? (quick ? 2_000 : 20_000)
 let idleSeconds = quick ? 3 : 30
+let pipelineFiles = pipelineFilesOverride ?? (quick ? 1_000 : 20_000)
 let flips = Flip.plan(count: flipCount)
 
 /// Whether `path` is on a tmpfs (`statfs` magic `TMPFS_MAGIC`).
@@ -345,9 +357,9 @@ let provenance =
 /// The mode and owner scenarios (issue 5): chmod → restored, the overflow burst, the start-up scan.
 @MainActor
 func runPermissionScenarios() -> PermissionResults {
-    let restores = restoreOverride ?? (quick ? 100 : 1_000)
-    let overflowFiles = overflowFilesOverride ?? (quick ? 5_000 : 50_000)
-    let scanFiles = scanFilesOverride ?? (quick ? 10_000 : 100_000)
+    let restores = restoreOverride ?? (quick ? 30 : 1_000)
+    let overflowFiles = overflowFilesOverride ?? (quick ? 2_000 : 50_000)
+    let scanFiles = scanFilesOverride ?? (quick ? 3_000 : 100_000)
     var results = PermissionResults(
         quick: quick,
         provenance: provenance,
@@ -380,7 +392,7 @@ func runPermissionScenarios() -> PermissionResults {
             files: overflowFiles,
             rounds: burstRounds,
             vigilWindow: quick ? 30 : 60,
-            peerWindow: quick ? 5 : 10,
+            peerWindow: quick ? 2 : 10,
             ordinaryWriter: !quick
         )
         for b in bursts {
@@ -393,8 +405,9 @@ func runPermissionScenarios() -> PermissionResults {
     }
     if scanFiles > 0 {
         let leaves = max(1, scanFiles / StartupScan.filesPerDirectory)
-        print("mode and owner: start-up scan of \(scanFiles) files in \(leaves) directories, 3 starts…")
-        let scan = StartupScan.run(vigil: vigilPath, files: scanFiles, leaves: leaves, trials: 3)
+        let starts = quick ? 2 : 3
+        print("mode and owner: start-up scan of \(scanFiles) files in \(leaves) directories, \(starts) starts…")
+        let scan = StartupScan.run(vigil: vigilPath, files: scanFiles, leaves: leaves, trials: starts)
         for (index, t) in scan.trials.enumerated() {
             print(
                 "mode and owner: scan start \(index + 1): READY after \(milliseconds(t.readyNanoseconds)) ms (vigil says \(t.loggedMilliseconds.map { "\($0)" } ?? "?") ms), \(t.watches.map(String.init) ?? "?") watches, VmRSS \(t.rssKiB) KiB, VmHWM \(t.hwmKiB) KiB, \(t.restoredAlerts) restored alerts, wrong at READY \(t.wrongAtReady), after \(t.wrongAfterWait); peer \(index < scan.peerNanoseconds.count ? milliseconds(scan.peerNanoseconds[index]) : "–") ms"
@@ -403,6 +416,7 @@ func runPermissionScenarios() -> PermissionResults {
         for failure in scan.failures { print("mode and owner: scan: \(failure)") }
         results.scan = scan
     }
+    results.recordSamples()
     return results
 }
 
@@ -425,7 +439,7 @@ func writeOnlyReport(title: String, targets: [String], sections: [String], path:
 /// The rotation scenario: its log lives under $TMPDIR (1 GiB, and a copy per tool) and is removed after.
 @MainActor
 func runRotationScenario() -> RotationResult {
-    let bytes = rotationBytesOverride ?? (quick ? 64 << 20 : 1 << 30)
+    let bytes = rotationBytesOverride ?? (quick ? 32 << 20 : 1 << 30)
     let rotationRounds = quick ? 1 : 3
     let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
     print(
@@ -442,13 +456,14 @@ func runRotationScenario() -> RotationResult {
         keepCapabilities: rotationKeepCapabilities
     )
     for problem in result.problems { print("rotation: \(problem)") }
+    result.recordSamples()
     return result
 }
 
 /// The alert delivery scenario (issue 6): latency to each remote sink, then a burst.
 @MainActor
 func runDeliveryScenario() -> DeliveryResult {
-    let trials = deliveryTrialsOverride ?? (quick ? 20 : 200)
+    let trials = deliveryTrialsOverride ?? (quick ? 10 : 200)
     let burst = quick ? 1_000 : 10_000
     print(
         "delivery: \(trials) alerts one at a time to syslog, e-mail, a webhook and Alertmanager, then a burst of \(burst)…"
@@ -465,13 +480,14 @@ func runDeliveryScenario() -> DeliveryResult {
         )
     }
     for failure in result.failures.prefix(5) { print("delivery: \(failure)") }
+    result.recordSamples()
     return result
 }
 
 /// The system-health scenarios (issue 7): a filesystem crossing 85 % and a new listener, against poll loops.
 @MainActor
 func runSystemScenario() -> SystemHealthResult {
-    let trials = systemTrialsOverride ?? (quick ? 10 : 100)
+    let trials = systemTrialsOverride ?? (quick ? 2 : 100)
     print("system health: \(trials) tmpfs crossings and \(trials) new listeners, against df and ss poll loops…")
     let result = SystemHealthBench.run(vigil: vigilPath, trials: trials)
     for (name, samples) in [
@@ -486,6 +502,7 @@ func runSystemScenario() -> SystemHealthResult {
         )
     }
     for failure in result.failures.prefix(5) { print("system health: \(failure)") }
+    result.recordSamples()
     return result
 }
 
@@ -501,14 +518,22 @@ if systemOnly {
 }
 
 /// The process thresholds scenario (issue 7): vigil's CPU sampling 1,000 processes every second, and its
-/// wake-ups with no threshold rule loaded. Quick: 5 s of sampling and 5 s idle instead of 30 s and 10 s.
+/// wake-ups with no threshold rule loaded. Quick: 300 processes, 2 s of sampling and 1 s idle instead of 30 s
+/// and 10 s.
 @MainActor
 func runThresholdScenario() -> ThresholdResult {
-    let (sampling, idle) = quick ? (5, 5) : (30, 10)
+    let (sampling, idle) = quick ? (2, 1) : (30, 10)
+    let processes = quick ? 300 : 1000
     print(
-        "thresholds: 1000 sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
+        "thresholds: \(processes) sleeping processes, vigil sampling them for \(sampling) s, then \(idle) s without threshold rules…"
     )
-    let result = ThresholdBench.run(vigil: vigilPath, processes: 1000, samplingSeconds: sampling, idleSeconds: idle)
+    let result = ThresholdBench.run(
+        vigil: vigilPath,
+        processes: processes,
+        samplingSeconds: sampling,
+        idleSeconds: idle,
+        settleMilliseconds: quick ? 500 : 2_000
+    )
     for line in result.lines() { print(line) }
     return result
 }
@@ -525,20 +550,44 @@ if thresholdsOnly {
     exit(thresholds.failures.isEmpty ? 0 : 1)
 }
 
-/// Hot reload under load (issue 8): 100 saves of a rule file (quick: 20), half of them broken, under
+/// Hot reload under load (issue 8): 100 saves of a rule file (quick: 8), half of them broken, under
 /// 10,000 events a second (quick: 5,000).
 @MainActor
 func runReloadScenario() -> ReloadResult {
     let settings = ReloadStorm.Settings(
         linesPerSecond: quick ? 4500 : 9000,
-        reloads: reloadsOverride ?? (quick ? 20 : 100)
+        reloads: reloadsOverride ?? (quick ? 8 : 100)
     )
     print(
         "reload: \(settings.reloads) saves of a rule file under \(settings.linesPerSecond + settings.linesPerSecond / 10) events a second…"
     )
     let result = ReloadBench.run(vigil: vigilPath, settings: settings)
     for line in result.lines() { print(line) }
+    result.recordSamples()
     return result
+}
+
+/// The pipeline burst: vigil and inotifywait, results printed.
+@MainActor
+func runPipelineScenario() -> [PipelineResult] {
+    print("pipeline: a burst of \(pipelineFiles) file creations…")
+    let results = PipelineBench.run(vigil: vigilPath, files: pipelineFiles)
+    for line in results.lines() { print(line) }
+    return results
+}
+
+if idleOnly {
+    print("idle: measuring \(idleSeconds) s, vigil and the peer daemons…")
+    let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
+    for line in idle.peerLines() { print(line) }
+    let pipeline = runPipelineScenario()
+    writeOnlyReport(
+        title: "idle cost and pipeline only",
+        targets: [],
+        sections: ["## Idle cost\n"] + idle.vigilLines() + idle.peerMarkdown() + [""] + pipeline.markdown(),
+        path: resultsPath ?? benchmarksDirectory + (quick ? "/out/RESULTS-idle-quick.md" : "/out/RESULTS-idle.md")
+    )
+    exit(idle.failures.isEmpty && pipeline.detectedEverything ? 0 : 1)
 }
 
 if reloadOnly {
@@ -599,6 +648,7 @@ if permissionsOnly {
 print(
     "vigil-bench: \(flipCount) flips in \(rounds) round\(rounds == 1 ? "" : "s"), \(idleSeconds) s idle; vigil at '\(vigilPath)'"
 )
+ScenarioClock.start()
 let (vigil, peers) = runDriftRounds(tmpfs: false)
 print(summaryLine(vigil))
 for result in peers { print(summaryLine(result)) }
@@ -611,6 +661,7 @@ if isTmpfs("/dev/shm") {
     onTmpfs = [vigilOnTmpfs] + peersOnTmpfs
     for result in onTmpfs { print("on tmpfs: " + summaryLine(result)) }
 }
+ScenarioClock.lap("config drift")
 
 var processDeath: ProcessDeathResults?
 var burst: BurstResult?
@@ -636,22 +687,30 @@ if processScenarios {
     )
     burst = b
 }
+ScenarioClock.lap("process death and burst")
 
 let logs: LogResults? = logScenarios ? runLogScenarios() : nil
+ScenarioClock.lap("logs")
 
 let permissions: PermissionResults? = permissionScenarios ? runPermissionScenarios() : nil
 if let permissions, !permissions.detectedEverything {
     print("mode and owner: FAILED: \(permissions.failures.joined(separator: "; "))")
 }
+ScenarioClock.lap("mode and owner")
 
 let rotation: RotationResult? = rotationScenario ? runRotationScenario() : nil
+ScenarioClock.lap("rotation")
 
 let delivery: DeliveryResult? = deliveryScenario ? runDeliveryScenario() : nil
+ScenarioClock.lap("delivery")
 
 let system: SystemHealthResult? = systemScenario ? runSystemScenario() : nil
+ScenarioClock.lap("system health")
 // Printed here; the lead adds the figures to RESULTS.md.
 let thresholds: ThresholdResult? = thresholdScenario ? runThresholdScenario() : nil
+ScenarioClock.lap("thresholds")
 let reload: ReloadResult? = reloadScenario ? runReloadScenario() : nil
+ScenarioClock.lap("reload")
 
 print("idle: measuring \(idleSeconds) s…")
 let idle = runIdle(vigil: vigilPath, rules: rulesDirectory, seconds: idleSeconds)
@@ -662,6 +721,10 @@ if idle.failures.isEmpty {
 } else {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
+ScenarioClock.lap("idle")
+
+for line in idle.peerLines() { print(line) }
+let pipeline = runPipelineScenario()
 
 var throughput: ThroughputResult?
 if throughputScenario {
@@ -669,6 +732,8 @@ if throughputScenario {
     for failure in result.failures { print("throughput: \(failure)") }
     throughput = result
 }
+ScenarioClock.lap("throughput")
+print("vigil-bench: scenario times: \(ScenarioClock.summary())")
 
 let scratch = "/tmp"
 let report = Report(
@@ -690,7 +755,8 @@ let report = Report(
     delivery: delivery,
     system: system,
     thresholds: thresholds,
-    reload: reload
+    reload: reload,
+    pipeline: pipeline
 )
 let text = report.markdown()
 let directory = String(results[..<(results.lastIndex(of: "/") ?? results.startIndex)])
@@ -716,6 +782,6 @@ let detectionFailed =
     || !(logs?.detectedEverything ?? true) || !(permissions?.detectedEverything ?? true)
     || !(rotation?.detectedEverything ?? true) || !(delivery?.detectedEverything ?? true)
     || !(system?.detectedEverything ?? true) || !(thresholds?.failures.isEmpty ?? true)
-    || !(reload?.detectedEverything ?? true)
+    || !(reload?.detectedEverything ?? true) || !pipeline.detectedEverything
 if detectionFailed { print("vigil-bench: FAILED: a scenario did not detect exactly what it should (see above)") }
 exit(detectionFailed ? 1 : 0)

@@ -9,9 +9,9 @@ import Glibc
 
 /// An in-process daemon following one log with 100 patterns that never match the seed's ordinary lines and
 /// a sanitize rule; `appendLines()` appends 1,000 such lines and spins until the log watcher has read them.
-final class LogFixture: @unchecked Sendable {
+public final class LogFixture: @unchecked Sendable {
     // @unchecked Sendable: used by the benchmark thread only, between setup and teardown.
-    nonisolated(unsafe) static var shared: LogFixture?
+    nonisolated(unsafe) public static var shared: LogFixture?
     // nonisolated(unsafe): set in setup, read by the benchmark body, cleared in teardown; never concurrently.
 
     static var rules: String {
@@ -36,7 +36,7 @@ final class LogFixture: @unchecked Sendable {
     /// 1,000 lines in the seed's format (none matches, none holds a secret), written with one write(2).
     let batch: UnsafeMutableRawBufferPointer
 
-    init() throws {
+    public init() throws {
         var template = Array("/tmp/vigil-hotpath-log-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw BenchError("Failed to create a temporary root under '/tmp': errno \(errno)")
@@ -75,13 +75,13 @@ final class LogFixture: @unchecked Sendable {
 
     /// Appends the 1,000 lines and spins until the log watcher has read every one.
     @inline(never)
-    func appendLines() {
+    public func appendLines() {
         let target = daemon.counters.logLines.load(ordering: .acquiring) + UInt64(eventsPerIteration)
         if write(writer, batch.baseAddress, batch.count) != batch.count { fatalError("write failed: errno \(errno)") }
         awaitCounter(daemon.counters.logLines, reaching: target, what: "log lines")
     }
 
-    func close() {
+    public func close() {
         daemon.stop()
         Glibc.close(writer)
         batch.deallocate()
