@@ -106,6 +106,7 @@ extension Daemon {
             }
         }
         board?.update(rules: newSet.rules.filter(\.enabled))
+        worker.exec?.update(rules: newSet.rules)
         ruleSet = newSet
         return summary
     }
