@@ -195,7 +195,8 @@ final class ExecRunner: @unchecked Sendable {
     }
 
     /// The program's environment: a fixed `PATH`, the record's fields, and one `VIGIL_<LABEL>` per label
-    /// (upper-cased, anything but letters and digits as `_`); a label never replaces a field. The message
+    /// (upper-cased, anything but letters and digits as `_`); a label never replaces a field. The record's
+    /// path is both `VIGIL_PATH` and, unless a label is called `file`, `VIGIL_FILE`. The message
     /// and labels are the alert's, already masked: a secret in a log line reaches the program as the alert
     /// shows it.
     static func environment(for record: AlertRecord) -> [String] {
@@ -226,6 +227,8 @@ final class ExecRunner: @unchecked Sendable {
             taken.insert(name)
             environment.append("VIGIL_\(name)=\(value.contains("\0") ? value.replacing("\0", with: "") : value)")
         }
+        // The file an alert is about, under the name a script expects whichever rule kind raised it.
+        if let path = record.path, !taken.contains("FILE") { environment.append("VIGIL_FILE=\(path)") }
         return environment
     }
 
