@@ -94,7 +94,7 @@ final class AlertOutlet {
         if runsExec, let exec {
             if let text = exec.submit(record) {
                 var shown = record
-                shown.labels[DryRun.label] = text
+                shown.labels[DryRun.label] = record.labels[DryRun.label].map { "\($0); \(text)" } ?? text
                 if sinkMask == 0 { sinkMask = SinkMasks.everySink & severityMasks.sinks(for: record) }
                 return send(encoded: shown, sinkMask: sinkMask, eventTime: eventTime)
             }

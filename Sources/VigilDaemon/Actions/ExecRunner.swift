@@ -32,7 +32,8 @@ struct ExecCommand: Sendable {
 
     /// The argv as `vigil run --dry-run` and the failure alerts print it: `[/bin/sh, -c, 'echo hi']`.
     var argvText: String {
-        "[" + argv.map { $0.contains(where: { $0 == " " || $0 == "," || $0 == "'" }) ? "'\($0)'" : $0 }
+        "["
+            + argv.map { $0.contains(where: { $0 == " " || $0 == "," || $0 == "'" }) ? "'\($0)'" : $0 }
             .joined(separator: ", ") + "]"
     }
 }
@@ -112,6 +113,8 @@ final class ExecRunner: @unchecked Sendable {
         var termAt: UInt64
         /// When SIGKILL is due, once SIGTERM was sent.
         var killAt: UInt64?
+        /// SIGTERM was sent because the timeout passed (not because vigil is stopping).
+        var timedOut = false
     }
 
     private var slots: [Running?] = Array(repeating: nil, count: ExecRunner.concurrency)
@@ -282,7 +285,11 @@ final class ExecRunner: @unchecked Sendable {
                     stopping = true
                 } else if tag >= Self.childTagBase {
                     let index = Int((tag - Self.childTagBase) / 2)
-                    if (tag - Self.childTagBase) % 2 == 1 { readOutput(index, epoll) } else { reapIfExited(index, epoll) }
+                    if (tag - Self.childTagBase) % 2 == 1 {
+                        readOutput(index, epoll)
+                    } else {
+                        reapIfExited(index, epoll)
+                    }
                 }
             }
             // Without pidfds (before Linux 5.3), look for exits on every wake-up.
@@ -315,10 +322,19 @@ final class ExecRunner: @unchecked Sendable {
         let argv = request.command.argv
         let child: CapturedChild
         do {
-            child = try Spawn.startCapturing(argv[0], arguments: Array(argv.dropFirst()), environment: request.environment)
+            child = try Spawn.startCapturing(
+                argv[0],
+                arguments: Array(argv.dropFirst()),
+                environment: request.environment
+            )
         } catch {
             counters.execsStarted.add(1, ordering: .relaxed)
-            fail(request, outcome: "could not be started: \(error.errno)", status: ["error": "\(error.errno)"], output: [])
+            fail(
+                request,
+                outcome: "could not be started: \(error.errno)",
+                status: ["error": "\(error.errno)"],
+                output: []
+            )
             return
         }
         counters.execsStarted.add(1, ordering: .relaxed)
@@ -375,19 +391,35 @@ final class ExecRunner: @unchecked Sendable {
         let signal = status & 0x7f
         let exitCode = (status >> 8) & 0xff
         let timeout = ExecRunner.durationText(entry.request.command.timeoutNanoseconds)
-        if let killAt = entry.killAt {
+        if entry.killAt != nil {
             let how = signal != 0 ? "killed by \(Self.signalName(signal))" : "exited with status \(exitCode)"
-            _ = killAt
+            let why =
+                entry.timedOut
+                ? "timed out after \(timeout) and was stopped (SIGTERM, then SIGKILL 2 s later)"
+                : "was stopped because vigil is stopping"
             fail(
                 entry.request,
-                outcome: "timed out after \(timeout) and was stopped (SIGTERM, then SIGKILL 2 s later): \(how)",
-                status: ["timeout": timeout, signal != 0 ? "signal" : "exit_code": signal != 0 ? Self.signalName(signal) : String(exitCode)],
+                outcome: "\(why): \(how)",
+                status: [
+                    "timeout": timeout,
+                    signal != 0 ? "signal" : "exit_code": signal != 0 ? Self.signalName(signal) : String(exitCode),
+                ],
                 output: entry.output
             )
         } else if signal != 0 {
-            fail(entry.request, outcome: "was killed by \(Self.signalName(signal))", status: ["signal": Self.signalName(signal)], output: entry.output)
+            fail(
+                entry.request,
+                outcome: "was killed by \(Self.signalName(signal))",
+                status: ["signal": Self.signalName(signal)],
+                output: entry.output
+            )
         } else if exitCode != 0 {
-            fail(entry.request, outcome: "exited with status \(exitCode)", status: ["exit_code": String(exitCode)], output: entry.output)
+            fail(
+                entry.request,
+                outcome: "exited with status \(exitCode)",
+                status: ["exit_code": String(exitCode)],
+                output: entry.output
+            )
         }
     }
 
@@ -403,6 +435,7 @@ final class ExecRunner: @unchecked Sendable {
                     entry.killAt = .max
                 }
             } else if now >= entry.termAt || stopping {
+                entry.timedOut = now >= entry.termAt
                 _ = kill(-entry.child.pid, SIGTERM)
                 _ = kill(entry.child.pid, SIGTERM)
                 entry.killAt = now &+ Self.killGraceNanoseconds

@@ -3,9 +3,9 @@ internal import Yams
 extension RuleFileParser {
     /// Every action of the language, in the order the docs list them.
     static let actionNames = ["alert", "chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
-    /// Actions designed but not implemented in this version (`rotate` is a rule kind instead; see
-    /// `checkActionName`).
-    static let plannedActions = ["rotate"]
+    /// Actions designed but not implemented in this version: none today (`rotate` is a rule kind instead;
+    /// see `checkActionName`).
+    static let plannedActions: [String] = []
     /// Actions available in this version.
     static let availableActions = ["alert", "chmod", "chown", "restart", "reload", "sanitize", "exec"]
 

@@ -61,7 +61,8 @@ extension RuleFileParser {
             return "program '\(program)' in exec: is not a regular file; name the program itself"
         }
         guard info.st_mode & 0o111 != 0, access(program, X_OK) == 0 else {
-            return "program '\(program)' in exec: is not executable; name the right program, or make it executable with chmod 0755 '\(program)'"
+            return
+                "program '\(program)' in exec: is not executable; name the right program, or make it executable with chmod 0755 '\(program)'"
         }
         let trust = RuleFileTrust()
         if let problem = trust.problem(uid: info.st_uid, mode: info.st_mode, isDirectory: false) {

@@ -129,7 +129,10 @@ extension RuleFileParser {
     }
 
     /// Parses `command:`: a list whose first entry is the program's absolute path. Never a shell string.
-    mutating func parseCommand(_ node: Node, example fallback: String = "[/usr/bin/systemctl, restart, NAME]") -> [String]? {
+    mutating func parseCommand(
+        _ node: Node,
+        example fallback: String = "[/usr/bin/systemctl, restart, NAME]"
+    ) -> [String]? {
         if case .scalar(let scalar) = node, scalar.value != .null {
             var words = scalar.string.split(separator: " ").map { String($0) }
             if let first = words.first, !first.hasPrefix("/") { words[0] = "/usr/bin/" + first }
