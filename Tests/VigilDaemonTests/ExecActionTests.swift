@@ -198,4 +198,72 @@ import Glibc
         #expect(fileBytes(out) == nil)
         #expect(fixture.logs.messages.contains { $0.message.contains("Dry run: rule 'would-run' would exec [/bin/sh") })
     }
+
+    @Test func aReloadThatAddsExecToARuleRunsItsProgram() throws {
+        let tree = TempTree("exec-out")
+        defer { tree.remove() }
+        let out = tree.path("env")
+        let plain = """
+            - rule: watched
+              severity: info
+              file: /watched/*
+              on: [created]
+
+            """
+        let withExec = """
+            - rule: watched
+              severity: info
+              file: /watched/*
+              on: [created]
+              then:
+                - alert
+                - exec: { command: \(Self.dumpEnvironment(to: out)) }
+
+            """
+        let fixture = try DaemonFixture(rules: plain, label: "exec-reload") { tree in tree.makeDirectory("watched") }
+        fixture.tree.write("watched/a", "x")
+        fixture.expect(rule: "watched", state: "event")
+        #expect(fileBytes(out) == nil)
+        let summary = try fixture.daemon.reload(to: ReloadTests.ruleSet(withExec))
+        #expect(summary.changed == ["watched"])
+        fixture.tree.write("watched/b", "x")
+        fixture.expect(rule: "watched", state: "event")
+        let dump = try #require(waitForFile(out), "the exec program never ran after the reload")
+        #expect(Self.variables(dump)["VIGIL_PATH"] == "/watched/b")
+    }
+
+    @Test func requestsBeyondTheQueueAreDroppedCountedAndAlertedOnce() throws {
+        let rules = """
+            - rule: slow-hook
+              severity: info
+              log: /var/log/app.log
+              match: 'ERROR'
+              then:
+                - alert
+                - exec: { command: [/bin/sleep, '30'], timeout: 1h }
+
+            """
+        let fixture = try DaemonFixture(rules: rules, label: "exec-drop") { tree in
+            tree.makeDirectory("var/log")
+            tree.write("var/log/app.log", "")
+        }
+        // 16 run, 256 wait; of 300, at least 28 are dropped (more when the exec thread had not started all
+        // 16 yet as the queue filled). Each line's alert is written after its program was handed over, so
+        // once all 300 are in, every drop is counted.
+        let writer = AppendingWriter(fixture.tree.path("var/log/app.log"))
+        writer.write(String(repeating: "ERROR busy\n", count: 300))
+        var lines = 0
+        var dropAlerts: [SeenAlert] = []
+        while lines < 300 || dropAlerts.isEmpty, let alert = fixture.next() {
+            if alert.rule == "slow-hook" { lines += 1 }
+            if alert.kind == "vigil.exec_dropped" { dropAlerts.append(alert) }
+        }
+        #expect(lines == 300)
+        // One alert for the window, at the first drop; the rest are counted for the next window's.
+        #expect(dropAlerts.count == 1, "\(dropAlerts)")
+        #expect(dropAlerts.first?.message.contains("(last of rule 'slow-hook')") == true, "\(dropAlerts)")
+        let dropped = fixture.daemon.counters.execsDropped.load(ordering: .relaxed)
+        #expect((28...44).contains(dropped), "\(dropped) dropped")
+        #expect(fixture.sync().allSatisfy { $0.kind != "vigil.exec_dropped" })
+    }
 }

@@ -189,6 +189,7 @@ final class ExecRunner: @unchecked Sendable {
                 } else {
                     pending.dropped &+= 1
                     pending.lastDroppedRule = record.rule
+                    counters.execsDropped.add(1, ordering: .relaxed)
                 }
             }
             queued = true
@@ -299,9 +300,9 @@ final class ExecRunner: @unchecked Sendable {
 
     /// Starts queued programs while fewer than `concurrency` run.
     private func startWaiting(_ epoll: borrowing Epoll) {
-        guard running < Self.concurrency else { return }
+        let free = Self.concurrency - running
         let (requests, dropped, rule) = pending.withLock { pending in
-            let count = min(pending.requests.count, Self.concurrency - running)
+            let count = min(pending.requests.count, free)
             let taken = Array(pending.requests.prefix(count))
             pending.requests.removeFirst(count)
             let dropped = pending.dropped
@@ -311,7 +312,6 @@ final class ExecRunner: @unchecked Sendable {
         if dropped > 0 {
             unreportedDrops &+= dropped
             dropRule = rule
-            counters.execsDropped.add(dropped, ordering: .relaxed)
         }
         for request in requests { start(request, epoll) }
     }
