@@ -66,7 +66,8 @@ extension Daemon {
         )
         // A start-up without programs to run dropped the bounding set: an exec: added now runs weakened.
         if spawnsPrograms && !Capabilities.current().bounding.has(.dacOverride) {
-            for rule in changedRules where rule.actions.contains(where: { if case .exec = $0 { true } else { false } }) {
+            for rule in changedRules where rule.actions.contains(where: { if case .exec = $0 { true } else { false } })
+            {
                 logger.warning(
                     "\(rule.location): warning: rule '\(rule.id)' has exec:, whose program will run as root without root's capabilities (start-up dropped the bounding set: no rule ran programs then); restart vigil to give them back"
                 )
