@@ -263,6 +263,8 @@ final class ExecRunner: @unchecked Sendable {
             preconditionFailure("ExecRunner: epoll setup failed: \(error)")
         }
         var stopping = false
+        var ready: [UInt64] = []
+        ready.reserveCapacity(8)
         while true {
             _ = doorbell.drain()
             if stopping {
@@ -275,7 +277,7 @@ final class ExecRunner: @unchecked Sendable {
             reportDrops(now: now)
             if stopping && running == 0 { break }
             let timeout = nextTimeout(now: now)
-            var ready: [UInt64] = []
+            ready.removeAll(keepingCapacity: true)
             do {
                 try epoll.wait(timeoutMilliseconds: timeout) { ready.append($0) }
             } catch {
@@ -283,6 +285,8 @@ final class ExecRunner: @unchecked Sendable {
             }
             for tag in ready {
                 if tag == Self.shutdownTag {
+                    // Drained, or epoll would wake at once again while the programs are being stopped.
+                    _ = shutdown.drain()
                     stopping = true
                 } else if tag >= Self.childTagBase {
                     let index = Int((tag - Self.childTagBase) / 2)
@@ -391,15 +395,17 @@ final class ExecRunner: @unchecked Sendable {
         let signal = status & 0x7f
         let exitCode = (status >> 8) & 0xff
         let timeout = ExecRunner.durationText(entry.request.command.timeoutNanoseconds)
-        if entry.killAt != nil {
+        if entry.killAt != nil && !entry.timedOut {
+            // Stopped with vigil (SIGTERM at shutdown): said in the log, not alerted as the program's failure.
+            let command = entry.request.command
+            logger.notice(
+                "Rule '\(command.rule)' (\(command.location)): exec '\(command.argv[0])' was stopped because vigil is stopping"
+            )
+        } else if entry.killAt != nil {
             let how = signal != 0 ? "killed by \(Self.signalName(signal))" : "exited with status \(exitCode)"
-            let why =
-                entry.timedOut
-                ? "timed out after \(timeout) and was stopped (SIGTERM, then SIGKILL 2 s later)"
-                : "was stopped because vigil is stopping"
             fail(
                 entry.request,
-                outcome: "\(why): \(how)",
+                outcome: "timed out after \(timeout) and was stopped (SIGTERM, then SIGKILL 2 s later): \(how)",
                 status: [
                     "timeout": timeout,
                     signal != 0 ? "signal" : "exit_code": signal != 0 ? Self.signalName(signal) : String(exitCode),
