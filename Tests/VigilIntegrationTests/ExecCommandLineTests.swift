@@ -65,7 +65,8 @@ struct ExecCommandLineTests {
         let result = try VigilBinary.run(["check", dir.path + "/rules.yaml"])
         #expect(result.code == 1, "\(result)")
         #expect(
-            result.err.contains("\(dir.path)/rules.yaml:4:") && result.err.contains("refusing program '\(hook)' in exec:"),
+            result.err.contains("\(dir.path)/rules.yaml:4:")
+                && result.err.contains("refusing program '\(hook)' in exec:"),
             "\(result.err)"
         )
     }
