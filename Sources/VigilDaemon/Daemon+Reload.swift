@@ -59,7 +59,20 @@ extension Daemon {
         let changedRules = newSet.rules.filter { rule in
             !oldSet.rules.contains { $0.enabled && rule.enabled && $0.sameDefinition(as: rule) }
         }
-        _ = capabilityNeeds(of: changedRules, held: Capabilities.current().permitted, reloading: true)
+        let (_, spawnsPrograms) = capabilityNeeds(
+            of: changedRules,
+            held: Capabilities.current().permitted,
+            reloading: true
+        )
+        // A start-up without programs to run dropped the bounding set: an exec: added now runs weakened.
+        if spawnsPrograms && !Capabilities.current().bounding.has(.dacOverride) {
+            for rule in changedRules where rule.actions.contains(where: { if case .exec = $0 { true } else { false } })
+            {
+                logger.warning(
+                    "\(rule.location): warning: rule '\(rule.id)' has exec:, whose program will run as root without root's capabilities (start-up dropped the bounding set: no rule ran programs then); restart vigil to give them back"
+                )
+            }
+        }
         var summary = ReloadSummary()
         let oldByID = Dictionary(oldSet.rules.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let newByID = Dictionary(newSet.rules.filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -106,6 +119,7 @@ extension Daemon {
             }
         }
         board?.update(rules: newSet.rules.filter(\.enabled))
+        worker.exec?.update(rules: newSet.rules)
         ruleSet = newSet
         return summary
     }

@@ -115,6 +115,8 @@ public final class Daemon: @unchecked Sendable {
     private var sinkThreads: [ThreadHandle] = []
     private var boardThread: ThreadHandle?
     var workerThread: ThreadHandle?
+    /// Runs the programs of `exec:` actions (`vigil-exec`).
+    var execThread: ThreadHandle?
     var matcherThread: ThreadHandle?
     var watcherThread: ThreadHandle?
     var logThread: ThreadHandle?
@@ -185,6 +187,14 @@ public final class Daemon: @unchecked Sendable {
             watchdog.follow(worker: worker, logger: logger)
             worker.board = board
             worker.severityMasks = SeverityMasks(minimums: specs.map(\.minimumSeverity))
+            worker.exec = try ExecRunner(
+                rules: options.ruleSet.rules,
+                host: host,
+                dryRun: options.dryRun,
+                outlet: try worker.makeOutlet(),
+                counters: counters,
+                logger: logger
+            )
             if let board { board.attach(outlet: try worker.makeOutlet(consultsBoard: false)) }
             for sink in deliverySinks { sink.attach(outlet: try worker.makeOutlet()) }
             let settings = Matcher.Settings(
@@ -291,7 +301,7 @@ public final class Daemon: @unchecked Sendable {
             let kept = try Capabilities.restrict(to: needed, dropBounding: !spawnsPrograms)
             let boundingNote =
                 spawnsPrograms
-                ? "; the bounding set is kept because restart/reload commands run as root programs"
+                ? "; the bounding set is kept because restart/reload commands and exec: programs run as root programs"
                 : ""
             logger.info(
                 "Capabilities kept: \(kept.isEmpty ? "none" : kept.names.joined(separator: ", ")) (dropped \(before.effective.subtracting(kept).names.count) others)\(boundingNote)"
@@ -324,6 +334,11 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         for rule in rules where rule.enabled {
+            // exec: programs run as root with the capabilities root has: they need none of the daemon's,
+            // but the bounding set is kept so that they are not weaker than the rule's author expects.
+            if !dryRun, rule.actions.contains(where: { if case .exec = $0 { true } else { false } }) {
+                spawnsPrograms = true
+            }
             switch rule.subject {
             case .config, .file:
                 need(.dacReadSearch, "to read files other users own", rule: nil)
@@ -384,7 +399,7 @@ public final class Daemon: @unchecked Sendable {
                 need(.sysPtrace, "to read other users' /proc/PID/exe", rule: rule)
                 for action in rule.actions where !dryRun {
                     switch action {
-                    case .alert, .sanitize, .chmod, .chown: break
+                    case .alert, .sanitize, .chmod, .chown, .exec: break
                     case .restart(let spec), .reload(let spec):
                         if spec.command != nil || spec.unit != nil || HostFeatures.systemdIsRunning {
                             spawnsPrograms = true
@@ -462,6 +477,7 @@ public final class Daemon: @unchecked Sendable {
         let worker = self.worker
         let matcher = self.matcher
         workerThread = Threads.spawn(name: "vigil-action") { worker.run() }
+        if let exec = worker.exec { execThread = Threads.spawn(name: "vigil-exec") { exec.run() } }
         for (i, sink) in deliverySinks.enumerated() {
             sinkThreads.append(Threads.spawn(name: "vigil-sink-\(i)") { sink.run() })
         }
@@ -508,6 +524,12 @@ public final class Daemon: @unchecked Sendable {
             board.shutdown.ring()
             Threads.join(boardThread)
             self.boardThread = nil
+        }
+        // Before the worker: the runner's last failure alerts still reach the sinks.
+        if let execThread, let exec = worker.exec {
+            exec.shutdown.ring()
+            Threads.join(execThread)
+            self.execThread = nil
         }
         worker.shutdown.ring()
         Threads.join(workerThread)

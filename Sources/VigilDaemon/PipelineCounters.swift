@@ -22,6 +22,11 @@ public final class PipelineCounters: Sendable {
     public let alerts = Atomic<UInt64>(0)
     /// Sink writes that failed (and were kept for retry).
     public let sinkFailures = Atomic<UInt64>(0)
+    /// Programs of `exec:` actions started (or attempted), those that failed (could not start, exited
+    /// non-zero, died of a signal, timed out; each alerted), and requests dropped on a full queue.
+    public let execsStarted = Atomic<UInt64>(0)
+    public let execsFailed = Atomic<UInt64>(0)
+    public let execsDropped = Atomic<UInt64>(0)
 
     /// Datagrams read from the proc connector, and the process events in them.
     public let processDatagrams = Atomic<UInt64>(0)

@@ -346,6 +346,38 @@ public enum ActionSpec: Sendable, Equatable {
     case chmod(SourceLocation)
     /// `chown` (mode and owner rules): restore the owner and group, the same way.
     case chown(SourceLocation)
+    /// `exec: { command: [...], timeout:, on_resolved: }` (every rule kind): run a program with the alert's
+    /// fields in its environment, never through a shell.
+    case exec(ExecSpec)
+}
+
+/// What `exec:` runs. The program is an absolute path whose file and directory only root can change
+/// (checked when the rules are loaded, as rule files are); it gets the alert in `VIGIL_*` environment
+/// variables, never in its argv, so text from a log line can never become an argument or shell syntax.
+public struct ExecSpec: Sendable, Equatable {
+    /// Where `exec:` is written, for the failure alerts (`vigil.exec_failed` names the rule's file:line).
+    public var location: SourceLocation
+    /// `command:` — argv; `command[0]` is the program's absolute path.
+    public var command: [String]
+    /// `timeout:` — how long the program may run before it gets SIGTERM (SIGKILL 2 s later).
+    public var timeoutMilliseconds: Int
+    /// `on_resolved:` — also run when the rule's condition resolves (`VIGIL_STATE=resolved`).
+    public var onResolved: Bool
+
+    /// The default `timeout:`.
+    public static let defaultTimeoutMilliseconds = 30_000
+
+    public init(
+        location: SourceLocation,
+        command: [String],
+        timeoutMilliseconds: Int = ExecSpec.defaultTimeoutMilliseconds,
+        onResolved: Bool = false
+    ) {
+        self.location = location
+        self.command = command
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.onResolved = onResolved
+    }
 }
 
 /// How `restart` and `reload` reach a service. The daemon picks, in this order: `systemctl restart|reload

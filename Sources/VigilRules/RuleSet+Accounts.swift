@@ -59,7 +59,7 @@ extension RuleSet {
             for action in rule.actions {
                 switch action {
                 case .restart(let service), .reload(let service): check(selector: service.target)
-                case .alert, .sanitize, .chmod, .chown: break
+                case .alert, .sanitize, .chmod, .chown, .exec: break
                 }
             }
             // Rules are in file order; within one, the names in the order written.

@@ -15,9 +15,8 @@ extension Run {
 
     /// The daemon's own thread after start-up, until SIGTERM or SIGINT: reloads on SIGHUP and on changes in
     /// the rule files (debounced), saves the firing conditions when they change, and resolves inherited
-    /// conditions that were not asserted again in time.
-    func serve(daemon: Daemon, signals: SignalFD, logger: Logger) {
-        let ruleWatch = RuleWatch(paths: ruleOptions.watchedPaths, logger: logger)
+    /// conditions that were not asserted again in time. `ruleWatch` was set up before the rules were read.
+    func serve(daemon: Daemon, signals: SignalFD, ruleWatch: RuleWatch?, logger: Logger) {
         var reloadDue: UInt64?
         var firstChange: UInt64 = 0
         var sweepDue = daemon.runDueSweeps(now: Clock.monotonicNanoseconds())

@@ -104,6 +104,9 @@ struct Run: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "vigil")
+        // The rule files are watched before they are read: a save from then on (one right after READY=1
+        // included) is seen and reloads. Watched only after READY, a save in between was never picked up.
+        let ruleWatch = RuleWatch(paths: ruleOptions.watchedPaths, logger: logger)
         let ruleSet: RuleSet
         switch ruleOptions.compile() {
         case .loaded(let loaded, let warnings):
@@ -184,7 +187,7 @@ struct Run: ParsableCommand {
         }
         ServiceNotify.ready(status: "watching")
 
-        serve(daemon: daemon, signals: signals, logger: logger)
+        serve(daemon: daemon, signals: signals, ruleWatch: ruleWatch, logger: logger)
         ServiceNotify.stopping(status: "stopping")
         endpoints?.stop()
         daemon.stop()

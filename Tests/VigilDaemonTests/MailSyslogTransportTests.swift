@@ -115,6 +115,83 @@ struct MailSyslogTransportTests {
         #expect(receiver.waitForDatagrams(count: 1, timeoutSeconds: 5))
     }
 
+    /// A bound datagram socket nobody reads until `startReading(every:)`: its queue fills at
+    /// `net.unix.max_dgram_qlen` datagrams, like journald's behind on a burst.
+    final class SlowReceiver: @unchecked Sendable {
+        let path: String
+        let descriptor: CInt
+        let received = Locked(0)
+        private var reader: ThreadHandle?
+
+        init(path: String) throws {
+            self.path = path
+            descriptor = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.copyBytes(from: Array(path.utf8))
+                raw[path.utf8.count] = 0
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            guard descriptor >= 0, bound == 0 else { throw HarnessError("bind \(path): errno \(errno)") }
+        }
+
+        /// Reads one datagram every `milliseconds`, until the socket is closed.
+        func startReading(every milliseconds: Int) {
+            let descriptor = descriptor
+            let received = received
+            reader = Threads.spawn(name: "slow-syslog-rx") {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while recv(descriptor, &buffer, buffer.count, 0) > 0 {
+                    received.withLock { $0 += 1 }
+                    usleep(useconds_t(milliseconds * 1000))
+                }
+            }
+        }
+
+        /// Stops the reader (its `recv` returns 0 after the shutdown) and joins it before closing, so it
+        /// never reads a descriptor number the next test reuses.
+        func close() {
+            shutdown(descriptor, CInt(SHUT_RDWR))
+            if let reader { Threads.join(reader) }
+            Glibc.close(descriptor)
+        }
+    }
+
+    @Test func aFullReceiverQueueIsWaitedOnNotFailed() throws {
+        let tree = TempTree("syslog-full")
+        defer { tree.remove() }
+        let receiver = try SlowReceiver(path: tree.path("log.sock"))
+        defer { receiver.close() }
+        let transport = SyslogTransport(spec: SyslogSink(), socketPath: receiver.path, hostName: "web-1")
+        defer { transport.close() }
+        // Fill the queue: nobody reads yet, so some send must wait, then fail with the receiver named.
+        var first: DeliveryOutcome = .delivered
+        var sent = 0
+        while sent < 1000 {
+            let alert = record(sent)
+            first = transport.deliver([alert], lines: lines([alert]))
+            guard first == .delivered else { break }
+            sent += 1
+        }
+        guard case .retry(let reason) = first else {
+            Issue.record("1,000 datagrams into a socket nobody reads were all accepted")
+            return
+        }
+        #expect(reason.contains("the receiver is not keeping up"), "\(reason)")
+        // A slow reader (one datagram every 20 ms, far slower than the sends): every send waits for room
+        // and succeeds; none is turned into a retry with backoff.
+        receiver.startReading(every: 20)
+        for index in 0..<30 {
+            let alert = record(1000 + index)
+            #expect(transport.deliver([alert], lines: lines([alert])) == .delivered, "datagram \(index)")
+        }
+    }
+
     @Test func syslogCutsAMessageTooLargeForADatagram() throws {
         let tree = TempTree("syslog")
         defer { tree.remove() }

@@ -36,6 +36,32 @@ struct ReloadCommandLineTests {
         #expect(result.reloadFailedAlerts == result.failed, "\(result)")
     }
 
+    /// The rule files are watched before READY=1: a save the moment READY arrives (before vigil's main
+    /// thread ran again) is picked up. Watched only after READY, such a save was lost on a busy machine.
+    @Test func aRuleSavedTheMomentReadyArrivesIsLoaded() throws {
+        let tree = TempTree("reload-at-ready")
+        defer { tree.remove() }
+        ReloadStorm.prepare(root: tree.root)
+        unlink(tree.path("rules/extra.yaml"))
+        let alerts = tree.path("alerts.jsonl")
+        let follower = try LineFollower(path: alerts)
+        let vigil = try DaemonProcess(
+            executable: VigilBinary.path,
+            arguments: ["--rules", tree.path("rules"), "--root", tree.root, "--alerts", alerts, "--no-process-rules"],
+            workDirectory: tree.path("run")
+        )
+        defer { vigil.stop() }
+        tree.write(
+            "rules/debug.yaml",
+            "- rule: debug-on\n  severity: warning\n  config: /etc/app/app.conf\n  when: { key: debug, is: true }\n  message: debug on\n"
+        )
+        var seen: String?
+        while seen == nil, let (line, _) = follower.next(timeoutMilliseconds: 10_000) {
+            if JSONField.string(line, "rule") == "debug-on" { seen = line }
+        }
+        #expect(seen.flatMap { JSONField.string($0, "state") } == "firing", "log:\n\(vigil.log().suffix(2000))")
+    }
+
     @Test func sighupReloadsAndAConditionSurvivesARestartWithoutFiringAgain() throws {
         let tree = TempTree("reload-restart")
         defer { tree.remove() }

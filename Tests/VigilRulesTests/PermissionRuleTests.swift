@@ -23,6 +23,7 @@ func actionNames(_ rule: Rule) -> [String] {
         case .restart: "restart"
         case .reload: "reload"
         case .sanitize: "sanitize"
+        case .exec: "exec"
         }
     }
 }

@@ -23,7 +23,7 @@ func serviceAction(_ rule: Rule, _ index: Int) -> (name: String, action: Service
     switch rule.actions[index] {
     case .restart(let action): return ("restart", action)
     case .reload(let action): return ("reload", action)
-    case .alert, .sanitize, .chmod, .chown: return nil
+    case .alert, .sanitize, .chmod, .chown, .exec: return nil
     }
 }
 

@@ -79,6 +79,9 @@ final class ActionWorker: @unchecked Sendable {
     let ledger: FiringLedger
     /// Hits per rule and recent alerts, noted by every outlet.
     let book = AlertBook()
+    /// Runs the programs of `exec:` actions; set before the watchers' outlets are made (which hand it the
+    /// alerts of rules with `exec:`).
+    var exec: ExecRunner?
 
     /// A new producer's outlet; call before `run()` starts. `consultsBoard` is false only for the board's
     /// own outlet (its summaries must not be held back by the windows they summarise).
@@ -102,7 +105,8 @@ final class ActionWorker: @unchecked Sendable {
             board: consultsBoard ? board : nil,
             severityMasks: severityMasks,
             ledger: ledger,
-            book: book
+            book: book,
+            exec: exec
         )
         outlets.append(outlet)
         return outlet

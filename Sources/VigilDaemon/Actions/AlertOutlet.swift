@@ -40,6 +40,9 @@ final class AlertOutlet {
     private let ledger: FiringLedger?
     /// Hits per rule and the recent alerts, for `vigil status` and `/metrics`.
     private let book: AlertBook?
+    /// Runs the programs of `exec:` actions (alerts whose mask has `SinkMasks.execBit`); nil for the
+    /// runner's own outlet.
+    private let exec: ExecRunner?
 
     init(
         capacity: Int,
@@ -50,8 +53,10 @@ final class AlertOutlet {
         board: NoticeBoard? = nil,
         severityMasks: SeverityMasks = SeverityMasks(),
         ledger: FiringLedger? = nil,
-        book: AlertBook? = nil
+        book: AlertBook? = nil,
+        exec: ExecRunner? = nil
     ) throws {
+        self.exec = exec
         self.board = board
         self.ledger = ledger
         self.book = book
@@ -73,14 +78,34 @@ final class AlertOutlet {
         for sink in direct { sink?.close() }
     }
 
-    /// Encodes `record` and hands the line to the worker for the sinks in `sinkMask`. `eventTime` is the
+    /// Judges `record` and hands the line to the worker for the sinks in `sinkMask`. `eventTime` is the
     /// monotonic time the causing kernel event was read (0 when none), for the latency counters.
+    ///
+    /// With `SinkMasks.execBit` in the mask, the rule's `exec:` programs are handed to the `ExecRunner` for
+    /// what the ledger and the dedup windows admit (a condition already firing runs nothing again); under
+    /// `--dry-run` the record gets a `dry_run` label instead, and goes to every output.
     func send(_ record: AlertRecord, sinkMask requested: UInt64, eventTime: UInt64) {
         if let ledger, record.state != .event, !ledger.admit(record) { return }
         book?.note(record)
-        let sinkMask = requested & severityMasks.sinks(for: record)
-        guard sinkMask != 0 else { return }
+        let runsExec = requested & SinkMasks.execBit != 0 && exec != nil
+        var sinkMask = requested & SinkMasks.everySink & severityMasks.sinks(for: record)
+        guard sinkMask != 0 || runsExec else { return }
         if let board, board.governs(record.rule), !board.admit(record, sinkMask: sinkMask) { return }
+        if runsExec, let exec {
+            if let text = exec.submit(record) {
+                var shown = record
+                shown.labels[DryRun.label] = record.labels[DryRun.label].map { "\($0); \(text)" } ?? text
+                if sinkMask == 0 { sinkMask = SinkMasks.everySink & severityMasks.sinks(for: record) }
+                return send(encoded: shown, sinkMask: sinkMask, eventTime: eventTime)
+            }
+            guard sinkMask != 0 else { return }
+        }
+        send(encoded: record, sinkMask: sinkMask, eventTime: eventTime)
+    }
+
+    /// Encodes `record` and writes it to the sinks of `sinkMask`: the direct ones here, the rest through the
+    /// worker.
+    private func send(encoded record: AlertRecord, sinkMask: UInt64, eventTime: UInt64) {
         scratch.removeAll(keepingCapacity: true)
         record.encodeJSONLine(into: &scratch)
         counters.alerts.add(1, ordering: .relaxed)

@@ -18,6 +18,8 @@ final class SyslogTransport: DeliveryTransport {
     /// The smallest MSG a datagram the socket refuses as too large is cut down to (RFC 5424 §6.1 asks
     /// every receiver to take 480 octets).
     static let minimumMessageBytes = 480
+    /// How long one datagram may wait for room in the receiver's queue before the send counts as failed.
+    static let sendTimeoutMilliseconds = 500
 
     let batchLimit = 1
     private let spec: SyslogSink
@@ -76,6 +78,13 @@ final class SyslogTransport: DeliveryTransport {
         if descriptor < 0 {
             let fd = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { return .retry("syslog socket \(socketPath): socket() failed: \(Self.reason(errno))") }
+            // A full receiver queue (journald or rsyslog behind on a burst; net.unix.max_dgram_qlen is
+            // small) is waited on in the kernel, which wakes the send as soon as the receiver reads, for at
+            // most `sendTimeoutMilliseconds`; only then does the sink count a failure and back off. Without
+            // this, every momentary EAGAIN cost a growing retry backoff, and a burst of 1,000 alerts to a
+            // busy receiver took minutes.
+            var timeout = timeval(tv_sec: 0, tv_usec: Self.sendTimeoutMilliseconds * 1000)
+            _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             descriptor = fd
         }
         let (header, message) = datagram(record)
@@ -105,8 +114,9 @@ final class SyslogTransport: DeliveryTransport {
         }
     }
 
-    /// `sendto(2)` of one datagram to the socket path, without blocking (`MSG_DONTWAIT`: a stalled syslog
-    /// daemon fills the socket, and the sink retries later) and without SIGPIPE. Returns 0 or the errno.
+    /// `sendto(2)` of one datagram to the socket path, waiting at most `SO_SNDTIMEO` for room (a stalled
+    /// syslog daemon then gives EAGAIN, and the sink retries later with backoff) and without SIGPIPE.
+    /// Returns 0 or the errno.
     @inline(never)
     private func sendDatagram(_ bytes: [UInt8]) -> CInt {
         var address = sockaddr_un()
@@ -126,7 +136,7 @@ final class SyslogTransport: DeliveryTransport {
                             descriptor,
                             buffer.baseAddress,
                             buffer.count,
-                            CInt(MSG_DONTWAIT | MSG_NOSIGNAL),
+                            CInt(MSG_NOSIGNAL),
                             socketAddress,
                             length
                         )

@@ -26,10 +26,11 @@ struct AlertLedger {
         }
     }
 
-    /// The sinks of `mask` that do not hold `id` yet.
+    /// The sinks of `mask` that do not hold `id` yet. An alert some sink holds had its `exec:` programs
+    /// handed over already (the outlet does that before it writes), so `SinkMasks.execBit` goes too.
     func unwritten(_ id: String, of mask: UInt64) -> UInt64 {
         guard let held = written[id] else { return mask }
-        return mask & ~held
+        return mask & ~held & SinkMasks.everySink
     }
 
     /// Calls `body` with the `id` of every JSON line (`{"id":"…",…}`) after byte `from` of the file.

@@ -96,6 +96,21 @@ extension Daemon {
         )
         p.sample("vigil_local_sink_failures_total", [], load(c.sinkFailures))
 
+        p.family("vigil_exec_started_total", .counter, help: "Programs of exec: actions started (or attempted).")
+        p.sample("vigil_exec_started_total", [], load(c.execsStarted))
+        p.family(
+            "vigil_exec_failed_total",
+            .counter,
+            help: "Programs of exec: actions that could not start, exited non-zero, died of a signal or timed out."
+        )
+        p.sample("vigil_exec_failed_total", [], load(c.execsFailed))
+        p.family(
+            "vigil_exec_dropped_total",
+            .counter,
+            help: "Requests of exec: actions dropped because 16 programs ran and 256 waited."
+        )
+        p.sample("vigil_exec_dropped_total", [], load(c.execsDropped))
+
         let sinks = observed.sinks
         p.family(
             "vigil_sink_delivery_latency_seconds",

@@ -189,7 +189,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 let spec: ServiceAction
                 let kind: ServiceSupervisor.Kind
                 switch action {
-                case .alert, .sanitize, .chmod, .chown: continue
+                case .alert, .sanitize, .chmod, .chown, .exec: continue
                 case .restart(let action): (spec, kind) = (action, .restart)
                 case .reload(let action): (spec, kind) = (action, .reload)
                 }
@@ -199,7 +199,7 @@ final class ProcessWatcher: @unchecked Sendable {
             }
             for action in rule.actions {
                 switch action {
-                case .alert, .sanitize, .chmod, .chown: break
+                case .alert, .sanitize, .chmod, .chown, .exec: break
                 case .restart(let spec): restart = ServiceSupervisor(kind: .restart, action: spec)
                 case .reload(let spec): reload = ServiceSupervisor(kind: .reload, action: spec)
                 }

@@ -90,7 +90,8 @@ extension RotationWatcher {
             version: "failed:" + version,
             labels: labels,
             // A rule that sends no alerts of its rotations still reports what went wrong, to every sink.
-            sinkMask: compiled.sinkMask == 0 ? allSinks : compiled.sinkMask
+            // (`exec:` alone is not a sink: its bit is kept, the failure goes to every sink too.)
+            sinkMask: compiled.sinkMask & SinkMasks.everySink == 0 ? allSinks | compiled.sinkMask : compiled.sinkMask
         )
     }
 

@@ -3,11 +3,11 @@ internal import Yams
 extension RuleFileParser {
     /// Every action of the language, in the order the docs list them.
     static let actionNames = ["alert", "chmod", "chown", "sanitize", "reload", "restart", "rotate", "exec"]
-    /// Actions designed but not implemented in this version (`rotate` is a rule kind instead; see
-    /// `checkActionName`).
-    static let plannedActions = ["rotate", "exec"]
+    /// Actions designed but not implemented in this version: none today (`rotate` is a rule kind instead;
+    /// see `checkActionName`).
+    static let plannedActions: [String] = []
     /// Actions available in this version.
-    static let availableActions = ["alert", "chmod", "chown", "restart", "reload", "sanitize"]
+    static let availableActions = ["alert", "chmod", "chown", "restart", "reload", "sanitize", "exec"]
 
     /// What `then:` used, also where an action's options had errors, for the checks that need the rest of
     /// the rule (its kind, its keys, the sinks of every file).
@@ -50,7 +50,7 @@ extension RuleFileParser {
     }
 
     /// Parses one action: `alert`, `chmod`, `chown`, `restart`, `reload`, `sanitize`, or a one-key map such as
-    /// `alert: [sink]`, `restart: { … }` or `sanitize: { … }`.
+    /// `alert: [sink]`, `restart: { … }`, `sanitize: { … }` or `exec: { command: [...] }`.
     private mutating func parseAction(_ node: Node, uses: inout ActionUses) -> ActionSpec? {
         let location = node.location(in: file)
         switch node {
@@ -69,6 +69,12 @@ extension RuleFileParser {
             case "chmod", "chown":
                 uses.permissionActions.append(PermissionActionUse(name: name, location: location))
                 return name == "chmod" ? .chmod(location) : .chown(location)
+            case "exec":
+                error(
+                    "action 'exec' needs the program to run; write exec: { command: [/absolute/program, arguments...] }",
+                    at: node
+                )
+                return nil
             default:
                 return .alert(sinks: nil, location: location)
             }
@@ -103,6 +109,8 @@ extension RuleFileParser {
                     at: value
                 )
                 return nil
+            case "exec":
+                return parseExec(value, at: keyNode.location(in: file)).map(ActionSpec.exec)
             default:
                 guard let sinks = parseStringList(value, key: "alert") else { return nil }
                 for (sink, element) in sinks { uses.sinkReferences.append((sink, element.location(in: file))) }
@@ -112,6 +120,7 @@ extension RuleFileParser {
             if let first = mapping.first?.key.scalar?.string, let option = mapping[1].key.scalar?.string,
                 (first == "restart" || first == "reload") && Self.restartKeys.contains(option)
                     || first == "sanitize" && Self.sanitizeKeys.contains(option)
+                    || first == "exec" && Self.execKeys.contains(option)
             {
                 error(
                     "'\(option)' is beside '\(first)', not under it; indent the options below \(first): or write \(first): { \(option): … }",

@@ -129,11 +129,14 @@ extension RuleFileParser {
     }
 
     /// Parses `command:`: a list whose first entry is the program's absolute path. Never a shell string.
-    private mutating func parseCommand(_ node: Node) -> [String]? {
+    mutating func parseCommand(
+        _ node: Node,
+        example fallback: String = "[/usr/bin/systemctl, restart, NAME]"
+    ) -> [String]? {
         if case .scalar(let scalar) = node, scalar.value != .null {
             var words = scalar.string.split(separator: " ").map { String($0) }
             if let first = words.first, !first.hasPrefix("/") { words[0] = "/usr/bin/" + first }
-            let example = words.count > 1 ? "[\(words.joined(separator: ", "))]" : "[/usr/bin/systemctl, restart, NAME]"
+            let example = words.count > 1 ? "[\(words.joined(separator: ", "))]" : fallback
             error(
                 "'command' is a string; write it as a list such as \(example): vigil runs the program itself, never through a shell",
                 at: node
@@ -142,7 +145,7 @@ extension RuleFileParser {
         }
         guard case .sequence = node else {
             error(
-                "'command' is \(node.kindDescription); expected a list such as [/usr/bin/systemctl, restart, NAME]",
+                "'command' is \(node.kindDescription); expected a list such as \(fallback)",
                 at: node
             )
             return nil
