@@ -43,36 +43,21 @@ extension Spawn {
         posix_spawn_file_actions_adddup2(&actions, pair[1], 1)
         posix_spawn_file_actions_adddup2(&actions, pair[1], 2)
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        sigdelset(&allSignals, SIGKILL)
-        sigdelset(&allSignals, SIGSTOP)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes,
-            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
-        )
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-
-        var child = pid_t()
-        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-        Syscall.close(pair[1])
-        // posix_spawn returns the error number instead of setting errno.
-        guard rc == 0 else {
+        let child: Int32
+        do {
+            child = try spawn(
+                executable,
+                arguments: arguments,
+                environment: environment,
+                newProcessGroup: true,
+                actions: &actions
+            )
+        } catch {
+            Syscall.close(pair[1])
             Syscall.close(pair[0])
-            throw SpawnError(executable: executable, errno: Errno(rawValue: rc))
+            throw error
         }
+        Syscall.close(pair[1])
         shutdown(pair[0], CInt(SHUT_WR))
         _ = fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK)
         return CapturedChild(pid: child, output: pair[0], pidfd: Syscall.pidfdOpen(child) ?? -1)

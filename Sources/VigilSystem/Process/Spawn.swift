@@ -69,12 +69,14 @@ public enum Spawn {
     }
 
     /// `posix_spawn(3)` with the given file actions: the child starts with an empty signal mask and every
-    /// signal at its default action, in a new session when asked. Shared by `start` and `startFeeding`.
-    private static func spawn(
+    /// signal at its default action, in a new session or a process group of its own when asked. Shared
+    /// by `start`, `startFeeding` and `startCapturing`.
+    static func spawn(
         _ executable: String,
         arguments: [String],
         environment: [String]?,
         newSession: Bool = false,
+        newProcessGroup: Bool = false,
         actions: inout posix_spawn_file_actions_t
     ) throws(SpawnError) -> Int32 {
         var attributes = posix_spawnattr_t()
@@ -91,7 +93,13 @@ public enum Spawn {
         // A new session (POSIX_SPAWN_SETSID, 0x80 in glibc 2.26+, visible only under _GNU_SOURCE) detaches a
         // service that Vigil starts from Vigil's session and process group.
         let sessionFlag: CInt = newSession ? 0x80 : 0
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | sessionFlag))
+        // A process group of its own (pgid = its pid): a timeout can signal the program and its children.
+        if newProcessGroup { posix_spawnattr_setpgroup(&attributes, 0) }
+        let groupFlag: CInt = newProcessGroup ? CInt(POSIX_SPAWN_SETPGROUP) : 0
+        posix_spawnattr_setflags(
+            &attributes,
+            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | sessionFlag | groupFlag)
+        )
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
