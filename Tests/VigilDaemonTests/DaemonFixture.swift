@@ -46,7 +46,7 @@ final class DaemonFixture {
 
     /// Every in-process daemon starts under this lock, so a test that changes a global kernel setting read at
     /// start-up (the inotify queue length) affects only its own daemon.
-    static let startLock = Locked<Void>(())
+    static let startLock = Locked<Int>(0)
 
     /// Writes `rules` (YAML, the cookie rule is added), lets `prepare` populate the tree, starts the daemon.
     convenience init(
@@ -102,7 +102,14 @@ final class DaemonFixture {
             try daemon.start()
             return daemon
         }
-        daemon = lock ? try Self.startLock.withLock { _ in try make() } : try make()
+        // The count is state for the lock to guard: an empty `Locked<Void>` let the optimizer move its
+        // zero-size access outside the lock, which ThreadSanitizer reported as a race.
+        daemon =
+            lock
+            ? try Self.startLock.withLock { started in
+                started += 1
+                return try make()
+            } : try make()
     }
 
     deinit {

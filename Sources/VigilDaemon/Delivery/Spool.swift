@@ -116,7 +116,7 @@ final class Spool: @unchecked Sendable {
     private let shared: Locked<Shared>
     /// Serialises `sync()` and `close()`: only they close retired descriptors, so a descriptor one of them
     /// syncs cannot be closed (and its number reused) by the other meanwhile.
-    private let syncLock = Locked(())
+    private let syncLock = Locked(0)  // a count of syncs: a lock over an empty value lets its zero-size access move
 
     // MARK: Appender-owned
 
@@ -532,7 +532,8 @@ final class Spool: @unchecked Sendable {
     /// the cursor when it moved. Either thread. Returns the first failure, one line, or nil.
     @discardableResult
     func sync() -> String? {
-        syncLock.withLock { _ -> String? in
+        syncLock.withLock { syncs -> String? in
+            syncs += 1
             let work = shared.withLock { shared -> (active: CInt, retired: [CInt], directory: Bool, cursor: Bool)? in
                 guard !shared.closed else { return nil }
                 let work = (
@@ -571,7 +572,8 @@ final class Spool: @unchecked Sendable {
     /// Closes every descriptor. Call once both threads have stopped using the spool; later calls do nothing,
     /// and `append` then fails, `read` returns [].
     func close() {
-        syncLock.withLock { _ in
+        syncLock.withLock { syncs in
+            syncs += 1
             let descriptors = shared.withLock { shared -> [CInt]? in
                 guard !shared.closed else { return nil }
                 shared.closed = true
