@@ -32,8 +32,12 @@ extension Daemon {
             logger.notice("No alert sink is configured in the rules or with --alerts; alerts go to stdout")
             specs.append(SinkSpec(name: "stdout", location: location, kind: .stdout))
         }
-        if specs.count > 64 {
-            throw DaemonError("Failed to start: \(specs.count) alert sinks configured; at most 64 are supported")
+        // A rule's sinks are bits of a 64-bit mask whose top bit marks `exec:` (SinkMasks.execBit).
+        let maximumSinks = SinkMasks.execBit.trailingZeroBitCount
+        if specs.count > maximumSinks {
+            throw DaemonError(
+                "Failed to start: \(specs.count) alert sinks configured (the rules' sinks: and --alerts files); at most \(maximumSinks) are supported: merge or remove \(specs.count - maximumSinks)"
+            )
         }
         let extraStart = options.ruleSet.sinks.count
         let allMask: UInt64 = specs.count >= 64 ? .max : (UInt64(1) << UInt64(specs.count)) - 1

@@ -148,6 +148,8 @@ struct MailSyslogTransportTests {
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while recv(descriptor, &buffer, buffer.count, 0) > 0 {
                     received.withLock { $0 += 1 }
+                    // Pacing, not synchronisation: a receiver this slow keeps the queue full, so every
+                    // send in the test has to wait for room; the assertions hold at any pace.
                     usleep(useconds_t(milliseconds * 1000))
                 }
             }
