@@ -284,3 +284,209 @@ int CVigilLinux_hmac_sha256(const void *key, size_t key_length, const void *mess
     if (HMAC(EVP_sha256(), k, (int)key_length, m, length, out, &written) == NULL) return 0;
     return written == 32 ? 1 : 0;
 }
+
+// MARK: - Task statistics over generic netlink
+
+/// Appends one netlink attribute at `*used` (aligned); false when it does not fit.
+static int vigil_put_attr(void *buffer, size_t capacity, size_t *used, uint16_t type, const void *data, size_t size) {
+    const size_t length = NLA_HDRLEN + size;
+    if (*used + NLA_ALIGN(length) > capacity) return 0;
+    struct nlattr *attr = (struct nlattr *)((char *)buffer + *used);
+    attr->nla_len = (uint16_t)length;
+    attr->nla_type = type;
+    memcpy((char *)attr + NLA_HDRLEN, data, size);
+    memset((char *)attr + length, 0, NLA_ALIGN(length) - length);
+    *used += NLA_ALIGN(length);
+    return 1;
+}
+
+/// Writes nlmsghdr + genlmsghdr + one string attribute.
+static size_t vigil_genl_request(
+    void *buffer, size_t capacity, uint16_t type, uint16_t flags, uint8_t command, uint16_t attribute,
+    const char *text, uint32_t sequence) {
+    const size_t header = NLMSG_HDRLEN + GENL_HDRLEN;
+    if (buffer == NULL || text == NULL || capacity < header) return 0;
+    memset(buffer, 0, header);
+    size_t used = header;
+    if (!vigil_put_attr(buffer, capacity, &used, attribute, text, strlen(text) + 1)) return 0;
+    struct nlmsghdr *message = (struct nlmsghdr *)buffer;
+    message->nlmsg_len = (uint32_t)used;
+    message->nlmsg_type = type;
+    message->nlmsg_flags = flags;
+    message->nlmsg_seq = sequence;
+    message->nlmsg_pid = 0;
+    struct genlmsghdr *genl = (struct genlmsghdr *)NLMSG_DATA(message);
+    genl->cmd = command;
+    genl->version = 1;
+    return used;
+}
+
+size_t CVigilLinux_genl_family_request(void *buffer, size_t capacity, const char *name, uint32_t sequence) {
+    return vigil_genl_request(
+        buffer, capacity, GENL_ID_CTRL, NLM_F_REQUEST, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_NAME, name, sequence);
+}
+
+size_t CVigilLinux_taskstats_register_request(
+    void *buffer, size_t capacity, uint16_t family, const char *cpumask, uint32_t sequence) {
+    return vigil_genl_request(
+        buffer, capacity, family, NLM_F_REQUEST | NLM_F_ACK, TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK,
+        cpumask, sequence);
+}
+
+int CVigilLinux_netlink_ack(const void *buffer, size_t length) {
+    const struct nlmsghdr *message = (const struct nlmsghdr *)buffer;
+    int remaining = (int)length;
+    for (; NLMSG_OK(message, remaining); message = NLMSG_NEXT(message, remaining)) {
+        if (message->nlmsg_type != NLMSG_ERROR) continue;
+        if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) return 1;
+        int error;
+        memcpy(&error, NLMSG_DATA(message), sizeof(error));
+        return error;  // 0 or -errno
+    }
+    return 1;
+}
+
+int CVigilLinux_genl_family_id(const void *buffer, size_t length) {
+    const struct nlmsghdr *message = (const struct nlmsghdr *)buffer;
+    int remaining = (int)length;
+    for (; NLMSG_OK(message, remaining); message = NLMSG_NEXT(message, remaining)) {
+        if (message->nlmsg_type == NLMSG_ERROR) {
+            if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) return 0;
+            int error;
+            memcpy(&error, NLMSG_DATA(message), sizeof(error));
+            return error < 0 ? error : 0;
+        }
+        if (message->nlmsg_type != GENL_ID_CTRL || message->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN)) continue;
+        const char *attributes = (const char *)NLMSG_DATA(message) + GENL_HDRLEN;
+        size_t left = message->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN);
+        while (left >= NLA_HDRLEN) {
+            struct nlattr attr;
+            memcpy(&attr, attributes, sizeof(attr));
+            if (attr.nla_len < NLA_HDRLEN || attr.nla_len > left) break;
+            if ((attr.nla_type & NLA_TYPE_MASK) == CTRL_ATTR_FAMILY_ID && attr.nla_len >= NLA_HDRLEN + 2) {
+                uint16_t id;
+                memcpy(&id, attributes + NLA_HDRLEN, sizeof(id));
+                return id;
+            }
+            size_t step = NLA_ALIGN(attr.nla_len);
+            if (step > left) break;
+            attributes += step;
+            left -= step;
+        }
+    }
+    return 0;
+}
+
+/// Copies `field` of a `struct taskstats` of `size` bytes when the kernel's version has it.
+#define VIGIL_TS_FIELD(stats, size, field, out)                                           \
+    do {                                                                                  \
+        if ((size) >= offsetof(struct taskstats, field) + sizeof(((struct taskstats *)0)->field)) \
+            memcpy(&(out), (const char *)(stats) + offsetof(struct taskstats, field),     \
+                   sizeof(((struct taskstats *)0)->field));                               \
+    } while (0)
+
+/// Fills `out` from one `TASKSTATS_TYPE_AGGR_PID` nest (`data`, `size` bytes); 1 when it held stats.
+static int vigil_taskstats_nest(const char *data, size_t size, CVigilTaskExit *out) {
+    memset(out, 0, sizeof(*out));
+    int haveStats = 0;
+    while (size >= NLA_HDRLEN) {
+        struct nlattr attr;
+        memcpy(&attr, data, sizeof(attr));
+        if (attr.nla_len < NLA_HDRLEN || attr.nla_len > size) return -1;
+        const char *payload = data + NLA_HDRLEN;
+        const size_t payloadSize = attr.nla_len - NLA_HDRLEN;
+        switch (attr.nla_type & NLA_TYPE_MASK) {
+        case TASKSTATS_TYPE_PID:
+            if (payloadSize >= sizeof(uint32_t)) memcpy(&out->pid, payload, sizeof(uint32_t));
+            break;
+        case TASKSTATS_TYPE_STATS: {
+            uint32_t pid = 0, tgid = 0, ppid = 0, uid = 0, gid = 0, code = 0;
+            uint8_t flag = 0;
+            uint16_t version = 0;
+            uint32_t btime = 0;
+            uint64_t dev = 0, inode = 0;
+            VIGIL_TS_FIELD(payload, payloadSize, version, version);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_exitcode, code);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_flag, flag);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_uid, uid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_gid, gid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_pid, pid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_ppid, ppid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_btime, btime);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_tgid, tgid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_exe_dev, dev);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_exe_inode, inode);
+            if (payloadSize >= offsetof(struct taskstats, ac_comm) + TS_COMM_LEN) {
+                memcpy(out->comm, payload + offsetof(struct taskstats, ac_comm), TS_COMM_LEN);
+            }
+            out->comm[TS_COMM_LEN - 1] = 0;
+            out->tgid = tgid;
+            out->ppid = ppid;
+            out->uid = uid;
+            out->gid = gid;
+            out->exit_code = code;
+            out->flag = flag;
+            out->version = version;
+            out->btime = btime;
+            out->exe_dev = dev;
+            out->exe_inode = inode;
+            if (out->pid == 0) out->pid = pid;
+            haveStats = 1;
+            break;
+        }
+        default:
+            break;
+        }
+        size_t step = NLA_ALIGN(attr.nla_len);
+        if (step >= size) break;
+        data += step;
+        size -= step;
+    }
+    return haveStats;
+}
+
+int CVigilLinux_taskstats_next(
+    const void *buffer, size_t length, uint16_t family, size_t *offset, CVigilTaskExit *out) {
+    // *offset walks the datagram's attribute stream: messages, then the attributes inside each.
+    const char *base = (const char *)buffer;
+    while (*offset + NLMSG_HDRLEN <= length) {
+        struct nlmsghdr message;
+        memcpy(&message, base + *offset, sizeof(message));
+        if (message.nlmsg_len < NLMSG_HDRLEN || *offset + message.nlmsg_len > length) {
+            *offset = length;
+            return -1;
+        }
+        const size_t end = *offset + message.nlmsg_len;
+        const size_t next = *offset + NLMSG_ALIGN(message.nlmsg_len);
+        if (message.nlmsg_type != family || message.nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN)) {
+            *offset = next;
+            continue;
+        }
+        const char *attributes = base + *offset + NLMSG_LENGTH(GENL_HDRLEN);
+        size_t left = end - (*offset + NLMSG_LENGTH(GENL_HDRLEN));
+        int found = 0;
+        while (left >= NLA_HDRLEN) {
+            struct nlattr attr;
+            memcpy(&attr, attributes, sizeof(attr));
+            if (attr.nla_len < NLA_HDRLEN || attr.nla_len > left) {
+                *offset = length;
+                return -1;
+            }
+            if ((attr.nla_type & NLA_TYPE_MASK) == TASKSTATS_TYPE_AGGR_PID) {
+                int filled = vigil_taskstats_nest(attributes + NLA_HDRLEN, attr.nla_len - NLA_HDRLEN, out);
+                if (filled < 0) {
+                    *offset = length;
+                    return -1;
+                }
+                found = filled;
+            }
+            size_t step = NLA_ALIGN(attr.nla_len);
+            if (step >= left) break;
+            attributes += step;
+            left -= step;
+        }
+        *offset = next;
+        if (found) return 1;
+    }
+    return 0;
+}

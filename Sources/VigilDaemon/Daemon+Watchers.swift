@@ -193,6 +193,16 @@ extension Daemon {
                 "Could not force the proc connector's receive buffer to 4 MiB (SO_RCVBUFFORCE needs CAP_NET_ADMIN); it is \(connector.receiveBuffer.effective / 1024) KiB (net.core.rmem_max), so bursts of process events may be lost (they are counted, resynchronised and alerted)"
             )
         }
+        // The kernel's exit records name a process that exits and is reaped before its exec can be read in
+        // /proc. Registering needs CAP_NET_ADMIN now, like the buffer; without them such an exit is judged
+        // without a name, as before.
+        do {
+            connector.exitRecords = try TaskExitStats(receiveBufferSize: wiring.options.processReceiveBufferBytes)
+        } catch {
+            wiring.logger.warning(
+                "No taskstats exit records (\(error)): a process that exits before Vigil reads /proc at its exec (a program that runs for well under a millisecond) is not matched by name at its exit; see docs/operations.md#taskstats"
+            )
+        }
         return connector
     }
 

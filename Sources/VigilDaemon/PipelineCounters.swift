@@ -35,6 +35,10 @@ public final class PipelineCounters: Sendable {
     public let processEventsLost = Atomic<UInt64>(0)
     /// Execs whose process was gone before `/proc` could be read (judged on what its fork left).
     public let processDetailsMissed = Atomic<UInt64>(0)
+    /// Of those, the exits judged by the name in the kernel's exit record (taskstats).
+    public let processNamedAtExit = Atomic<UInt64>(0)
+    /// Times the exit records' socket overflowed (ENOBUFS): some names were lost, not events.
+    public let exitRecordsLost = Atomic<UInt64>(0)
 
     /// Log lines read, and secrets masked in place in logs (one per line that had any).
     public let logLines = Atomic<UInt64>(0)

@@ -57,6 +57,8 @@ struct HostReport {
     var pidMax: Int?
     /// Listening sockets through netlink sock_diag (what `listening:` rules read): how many, or why not.
     var sockDiag: Result<Int, SocketDiagError>
+    /// The kernel's exit records (taskstats): whether Vigil can register for them here, or why not.
+    var exitRecords: Result<Void, TaskExitStats.OpenError>
 
     static func detect(timeout: ConnectorProbe.Milliseconds) -> HostReport {
         HostReport(
@@ -73,6 +75,9 @@ struct HostReport {
             pidMax: HostFeatures.pidMax(),
             sockDiag: Result { () throws(SocketDiagError) -> Int in
                 try SocketDiag(timeoutMilliseconds: 2000).listeners().count
+            },
+            exitRecords: Result { () throws(TaskExitStats.OpenError) in
+                try TaskExitStats(receiveBufferSize: 65536).close()
             }
         )
     }
@@ -92,6 +97,14 @@ struct HostReport {
         lines.append(("capabilities", capabilityText()))
         lines.append(("namespaces", namespaceText()))
         lines.append(("proc connector", connector.summary))
+        switch exitRecords {
+        case .success:
+            lines.append(("taskstats", "ok: exit records name processes gone before /proc could be read at exec"))
+        case .failure(let error):
+            lines.append(
+                ("taskstats", "unavailable: \(error); a process gone before its exec is read is not matched by name")
+            )
+        }
         lines.append(("inotify", inotifyText()))
         for (resource, available, triggers) in pressure {
             lines.append(("pressure \(resource.rawValue)", pressureText(available: available, triggers: triggers)))
@@ -250,6 +263,21 @@ struct HostReport {
         w.integer(Int64(connector.lostEvents))
         w.key("likelyCause")
         w.string(orNull: connector.likelyCause)
+        w.endObject()
+        w.key("taskstats")
+        w.beginObject()
+        switch exitRecords {
+        case .success:
+            w.key("available")
+            w.bool(true)
+            w.key("error")
+            w.null()
+        case .failure(let error):
+            w.key("available")
+            w.bool(false)
+            w.key("error")
+            w.string(error.description)
+        }
         w.endObject()
         w.key("inotify")
         w.beginObject()

@@ -12,7 +12,7 @@ import Glibc
 )
 struct ProbeCommandTests {
     static let labels = [
-        "kernel", "systemd", "capabilities", "namespaces", "proc connector", "inotify", "pressure cpu",
+        "kernel", "systemd", "capabilities", "namespaces", "proc connector", "taskstats", "inotify", "pressure cpu",
         "pressure memory", "pressure io", "pid_max", "sock_diag",
     ]
 
@@ -59,7 +59,7 @@ struct ProbeCommandTests {
             )
             #expect(
                 parsed.out == "['capabilities', 'inotify', 'kernel', 'namespaces', 'pidMax', 'pressure', "
-                    + "'procConnector', 'sockDiag', 'systemd']\n",
+                    + "'procConnector', 'sockDiag', 'systemd', 'taskstats']\n",
                 "\(parsed)"
             )
         }

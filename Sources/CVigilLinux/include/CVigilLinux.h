@@ -31,6 +31,8 @@
 #include <linux/cn_proc.h>
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
+#include <linux/genetlink.h>
+#include <linux/taskstats.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <sys/capability.h>
@@ -117,6 +119,50 @@ static inline size_t CVigilLinux_proc_event_size(void) { return sizeof(struct pr
 /// `enum proc_cn_mcast_op` (`PROC_CN_MCAST_LISTEN` or `PROC_CN_MCAST_IGNORE`). Returns the bytes written,
 /// or 0 when `capacity` is too small. See linux/cn_proc.h and the kernel's drivers/connector/cn_proc.c.
 size_t CVigilLinux_proc_cn_mcast_message(void *buffer, size_t capacity, uint32_t operation, uint32_t sequence);
+
+// MARK: - Task statistics over generic netlink (see linux/taskstats.h, Documentation/accounting/taskstats.rst)
+
+/// Writes a generic netlink `CTRL_CMD_GETFAMILY` request for the family `name` (e.g. "TASKSTATS"). Returns
+/// the bytes written, or 0 when `capacity` is too small.
+size_t CVigilLinux_genl_family_request(void *buffer, size_t capacity, const char *name, uint32_t sequence);
+
+/// Reads the answer to a `CTRL_CMD_GETFAMILY` request: the family's id (> 0), `-errno` from an
+/// `NLMSG_ERROR`, or 0 when the datagram holds neither (malformed or another message).
+int CVigilLinux_genl_family_id(const void *buffer, size_t length);
+
+/// Writes a `TASKSTATS_CMD_GET` request with `TASKSTATS_CMD_ATTR_REGISTER_CPUMASK` = `cpumask` (the
+/// kernel's list form, "0-3"), asking for an acknowledgement (`NLM_F_ACK`). Once the kernel accepts it,
+/// every task that exits on those CPUs is sent to this socket as a `TASKSTATS_CMD_NEW` message. Returns the
+/// bytes written, or 0 when `capacity` is too small.
+size_t CVigilLinux_taskstats_register_request(
+    void *buffer, size_t capacity, uint16_t family, const char *cpumask, uint32_t sequence);
+
+/// Reads a netlink acknowledgement: 0 for success, `-errno` for a refusal, 1 when the datagram holds no
+/// `NLMSG_ERROR` message.
+int CVigilLinux_netlink_ack(const void *buffer, size_t length);
+
+/// What Vigil keeps of one exiting task's `struct taskstats` (fields the kernel's version lacks are 0).
+typedef struct {
+    uint32_t pid;          ///< the task (thread) id, in the initial pid namespace
+    uint32_t tgid;         ///< its thread group (process) id; 0 when the kernel's struct predates ac_tgid
+    uint32_t ppid;         ///< ac_ppid
+    uint32_t uid;          ///< ac_uid (real uid)
+    uint32_t gid;          ///< ac_gid
+    uint32_t exit_code;    ///< ac_exitcode
+    uint8_t flag;          ///< ac_flag: AFORK, ASU, ACORE, AXSIG
+    uint16_t version;      ///< the struct's version
+    uint64_t btime;        ///< ac_btime: start time, seconds since the epoch
+    uint64_t exe_dev;      ///< ac_exe_dev (0 before version 12 or for a kernel thread)
+    uint64_t exe_inode;    ///< ac_exe_inode
+    char comm[TS_COMM_LEN];  ///< ac_comm, NUL-terminated
+} CVigilTaskExit;
+
+/// Reads the next per-task record (`TASKSTATS_TYPE_AGGR_PID`) of a taskstats datagram, from `*offset` (0
+/// at first) and moves `*offset` past it. Returns 1 with `*out` filled, 0 at the end of the datagram, -1
+/// for a malformed message (the rest of the datagram is skipped). Thread group totals
+/// (`TASKSTATS_TYPE_AGGR_TGID`) and other messages are skipped. `family` is the TASKSTATS family's id.
+int CVigilLinux_taskstats_next(
+    const void *buffer, size_t length, uint16_t family, size_t *offset, CVigilTaskExit *out);
 
 // MARK: - Socket diagnostics (see `man 7 sock_diag`, linux/inet_diag.h)
 

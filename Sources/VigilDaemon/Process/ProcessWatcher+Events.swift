@@ -19,8 +19,12 @@ extension ProcessWatcher {
         case .exec:
             executed(pid: record.tgid)
         case .exit:
-            guard record.pid == record.tgid else { return }
-            exited(record)
+            guard record.pid == record.tgid else {
+                if !exitRecords.isEmpty { exitRecords.removeValue(forKey: record.pid) }
+                return
+            }
+            let named = exitRecords.isEmpty ? nil : exitRecords.removeValue(forKey: record.tgid)
+            exited(record, exitRecord: named)
         case .uid:
             guard record.pid == record.tgid else { return }
             userChanged(pid: record.tgid, real: record.realId, effective: record.effectiveId)
@@ -138,10 +142,13 @@ extension ProcessWatcher {
     }
 
     /// A process ended (its thread group leader exited).
-    private func exited(_ record: ProcessEventRecord) {
+    private func exited(_ record: ProcessEventRecord, exitRecord: TaskExitStats.Exit?) {
         let pid = record.tgid
         var entry = table.removeValue(forKey: pid) ?? ProcessEntry(pid: pid, parent: record.parentTgid)
         if entry.parent == 0 || entry.parent == 1 && record.parentTgid > 1 { entry.parent = record.parentTgid }
+        if !entry.captured && entry.comm.isEmpty && entry.executable.isEmpty {
+            nameFromExitRecord(&entry, exitRecord)
+        }
         // The connector's exit_code is the wait status the parent will collect.
         let exit = ExitStatus(waitStatus: record.rawExitStatus)
         // One of Vigil's own children (the probe, a restart or reload command): reap it and report. A
@@ -159,6 +166,29 @@ extension ProcessWatcher {
                     .zombieCheck(pid: zombiePid, startTime: watch.entry.startTime),
                     at: Clock.monotonicNanoseconds() + 10_000_000
                 )
+            }
+        }
+    }
+
+    /// A process gone before its exec could be read in /proc: its name and real uid from the kernel's exit
+    /// record, and the rules that match it now. Only rules that judge an end are taken: it was never
+    /// counted as running, and it never passed an exec or root check.
+    private func nameFromExitRecord(_ entry: inout ProcessEntry, _ exitRecord: TaskExitStats.Exit?) {
+        // The record was read before the exec was handled, or is still in the socket.
+        var found = exitRecord
+        if found == nil && connector.exitRecords != nil {
+            receiveExitRecords()
+            found = exitRecords.removeValue(forKey: entry.pid)
+        }
+        guard let found, !found.comm.isEmpty else { return }
+        entry.comm = found.comm
+        entry.realUser = found.realUser
+        if entry.parent <= 1 && found.parent > 1 { entry.parent = found.parent }
+        counters.processNamedAtExit.add(1, ordering: .relaxed)
+        entry.matched = specificRules.filter { index in
+            switch rules[index].process.trigger {
+            case .events, .zombie: rules[index].selector.matches(entry, parent: { table[$0] })
+            case .expectRunning, .root, .threshold: false
             }
         }
     }

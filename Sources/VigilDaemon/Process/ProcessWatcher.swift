@@ -149,6 +149,9 @@ final class ProcessWatcher: @unchecked Sendable {
     var listening: ListeningState
     /// `above:` rules: their member pids, samplers and holds.
     var thresholds: ThresholdState
+    /// Exit records (taskstats) of processes whose exec this watcher could not read, or has not handled yet,
+    /// by pid: consulted at the connector's exit event, which the kernel sends after the record.
+    var exitRecords: [Int32: TaskExitStats.Exit] = [:]
     private let buffer: UnsafeMutableRawBufferPointer
 
     init(
@@ -294,6 +297,7 @@ final class ProcessWatcher: @unchecked Sendable {
     private static let connectorTag: UInt64 = 1
     private static let shutdownTag: UInt64 = 2
     private static let timerTag: UInt64 = 3
+    private static let exitRecordsTag: UInt64 = 4
 
     /// The thread body: walks `/proc`, judges the expected processes, probes the connector, rings `ready`,
     /// then follows the kernel's events until shutdown.
@@ -304,6 +308,7 @@ final class ProcessWatcher: @unchecked Sendable {
             try epoll.add(connector.descriptor, tag: Self.connectorTag)
             try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
             try epoll.add(timer.descriptor, tag: Self.timerTag)
+            if let records = connector.exitRecords { try epoll.add(records.descriptor, tag: Self.exitRecordsTag) }
         } catch {
             preconditionFailure("ProcessWatcher: epoll setup failed: \(error)")
         }
@@ -351,6 +356,8 @@ final class ProcessWatcher: @unchecked Sendable {
             } catch {
                 preconditionFailure("ProcessWatcher: epoll_wait failed: \(error)")
             }
+            // Exit records first: the kernel sends a process's record before its exit event.
+            receiveExitRecords()
             receiveAll()
             if timerFired {
                 timer.acknowledge()
@@ -393,6 +400,27 @@ final class ProcessWatcher: @unchecked Sendable {
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
                 let outcome = ProcEventDecoder.decode(bytes, readTime: eventTime) { record in handle(record) }
                 if outcome.malformed > 0 { counters.decodeErrors.add(UInt64(outcome.malformed), ordering: .relaxed) }
+            }
+        }
+    }
+
+    /// Most exit records kept waiting for their exit event (a loss on the connector can leave some unclaimed).
+    static let exitRecordLimit = 4096
+
+    /// Reads the exit records waiting in their socket (up to `datagramsPerTurn`), keeping those of processes
+    /// not identified from /proc: gone before their exec could be read, or whose exec is not handled yet.
+    func receiveExitRecords() {
+        guard let records = connector.exitRecords else { return }
+        for _ in 0..<Self.datagramsPerTurn {
+            let outcome = records.receive(into: buffer) { record in
+                guard record.pid == record.tgid, table[record.pid]?.captured != true else { return }
+                if exitRecords.count >= Self.exitRecordLimit { exitRecords.removeAll(keepingCapacity: true) }
+                exitRecords[record.pid] = record
+            }
+            switch outcome {
+            case .datagram: continue
+            case .wouldBlock: return
+            case .lost: counters.exitRecordsLost.add(1, ordering: .relaxed)
             }
         }
     }

@@ -45,6 +45,11 @@ public final class ProcConnector: @unchecked Sendable {
 
     private var isOpen = true
 
+    /// The kernel's exit records (taskstats), when they could be set up: they name a process that was gone
+    /// before `/proc` could be read at its exec. Set by the owner before the reader thread starts; handed
+    /// over with the connector, and closed with it.
+    public var exitRecords: TaskExitStats?
+
     /// The receive buffer actually set up.
     public struct ReceiveBuffer: Sendable, Equatable {
         /// The size asked for, in bytes.
@@ -181,6 +186,7 @@ public final class ProcConnector: @unchecked Sendable {
         isOpen = false
         try? Self.send(descriptor, operation: UInt32(PROC_CN_MCAST_IGNORE.rawValue))
         Syscall.close(descriptor)
+        exitRecords?.close()
     }
 
     /// `sendto(2)` of a subscribe/unsubscribe message to the kernel (port 0). The connector's kernel side
