@@ -31,16 +31,25 @@ public final class ChildProcess: @unchecked Sendable {
         for (key, value) in environment { env[key] = value }
         // Through VigilSystem's spawn: an empty signal mask and default actions in the child, so a stand-in
         // started by a process that blocks signals (for its signalfd) still dies of SIGTERM.
-        let child: Int32
-        do {
-            child = try Spawn.start(
-                executable,
-                arguments: arguments,
-                environment: env.map { "\($0.key)=\($0.value)" },
-                streams: .separate(output: standardOutput, error: standardError)
-            )
-        } catch {
-            throw HarnessError("Failed to start '\(executable)': \(error)")
+        var child: Int32 = -1
+        // A stand-in just copied can be refused with ETXTBSY for a moment: a process another thread of this
+        // program is spawning (tests run in parallel) holds a copy of the write descriptor between its clone
+        // and its exec. That ends within microseconds, so the spawn is tried again for up to a second.
+        let deadline = Clock.monotonicNanoseconds() + 1_000_000_000
+        while child < 0 {
+            do {
+                child = try Spawn.start(
+                    executable,
+                    arguments: arguments,
+                    environment: env.map { "\($0.key)=\($0.value)" },
+                    streams: .separate(output: standardOutput, error: standardError)
+                )
+            } catch {
+                guard error.isTextFileBusy, Clock.monotonicNanoseconds() < deadline else {
+                    throw HarnessError("Failed to start '\(executable)': \(error)")
+                }
+                sched_yield()
+            }
         }
         pid = child
     }

@@ -81,6 +81,24 @@ struct ProcessRulesTests {
         #expect(c?.line.contains("\"signal\":\"SIGSEGV\"") == true)
     }
 
+    /// `{user}` in a message is read at exec (from /proc/PID/status) even when no selector needs users.
+    @Test func theUserFieldNamesTheUserWithoutAUserSelector() throws {
+        let name = uniqueName("vqu")
+        let fixture = try DaemonFixture(
+            rules: """
+                - rule: died
+                  process: { name: \(name) }
+                  on: [exit]
+                  message: "{name} (pid {pid}) {status} as {user}"
+                """,
+            label: "proc-user"
+        ) { tree in try? StandIn.install("/bin/sleep", at: tree.path("usr/local/bin/\(name)")) }
+        let service = try ChildProcess(executable: fixture.tree.path("usr/local/bin/\(name)"), arguments: ["0.2"])
+        let alert = fixture.expect(rule: "died", state: "event")
+        #expect(alert?.message == "\(name) (pid \(service.pid)) exited with code 0 as root")
+        _ = service.wait(timeoutMilliseconds: 5000)
+    }
+
     @Test func expectedProcessFiresWhenMissingAndResolvesWhenItRuns() throws {
         let name = uniqueName("vqe")
         let fixture = try DaemonFixture(

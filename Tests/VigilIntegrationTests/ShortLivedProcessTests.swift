@@ -26,6 +26,10 @@ struct ShortLivedProcessTests {
           process: { name: \(name) }
           on: [exit]
           message: "{name} (pid {pid}) {status} as {user}"
+        - rule: short-lived-exe-exited
+          process: { exe: /usr/local/bin/\(name) }
+          on: [exit]
+          message: "{name} (pid {pid}) {status}"
 
         """
     }
@@ -65,15 +69,30 @@ struct ShortLivedProcessTests {
             pids.insert(child.pid)
         }
         #expect(kill(daemon.process.pid, SIGCONT) == 0)
+        // By name (the record's comm) and by executable (the record's device and inode, the rule's file).
         var alerted: Set<Int32> = []
-        while alerted.count < pids.count, let (line, _) = follower.next(timeoutMilliseconds: 10_000) {
-            guard JSONField.string(line, "rule") == "short-lived-exited" else { continue }
+        var alertedByExecutable: Set<Int32> = []
+        while alerted.count < pids.count || alertedByExecutable.count < pids.count,
+            let (line, _) = follower.next(timeoutMilliseconds: 10_000)
+        {
             let pid = JSONField.label(line, "pid").flatMap { Int32($0) } ?? 0
             #expect(pids.contains(pid), "an alert for a pid this test did not run: \(line)")
-            #expect(JSONField.string(line, "message") == "\(name) (pid \(pid)) exited with code 0 as root", "\(line)")
-            alerted.insert(pid)
+            switch JSONField.string(line, "rule") {
+            case "short-lived-exited":
+                #expect(
+                    JSONField.string(line, "message") == "\(name) (pid \(pid)) exited with code 0 as root",
+                    "\(line)"
+                )
+                alerted.insert(pid)
+            case "short-lived-exe-exited":
+                #expect(JSONField.string(line, "path") == "/usr/local/bin/\(name)", "\(line)")
+                alertedByExecutable.insert(pid)
+            default:
+                Issue.record("an alert of another rule: \(line)")
+            }
         }
-        #expect(alerted == pids, "alerted \(alerted.count) of \(pids.count)")
+        #expect(alerted == pids, "alerted by name \(alerted.count) of \(pids.count)")
+        #expect(alertedByExecutable == pids, "alerted by executable \(alertedByExecutable.count) of \(pids.count)")
         stopped = true
         #expect(daemon.stop() == 0)
         let stopLine = daemon.log().split(separator: "\n").last { $0.contains("Stopped:") }.map(String.init) ?? ""

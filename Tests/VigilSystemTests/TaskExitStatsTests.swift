@@ -55,8 +55,9 @@ struct TaskExitStatsTests {
         // A program under a name of its own, run and reaped before anything looks at it.
         let program = tree.root + "/vq-short-lived"
         try StandIn.install("/bin/true", at: program)
-        let child = try Spawn.start(program, arguments: [])
-        _ = try Spawn.wait(child)
+        let process = try ChildProcess(executable: program, arguments: [])
+        let child = process.pid
+        #expect(process.wait(timeoutMilliseconds: 5000) == 0)
         #expect(access("/proc/\(child)/stat", F_OK) != 0, "the child is reaped: /proc has nothing about it")
         let record = Self.first(stats, within: 5000) { $0.pid == child }
         let exit = try #require(record, "no exit record for pid \(child) within 5 s")

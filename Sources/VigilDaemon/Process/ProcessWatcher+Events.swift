@@ -184,6 +184,17 @@ extension ProcessWatcher {
         entry.comm = found.comm
         entry.realUser = found.realUser
         if entry.parent <= 1 && found.parent > 1 { entry.parent = found.parent }
+        // The record names the executable by device and inode: one of the rules' own paths, if it is that file.
+        if found.executableInode != 0 {
+            for path in literalExecutables {
+                var info = stat()
+                guard stat(path, &info) == 0, UInt64(info.st_ino) == found.executableInode,
+                    UInt64(info.st_dev) == found.executableDevice
+                else { continue }
+                entry.executable = path
+                break
+            }
+        }
         counters.processNamedAtExit.add(1, ordering: .relaxed)
         entry.matched = specificRules.filter { index in
             switch rules[index].process.trigger {

@@ -152,6 +152,9 @@ final class ProcessWatcher: @unchecked Sendable {
     /// Exit records (taskstats) of processes whose exec this watcher could not read, or has not handled yet,
     /// by pid: consulted at the connector's exit event, which the kernel sends after the record.
     var exitRecords: [Int32: TaskExitStats.Exit] = [:]
+    /// Every literal `exe:` path of the rules (host paths): an exit record's executable (device and inode)
+    /// is compared with these, so a process gone before its exec was read can still match by executable.
+    var literalExecutables: [String] = []
     private let buffer: UnsafeMutableRawBufferPointer
 
     init(
@@ -242,6 +245,13 @@ final class ProcessWatcher: @unchecked Sendable {
         }
         self.rules = compiled
         ruleCount = compiled.count
+        var literals: [String] = []
+        for rule in compiled {
+            for glob in rule.selector.executables {
+                if let path = glob.literal, !literals.contains(path) { literals.append(path) }
+            }
+        }
+        literalExecutables = literals
         listening = ListeningState(rules: rules, root: settings.root, masks: masks)
         thresholds = ThresholdState(compiled)
         // A threshold alert names the process's user by default.
@@ -260,8 +270,11 @@ final class ProcessWatcher: @unchecked Sendable {
             needsCgroup = needsCgroup || rule.selector.needsCgroup || rule.restart != nil || rule.reload != nil
             if case .zombie = rule.process.trigger { hasZombieRules = true }
             if case .root = rule.process.trigger { needsUsers = true }
+            // A message naming the user needs /proc/PID/status at exec too (else it says "(unknown)").
+            let fields = rule.rule.message.fieldNames + (rule.rule.resolvedMessage?.fieldNames ?? [])
             needsUsers =
                 needsUsers || rule.selector.needsUsers || rule.signalTargets.values.contains(where: \.needsUsers)
+                || fields.contains { $0 == "user" || $0 == "uid" || $0 == "euid" }
             needsCommandLine = needsCommandLine || rule.signalTargets.values.contains(where: \.needsCommandLine)
             needsCgroup = needsCgroup || rule.signalTargets.values.contains(where: \.needsCgroup)
         }

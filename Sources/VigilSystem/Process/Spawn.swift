@@ -360,6 +360,10 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
     /// What `posix_spawn` returned.
     public let errno: Errno
 
+    /// The program file is open for writing somewhere (`ETXTBSY`): a copy just written, whose descriptor a
+    /// process being spawned by another thread still holds between its clone and its exec.
+    public var isTextFileBusy: Bool { errno == .textFileBusy }
+
     /// Creates the error for `executable`.
     public init(executable: String, errno: Errno) {
         self.executable = executable

@@ -28,14 +28,14 @@ public final class TaskExitStats: @unchecked Sendable {
     public struct Exit: Sendable, Equatable {
         /// The task (thread) id, and its process: equal for a process's main thread.
         public var pid: Int32
-        /// The thread group id; `pid` when the kernel's struct predates `ac_tgid` (before Linux 5.19).
+        /// The thread group id; `pid` when the kernel's struct predates `ac_tgid` (version 12; Debian 12's 6.1 sends 13).
         public var tgid: Int32
         public var parent: Int32
         public var realUser: UInt32
         /// The kernel's name for the task (`comm`, at most 15 bytes).
         public var comm: String
-        /// The executable's device (the kernel's encoding, as `stat`'s `st_dev`) and inode; 0 before Linux
-        /// 5.19 and for kernel threads.
+        /// The executable's device (the kernel's encoding, as `stat`'s `st_dev`) and inode; 0 before struct
+        /// version 12, and for kernel threads.
         public var executableDevice: UInt64
         public var executableInode: UInt64
 
