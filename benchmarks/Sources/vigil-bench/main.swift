@@ -6,7 +6,7 @@
 // compression of a 1 GiB log (against gzip -6 and logrotate); writes RESULTS.md.
 //
 //     swift run -c release --package-path benchmarks vigil-bench [--quick] [--flips N] [--kills N] [--burst N]
-//         [--no-process] [--no-logs | --logs-only] [--torture-seconds S] [--torture-rate N]
+//         [--no-process | --process-only] [--no-logs | --logs-only] [--torture-seconds S] [--torture-rate N]
 //         [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N]
 //         [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N]
 //         [--vigil PATH] [--results FILE]
@@ -37,7 +37,7 @@ let benchmarksDirectory: String = {
 
 func usage() -> Never {
     print(
-        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--idle-only] [--pipeline-files N] [--no-exec-subject] [--vigil PATH] [--results FILE]"
+        "usage: vigil-bench [--quick] [--flips N] [--kills N] [--burst N] [--no-process | --process-only] [--no-logs] [--logs-only] [--torture-seconds S] [--torture-rate N] [--no-throughput | --throughput-only] [--no-permissions | --permissions-only] [--restores N] [--overflow-files N] [--scan-files N] [--no-rotation | --rotation-only] [--rotation-bytes N] [--rotation-keep-capabilities] [--no-delivery | --delivery-only] [--deliveries N] [--no-system | --system-only] [--system-trials N] [--no-thresholds | --thresholds-only] [--no-reload | --reload-only] [--reloads N] [--idle-only] [--pipeline-files N] [--no-exec-subject] [--vigil PATH] [--results FILE]"
     )
     print("       vigil-bench generate [--lines N] [--patterns N,N,...] DIR")
     exit(2)
@@ -92,6 +92,8 @@ var flipOverride: Int?
 var killOverride: Int?
 var burstOverride: Int?
 var processScenarios = true
+/// Process death and the burst alone.
+var processOnly = false
 var throughputScenario = true
 var throughputOnly = false
 var logScenarios = true
@@ -140,6 +142,7 @@ while let argument = arguments.next() {
         guard let value = arguments.next().flatMap({ Int($0) }), value > 0 else { usage() }
         burstOverride = value
     case "--no-process": processScenarios = false
+    case "--process-only": processOnly = true
     case "--no-throughput": throughputScenario = false
     case "--throughput-only": throughputOnly = true
     case "--no-logs": logScenarios = false
@@ -645,6 +648,42 @@ if permissionsOnly {
     exit(0)
 }
 
+/// Process death against its peers, then the burst; printed as they end.
+@MainActor
+func runProcessScenarios() -> (ProcessDeathResults, BurstResult) {
+    print("process death: \(killCount) kills per subject in \(rounds) round\(rounds == 1 ? "" : "s")…")
+    let death = runProcessDeath(vigil: vigilPath, trials: killCount, rounds: rounds)
+    for result in death.everyone {
+        let s = LatencySummary(result.latencies)
+        let figures =
+            s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms, max \(milliseconds($0.max)) ms" }
+            ?? "no samples"
+        print(
+            "process death: \(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) doubled, \(result.wrongFields) wrong; \(figures)"
+                + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
+        )
+    }
+    print("process burst: \(burstCount) processes…")
+    let b = runBurst(vigil: vigilPath, processes: burstCount)
+    print(
+        "process burst: \(milliseconds(b.wallNanoseconds)) ms; vq-burst alerted \(b.alerted)/\(b.standIns), one at a time \(b.sequentialAlerted)/\(b.sequentialRuns), lost-event alerts \(b.lostEventAlerts), losses \(b.losses.map(String.init) ?? "not stated"), alive \(b.alive), VmRSS \(b.before?.rssKiB ?? 0) → \(b.settled?.rssKiB ?? 0) KiB, VmHWM \(b.settled?.hwmKiB ?? 0) KiB"
+            + (b.failures.isEmpty ? "" : "; problems: \(b.failures.joined(separator: "; "))")
+    )
+    return (death, b)
+}
+
+if processOnly {
+    let (death, burst) = runProcessScenarios()
+    writeOnlyReport(
+        title: "process death and burst only",
+        targets: death.targetRows() + burst.targetRows(),
+        sections: death.markdown() + burst.markdown(),
+        path: resultsPath
+            ?? benchmarksDirectory + (quick ? "/out/RESULTS-process-quick.md" : "/out/RESULTS-process.md")
+    )
+    exit(death.detectedEverything && burst.detectedEverything ? 0 : 1)
+}
+
 print(
     "vigil-bench: \(flipCount) flips in \(rounds) round\(rounds == 1 ? "" : "s"), \(idleSeconds) s idle; vigil at '\(vigilPath)'"
 )
@@ -666,26 +705,7 @@ ScenarioClock.lap("config drift")
 var processDeath: ProcessDeathResults?
 var burst: BurstResult?
 if processScenarios {
-    print("process death: \(killCount) kills per subject in \(rounds) round\(rounds == 1 ? "" : "s")…")
-    let death = runProcessDeath(vigil: vigilPath, trials: killCount, rounds: rounds)
-    for result in death.everyone {
-        let s = LatencySummary(result.latencies)
-        let figures =
-            s.map { "p50 \(milliseconds($0.p50)) ms, p99 \(milliseconds($0.p99)) ms, max \(milliseconds($0.max)) ms" }
-            ?? "no samples"
-        print(
-            "process death: \(result.subject): \(result.latencies.count)/\(result.expected) seen, \(result.missed) missed, \(result.doubled) doubled, \(result.wrongFields) wrong; \(figures)"
-                + (result.failures.isEmpty ? "" : "; problems: \(result.failures.joined(separator: "; "))")
-        )
-    }
-    processDeath = death
-    print("process burst: \(burstCount) processes…")
-    let b = runBurst(vigil: vigilPath, processes: burstCount)
-    print(
-        "process burst: \(milliseconds(b.wallNanoseconds)) ms; vq-burst alerted \(b.alerted)/\(b.standIns), one at a time \(b.sequentialAlerted)/\(b.sequentialRuns), lost-event alerts \(b.lostEventAlerts), losses \(b.losses.map(String.init) ?? "not stated"), alive \(b.alive), VmRSS \(b.before?.rssKiB ?? 0) → \(b.settled?.rssKiB ?? 0) KiB, VmHWM \(b.settled?.hwmKiB ?? 0) KiB"
-            + (b.failures.isEmpty ? "" : "; problems: \(b.failures.joined(separator: "; "))")
-    )
-    burst = b
+    (processDeath, burst) = runProcessScenarios()
 }
 ScenarioClock.lap("process death and burst")
 
