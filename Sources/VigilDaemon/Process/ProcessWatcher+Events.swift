@@ -24,6 +24,7 @@ extension ProcessWatcher {
                 return
             }
             let named = exitRecords.isEmpty ? nil : exitRecords.removeValue(forKey: record.tgid)
+            if named == nil && connector.exitRecords != nil { exitsWithoutRecord.insert(record.tgid) }
             exited(record, exitRecord: named)
         case .uid:
             guard record.pid == record.tgid else { return }
@@ -177,6 +178,9 @@ extension ProcessWatcher {
         // The record was read before the exec was handled, or is still in the socket.
         var found = exitRecord
         if found == nil && connector.exitRecords != nil {
+            // Not kept yet: its record is in the socket (this exit was just noted as without one, so that a
+            // record read later is dropped; this read is the exception).
+            exitsWithoutRecord.remove(entry.pid)
             receiveExitRecords()
             found = exitRecords.removeValue(forKey: entry.pid)
         }

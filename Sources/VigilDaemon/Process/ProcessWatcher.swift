@@ -152,6 +152,9 @@ final class ProcessWatcher: @unchecked Sendable {
     /// Exit records (taskstats) of processes whose exec this watcher could not read, or has not handled yet,
     /// by pid: consulted at the connector's exit event, which the kernel sends after the record.
     var exitRecords: [Int32: TaskExitStats.Exit] = [:]
+    /// Processes whose exit was judged without their record since the last read of the records' socket:
+    /// their record, read next, is not kept (the kernel queues it before the exit event, so it is there).
+    var exitsWithoutRecord: Set<Int32> = []
     /// Every literal `exe:` path of the rules (host paths): an exit record's executable (device and inode)
     /// is compared with these, so a process gone before its exec was read can still match by executable.
     var literalExecutables: [String] = []
@@ -310,7 +313,6 @@ final class ProcessWatcher: @unchecked Sendable {
     private static let connectorTag: UInt64 = 1
     private static let shutdownTag: UInt64 = 2
     private static let timerTag: UInt64 = 3
-    private static let exitRecordsTag: UInt64 = 4
 
     /// The thread body: walks `/proc`, judges the expected processes, probes the connector, rings `ready`,
     /// then follows the kernel's events until shutdown.
@@ -321,7 +323,6 @@ final class ProcessWatcher: @unchecked Sendable {
             try epoll.add(connector.descriptor, tag: Self.connectorTag)
             try epoll.add(shutdown.descriptor, tag: Self.shutdownTag)
             try epoll.add(timer.descriptor, tag: Self.timerTag)
-            if let records = connector.exitRecords { try epoll.add(records.descriptor, tag: Self.exitRecordsTag) }
         } catch {
             preconditionFailure("ProcessWatcher: epoll setup failed: \(error)")
         }
@@ -369,8 +370,6 @@ final class ProcessWatcher: @unchecked Sendable {
             } catch {
                 preconditionFailure("ProcessWatcher: epoll_wait failed: \(error)")
             }
-            // Exit records first: the kernel sends a process's record before its exit event.
-            receiveExitRecords()
             receiveAll()
             if timerFired {
                 timer.acknowledge()
@@ -398,6 +397,7 @@ final class ProcessWatcher: @unchecked Sendable {
 
     /// Reads and judges the datagrams waiting in the socket, up to `datagramsPerTurn`.
     private func receiveAll() {
+        receiveExitRecords()
         for _ in 0..<Self.datagramsPerTurn {
             switch connector.receive(into: buffer) {
             case .wouldBlock:
@@ -420,13 +420,21 @@ final class ProcessWatcher: @unchecked Sendable {
     /// Most exit records kept waiting for their exit event (a loss on the connector can leave some unclaimed).
     static let exitRecordLimit = 4096
 
-    /// Reads the exit records waiting in their socket (up to `datagramsPerTurn`), keeping those of processes
-    /// not identified from /proc: gone before their exec could be read, or whose exec is not handled yet.
+    /// Reads the exit records waiting in their socket, keeping those of processes not identified from /proc
+    /// (gone before their exec could be read, or whose events are not handled yet) until their exit event.
+    ///
+    /// The socket is not in the epoll set: its own wake-up would come just before the exit event's, from
+    /// the same dying process, and cost a second switch on the death path. It is read at every wake-up of
+    /// the connector instead (every exit sends one of each, so it never fills), and again when an exit
+    /// needs its record.
     func receiveExitRecords() {
         guard let records = connector.exitRecords else { return }
+        defer { exitsWithoutRecord.removeAll(keepingCapacity: true) }
         for _ in 0..<Self.datagramsPerTurn {
             let outcome = records.receive(into: buffer) { record in
-                guard record.pid == record.tgid, table[record.pid]?.captured != true else { return }
+                guard record.pid == record.tgid, table[record.pid]?.captured != true,
+                    !exitsWithoutRecord.contains(record.pid)
+                else { return }
                 if exitRecords.count >= Self.exitRecordLimit { exitRecords.removeAll(keepingCapacity: true) }
                 exitRecords[record.pid] = record
             }

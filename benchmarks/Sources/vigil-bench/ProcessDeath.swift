@@ -200,8 +200,9 @@ private func runKillTrials(
         return false
     }
 
-    /// Starts a stand-in, lets it settle, kills it; returns the latency of its line (nil: missed).
-    func trial(timeoutMilliseconds: Int) throws(HarnessError) -> UInt64? {
+    /// Starts a stand-in, lets it settle, kills it; returns the latency of its line (nil: missed), and
+    /// kill → the line's own time when `stamp` reads one.
+    func trial(timeoutMilliseconds: Int) throws(HarnessError) -> (latency: UInt64, stamped: UInt64?)? {
         for line in follower.drain() { _ = judge(line, current: nil) }
         let child = try ChildProcess(executable: standIn, arguments: ["600"])
         trialPids.insert(child.pid)
@@ -211,27 +212,27 @@ private func runKillTrials(
         kill(child.pid, SIGKILL)
         let deadline = start + UInt64(timeoutMilliseconds) * 1_000_000
         var seen: UInt64?
+        var stamped: UInt64?
         while seen == nil {
             let now = Clock.monotonicNanoseconds()
             guard now < deadline, let (line, at) = follower.next(timeoutMilliseconds: Int((deadline - now) / 1_000_000))
             else { break }
             if judge(line, current: child.pid) {
                 seen = at
-                if let stamped = stamp?(line), stamped >= wallStart {
-                    result.stampLatencies.append(stamped - wallStart)
-                }
+                if let time = stamp?(line), time >= wallStart { stamped = time - wallStart }
             }
         }
         // Reaped only now, so that the harness is waiting on the line, not on waitpid, when it comes. The
         // zombie does not matter to an event-driven subject: the kernel reports the exit when it happens.
         _ = child.wait(timeoutMilliseconds: 5_000)
-        return seen.map { $0 - start }
+        return seen.map { ($0 - start, stamped) }
     }
 
     for _ in 0..<trials {
         result.expected += 1
-        if let latency = try trial(timeoutMilliseconds: deathMissTimeoutMilliseconds) {
+        if let (latency, stamped) = try trial(timeoutMilliseconds: deathMissTimeoutMilliseconds) {
             result.latencies.append(latency)
+            if let stamped { result.stampLatencies.append(stamped) }
         } else {
             result.missed += 1
         }
