@@ -148,22 +148,9 @@ public final class ProcConnector: @unchecked Sendable {
     /// Hot path: one system call per datagram, no allocation.
     @inline(never)
     public func receive(into buffer: UnsafeMutableRawBufferPointer) -> Receive {
-        var sender = sockaddr_nl()
         while true {
-            var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
-            let n = withUnsafeMutablePointer(to: &sender) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    recvfrom(descriptor, buffer.baseAddress, buffer.count, 0, $0, &length)
-                }
-            }
-            if n >= 0 {
-                // nl_pid 0 is the kernel. Another process can unicast to our port, not to the group.
-                if sender.nl_pid != 0 {
-                    forgedDatagrams += 1
-                    continue
-                }
-                return .datagram(n)
-            }
+            let n = Self.receiveFromKernel(descriptor, into: buffer, forged: &forgedDatagrams)
+            if n >= 0 { return .datagram(n) }
             let code = errno
             switch code {
             case EINTR: continue
@@ -176,6 +163,26 @@ public final class ProcConnector: @unchecked Sendable {
                 // stream cannot be trusted either, so it is treated as loss and resynchronised.
                 return .lost
             }
+        }
+    }
+
+    /// `recvfrom(2)` of one datagram from the kernel on a netlink socket: its length, or -1 with `errno`.
+    /// Datagrams another process sent (`nl_pid` != 0: anyone may unicast to our port, not to a kernel group)
+    /// are dropped and counted in `forged`. Shared by every netlink reader that trusts only the kernel.
+    @inline(__always)
+    static func receiveFromKernel(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer, forged: inout Int) -> Int {
+        var sender = sockaddr_nl()
+        while true {
+            var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
+            let n = withUnsafeMutablePointer(to: &sender) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(fd, buffer.baseAddress, buffer.count, 0, $0, &length)
+                }
+            }
+            guard n >= 0 else { return -1 }
+            // nl_pid 0 is the kernel.
+            if sender.nl_pid == 0 { return n }
+            forged += 1
         }
     }
 

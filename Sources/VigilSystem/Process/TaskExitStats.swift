@@ -140,19 +140,9 @@ public final class TaskExitStats: @unchecked Sendable {
 
     /// Reads one datagram without blocking and hands each per-task record in it to `body`.
     public func receive(into buffer: UnsafeMutableRawBufferPointer, _ body: (Exit) -> Void) -> Receive {
-        var sender = sockaddr_nl()
         while true {
-            var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
-            let n = withUnsafeMutablePointer(to: &sender) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    recvfrom(descriptor, buffer.baseAddress, buffer.count, 0, $0, &length)
-                }
-            }
+            let n = ProcConnector.receiveFromKernel(descriptor, into: buffer, forged: &forgedDatagrams)
             if n >= 0 {
-                if sender.nl_pid != 0 {
-                    forgedDatagrams += 1
-                    continue
-                }
                 Self.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), family: family, body)
                 return .datagram
             }
