@@ -196,7 +196,7 @@ struct Run: ParsableCommand {
         let latency =
             latencyCount == 0
             ? ""
-            : "; kernel event → alert written: mean "
+            : "; event read → alert written: mean "
                 + String(format2: Double(c.alertLatencyTotal.load(ordering: .relaxed)) / Double(latencyCount) / 1e3)
                 + " µs, max " + String(format2: Double(c.alertLatencyMaximum.load(ordering: .relaxed)) / 1e3) + " µs"
         let rotation =

@@ -88,7 +88,7 @@ struct DeathResult {
     var failures: [String] = []
     /// CPU pressure on the machine while this subject ran.
     var pressure = CPUPressure()
-    /// vigil only: its "Stopped: …" log line per round (its own count of kernel event → alert written).
+    /// vigil only: its "Stopped: …" log line per round (its own count of event read → alert written).
     var stopLines: [String] = []
     /// vigil only: kill(2) → the alert's own `time` (wall clock, µs, stamped just before its write), ns:
     /// when the line was made, without the reader's wake-up on it.
@@ -582,7 +582,7 @@ extension ProcessDeathResults {
             out.append(text + "\n")
         }
         let own = vigil.stopLines.compactMap { line -> String? in
-            guard let range = line.firstRange(of: "kernel event → alert written: ") else { return nil }
+            guard let range = line.firstRange(of: "event read → alert written: ") else { return nil }
             return String(line[range.upperBound...])
         }
         if !own.isEmpty {
