@@ -249,7 +249,7 @@ public final class TaskExitStats: @unchecked Sendable {
     }
 
     private static func register(_ fd: CInt, family: UInt16, cpus: String) throws(OpenError) {
-        try exchange(
+        _ = try exchange(
             fd,
             step: .register,
             request: { CVigilLinux_taskstats_register_request($0, $1, family, cpus, 2) },
