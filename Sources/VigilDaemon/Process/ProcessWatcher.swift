@@ -159,6 +159,8 @@ final class ProcessWatcher: @unchecked Sendable {
     /// is compared with these, so a process gone before its exec was read can still match by executable.
     var literalExecutables: [String] = []
     private let buffer: UnsafeMutableRawBufferPointer
+    /// The exit records' own read buffer: they are read while a connector datagram in `buffer` is decoded.
+    private let exitRecordBuffer: UnsafeMutableRawBufferPointer
 
     init(
         settings: Settings,
@@ -294,9 +296,16 @@ final class ProcessWatcher: @unchecked Sendable {
             throw DaemonError("Failed to set up the process watcher: \(error)")
         }
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        exitRecordBuffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: TaskExitStats.recommendedReadSize,
+            alignment: 16
+        )
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        exitRecordBuffer.deallocate()
+    }
 
     /// A `service:` rule matches the service's unit where systemd is PID 1; elsewhere no cgroup names a
     /// unit, so it matches processes whose executable is named like the service (the unit name without
@@ -431,7 +440,7 @@ final class ProcessWatcher: @unchecked Sendable {
         guard let records = connector.exitRecords else { return }
         defer { exitsWithoutRecord.removeAll(keepingCapacity: true) }
         for _ in 0..<Self.datagramsPerTurn {
-            let outcome = records.receive(into: buffer) { record in
+            let outcome = records.receive(into: exitRecordBuffer) { record in
                 guard record.pid == record.tgid, table[record.pid]?.captured != true,
                     !exitsWithoutRecord.contains(record.pid)
                 else { return }

@@ -72,6 +72,9 @@ struct IdleResult {
     var failures: [String] = []
     /// The peers, measured over the same window (empty with `peers: false`).
     var peers: [PeerIdle] = []
+    /// The same window with event-only rules: the seed rules less those that sample on a timer
+    /// (`idleSamplingRules`, disabled through a local rule file). Nil when not measured.
+    var eventOnly: (before: ProcessUsage, after: ProcessUsage)?
 
     var cpuMillisecondsFromTicks: Double {
         Double(after.ticks - before.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -79,6 +82,10 @@ struct IdleResult {
     var cpuNanosecondsFromSchedstat: UInt64 { after.runNanoseconds &- before.runNanoseconds }
     var wakeups: Int { after.contextSwitches - before.contextSwitches }
 }
+
+/// The seed rules that poll by design: `above:` rules sample CPU and memory every `sample:` (1 s), and
+/// `listening:` rules reread the sockets every 500 ms. The event-only idle window disables them.
+let idleSamplingRules = ["cpu-hog", "memory-hog", "unexpected-listener", "postgres-listening"]
 
 /// Starts vigil (to READY) on a seed sandbox and reads its usage before and after `seconds` of nothing
 /// happening. Then, with `peers`, stops it and starts every peer daemon on the same sandbox, gives them 1 s
@@ -111,6 +118,33 @@ func runIdle(vigil: String, rules: String, seconds: Int, peers withPeers: Bool =
             result.before = before
             result.after = after
         }
+        // Event-only: the same rules less the sampling ones, disabled by id as an admin would.
+        let local = work + "/local.d"
+        mkdir(local, 0o755)
+        try FileSaves.inPlace(
+            local + "/idle-event-only.yaml",
+            "# vigil-bench, idle: the seed rules without the ones that sample on a timer.\n- disable: ["
+                + idleSamplingRules.joined(separator: ", ") + "]\n"
+        )
+        do {
+            let daemon = try DaemonProcess(
+                executable: vigil,
+                arguments: [
+                    "--rules", rules, "--local-rules", local, "--root", sandbox.root, "--alerts",
+                    work + "/alerts-event-only.jsonl",
+                ],
+                workDirectory: work
+            )
+            defer { daemon.stop() }
+            if let before = ProcessUsage.read(daemon.process.pid) {
+                // The wait is the measurement, as above.
+                pause(milliseconds: seconds * 1_000)
+                if let after = ProcessUsage.read(daemon.process.pid) { result.eventOnly = (before, after) }
+            }
+            if result.eventOnly == nil {
+                result.failures.append("idle (event-only rules): vigil exited; its log:\n\(daemon.log())")
+            }
+        }
         guard withPeers else { return result }
         let peers = IdlePeers(sandbox: sandbox)
         defer { peers.stop() }
@@ -141,7 +175,12 @@ extension IdleResult {
             ? [
                 "vigil over \(seconds) s: \(milliseconds(cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(wakeups) wake-ups, "
                     + "\(after.threads) threads, VmRSS \(after.rssKiB) KiB, VmHWM \(after.hwmKiB) KiB."
-            ] : ["Failed: \(failures.joined(separator: "; "))"]
+            ]
+                + (eventOnly.map { (before, after) in
+                    [
+                        "vigil with event-only rules (\(idleSamplingRules.joined(separator: ", ")) disabled) over \(seconds) s: \(milliseconds(after.runNanoseconds &- before.runNanoseconds)) ms CPU (schedstat), \(after.contextSwitches - before.contextSwitches) wake-ups."
+                    ]
+                } ?? []) : ["Failed: \(failures.joined(separator: "; "))"]
     }
 
     /// The peers' table: each against vigil over the same window (ratios are peer ÷ vigil).

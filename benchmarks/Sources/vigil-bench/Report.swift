@@ -157,6 +157,12 @@ struct Report {
         } else {
             out.append("| idle CPU | ≤ 10 ms over 30 s | failed | **no** |")
         }
+        if let (before, after) = idle.eventOnly {
+            let cpu = after.runNanoseconds &- before.runNanoseconds
+            out.append(
+                "| same, event-only rules (the seed rules less the \(idleSamplingRules.count) that sample on a timer) | ≤ 10 ms (over 30 s) | \(milliseconds(cpu)) ms (schedstat), \(after.contextSwitches - before.contextSwitches) wake-ups | \(Double(cpu) / 1e6 <= Self.targetIdleCPU ? "yes" : "**no**") |"
+            )
+        }
         if let processDeath { out += processDeath.targetRows() }
         if let burst { out += burst.targetRows() }
         if let throughput { out += throughput.targetRows() }
@@ -288,6 +294,14 @@ struct Report {
             )
             out.append(
                 "| since start (for scale) | \(milliseconds(idle.after.runNanoseconds)) ms | \(Double(idle.after.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))) ms | \(idle.after.contextSwitches) | | | |"
+            )
+            if let (before, after) = idle.eventOnly {
+                out.append(
+                    "| \(idle.seconds) s, event-only rules | \(milliseconds(after.runNanoseconds &- before.runNanoseconds)) ms | \(Double(after.ticks - before.ticks) * 1_000 / Double(sysconf(Int32(_SC_CLK_TCK)))) ms | \(after.contextSwitches - before.contextSwitches) | \(after.threads) | \(after.rssKiB) KiB | \(after.hwmKiB) KiB |"
+                )
+            }
+            out.append(
+                "\nThe seed rules include \(idleSamplingRules.count) that poll by design (\(idleSamplingRules.joined(separator: ", ")): `above:` rules sample every second, `listening:` rules reread the sockets every 500 ms. The event-only row disables them through a local rule file (`- disable: [...]`, `--local-rules`), as an admin would.\n"
             )
             out += idle.peerMarkdown()
         } else {

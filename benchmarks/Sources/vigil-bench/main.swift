@@ -738,6 +738,11 @@ if idle.failures.isEmpty {
     print(
         "idle: \(milliseconds(idle.cpuNanosecondsFromSchedstat)) ms CPU (schedstat), \(idle.cpuMillisecondsFromTicks) ms (ticks), \(idle.wakeups) context switches, VmRSS \(idle.after.rssKiB) KiB, VmHWM \(idle.after.hwmKiB) KiB"
     )
+    if let (before, after) = idle.eventOnly {
+        print(
+            "idle, event-only rules: \(milliseconds(after.runNanoseconds &- before.runNanoseconds)) ms CPU (schedstat), \(after.contextSwitches - before.contextSwitches) context switches"
+        )
+    }
 } else {
     print("idle: \(idle.failures.joined(separator: "; "))")
 }
