@@ -333,15 +333,19 @@ size_t CVigilLinux_taskstats_register_request(
         cpumask, sequence);
 }
 
+/// The error code of an `NLMSG_ERROR` message: 0 (an acknowledgement) or -errno; 1 when it is cut short.
+static int vigil_nlmsg_error(const struct nlmsghdr *message) {
+    if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) return 1;
+    int error;
+    memcpy(&error, NLMSG_DATA(message), sizeof(error));
+    return error;
+}
+
 int CVigilLinux_netlink_ack(const void *buffer, size_t length) {
     const struct nlmsghdr *message = (const struct nlmsghdr *)buffer;
     int remaining = (int)length;
     for (; NLMSG_OK(message, remaining); message = NLMSG_NEXT(message, remaining)) {
-        if (message->nlmsg_type != NLMSG_ERROR) continue;
-        if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) return 1;
-        int error;
-        memcpy(&error, NLMSG_DATA(message), sizeof(error));
-        return error;  // 0 or -errno
+        if (message->nlmsg_type == NLMSG_ERROR) return vigil_nlmsg_error(message);
     }
     return 1;
 }
@@ -351,9 +355,7 @@ int CVigilLinux_genl_family_id(const void *buffer, size_t length) {
     int remaining = (int)length;
     for (; NLMSG_OK(message, remaining); message = NLMSG_NEXT(message, remaining)) {
         if (message->nlmsg_type == NLMSG_ERROR) {
-            if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) return 0;
-            int error;
-            memcpy(&error, NLMSG_DATA(message), sizeof(error));
+            const int error = vigil_nlmsg_error(message);
             return error < 0 ? error : 0;
         }
         if (message->nlmsg_type != GENL_ID_CTRL || message->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN)) continue;
@@ -400,36 +402,17 @@ static int vigil_taskstats_nest(const char *data, size_t size, CVigilTaskExit *o
             if (payloadSize >= sizeof(uint32_t)) memcpy(&out->pid, payload, sizeof(uint32_t));
             break;
         case TASKSTATS_TYPE_STATS: {
-            uint32_t pid = 0, tgid = 0, ppid = 0, uid = 0, gid = 0, code = 0;
-            uint8_t flag = 0;
-            uint16_t version = 0;
-            uint32_t btime = 0;
-            uint64_t dev = 0, inode = 0;
-            VIGIL_TS_FIELD(payload, payloadSize, version, version);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_exitcode, code);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_flag, flag);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_uid, uid);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_gid, gid);
+            uint32_t pid = 0;
             VIGIL_TS_FIELD(payload, payloadSize, ac_pid, pid);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_ppid, ppid);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_btime, btime);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_tgid, tgid);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_exe_dev, dev);
-            VIGIL_TS_FIELD(payload, payloadSize, ac_exe_inode, inode);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_tgid, out->tgid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_ppid, out->ppid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_uid, out->uid);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_exe_dev, out->exe_dev);
+            VIGIL_TS_FIELD(payload, payloadSize, ac_exe_inode, out->exe_inode);
             if (payloadSize >= offsetof(struct taskstats, ac_comm) + TS_COMM_LEN) {
                 memcpy(out->comm, payload + offsetof(struct taskstats, ac_comm), TS_COMM_LEN);
             }
             out->comm[TS_COMM_LEN - 1] = 0;
-            out->tgid = tgid;
-            out->ppid = ppid;
-            out->uid = uid;
-            out->gid = gid;
-            out->exit_code = code;
-            out->flag = flag;
-            out->version = version;
-            out->btime = btime;
-            out->exe_dev = dev;
-            out->exe_inode = inode;
             if (out->pid == 0) out->pid = pid;
             haveStats = 1;
             break;

@@ -204,7 +204,7 @@ struct Run: ParsableCommand {
             ? ""
             : ", \(c.logRotations.load(ordering: .relaxed)) log rotations (\(c.logRotationFailures.load(ordering: .relaxed)) failed), \(c.logCompressions.load(ordering: .relaxed)) compressed (\(c.logCompressionFailures.load(ordering: .relaxed)) failed)"
         logger.info(
-            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows, \(c.processEvents.load(ordering: .relaxed)) process events (\(c.processEventsLost.load(ordering: .relaxed)) losses, \(c.processDetailsMissed.load(ordering: .relaxed)) processes gone before /proc could be read at exec, \(c.processNamedAtExit.load(ordering: .relaxed)) of them named by their exit record)\(rotation)\(latency)"
+            "Stopped: \(c.fileEvents.load(ordering: .relaxed)) file events, \(c.evaluations.load(ordering: .relaxed)) evaluations (\(c.busyReads.load(ordering: .relaxed)) put off while a writer held the file), \(c.alerts.load(ordering: .relaxed)) alerts, \(c.overflows.load(ordering: .relaxed)) overflows, \(c.processEvents.load(ordering: .relaxed)) process events (\(c.processEventsLost.load(ordering: .relaxed)) losses, \(c.processDetailsMissed.load(ordering: .relaxed)) processes gone before /proc could be read at exec, \(c.processNamedAtExit.load(ordering: .relaxed)) of them named by their exit record, \(c.exitRecordsLost.load(ordering: .relaxed)) overflows of the exit records' socket)\(rotation)\(latency)"
         )
         for tally in daemon.deliveryTallies { logger.info("Alert sink \(tally)") }
     }

@@ -147,11 +147,6 @@ typedef struct {
     uint32_t tgid;         ///< its thread group (process) id; 0 before struct version 12
     uint32_t ppid;         ///< ac_ppid
     uint32_t uid;          ///< ac_uid (real uid)
-    uint32_t gid;          ///< ac_gid
-    uint32_t exit_code;    ///< ac_exitcode
-    uint8_t flag;          ///< ac_flag: AFORK, ASU, ACORE, AXSIG
-    uint16_t version;      ///< the struct's version
-    uint64_t btime;        ///< ac_btime: start time, seconds since the epoch
     uint64_t exe_dev;      ///< ac_exe_dev (0 before version 12, and for a kernel thread)
     uint64_t exe_inode;    ///< ac_exe_inode
     char comm[TS_COMM_LEN];  ///< ac_comm, NUL-terminated

@@ -75,16 +75,6 @@ struct ThresholdState {
     }
 
     var isEmpty: Bool { rules.isEmpty }
-
-    /// Whether a threshold rule's messages name the user (`user`, `uid`, `euid`): uids are then read at
-    /// exec and in walks, which they otherwise are only for selectors and root rules.
-    func needsUsers(_ compiled: [ProcessWatcher.CompiledRule]) -> Bool {
-        rules.contains { index in
-            let rule = compiled[index].rule
-            let names = rule.message.fieldNames + (rule.resolvedMessage?.fieldNames ?? [])
-            return names.contains { $0 == "user" || $0 == "uid" || $0 == "euid" }
-        }
-    }
 }
 
 extension ProcessWatcher {

@@ -259,8 +259,6 @@ final class ProcessWatcher: @unchecked Sendable {
         literalExecutables = literals
         listening = ListeningState(rules: rules, root: settings.root, masks: masks)
         thresholds = ThresholdState(compiled)
-        // A threshold alert names the process's user by default.
-        needsUsers = thresholds.needsUsers(compiled)
         for (index, rule) in compiled.enumerated() {
             if rule.selector.matchesEverything {
                 everyProcessRules.append(index)
@@ -275,7 +273,7 @@ final class ProcessWatcher: @unchecked Sendable {
             needsCgroup = needsCgroup || rule.selector.needsCgroup || rule.restart != nil || rule.reload != nil
             if case .zombie = rule.process.trigger { hasZombieRules = true }
             if case .root = rule.process.trigger { needsUsers = true }
-            // A message naming the user needs /proc/PID/status at exec too (else it says "(unknown)").
+            // A message naming the user (threshold rules' default one does) needs /proc/PID/status at exec.
             let fields = rule.rule.message.fieldNames + (rule.rule.resolvedMessage?.fieldNames ?? [])
             needsUsers =
                 needsUsers || rule.selector.needsUsers || rule.signalTargets.values.contains(where: \.needsUsers)
@@ -440,10 +438,9 @@ final class ProcessWatcher: @unchecked Sendable {
         guard let records = connector.exitRecords else { return }
         defer { exitsWithoutRecord.removeAll(keepingCapacity: true) }
         for _ in 0..<Self.datagramsPerTurn {
-            let outcome = records.receive(into: exitRecordBuffer) { record in
-                guard record.pid == record.tgid, table[record.pid]?.captured != true,
-                    !exitsWithoutRecord.contains(record.pid)
-                else { return }
+            let outcome = records.receive(into: exitRecordBuffer) { pid, tgid in
+                pid == tgid && table[pid]?.captured != true && !exitsWithoutRecord.contains(pid)
+            } _: { record in
                 if exitRecords.count >= Self.exitRecordLimit { exitRecords.removeAll(keepingCapacity: true) }
                 exitRecords[record.pid] = record
             }

@@ -39,23 +39,6 @@ public final class TaskExitStats: @unchecked Sendable {
         public var executableDevice: UInt64
         public var executableInode: UInt64
 
-        public init(
-            pid: Int32,
-            tgid: Int32,
-            parent: Int32,
-            realUser: UInt32,
-            comm: String,
-            executableDevice: UInt64 = 0,
-            executableInode: UInt64 = 0
-        ) {
-            self.pid = pid
-            self.tgid = tgid
-            self.parent = parent
-            self.realUser = realUser
-            self.comm = comm
-            self.executableDevice = executableDevice
-            self.executableInode = executableInode
-        }
     }
 
     /// Why the listener could not be set up: the step, the errno, and what to do.
@@ -84,7 +67,7 @@ public final class TaskExitStats: @unchecked Sendable {
             case (_, .timedOut):
                 cause = "the kernel did not answer within a second"
             default:
-                cause = "\(errno)"
+                cause = "\(errno); docs/operations.md#taskstats lists what the registration needs"
             }
             return "Failed at \(step.rawValue): \(cause)"
         }
@@ -100,11 +83,11 @@ public final class TaskExitStats: @unchecked Sendable {
         case lost
     }
 
-    /// The socket, for registering with `Epoll`.
+    /// The socket (Vigil reads it at the proc connector's wake-ups; tests poll it).
     public let descriptor: CInt
     /// The TASKSTATS family's id.
     public let family: UInt16
-    /// Records of a kernel not sending its own messages (another process's unicast) are dropped.
+    /// Datagrams another process sent to this socket (not the kernel): dropped.
     public private(set) var forgedDatagrams = 0
     private var isOpen = true
 
@@ -138,12 +121,17 @@ public final class TaskExitStats: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Reads one datagram without blocking and hands each per-task record in it to `body`.
-    public func receive(into buffer: UnsafeMutableRawBufferPointer, _ body: (Exit) -> Void) -> Receive {
+    /// Reads one datagram without blocking and hands to `body` each per-task record in it that `keep`
+    /// accepts by pid and thread group id (the others are skipped before their name is made a String).
+    public func receive(
+        into buffer: UnsafeMutableRawBufferPointer,
+        where keep: (_ pid: Int32, _ tgid: Int32) -> Bool = { _, _ in true },
+        _ body: (Exit) -> Void
+    ) -> Receive {
         while true {
             let n = ProcConnector.receiveFromKernel(descriptor, into: buffer, forged: &forgedDatagrams)
             if n >= 0 {
-                Self.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), family: family, body)
+                Self.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), family: family, where: keep, body)
                 return .datagram
             }
             switch errno {
@@ -154,21 +142,29 @@ public final class TaskExitStats: @unchecked Sendable {
         }
     }
 
-    /// Hands each per-task record of a taskstats datagram to `body` (thread group totals are skipped).
-    public static func decode(_ bytes: UnsafeRawBufferPointer, family: UInt16, _ body: (Exit) -> Void) {
+    /// Hands each per-task record of a taskstats datagram that `keep` accepts to `body` (thread group totals
+    /// are skipped).
+    public static func decode(
+        _ bytes: UnsafeRawBufferPointer,
+        family: UInt16,
+        where keep: (_ pid: Int32, _ tgid: Int32) -> Bool = { _, _ in true },
+        _ body: (Exit) -> Void
+    ) {
         guard let base = bytes.baseAddress else { return }
         var offset = 0
         var record = CVigilTaskExit()
         while CVigilLinux_taskstats_next(base, bytes.count, family, &offset, &record) == 1 {
+            let pid = Int32(bitPattern: record.pid)
+            let tgid = record.tgid == 0 ? pid : Int32(bitPattern: record.tgid)
+            guard keep(pid, tgid) else { continue }
             let comm = withUnsafeBytes(of: record.comm) { raw -> String in
                 let bytes = raw.prefix { $0 != 0 }
                 return String(decoding: bytes, as: UTF8.self)
             }
-            let pid = Int32(bitPattern: record.pid)
             body(
                 Exit(
                     pid: pid,
-                    tgid: record.tgid == 0 ? pid : Int32(bitPattern: record.tgid),
+                    tgid: tgid,
                     parent: Int32(bitPattern: record.ppid),
                     realUser: record.uid,
                     comm: comm,

@@ -284,19 +284,6 @@ extension BurstResult {
         ]
     }
 
-    /// The number just before `phrase` in `line` ("12 processes gone before" → 12).
-    static func countBefore(_ phrase: String, in line: String) -> Int? {
-        let characters = Array(line)
-        let target = Array(phrase)
-        guard characters.count >= target.count,
-            let start = (0...(characters.count - target.count)).first(where: {
-                characters[$0..<($0 + target.count)].elementsEqual(target)
-            })
-        else { return nil }
-        let digits = characters[..<start].reversed().prefix(while: \.isNumber)
-        return Int(String(digits.reversed()))
-    }
-
     func markdown() -> [String] {
         var out: [String] = []
         out.append("## Process burst: \(processes) short-lived processes\n")
@@ -331,8 +318,8 @@ extension BurstResult {
         out.append(
             "| burst end → last vq-burst alert seen | \(catchUpNanoseconds.map { "\(milliseconds($0)) ms" } ?? "–") |"
         )
-        if let stopLine, let gone = Self.countBefore(" processes gone before", in: stopLine) {
-            let named = Self.countBefore(" of them named", in: stopLine).map(String.init) ?? "not stated"
+        if let stopLine, let gone = numberNear("gone", in: stopLine) {
+            let named = numberNear("named", in: stopLine).map(String.init) ?? "not stated"
             out.append(
                 "| processes gone before vigil could read /proc at their exec (all processes) → named by their taskstats exit record | \(gone) → \(named) |"
             )

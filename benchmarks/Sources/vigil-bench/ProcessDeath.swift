@@ -1,3 +1,4 @@
+import VigilCore
 import VigilHarness
 import VigilSystem
 
@@ -207,7 +208,7 @@ private func runKillTrials(
         let child = try ChildProcess(executable: standIn, arguments: ["600"])
         trialPids.insert(child.pid)
         pause(milliseconds: deathSettleMilliseconds)
-        let wallStart = WallTime.nanoseconds()
+        let wallStart = wallNanoseconds(Clock.realtime())
         let start = Clock.monotonicNanoseconds()
         kill(child.pid, SIGKILL)
         let deadline = start + UInt64(timeoutMilliseconds) * 1_000_000
@@ -280,7 +281,8 @@ func runVigilDeath(vigil: String, trials: Int, exec: Bool = false) -> DeathResul
         defer { if !stopped { daemon.stop() } }
         let follower = execFollower ?? alertFollower
         result.otherLines += follower.drain().count
-        let stamp: ((String) -> UInt64?)? = exec ? nil : { WallTime.parse(JSONField.string($0, "time")) }
+        let stamp: ((String) -> UInt64?)? =
+            exec ? nil : { JSONField.string($0, "time").flatMap(RFC3339.parse).map(wallNanoseconds) }
         try runKillTrials(&result, standIn: standIn, follower: follower, trials: trials, stamp: stamp) { line in
             if exec { return Int32(line).map { ($0, true) } }
             guard JSONField.string(line, "rule") == deathRule,
@@ -514,7 +516,6 @@ extension ProcessDeathResults {
         return [
             "| SIGKILL of upload-service → alert line seen by a reader, p50 | ≤ \(milliseconds(Self.targetP50)) ms | \(milliseconds(s.p50)) ms | \(s.p50 <= Self.targetP50 ? "yes" : "**no**") |"
         ] + (stamped ?? []) + [
-
             "| SIGKILL of upload-service → alert line seen by a reader, p99 | ≤ \(milliseconds(Self.targetP99)) ms | \(milliseconds(s.p99)) ms | \(s.p99 <= Self.targetP99 ? "yes" : "**no**") |",
             "| process deaths missed | 0 of \(vigil.expected) | \(vigil.missed) | \(vigil.missed == 0 && vigil.expected > 0 ? "yes" : "**no**") |",
         ]
@@ -684,51 +685,7 @@ func wideRatio(_ a: UInt64, _ b: UInt64) -> String {
     return "1/\(Int((Double(b) / Double(a)).rounded()))×"
 }
 
-/// The wall clock (CLOCK_REALTIME), for comparing with the time an alert carries.
-enum WallTime {
-    static func nanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    }
-
-    /// An alert's `time` ("2026-11-28T04:10:41.085566Z", UTC) as nanoseconds since the epoch; nil when it is
-    /// not in that form.
-    static func parse(_ text: String?) -> UInt64? {
-        guard let text else { return nil }
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 20, bytes[4] == 0x2D, bytes[7] == 0x2D, bytes[10] == 0x54, bytes[13] == 0x3A,
-            bytes[16] == 0x3A, bytes.last == 0x5A
-        else { return nil }
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
-            for byte in bytes[range] {
-                guard byte >= 0x30 && byte <= 0x39 else { return nil }
-                value = value * 10 + Int(byte - 0x30)
-            }
-            return value
-        }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
-        else { return nil }
-        var fraction: UInt64 = 0
-        if bytes[19] == 0x2E {
-            var scale: UInt64 = 100_000_000
-            for byte in bytes[20..<(bytes.count - 1)] {
-                guard byte >= 0x30 && byte <= 0x39 else { return nil }
-                fraction += UInt64(byte - 0x30) * scale
-                scale /= 10
-            }
-        }
-        // Days from the civil date (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
-        let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second
-        guard seconds >= 0 else { return nil }
-        return UInt64(seconds) * 1_000_000_000 + fraction
-    }
+/// Seconds and nanoseconds since the epoch (`Clock.realtime()`, `RFC3339.parse`) as nanoseconds; 0 before it.
+func wallNanoseconds(_ time: (seconds: Int64, nanoseconds: Int32)) -> UInt64 {
+    time.seconds < 0 ? 0 : UInt64(time.seconds) * 1_000_000_000 + UInt64(max(time.nanoseconds, 0))
 }
